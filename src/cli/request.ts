@@ -1,0 +1,99 @@
+import { hostname } from "node:os";
+import { defineCommand } from "citty";
+import { Client } from "../client/client.ts";
+import { DeliveryError, RequestError, TimeoutError } from "../client/errors.ts";
+import type { PendingRequest } from "../client/types.ts";
+import { loadClientConfig } from "../config/client.ts";
+import { ConfigError } from "../config/errors.ts";
+import { createLogger } from "../log/logger.ts";
+import { makeResource } from "../protocol/ids.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { XmppConnection } from "../xmpp/connection.ts";
+import { TransportError } from "../xmpp/errors.ts";
+import { clientConnectionOptions } from "../xmpp/from-config.ts";
+import { tapTransport } from "../xmpp/tap.ts";
+import { ExitCode, fail } from "./exit-codes.ts";
+import { parseParams } from "./params.ts";
+
+export default defineCommand({
+  meta: {
+    name: "request",
+    description:
+      "Call an OpenSRF method and print each result as JSON (like srfsh's `request`). Params: JSON values, one per argument or srfsh's comma-separated form",
+  },
+  args: {
+    service: { type: "positional", description: "Service name, e.g. opensrf.math", required: true },
+    method: { type: "positional", description: "Method name, e.g. add", required: true },
+    config: {
+      type: "string",
+      description: "opensrf_core.xml (uses /config/opensrf) or srfsh.xml",
+      default: process.env.OSRF_CONFIG ?? "/openils/conf/opensrf_core.xml",
+    },
+    timeout: { type: "string", description: "Seconds to wait for each reply", default: "60" },
+    raw: { type: "boolean", description: "Show the XMPP stanzas exchanged (on stderr)", default: false },
+    connect: { type: "boolean", description: "Run the call inside a CONNECT … DISCONNECT session", default: false },
+    pretty: { type: "boolean", description: "Indent JSON output", default: false },
+    xid: { type: "string", description: "Transaction id for the logs (a new one by default)" },
+    loglevel: { type: "string", description: "Log level on stderr (1 error … 5 internal)", default: "1" },
+  },
+  async run({ args }) {
+    const timeout = Number(args.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) fail(`--timeout must be a positive number of seconds, got "${args.timeout}"`, ExitCode.USAGE);
+    let params;
+    try {
+      params = parseParams(args._.slice(2).map(String));
+    } catch (e) {
+      fail((e as Error).message, ExitCode.USAGE);
+    }
+    let cfg;
+    try {
+      cfg = loadClientConfig(args.config);
+    } catch (e) {
+      if (e instanceof ConfigError) fail(e.message, ExitCode.USAGE);
+      throw e;
+    }
+    const logger = createLogger({ service: "osrf-prefork", logfile: "stderr", loglevel: Number(args.loglevel) });
+    let conn: XmppConnection;
+    try {
+      conn = await XmppConnection.connect({
+        ...clientConnectionOptions(cfg, makeResource("", hostname()), logger),
+        reconnect: false,
+      });
+    } catch (e) {
+      if (e instanceof TransportError) fail(e.message, ExitCode.TRANSPORT);
+      throw e;
+    }
+    const transport = args.raw
+      ? tapTransport(conn, (dir, xml) => process.stderr.write(`${dir === "send" ? ">>" : "<<"} ${xml}\n`))
+      : conn;
+    const client = new Client({ transport, routerName: cfg.routerName, logger, timeout, ingress: "osrf-prefork", ownTransport: true });
+    const opts = { timeout, ...(args.xid ? { xid: args.xid } : {}) };
+    let code: number = ExitCode.OK;
+    try {
+      let pending: PendingRequest;
+      const session = args.connect ? client.session(args.service) : undefined;
+      if (session) {
+        await session.connect(opts);
+        pending = session.request(args.method, params, opts);
+      } else {
+        pending = client.request(args.service, args.method, params, opts);
+      }
+      for await (const result of pending) {
+        process.stdout.write(`${JSON.stringify(result, null, args.pretty ? 2 : undefined)}\n`);
+      }
+      session?.disconnect();
+    } catch (e) {
+      code = exitCodeFor(e as Error);
+      process.stderr.write(`osrf-prefork: ${(e as Error).message}\n`);
+    }
+    await client.close().catch(() => {});
+    process.exit(code);
+  },
+});
+
+function exitCodeFor(e: Error): number {
+  if (e instanceof RequestError || e instanceof ProtocolError) return ExitCode.REQUEST_FAILED;
+  if (e instanceof TimeoutError) return ExitCode.TIMEOUT;
+  if (e instanceof DeliveryError || e instanceof TransportError) return ExitCode.TRANSPORT;
+  return ExitCode.INTERNAL;
+}

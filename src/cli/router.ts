@@ -1,0 +1,70 @@
+import { defineCommand } from "citty";
+import { readCoreConfig } from "../config/core.ts";
+import { ConfigError } from "../config/errors.ts";
+import { createLogger } from "../log/logger.ts";
+import { OsrfRouter } from "../router/router.ts";
+import { XmppConnection } from "../xmpp/connection.ts";
+import { ConnectError } from "../xmpp/errors.ts";
+import { routerConnectionOptions } from "../xmpp/from-config.ts";
+import { ExitCode, fail } from "./exit-codes.ts";
+
+export default defineCommand({
+  meta: {
+    name: "router",
+    description:
+      "Run OpenSRF routers from /config/routers/router of opensrf_core.xml (one per entry, or the one for --domain)",
+  },
+  args: {
+    config: { type: "string", description: "Path to opensrf_core.xml", default: "/openils/conf/opensrf_core.xml" },
+    domain: { type: "string", description: "Run only the router whose transport server is this domain" },
+    logfile: { type: "string", description: "Override <logfile> (a path, 'stderr' or 'syslog')" },
+    loglevel: { type: "string", description: "Override <loglevel> (1 error … 5 internal)" },
+  },
+  async run({ args }) {
+    let core;
+    try {
+      core = readCoreConfig(args.config);
+    } catch (e) {
+      if (e instanceof ConfigError) fail(e.message, ExitCode.USAGE);
+      throw e;
+    }
+    const configs = core.routers.filter((r) => !args.domain || r.transport.server === args.domain);
+    if (configs.length === 0) {
+      fail(
+        `${args.config}: /config/routers/router: no router${args.domain ? ` for domain ${args.domain}` : ""} (add a <router> with <transport> to <routers>)`,
+        ExitCode.USAGE,
+      );
+    }
+    const routers: OsrfRouter[] = [];
+    const loggers: Array<{ reopen(): void }> = [];
+    for (const cfg of configs) {
+      const logger = createLogger({
+        service: "router",
+        logfile: args.logfile ?? cfg.logfile,
+        loglevel: args.loglevel ? Number(args.loglevel) : cfg.loglevel,
+        ...(cfg.syslog ? { syslog: cfg.syslog } : {}),
+      });
+      loggers.push(logger);
+      const router = new OsrfRouter({
+        config: cfg,
+        logger,
+        connect: (resource) =>
+          XmppConnection.connect(routerConnectionOptions(cfg, resource, logger, core.opensrf.maxStanzaSize)),
+      });
+      try {
+        await router.start();
+      } catch (e) {
+        if (e instanceof ConnectError) fail(`router for ${cfg.transport.server}: ${e.message}`, ExitCode.TRANSPORT);
+        throw e;
+      }
+      routers.push(router);
+    }
+    const stop = async () => {
+      await Promise.all(routers.map((r) => r.stop().catch(() => {})));
+      process.exit(ExitCode.OK);
+    };
+    for (const sig of ["SIGTERM", "SIGINT", "SIGQUIT"] as const) process.on(sig, () => void stop());
+    // The routing table lives in memory only; HUP just reopens logs for logrotate.
+    process.on("SIGHUP", () => loggers.forEach((l) => l.reopen()));
+  },
+});

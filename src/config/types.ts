@@ -1,0 +1,158 @@
+/**
+ * Configuration shapes read from opensrf_core.xml, srfsh.xml and opensrf.xml.
+ */
+
+/** A router a client/listener talks to (from `/config/opensrf/routers/router`). */
+export interface RouterTarget {
+  /** Router account name, e.g. "router". */
+  name: string;
+  /** XMPP domain of that router. */
+  domain: string;
+  /** When present, only these services register with this router. */
+  services?: string[];
+}
+
+/** Logging settings shared by every role. */
+export interface LogConfig {
+  /** A file path, "syslog", or "stderr"/"-" (our addition). */
+  logfile: string;
+  /** 0 none … 5 internal. */
+  loglevel: number;
+  /** syslog facility, e.g. "local2". */
+  syslog?: string;
+  /** syslog facility for activity lines. */
+  actlog?: string;
+  /** Tag appended to the service name in log lines and the syslog ident ("svc/tag"). */
+  logtag?: string;
+  /** `<loglength>`: longest message text sent to syslog (C default 1536 bytes). */
+  loglength?: number;
+}
+
+/** `/config/opensrf` (or `/srfsh`): how a client, listener or drone connects. */
+export interface ClientConfig extends LogConfig {
+  domain: string;
+  username: string;
+  /** Never logged. */
+  passwd: string;
+  port: number;
+  /**
+   * Host to connect to. OpenSRF connects to the domain name itself; this optional
+   * `<server>` element (our addition) overrides that, e.g. 127.0.0.1.
+   */
+  server: string;
+  routerName: string;
+  routers: RouterTarget[];
+  /** Bytes above which a sent message is logged with a warning. */
+  msgSizeWarn: number;
+  /** Our addition: refuse to send/accept stanzas larger than this (bytes). */
+  maxStanzaSize: number;
+  settingsConfig?: string;
+  /**
+   * `<client>true</client>` (srfsh.xml, gateway): this process originates requests, so
+   * it creates the log xid instead of copying the caller's.
+   */
+  client?: boolean;
+}
+
+/** `/config/routers/router/transport`. */
+export interface RouterTransport {
+  server: string;
+  port: number;
+  username: string;
+  /** Never logged. */
+  password: string;
+  resource: string;
+  connectTimeout: number;
+  maxReconnectAttempts: number;
+}
+
+/** One `/config/routers/router`. */
+export interface RouterConfig extends LogConfig {
+  /** Optional `<name>`; the C router uses the transport username. */
+  name?: string;
+  trustedServers: string[];
+  trustedClients: string[];
+  transport: RouterTransport;
+  /** Host to connect to (our addition, defaults to transport.server). */
+  host: string;
+}
+
+/** The whole of opensrf_core.xml that we use. */
+export interface CoreConfig {
+  /** File it came from, for error messages. */
+  file: string;
+  opensrf: ClientConfig;
+  routers: RouterConfig[];
+  /** `/config/shared/log_protect/match_string`. */
+  logProtect: string[];
+}
+
+/** A settings tree converted from opensrf.xml the way the settings server does. */
+export type SettingsTree = { [key: string]: SettingsValue };
+export type SettingsValue = string | number | SettingsTree | SettingsValue[];
+
+/**
+ * Prefork settings for one service, read from the host config (`/apps/<service>/…`).
+ * The first seven are OpenSRF's own keys; the rest are additions of this project, read
+ * from `/apps/<service>/unix_config/<snake_case_name>`.
+ */
+export interface PreforkSettings {
+  /** `unix_config/max_requests`: requests a drone serves before it exits (C default 1000). */
+  maxRequests: number;
+  /** `unix_config/min_children`: drones kept alive (C default 3). */
+  minChildren: number;
+  /** `unix_config/max_children`: drone ceiling (C default 10, clamped to 256). */
+  maxChildren: number;
+  /** `unix_config/max_backlog_queue`: messages queued while all drones are busy (default 1000; 0 = none). */
+  maxBacklogQueue: number;
+  /** `/apps/<service>/keepalive`: seconds a stateful session may stay idle (default 5). */
+  keepalive: number;
+  /**
+   * `unix_config/min_spare_children` (Perl): keep at least this many idle drones, spawning
+   * one per maintenance pass while below it and under maxChildren. 0 (default) = off.
+   */
+  minSpareChildren: number;
+  /**
+   * `unix_config/max_spare_children` (Perl): stop one idle drone per maintenance pass while
+   * more than this many are idle and more than minChildren exist. 0 (default) = off.
+   * Like Perl, a value not above minSpareChildren becomes minSpareChildren + 1.
+   */
+  maxSpareChildren: number;
+  /** `unix_config/request_timeout`: seconds one request may run before its drone is replaced; 0 (default) = none. */
+  requestTimeout: number;
+  /** `unix_config/max_memory_mb`: a drone above this private memory (MB) exits after its request; 0 (default) = none. */
+  maxMemoryMb: number;
+  /**
+   * `unix_config/max_requests_jitter`: each drone's max_requests is lowered by up to this
+   * fraction (default 0.1, below 1) so drones do not all restart together.
+   */
+  maxRequestsJitter: number;
+  /** `unix_config/shutdown_timeout`: seconds a graceful stop waits for busy drones (default 30). */
+  shutdownTimeout: number;
+  /**
+   * `unix_config/max_chunk_size`: bytes above which a result is sent as partial chunks
+   * (default 51200, C's OSRF_MSG_CHUNK_SIZE; 0 = never chunk).
+   */
+  maxChunkSize: number;
+  /**
+   * `unix_config/max_bundle_size`: bytes up to which replies are bundled in one message
+   * (default 25600, C's OSRF_MSG_BUNDLE_SIZE; 0 = no bundling).
+   */
+  maxBundleSize: number;
+  /**
+   * `unix_config/crash_backoff_max`: longest delay in seconds between respawns of drones
+   * that keep dying at start (default 60).
+   */
+  crashBackoffMax: number;
+  /**
+   * `/apps/<service>/max_requests` (top level, Perl only): requests allowed in one stateful
+   * session before Perl disconnects it. Not the drone limit; C ignores it. Undefined if unset.
+   */
+  maxSessionRequests?: number;
+  /**
+   * One-line notes for the log: values corrected rather than rejected (max_children clamped
+   * to 256, max_spare_children raised) and defaults assumed for OpenSRF's own keys (C warns
+   * about those too).
+   */
+  warnings: string[];
+}

@@ -1,0 +1,33 @@
+/**
+ * Logger used by every role. Lines follow the OpenSRF format:
+ * `<service> <YYYY-MM-DD HH:MM:SS> [<LEVEL>:<pid>:<file>:<line>:<xid>] <text>`.
+ */
+
+/** OpenSRF log levels as numbers in config: 1 error … 5 internal. */
+export const LogLevel = {
+  NONE: 0,
+  ERROR: 1,
+  WARNING: 2,
+  INFO: 3,
+  DEBUG: 4,
+  INTERNAL: 5,
+  /** Activity lines (one per request); written whenever level ≥ info. */
+  ACTIVITY: 3,
+} as const;
+
+export interface Logger {
+  error(msg: string, xid?: string): void;
+  warn(msg: string, xid?: string): void;
+  info(msg: string, xid?: string): void;
+  debug(msg: string, xid?: string): void;
+  internal(msg: string, xid?: string): void;
+  /**
+   * One line per request, tagged ACT. C services write `CALL: <service> <method> <params>`
+   * (see `formatCall` in redact.ts, which also applies log_protect).
+   */
+  activity(msg: string, xid?: string): void;
+  /** A logger writing to the same sink with another service tag. */
+  child(service: string): Logger;
+  /** Reopen a log file (after logrotate). */
+  reopen(): void;
+}

@@ -1,0 +1,368 @@
+/**
+ * osrfMessage codec: the JSON array inside `<body>` to and from the types of `types.ts`.
+ *
+ * Decoding is strict about the message envelope (so a bad peer gets a precise error, never a
+ * crash) and lenient about what real peers vary on: Perl sends numbers where C sends strings,
+ * `tz: null`, no `api_level`, and its own key order. Encoding reproduces the C library's output
+ * byte for byte: its key order, string threadTrace/statusCode, and its JSON escaping (every
+ * non-ASCII character as a lowercase `\uxxxx`), so bodies are pure ASCII.
+ */
+import { describeValue, ProtocolError } from "./errors.ts";
+import type {
+  JsonValue,
+  MessageHeader,
+  MessageType,
+  OsrfMessage,
+  ResultClass,
+} from "./types.ts";
+
+const MESSAGE_TYPES: readonly MessageType[] = [
+  "CONNECT",
+  "DISCONNECT",
+  "REQUEST",
+  "RESULT",
+  "STATUS",
+];
+
+const RESULT_CLASSES: readonly ResultClass[] = [
+  "osrfResult",
+  "osrfResultPartial",
+  "osrfResultPartialComplete",
+];
+
+// Integers travel as digit strings (C) or JSON numbers (Perl); nothing else is a valid form.
+const DIGITS = /^[0-9]+$/;
+
+type JsonObject = { [key: string]: JsonValue };
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+// Own properties only: a body must not reach Object.prototype through a field name.
+function get(obj: JsonObject, key: string): JsonValue | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+function fail(field: string, expected: string, got: unknown): never {
+  throw new ProtocolError(field, `expected ${expected}, got ${describeValue(got)}`);
+}
+
+function nonNegativeInt(v: JsonValue | undefined, field: string): number {
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
+  if (typeof v === "string" && DIGITS.test(v)) {
+    const n = Number(v);
+    if (Number.isSafeInteger(n)) return n;
+  }
+  return fail(field, "a non-negative integer (digit string or number)", v);
+}
+
+// locale, tz and ingress: absent or null (Perl) both mean "not set".
+function optionalString(v: JsonValue | undefined, field: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "string") return v;
+  return fail(field, "a string or null", v);
+}
+
+function requireObject(v: JsonValue | undefined, field: string): JsonObject {
+  if (isObject(v)) return v;
+  return fail(field, "an object", v);
+}
+
+function requireString(v: JsonValue | undefined, field: string): string {
+  if (typeof v === "string") return v;
+  return fail(field, "a string", v);
+}
+
+/** Unwraps `{"__c": <class>, "__p": {...}}`, checking the class against `accept`. */
+function unwrapClass(
+  v: JsonValue | undefined,
+  path: string,
+  accept: readonly string[] | null,
+): { className: string; body: JsonObject } {
+  const obj = requireObject(v, path);
+  const c = get(obj, "__c");
+  if (accept === null) {
+    if (typeof c !== "string" || c === "") fail(`${path}.__c`, "a class name", c);
+  } else if (typeof c !== "string" || !accept.includes(c)) {
+    fail(`${path}.__c`, accept.length === 1 ? `"${accept[0]}"` : `one of ${accept.join(", ")}`, c);
+  }
+  return { className: c, body: requireObject(get(obj, "__p"), `${path}.__p`) };
+}
+
+/**
+ * Decodes one class-hinted osrfMessage object (an element of the body array).
+ *
+ * @param obj The parsed JSON value, expected to be `{"__c":"osrfMessage","__p":{…}}`.
+ * @param path Where `obj` sits in the body, used in error fields (e.g. `body[0]`).
+ * @throws ProtocolError naming the first offending field.
+ */
+export function decodeMessage(obj: unknown, path: string): OsrfMessage {
+  const { body: p } = unwrapClass(obj as JsonValue, path, ["osrfMessage"]);
+  const at = `${path}.__p`;
+
+  const type = get(p, "type");
+  if (typeof type !== "string" || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
+    fail(`${at}.type`, `one of ${MESSAGE_TYPES.join(", ")}`, type);
+  }
+
+  const header: MessageHeader = {
+    threadTrace: nonNegativeInt(get(p, "threadTrace"), `${at}.threadTrace`),
+    apiLevel: 1,
+  };
+  const locale = optionalString(get(p, "locale"), `${at}.locale`);
+  if (locale !== undefined) header.locale = locale;
+  const tz = optionalString(get(p, "tz"), `${at}.tz`);
+  if (tz !== undefined) header.tz = tz;
+  const ingress = optionalString(get(p, "ingress"), `${at}.ingress`);
+  if (ingress !== undefined) header.ingress = ingress;
+  // Perl peers send no api_level; every 3.x peer speaks level 1.
+  const apiLevel = get(p, "api_level");
+  if (apiLevel !== undefined && apiLevel !== null) {
+    header.apiLevel = nonNegativeInt(apiLevel, `${at}.api_level`);
+  }
+
+  const payloadPath = `${at}.payload`;
+  switch (type as MessageType) {
+    case "CONNECT":
+      return { ...header, type: "CONNECT" };
+    case "DISCONNECT":
+      return { ...header, type: "DISCONNECT" };
+    case "REQUEST": {
+      const { body } = unwrapClass(get(p, "payload"), payloadPath, ["osrfMethod"]);
+      const method = requireString(get(body, "method"), `${payloadPath}.__p.method`);
+      // C turns a null params into an empty array; do the same for absent.
+      const rawParams = get(body, "params");
+      let params: JsonValue[] = [];
+      if (rawParams !== undefined && rawParams !== null) {
+        if (!Array.isArray(rawParams)) fail(`${payloadPath}.__p.params`, "an array", rawParams);
+        params = rawParams;
+      }
+      return { ...header, type: "REQUEST", payload: { method, params } };
+    }
+    case "RESULT": {
+      const { className, body } = unwrapClass(get(p, "payload"), payloadPath, RESULT_CLASSES);
+      // The router answers with "status": null (sample E); treat absent the same way.
+      const rawStatus = get(body, "status");
+      let status: string | null = null;
+      if (rawStatus !== undefined && rawStatus !== null) {
+        status = requireString(rawStatus, `${payloadPath}.__p.status`);
+      }
+      const statusCode = nonNegativeInt(get(body, "statusCode"), `${payloadPath}.__p.statusCode`);
+      const content = get(body, "content") ?? null;
+      return {
+        ...header,
+        type: "RESULT",
+        payload: { className: className as ResultClass, status, statusCode, content },
+      };
+    }
+    case "STATUS": {
+      const { className, body } = unwrapClass(get(p, "payload"), payloadPath, null);
+      const status = requireString(get(body, "status"), `${payloadPath}.__p.status`);
+      const statusCode = nonNegativeInt(get(body, "statusCode"), `${payloadPath}.__p.statusCode`);
+      return { ...header, type: "STATUS", payload: { className, status, statusCode } };
+    }
+  }
+}
+
+/**
+ * Decodes a `<body>` text: a JSON array of class-hinted osrfMessage objects.
+ *
+ * Params and result content are returned untouched, including nested class-hinted objects
+ * of other classes. Throws only {@link ProtocolError}, whatever the input.
+ *
+ * @param body The unescaped `<body>` text.
+ * @throws ProtocolError naming the offending field (`body` for non-JSON or non-array input).
+ */
+export function decodeBody(body: string): OsrfMessage[] {
+  try {
+    if (typeof body !== "string") fail("body", "a string", body);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch (e) {
+      throw new ProtocolError("body", `not valid JSON (${(e as Error).message})`, { cause: e });
+    }
+    if (!Array.isArray(parsed)) fail("body", "a JSON array of osrfMessage objects", parsed);
+    return parsed.map((m, i) => decodeMessage(m, `body[${i}]`));
+  } catch (e) {
+    if (e instanceof ProtocolError) throw e;
+    // Anything else (a stack overflow on some pathological input) is still a bad body.
+    throw new ProtocolError("body", `could not be decoded (${String(e)})`, { cause: e });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+// C's buffer_append_utf8 writes every non-ASCII character (and DEL) as \uxxxx, lowercase hex;
+// JSON.stringify already escapes the rest exactly as C does.
+const NON_ASCII = /[\u007f-\uffff]/g;
+
+function escapeNonAscii(json: string): string {
+  return json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+// JSON.stringify recurses natively and overflows near 100k levels; this walk keeps its own
+// stack so any value JSON.parse produced can be written back. Same rules as JSON.stringify.
+function stringifyDeep(root: unknown): string {
+  const out: string[] = [];
+  const onPath = new Set<object>();
+  type Frame =
+    | { kind: "value"; value: unknown }
+    | { kind: "text"; text: string }
+    | { kind: "leave"; obj: object };
+  const stack: Frame[] = [{ kind: "value", value: root }];
+
+  while (stack.length > 0) {
+    const f = stack.pop() as Frame;
+    if (f.kind === "text") {
+      out.push(f.text);
+      continue;
+    }
+    if (f.kind === "leave") {
+      onPath.delete(f.obj);
+      continue;
+    }
+    let v = f.value;
+    if (v !== null && typeof v === "object" && typeof (v as { toJSON?: unknown }).toJSON === "function") {
+      v = (v as { toJSON: () => unknown }).toJSON();
+    }
+    if (v === null || v === undefined || typeof v === "function" || typeof v === "symbol") {
+      out.push("null");
+    } else if (typeof v === "number") {
+      out.push(Number.isFinite(v) ? JSON.stringify(v) : "null");
+    } else if (typeof v === "string" || typeof v === "boolean") {
+      out.push(JSON.stringify(v));
+    } else if (typeof v === "bigint") {
+      throw new TypeError("cannot serialize a BigInt");
+    } else {
+      const obj = v as object;
+      if (onPath.has(obj)) throw new TypeError("cannot serialize a cyclic structure");
+      onPath.add(obj);
+      // Frames are pushed in reverse so they pop in document order.
+      const frames: Frame[] = [];
+      if (Array.isArray(obj)) {
+        frames.push({ kind: "text", text: "[" });
+        obj.forEach((item, i) => {
+          if (i > 0) frames.push({ kind: "text", text: "," });
+          frames.push({ kind: "value", value: item });
+        });
+        frames.push({ kind: "text", text: "]" });
+      } else {
+        frames.push({ kind: "text", text: "{" });
+        let first = true;
+        for (const key of Object.keys(obj)) {
+          const item = (obj as Record<string, unknown>)[key];
+          if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+          frames.push({ kind: "text", text: `${first ? "" : ","}${JSON.stringify(key)}:` });
+          frames.push({ kind: "value", value: item });
+          first = false;
+        }
+        frames.push({ kind: "text", text: "}" });
+      }
+      frames.push({ kind: "leave", obj });
+      for (let i = frames.length - 1; i >= 0; i--) stack.push(frames[i] as Frame);
+    }
+  }
+  return out.join("");
+}
+
+/**
+ * Serializes a JSON value the way OpenSRF's C library does: compact, keys in insertion order,
+ * every non-ASCII character escaped as lowercase `\uxxxx` (surrogate pairs for astral ones).
+ * The result is pure ASCII, so its length is its size in bytes. Handles nesting of any depth.
+ *
+ * @param value A JSON value (`undefined` members are skipped, as JSON.stringify does).
+ * @throws TypeError for cyclic structures or BigInts.
+ */
+export function encodeJson(value: JsonValue): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    text = stringifyDeep(value);
+  }
+  return escapeNonAscii(text ?? "null");
+}
+
+function encodeString(s: string): string {
+  return escapeNonAscii(JSON.stringify(s));
+}
+
+function checkInt(n: number, field: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) fail(field, "a non-negative integer", n);
+}
+
+/**
+ * Encodes one message as the C library's `{"__c":"osrfMessage","__p":{…}}` text: keys in C's
+ * order, threadTrace and statusCode as strings, locale always present (C falls back to
+ * "en-US"), tz and ingress only when set, api_level only when positive.
+ *
+ * @param m The message.
+ * @param path Where the message will sit in the body, for error fields.
+ * @throws ProtocolError if the message cannot be represented (e.g. a fractional threadTrace).
+ * @throws TypeError if params/content are cyclic.
+ */
+export function encodeMessage(m: OsrfMessage, path = "body[0]"): string {
+  const at = `${path}.__p`;
+  checkInt(m.threadTrace, `${at}.threadTrace`);
+  let s = `{"__c":"osrfMessage","__p":{"threadTrace":"${m.threadTrace}"`;
+  s += `,"locale":${encodeString(m.locale ?? "en-US")}`;
+  if (m.tz !== undefined) s += `,"tz":${encodeString(m.tz)}`;
+  if (m.ingress !== undefined) s += `,"ingress":${encodeString(m.ingress)}`;
+  if (m.apiLevel > 0) {
+    checkInt(m.apiLevel, `${at}.api_level`);
+    s += `,"api_level":${m.apiLevel}`;
+  }
+  s += `,"type":"${m.type}"`;
+  const pp = `${at}.payload.__p`;
+  switch (m.type) {
+    case "CONNECT":
+    case "DISCONNECT":
+      break;
+    case "REQUEST":
+      if (!Array.isArray(m.payload.params)) fail(`${pp}.params`, "an array", m.payload.params);
+      s +=
+        `,"payload":{"__c":"osrfMethod","__p":{"method":${encodeString(m.payload.method)}` +
+        `,"params":${encodeJson(m.payload.params)}}}`;
+      break;
+    case "RESULT": {
+      const r = m.payload;
+      if (!RESULT_CLASSES.includes(r.className)) {
+        fail(`${at}.payload.__c`, `one of ${RESULT_CLASSES.join(", ")}`, r.className);
+      }
+      checkInt(r.statusCode, `${pp}.statusCode`);
+      const status = r.status === null ? "null" : encodeString(r.status);
+      s +=
+        `,"payload":{"__c":"${r.className}","__p":{"status":${status}` +
+        `,"statusCode":"${r.statusCode}","content":${encodeJson(r.content)}}}`;
+      break;
+    }
+    case "STATUS": {
+      const st = m.payload;
+      if (typeof st.className !== "string" || st.className === "") {
+        fail(`${at}.payload.__c`, "a class name", st.className);
+      }
+      checkInt(st.statusCode, `${pp}.statusCode`);
+      s +=
+        `,"payload":{"__c":${encodeString(st.className)},"__p":{"status":${encodeString(st.status)}` +
+        `,"statusCode":"${st.statusCode}"}}`;
+      break;
+    }
+    default:
+      fail(`${at}.type`, `one of ${MESSAGE_TYPES.join(", ")}`, (m as { type: unknown }).type);
+  }
+  return `${s}}}`;
+}
+
+/**
+ * Encodes messages as a `<body>` text (before XML escaping), exactly as the C library would.
+ *
+ * @param msgs Messages in sending order.
+ * @throws ProtocolError if a message cannot be represented; TypeError for cyclic content.
+ */
+export function encodeBody(msgs: readonly OsrfMessage[]): string {
+  return `[${msgs.map((m, i) => encodeMessage(m, `body[${i}]`)).join(",")}]`;
+}

@@ -1,0 +1,232 @@
+import type { RouterConfig } from "../config/types.ts";
+import type { Logger } from "../log/types.ts";
+import { decodeBody, encodeBody } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { complete, connectOk, methodException } from "../protocol/messages.ts";
+import { StatusCode } from "../protocol/status.ts";
+import type { OsrfMessage } from "../protocol/types.ts";
+import type { Transport } from "../xmpp/transport.ts";
+import { completeStanza } from "../xmpp/stanza.ts";
+import type { Stanza } from "../xmpp/types.ts";
+import { answerInfoMethod } from "./info-methods.ts";
+import { RecentForwards } from "./recent-forwards.ts";
+import { Registry } from "./registry.ts";
+
+/** Opens an XMPP connection as `<router user>@<domain>/<resource>`. */
+export type RouterConnector = (resource: string) => Promise<Transport>;
+
+export interface RouterOptions {
+  config: RouterConfig;
+  logger: Logger;
+  connect: RouterConnector;
+}
+
+/** Domain part of a JID (`user@domain/resource`). */
+export function jidDomain(jid: string): string {
+  const at = jid.indexOf("@");
+  const rest = at >= 0 ? jid.slice(at + 1) : jid;
+  const slash = rest.indexOf("/");
+  return slash >= 0 ? rest.slice(0, slash) : rest;
+}
+
+/**
+ * An OpenSRF router: keeps the class/node table, holds one XMPP connection per class,
+ * forwards each message for a class to its next node (round-robin), fails over on
+ * bounces, and answers the `opensrf.router.info.*` methods itself.
+ */
+export class OsrfRouter {
+  readonly registry = new Registry();
+  private main: Transport | undefined;
+  private classConns = new Map<string, Promise<Transport>>();
+  private sent = new RecentForwards();
+  private readonly log: Logger;
+  private readonly trustedServers: Set<string>;
+  private readonly trustedClients: Set<string>;
+
+  constructor(private readonly opts: RouterOptions) {
+    this.log = opts.logger;
+    this.trustedServers = new Set(opts.config.trustedServers);
+    this.trustedClients = new Set(opts.config.trustedClients);
+  }
+
+  /** The router's own JID once started. */
+  get jid(): string {
+    return this.main?.jid ?? "";
+  }
+
+  async start(): Promise<void> {
+    this.main = await this.opts.connect(this.opts.config.transport.resource);
+    this.main.onStanza((s) => this.onRouterMessage(s));
+    this.log.info(`router online as ${this.main.jid}`);
+  }
+
+  async stop(): Promise<void> {
+    const conns = [...this.classConns.values()];
+    this.classConns.clear();
+    await Promise.all(conns.map(async (p) => (await p.catch(() => undefined))?.close()));
+    await this.main?.close();
+  }
+
+  private onRouterMessage(s: Stanza): void {
+    if (s.error) {
+      this.log.debug(`ignoring bounce from ${s.from} on the router connection`, s.xid);
+      return;
+    }
+    const domain = jidDomain(s.from);
+    if (!this.trustedServers.has(domain)) {
+      this.log.warn(`Received message from un-trusted server domain ${s.from}`, s.xid);
+      return;
+    }
+    switch (s.routerCommand) {
+      case "":
+        this.answerAppRequest(s);
+        return;
+      case "register":
+        if (s.routerClass) void this.register(s.routerClass, s.from);
+        return;
+      case "unregister":
+        if (s.routerClass) void this.unregister(s.routerClass, s.from);
+        return;
+      default:
+        this.log.warn(`unknown router_command "${s.routerCommand}" from ${s.from}; expected register or unregister`, s.xid);
+    }
+  }
+
+  private async register(className: string, jid: string): Promise<void> {
+    const result = this.registry.register(className, jid);
+    if (result === "already-registered") return;
+    this.log.info(`Registering class ${className}: adding node ${jid}`);
+    if (result === "new-class") await this.openClass(className);
+  }
+
+  private async unregister(className: string, jid: string): Promise<void> {
+    if (!this.registry.hasNode(className, jid)) return;
+    this.log.info(`Unregistering ${jid} from class ${className}`);
+    if (this.registry.unregister(className, jid)) await this.closeClass(className);
+  }
+
+  private async openClass(className: string): Promise<void> {
+    const pending = this.opts.connect(className);
+    this.classConns.set(className, pending);
+    try {
+      const conn = await pending;
+      conn.onStanza((s) => this.onClassMessage(className, conn, s));
+      this.log.info(`class ${className} online as ${conn.jid}`);
+      // Everyone may have unregistered while we were logging in.
+      if (this.registry.nodeCount(className) === 0) await this.closeClass(className);
+    } catch (e) {
+      this.log.error(`cannot open the connection for class ${className}: ${(e as Error).message}`);
+      this.classConns.delete(className);
+      for (const jid of Object.keys(this.registry.classStats(className))) this.registry.unregister(className, jid);
+    }
+  }
+
+  private async closeClass(className: string): Promise<void> {
+    const pending = this.classConns.get(className);
+    if (!pending) return;
+    this.classConns.delete(className);
+    this.log.info(`Removing router class ${className}`);
+    await (await pending.catch(() => undefined))?.close();
+  }
+
+  private onClassMessage(className: string, conn: Transport, s: Stanza): void {
+    if (!this.trustedClients.has(jidDomain(s.from))) {
+      this.log.warn(`Received client message from untrusted client domain ${jidDomain(s.from)}`, s.xid);
+      return;
+    }
+    if (s.error) {
+      this.onBounce(className, conn, s);
+      return;
+    }
+    this.forward(className, conn, s, s.from);
+  }
+
+  /**
+   * A forward bounced: drop that node and hand the message to the next one.
+   * ejabberd returns the whole message in the bounce; prosody returns an empty one,
+   * so the message is recovered from what we recently sent to that node.
+   */
+  private onBounce(className: string, conn: Transport, bounce: Stanza): void {
+    const recovered = bounce.body ? bounce : this.sent.recover(bounce.from);
+    const s = recovered && completeStanza(recovered, bounce.to);
+    if (!s || !s.routerFrom) {
+      this.log.info(`network error from ${bounce.from} (class ${className}) with nothing left to resend; ignoring`, bounce.xid);
+      return;
+    }
+    const caller = s.routerFrom;
+    if (this.registry.hasNode(className, bounce.from)) {
+      this.log.warn(`node ${bounce.from} of ${className} is unreachable (${bounce.error?.condition}); removing it`, s.xid);
+      this.registry.unregister(className, bounce.from);
+    }
+    if (this.registry.nodeCount(className) > 0) {
+      this.forward(className, conn, s, caller);
+      return;
+    }
+    // C answers an XMPP error here; a STATUS on the caller's thread is clearer and fails it at once.
+    this.replyStatus(conn, s, caller, StatusCode.SERVICEUNAVAILABLE, `Service ${className} has no listener left (its last listener went away)`);
+    void this.closeClass(className);
+  }
+
+  private forward(className: string, conn: Transport, s: Stanza, caller: string): void {
+    const node = this.registry.nextNode(className);
+    if (!node) {
+      this.replyStatus(conn, s, caller, StatusCode.SERVICEUNAVAILABLE, `Service ${className} has no registered listener`);
+      return;
+    }
+    this.log.debug(`routing message from ${caller} to ${node.jid}`, s.xid);
+    const out = { to: node.jid, thread: s.thread, body: s.body, routerFrom: caller, xid: s.xid };
+    this.sent.record(out);
+    conn.send(out);
+  }
+
+  /** Send an osrfMethodException to the caller on each REQUEST/CONNECT's threadTrace. */
+  private replyStatus(conn: Transport, s: Stanza, to: string, code: number, text: string): void {
+    const msgs = this.decode(s);
+    const traces = msgs.filter((m) => m.type === "REQUEST" || m.type === "CONNECT").map((m) => m.threadTrace);
+    if (traces.length === 0) {
+      this.log.warn(`dropping message for ${to}: ${text}`, s.xid);
+      return;
+    }
+    const body = encodeBody(traces.map((t) => methodException(t, code, text)));
+    conn.send({ to, thread: s.thread, body, xid: s.xid });
+  }
+
+  private decode(s: Stanza): OsrfMessage[] {
+    try {
+      return decodeBody(s.body);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.log.warn(`bad message body from ${s.from}: ${e.message}`, s.xid);
+      return [];
+    }
+  }
+
+  /** REQUEST/CONNECT addressed to the router itself. */
+  private answerAppRequest(s: Stanza): void {
+    const main = this.main!;
+    for (const m of this.decode(s)) {
+      const header = { locale: m.locale, apiLevel: m.apiLevel };
+      if (m.type === "CONNECT") {
+        main.send({ to: s.from, thread: s.thread, body: encodeBody([connectOk(m.threadTrace, header)]), xid: s.xid });
+      } else if (m.type === "REQUEST") {
+        const answer = answerInfoMethod(this.registry, m.payload.method, m.payload.params);
+        this.log.info(`Router received app request: ${m.payload.method}`, s.xid);
+        if (!answer.found) {
+          const body = encodeBody([methodException(m.threadTrace, StatusCode.NOTFOUND, "Router method not found")]);
+          main.send({ to: s.from, thread: s.thread, body, xid: s.xid });
+          continue;
+        }
+        // C sends the RESULT and the 205 as two messages, the RESULT without a status text.
+        const result: OsrfMessage = {
+          type: "RESULT",
+          threadTrace: m.threadTrace,
+          ...(m.locale ? { locale: m.locale } : {}),
+          apiLevel: m.apiLevel,
+          payload: { className: "osrfResult", status: null, statusCode: 0, content: answer.result },
+        };
+        main.send({ to: s.from, thread: s.thread, body: encodeBody([result]), xid: s.xid });
+        main.send({ to: s.from, thread: s.thread, body: encodeBody([complete(m.threadTrace, header)]), xid: s.xid });
+      }
+    }
+  }
+}

@@ -1,0 +1,217 @@
+import { client, type XmppClient } from "@xmpp/client";
+import type { XmlElement } from "@xmpp/xml";
+import type { Logger } from "../log/types.ts";
+import { ConnectError, StanzaTooLargeError } from "./errors.ts";
+import { completeStanza, decodeStanza, encodeStanza } from "./stanza.ts";
+import type { Transport } from "./transport.ts";
+import type { OutgoingStanza, Stanza } from "./types.ts";
+
+/** Everything needed to log in one OpenSRF process to its XMPP server. */
+export interface ConnectionOptions {
+  /** Address to connect to (loopback in tests), e.g. 127.0.0.1. */
+  host: string;
+  port: number;
+  /** XMPP domain (the part after @). */
+  domain: string;
+  username: string;
+  /** Never logged. */
+  password: string;
+  resource: string;
+  /** Refuse to send stanzas larger than this many bytes. */
+  maxStanzaSize: number;
+  /** Log a warning for stanzas larger than this (C: msg_size_warn). */
+  msgSizeWarn?: number;
+  logger: Logger;
+  /** Keep reconnecting with backoff after the first login (default true). */
+  reconnect?: boolean;
+  /** Give up the first login after this many ms (default 10 000). */
+  connectTimeoutMs?: number;
+  /** Backoff ceiling between reconnect attempts, ms (default 5 000). */
+  maxBackoffMs?: number;
+}
+
+const BACKOFF_START_MS = 100;
+
+/**
+ * An OpenSRF XMPP connection on @xmpp/client.
+ *
+ * Stanzas are written as pre-serialized strings (no element tree on the send path) and
+ * read from the client's parsed elements. Stream management is not negotiated: with it,
+ * a dead peer's session lingers on the server and messages to it queue up instead of
+ * bouncing, which is what OpenSRF's routers and clients rely on to notice dead peers.
+ */
+export class XmppConnection implements Transport {
+  readonly domain: string;
+  private xmpp: XmppClient;
+  private fullJid: string;
+  private handler: (s: Stanza) => void = () => {};
+  private onlineHandlers: Array<(reconnected: boolean) => void> = [];
+  private backlog: string[] = [];
+  private online = false;
+  private everOnline = false;
+  private closing = false;
+  private backoff = BACKOFF_START_MS;
+
+  private constructor(private readonly opts: ConnectionOptions) {
+    this.domain = opts.domain;
+    this.fullJid = `${opts.username}@${opts.domain}/${opts.resource}`;
+    this.xmpp = client({
+      service: `xmpp://${opts.host}:${opts.port}`,
+      domain: opts.domain,
+      resource: opts.resource,
+      credentials: (auth, mechanisms) =>
+        auth(
+          { username: opts.username, password: opts.password },
+          // PLAIN on loopback is what OpenSRF sites do (legacy auth is plain or digest);
+          // SCRAM costs a few hundred ms per login and drones log in often.
+          mechanisms.includes("PLAIN") ? "PLAIN" : (mechanisms[0] ?? "PLAIN"),
+        ),
+    });
+    this.xmpp.timeout = opts.connectTimeoutMs ?? 10_000;
+    this.disableStreamManagement();
+    this.xmpp.reconnect.stop(); // we reconnect ourselves, with backoff
+    this.xmpp.on("stanza", (el) => this.onElement(el));
+    this.xmpp.on("error", (err) => {
+      // Socket errors precede a disconnect; the reconnect path reports those.
+      if (!this.closing) opts.logger.debug(`xmpp ${this.fullJid}: ${err.message}`);
+    });
+    this.xmpp.on("disconnect", () => this.onDisconnect());
+    this.xmpp.on("online", (jid) => {
+      this.fullJid = jid.toString();
+      const reconnected = this.everOnline;
+      this.online = true;
+      this.everOnline = true;
+      this.backoff = BACKOFF_START_MS;
+      for (const s of this.backlog.splice(0)) this.write(s);
+      for (const h of this.onlineHandlers) h(reconnected);
+    });
+  }
+
+  /**
+   * Log in and resolve once online. Fails with a one-line `ConnectError` naming the
+   * server and account when the server is unreachable or refuses the login.
+   */
+  static async connect(opts: ConnectionOptions): Promise<XmppConnection> {
+    const conn = new XmppConnection(opts);
+    try {
+      await conn.xmpp.start();
+    } catch (e) {
+      await conn.xmpp.stop().catch(() => {});
+      throw new ConnectError(describeConnectFailure(opts, e as Error), {
+        jid: `${opts.username}@${opts.domain}/${opts.resource}`,
+      });
+    }
+    return conn;
+  }
+
+  get jid(): string {
+    return this.fullJid;
+  }
+
+  /** True while the stream is up. */
+  get isOnline(): boolean {
+    return this.online;
+  }
+
+  onStanza(handler: (stanza: Stanza) => void): void {
+    this.handler = handler;
+  }
+
+  onOnline(handler: (reconnected: boolean) => void): void {
+    this.onlineHandlers.push(handler);
+  }
+
+  send(out: OutgoingStanza): void {
+    const xml = encodeStanza(completeStanza(out, this.fullJid));
+    // Byte length only matters near the limit; string length is a cheap lower bound.
+    if (xml.length * 3 > this.opts.maxStanzaSize || (this.opts.msgSizeWarn && xml.length > this.opts.msgSizeWarn / 3)) {
+      const bytes = Buffer.byteLength(xml);
+      if (bytes > this.opts.maxStanzaSize) throw new StanzaTooLargeError(bytes, this.opts.maxStanzaSize, out.to);
+      if (this.opts.msgSizeWarn && bytes > this.opts.msgSizeWarn) {
+        this.opts.logger.warn(`sending a large message of ${bytes} bytes to ${out.to}`, out.xid);
+      }
+    }
+    if (this.online) this.write(xml);
+    else if (!this.closing) this.backlog.push(xml);
+    else this.opts.logger.error(`dropped a message to ${out.to}: connection ${this.fullJid} is closed`, out.xid);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.online = false;
+    try {
+      await this.xmpp.stop();
+    } catch {
+      // Already gone: nothing left to close.
+    }
+  }
+
+  private write(xml: string): void {
+    const socket = this.xmpp.socket;
+    if (!socket) {
+      this.backlog.push(xml);
+      return;
+    }
+    socket.write(xml);
+  }
+
+  private onElement(el: XmlElement): void {
+    if (el.name !== "message") return;
+    let stanza: Stanza;
+    try {
+      stanza = decodeStanza(el);
+    } catch (e) {
+      this.opts.logger.warn(`ignoring malformed message on ${this.fullJid}: ${(e as Error).message}`);
+      return;
+    }
+    try {
+      this.handler(stanza);
+    } catch (e) {
+      // A handler bug must not tear down the connection.
+      this.opts.logger.error(`message handler failed on ${this.fullJid}: ${(e as Error).stack ?? e}`, stanza.xid);
+    }
+  }
+
+  private onDisconnect(): void {
+    this.online = false;
+    if (this.closing || this.opts.reconnect === false) return;
+    const delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, this.opts.maxBackoffMs ?? 5_000);
+    this.opts.logger.warn(`lost XMPP connection ${this.fullJid}; reconnecting in ${delay} ms`);
+    setTimeout(() => void this.reconnect(), delay);
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.closing) return;
+    try {
+      await this.xmpp.stop().catch(() => {});
+      if (this.closing) return;
+      await this.xmpp.start();
+      this.opts.logger.info(`reconnected to XMPP as ${this.fullJid}`);
+    } catch (e) {
+      this.opts.logger.warn(`reconnect of ${this.fullJid} failed: ${describeConnectFailure(this.opts, e as Error)}`);
+      this.onDisconnect();
+    }
+  }
+
+  /** Hide `<sm/>` from stream features so the client never enables XEP-0198. */
+  private disableStreamManagement(): void {
+    const x = this.xmpp as unknown as { _onElement(el: XmlElement): void };
+    const original = x._onElement.bind(this.xmpp);
+    x._onElement = (el: XmlElement) => {
+      if (el.name === "stream:features") {
+        el.children = el.children.filter((c) => typeof c === "string" || c.name !== "sm");
+      }
+      original(el);
+    };
+  }
+}
+
+function describeConnectFailure(opts: ConnectionOptions, e: Error & { condition?: string; code?: string }): string {
+  const who = `${opts.username}@${opts.domain} at ${opts.host}:${opts.port}`;
+  if (e.code === "ECONNREFUSED") return `cannot reach the XMPP server for ${who}: connection refused (is it running? check <server>/<port>)`;
+  if (e.condition === "not-authorized") return `XMPP login refused for ${who}: wrong username or password (check <username>/<passwd>)`;
+  if (e.name === "TimeoutError") return `XMPP login for ${who} timed out (server not answering)`;
+  return `XMPP login for ${who} failed: ${e.condition ?? e.message}`;
+}

@@ -1,0 +1,60 @@
+import type { StanzaError } from "./types.ts";
+
+/** Base of transport failures; `context` says which connection. */
+export class TransportError extends Error {
+  constructor(
+    message: string,
+    readonly context: { jid?: string; service?: string } = {},
+  ) {
+    super(message);
+    this.name = "TransportError";
+  }
+}
+
+/** A stanza could not be parsed as an OpenSRF message. */
+export class StanzaDecodeError extends TransportError {
+  constructor(
+    readonly reason: string,
+    readonly raw: string,
+  ) {
+    super(`malformed OpenSRF stanza: ${reason}`);
+    this.name = "StanzaDecodeError";
+  }
+}
+
+/** Outgoing stanza exceeds `max_stanza_size`; raise the limit in the XMPP server and config, or return less data. */
+export class StanzaTooLargeError extends TransportError {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    readonly to: string,
+  ) {
+    super(
+      `stanza to ${to} is ${size} bytes, over the ${limit}-byte limit ` +
+        `(raise <max_stanza_size> in opensrf_core.xml and the XMPP server's stanza limit)`,
+    );
+    this.name = "StanzaTooLargeError";
+  }
+}
+
+/** The XMPP server bounced a message (`type="error"`), e.g. service not registered. */
+export class BounceError extends TransportError {
+  constructor(
+    readonly to: string,
+    readonly thread: string,
+    readonly error: StanzaError,
+  ) {
+    super(
+      `message to ${to} bounced: ${error.condition}${error.text ? ` (${error.text})` : ""}`,
+    );
+    this.name = "BounceError";
+  }
+}
+
+/** Login failed or server unreachable. */
+export class ConnectError extends TransportError {
+  constructor(message: string, context: { jid?: string; service?: string }) {
+    super(message, context);
+    this.name = "ConnectError";
+  }
+}

@@ -1,0 +1,24 @@
+import type { OutgoingStanza, Stanza } from "./types.ts";
+
+/**
+ * What every role needs from an XMPP connection: send OpenSRF stanzas, receive them.
+ * `XmppConnection` (connection.ts) implements it over @xmpp/client.
+ */
+export interface Transport {
+  /** Our full JID, e.g. `opensrf@localhost/_host_1700000000.123_42`. */
+  readonly jid: string;
+  /** Domain part of our JID. */
+  readonly domain: string;
+  /**
+   * Send one stanza (`from` defaults to our JID). Throws `StanzaTooLargeError` when the
+   * encoded stanza exceeds the configured limit; never throws for a closed socket
+   * (the stanza is queued until reconnect, or dropped with an error log after close).
+   */
+  send(stanza: OutgoingStanza): void;
+  /** Register the handler for incoming OpenSRF messages (bounces included, with `error`). */
+  onStanza(handler: (stanza: Stanza) => void): void;
+  /** Called after each successful (re)connect; `reconnected` false the first time. */
+  onOnline(handler: (reconnected: boolean) => void): void;
+  /** Close the stream cleanly. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,104 @@
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+
+const ROOT = resolve(import.meta.dir, "../..");
+
+/**
+ * How tests run osrf-prefork: the compiled binary when OSRF_PREFORK_BIN is set
+ * (shipping tests), otherwise `bun src/cli.ts`.
+ */
+export function cliCommand(): string[] {
+  const bin = process.env.OSRF_PREFORK_BIN;
+  return bin ? [resolve(bin)] : [process.execPath, join(ROOT, "src/cli.ts")];
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a short-lived command to completion (bounded by `timeoutMs`). */
+export async function runCli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const proc = Bun.spawn([...cliCommand(), ...args], {
+    cwd: ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+    env: { ...process.env, ...opts.env },
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** A long-running osrf-prefork process (router, serve) with its output collected. */
+export class CliProcess {
+  output = "";
+  private waiters: Array<{ re: RegExp; resolve: () => void }> = [];
+
+  private constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
+    void this.pump(proc.stdout);
+    void this.pump(proc.stderr);
+  }
+
+  static start(args: string[], opts: { env?: Record<string, string>; argv0?: string } = {}): CliProcess {
+    const proc = Bun.spawn([...cliCommand(), ...args], {
+      cwd: ROOT,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, ...opts.env },
+    });
+    return new CliProcess(proc);
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  private async pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) {
+      this.output += dec.decode(chunk, { stream: true });
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.re.test(this.output)) return true;
+        w.resolve();
+        return false;
+      });
+    }
+  }
+
+  /** Resolve when the combined output matches `re`; reject after `timeoutMs` with the output so far. */
+  waitFor(re: RegExp, timeoutMs = 15_000): Promise<void> {
+    if (re.test(this.output)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${re} in output:\n${this.output.slice(-3000)}`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        re,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  /** Send a signal and wait for exit (SIGKILL after `graceMs`). Returns the exit code. */
+  async stop(signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<number> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return this.proc.exitCode ?? 128;
+    this.proc.kill(signal);
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
+    const code = await this.proc.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
