@@ -23,7 +23,7 @@ export default defineCommand({
   },
   args: {
     service: { type: "positional", description: "Service name, e.g. opensrf.math", required: true },
-    method: { type: "positional", description: "Method name, e.g. add", required: true },
+    method: { type: "positional", description: "Method name, e.g. add; any further arguments are its params", required: true },
     config: {
       type: "string",
       description: "opensrf_core.xml (uses /config/opensrf) or srfsh.xml",
