@@ -1,0 +1,123 @@
+/**
+ * Sends the replies of one request the way a C drone does: messages bundled into one
+ * `<body>` up to the bundle size, large results cut into partial messages, everything with
+ * the request's threadTrace, thread and xid, to the caller's JID.
+ */
+import type { Logger } from "../log/types.ts";
+import { Bundler, splitResult } from "../protocol/chunking.ts";
+import { encodeBody } from "../protocol/codec.ts";
+import { complete, methodException, result, type HeaderOptions } from "../protocol/messages.ts";
+import type { JsonValue, OsrfMessage } from "../protocol/types.ts";
+import type { Transport } from "../xmpp/transport.ts";
+
+/** Where replies go. */
+export interface ReplyTarget {
+  /** The caller's JID (`router_from` when the router forwarded the request, else `from`). */
+  to: string;
+  thread: string;
+  xid: string;
+}
+
+/** Sizes from the service settings. */
+export interface ReplyLimits {
+  maxBundleSize: number;
+  maxChunkSize: number;
+}
+
+/**
+ * Replies of one request. Results are queued into the bundle and flushed on the next turn
+ * of the event loop, so results produced without waiting share a message (as the STATUS
+ * that ends them does), while a handler that waits between results still streams them.
+ */
+export class ReplyWriter {
+  private readonly bundler: Bundler;
+  private pendingFlush: ReturnType<typeof setImmediate> | undefined;
+  private finished = false;
+  /** The first send failure, if any (e.g. a stanza over the server's size limit). */
+  sendError: Error | undefined;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly target: ReplyTarget,
+    private readonly threadTrace: number,
+    private readonly header: HeaderOptions,
+    private readonly limits: ReplyLimits,
+    private readonly log: Logger,
+  ) {
+    this.bundler = new Bundler(limits.maxBundleSize);
+  }
+
+  /** True once `complete` or `exception` was sent: nothing more may follow. */
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /**
+   * Queues one RESULT. A result larger than the chunk size goes out at once as partial
+   * messages, each in its own body, after whatever was bundled before it.
+   */
+  result(content: JsonValue): void {
+    if (this.finished) return;
+    const partials = splitResult(this.threadTrace, content, this.header, this.limits.maxChunkSize);
+    if (partials === null) {
+      this.queue(result(this.threadTrace, content, this.header));
+      return;
+    }
+    this.flushNow();
+    for (const msg of partials) this.send(encodeBody([msg]));
+  }
+
+  /** Ends the request: STATUS osrfConnectStatus 205 "Request Complete", then flushes. */
+  complete(): void {
+    if (this.finished) return;
+    this.queue(complete(this.threadTrace, this.header));
+    this.finish();
+  }
+
+  /**
+   * Ends the request with STATUS osrfMethodException (no 205 follows, as in C). Results
+   * queued before it are sent first, in the same body when they fit.
+   */
+  exception(code: number, text: string): void {
+    if (this.finished) return;
+    this.queue(methodException(this.threadTrace, code, text, this.header));
+    this.finish();
+  }
+
+  private finish(): void {
+    this.finished = true;
+    this.flushNow();
+  }
+
+  private queue(msg: OsrfMessage): void {
+    for (const body of this.bundler.add(msg)) this.send(body);
+    if (this.bundler.count > 0 && this.pendingFlush === undefined && !this.finished) {
+      this.pendingFlush = setImmediate(() => {
+        this.pendingFlush = undefined;
+        this.flushNow();
+      });
+    }
+  }
+
+  private flushNow(): void {
+    if (this.pendingFlush !== undefined) {
+      clearImmediate(this.pendingFlush);
+      this.pendingFlush = undefined;
+    }
+    const body = this.bundler.flush();
+    if (body !== null) this.send(body);
+  }
+
+  private send(body: string): void {
+    try {
+      this.transport.send({ to: this.target.to, thread: this.target.thread, xid: this.target.xid, body });
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.sendError ??= err;
+      this.log.error(
+        `Unable to send reply for thread ${this.target.thread} trace ${this.threadTrace} to ${this.target.to}: ${err.message}`,
+        this.target.xid,
+      );
+    }
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Serving one REQUEST: method lookup, argc check, the activity log line, running the
+ * handler, and turning what it returns, streams or throws into replies.
+ *
+ * Status codes, checked against OpenSRF 3.3's osrf_application.c:
+ * - unknown method and too few params: `osrfMethodException` 404, C's exact texts
+ *   (`osrfAppRequestRespondException` always sends OSRF_STATUS_NOTFOUND; the argc check is
+ *   compiled in, libopensrf is built with -DOSRF_STRICT_PARAMS).
+ * - a handler that throws: C sends 404 "An unknown server error occurred", which hides the
+ *   cause. We send what Perl services send (OpenSRF/Application.pm): 500 with
+ *   " *** Call to [M] failed for session [T], thread trace [N]:\n<message>\n". Both C and
+ *   Perl clients treat any osrfMethodException as a failed request, whatever its code.
+ * - a {@link MethodException}: its own code and text.
+ * - a result that is not JSON: 500, naming the method and the offending value.
+ * No "Request Complete" follows an exception, as in C.
+ */
+import type { OsrfClient } from "../client/types.ts";
+import { formatParams } from "../log/redact.ts";
+import type { Logger } from "../log/types.ts";
+import { DEFAULT_LOCALE, type HeaderOptions } from "../protocol/messages.ts";
+import { StatusCode, Texts } from "../protocol/status.ts";
+import type { JsonValue, RequestMessage } from "../protocol/types.ts";
+import type { Transport } from "../xmpp/transport.ts";
+import { MethodException, ResultNotSerializableError } from "./errors.ts";
+import { ReplyWriter, type ReplyLimits } from "./reply.ts";
+import { findJsonProblem } from "./serializable.ts";
+import type { MethodContext, MethodRegistry, MethodSession, RegisteredMethod } from "./types.ts";
+import { loggerWithXid } from "./xid-logger.ts";
+
+/** What every request of a host shares. */
+export interface RequestEnv {
+  service: string;
+  registry: MethodRegistry;
+  transport: Transport;
+  client: OsrfClient;
+  limits: ReplyLimits;
+  logger: Logger;
+  logProtect: readonly string[];
+}
+
+/** One REQUEST and where it came from. */
+export interface IncomingRequest {
+  msg: RequestMessage;
+  /** The caller's JID. */
+  replyTo: string;
+  thread: string;
+  xid: string;
+  session: MethodSession;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
+}
+
+// Async iterables (async generators, a PendingRequest from ctx.call, streams) and sync
+// generator objects stream; arrays and other iterables are single values.
+function isStream(v: unknown): v is AsyncIterable<unknown> | Iterable<unknown> {
+  if (v === null || (typeof v !== "object" && typeof v !== "function")) return false;
+  if (typeof (v as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function") return true;
+  return Object.prototype.toString.call(v) === "[object Generator]";
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The exception status an error becomes, per the table at the top of this file. */
+function exceptionFor(err: unknown, apiName: string, req: IncomingRequest): { code: number; text: string } {
+  if (err instanceof MethodException) return { code: err.statusCode, text: err.message };
+  if (err instanceof ResultNotSerializableError) return { code: StatusCode.INTERNALSERVERERROR, text: err.message };
+  return {
+    code: StatusCode.INTERNALSERVERERROR,
+    text:
+      ` *** Call to [${apiName}] failed for session [${req.thread}], ` +
+      `thread trace [${req.msg.threadTrace}]:\n${messageOf(err)}\n`,
+  };
+}
+
+/**
+ * Serves one REQUEST and resolves when its last reply is sent (or the handler fails).
+ * Never rejects: every failure becomes an exception status for the caller.
+ */
+export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promise<void> {
+  const { msg } = req;
+  const apiName = msg.payload.method;
+  const params = msg.payload.params;
+  const log = loggerWithXid(env.logger, req.xid);
+  // Replies copy the request's locale and tz; C never echoes ingress back (sample H).
+  const header: HeaderOptions = { locale: msg.locale ?? DEFAULT_LOCALE, apiLevel: 1 };
+  if (msg.tz !== undefined) header.tz = msg.tz;
+  const writer = new ReplyWriter(
+    env.transport,
+    { to: req.replyTo, thread: req.thread, xid: req.xid },
+    msg.threadTrace,
+    header,
+    env.limits,
+    log,
+  );
+
+  log.activity(`Running ${env.service} ${apiName} [ ${formatParams(apiName, params, env.logProtect)} ]`);
+
+  const method = env.registry.get(apiName);
+  if (method === undefined) {
+    const text = Texts.methodNotFound(apiName, env.service);
+    log.warn(`Returning method exception with message: ${text}`);
+    writer.exception(StatusCode.NOTFOUND, text);
+    return;
+  }
+  if (params.length < method.argc) {
+    const text = Texts.notEnoughParams(apiName, env.service);
+    log.warn(`Returning method exception with message: ${text}`);
+    writer.exception(StatusCode.NOTFOUND, text);
+    return;
+  }
+
+  const collected: unknown[] = [];
+  const ctx = buildContext(env, req, method, log, (value) => {
+    if (writer.done) {
+      log.warn(`${env.service} ${apiName}: result sent after the request ended was dropped`);
+      return;
+    }
+    const v = value === undefined ? null : value;
+    const problem = findJsonProblem(v);
+    if (problem !== null) throw new ResultNotSerializableError(apiName, problem);
+    if (method.atomic) collected.push(v);
+    else writer.result(v as JsonValue);
+  });
+
+  try {
+    let ret = method.definition.handler(ctx, ...params);
+    if (isThenable(ret)) ret = await ret;
+    if (isStream(ret)) {
+      for await (const item of ret) ctx.respond(item);
+    } else if (ret !== undefined) {
+      ctx.respond(ret);
+    }
+    if (method.atomic) writer.result(collected as JsonValue[]);
+    if (writer.sendError !== undefined) {
+      throw new MethodException(
+        StatusCode.INTERNALSERVERERROR,
+        `Unable to send the results of [${apiName}]: ${writer.sendError.message}`,
+      );
+    }
+    writer.complete();
+  } catch (err) {
+    const { code, text } = exceptionFor(err, apiName, req);
+    if (err instanceof MethodException) {
+      log.warn(`Returning method exception with message: ${text}`);
+    } else {
+      const detail = err instanceof Error && err.stack ? err.stack : messageOf(err);
+      log.error(`${env.service} ${apiName} failed: ${detail}`);
+    }
+    writer.exception(code, text);
+  }
+}
+
+function buildContext(
+  env: RequestEnv,
+  req: IncomingRequest,
+  method: RegisteredMethod,
+  log: Logger,
+  respond: (value: unknown) => void,
+): MethodContext {
+  const { msg } = req;
+  const locale = msg.locale ?? DEFAULT_LOCALE;
+  return {
+    params: msg.payload.params,
+    method: method.definition.name,
+    atomic: method.atomic,
+    service: env.service,
+    session: req.session,
+    locale,
+    tz: msg.tz,
+    ingress: msg.ingress,
+    apiLevel: msg.apiLevel,
+    threadTrace: msg.threadTrace,
+    xid: req.xid,
+    log,
+    respond,
+    // Nested calls carry the request's xid, locale, tz and ingress, as C's do (sample G).
+    call: (service, m, ...callParams) =>
+      env.client.request(service, m, callParams, { xid: req.xid, locale, tz: msg.tz, ingress: msg.ingress }),
+    client: env.client,
+  };
+}

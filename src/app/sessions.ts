@@ -1,0 +1,109 @@
+/**
+ * Stateful (CONNECT) sessions of a host, each with its keepalive timer.
+ *
+ * Like C's drone keepalive loop (osrf_prefork.c), the timer measures idle time only: it is
+ * paused while a stanza of the session is being handled and restarted afterwards.
+ */
+import type { SessionEndReason } from "./types.ts";
+
+/** One open session. */
+export interface SessionRecord {
+  readonly thread: string;
+  /** Where replies and the timeout notice go; updated from every stanza (C: set_remote). */
+  replyTo: string;
+  /** xid of the latest stanza, used for the timeout notice. */
+  xid: string;
+  /** Locale of the latest message, used for the timeout notice. */
+  locale: string;
+  /** The author-visible per-session storage. */
+  readonly state: Record<string, unknown>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Open sessions by thread. */
+export class SessionTable {
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly listeners: ((thread: string, reason: SessionEndReason) => void)[] = [];
+
+  /**
+   * @param keepaliveMs Idle time after which `onIdle` runs for a session.
+   * @param onIdle Called when a session's timer fires (it should end the session).
+   * @param onListenerError Reports a throwing end listener; the others still run.
+   */
+  constructor(
+    private readonly keepaliveMs: number,
+    private readonly onIdle: (s: SessionRecord) => void,
+    private readonly onListenerError: (err: unknown) => void,
+  ) {}
+
+  get(thread: string): SessionRecord | undefined {
+    return this.sessions.get(thread);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Opens a session, or refreshes the addressing of one already open on `thread`. */
+  open(thread: string, replyTo: string, xid: string, locale: string): SessionRecord {
+    let s = this.sessions.get(thread);
+    if (s === undefined) {
+      s = { thread, replyTo, xid, locale, state: {}, timer: undefined };
+      this.sessions.set(thread, s);
+    } else {
+      s.replyTo = replyTo;
+      s.xid = xid;
+      s.locale = locale;
+    }
+    return s;
+  }
+
+  /** Stops the idle timer of `thread`'s session while one of its stanzas is handled. */
+  pause(thread: string): void {
+    const s = this.sessions.get(thread);
+    if (s?.timer !== undefined) {
+      clearTimeout(s.timer);
+      s.timer = undefined;
+    }
+  }
+
+  /** (Re)starts the idle timer of `thread`'s session, if it is open. */
+  arm(thread: string): void {
+    const s = this.sessions.get(thread);
+    if (s === undefined) return;
+    if (s.timer !== undefined) clearTimeout(s.timer);
+    s.timer = setTimeout(() => {
+      s.timer = undefined;
+      if (this.sessions.get(thread) === s) this.onIdle(s);
+    }, this.keepaliveMs);
+  }
+
+  /**
+   * Ends `thread`'s session and tells the listeners.
+   *
+   * @returns false when no session was open on `thread`.
+   */
+  end(thread: string, reason: SessionEndReason): boolean {
+    const s = this.sessions.get(thread);
+    if (s === undefined) return false;
+    if (s.timer !== undefined) clearTimeout(s.timer);
+    this.sessions.delete(thread);
+    for (const cb of this.listeners) {
+      try {
+        cb(thread, reason);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
+    return true;
+  }
+
+  /** Ends every session. */
+  endAll(reason: SessionEndReason): void {
+    for (const thread of [...this.sessions.keys()]) this.end(thread, reason);
+  }
+
+  onEnd(cb: (thread: string, reason: SessionEndReason) => void): void {
+    this.listeners.push(cb);
+  }
+}

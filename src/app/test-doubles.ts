@@ -1,0 +1,119 @@
+/**
+ * In-memory stand-ins for the host's dependencies, so a service (or the host itself) can
+ * be exercised without an XMPP server: a transport that records what is sent, a logger
+ * that records lines, and a client that answers from a table.
+ */
+import type { ClientSession, OsrfClient, PendingRequest, RequestOptions } from "../client/types.ts";
+import type { Logger } from "../log/types.ts";
+import type { JsonValue } from "../protocol/types.ts";
+import type { Transport } from "../xmpp/transport.ts";
+import type { OutgoingStanza, Stanza } from "../xmpp/types.ts";
+
+/** A {@link Transport} that keeps every sent stanza in `sent`. */
+export class MemoryTransport implements Transport {
+  readonly sent: OutgoingStanza[] = [];
+  private handler: ((s: Stanza) => void) | undefined;
+  /** When set, `send` throws it (e.g. to imitate a stanza over the size limit). */
+  failWith: Error | undefined;
+
+  constructor(readonly jid = "opensrf@localhost/test_drone", readonly domain = "localhost") {}
+
+  send(stanza: OutgoingStanza): void {
+    if (this.failWith !== undefined) throw this.failWith;
+    this.sent.push({ from: this.jid, ...stanza });
+  }
+
+  onStanza(handler: (stanza: Stanza) => void): void {
+    this.handler = handler;
+  }
+
+  onOnline(_handler: (reconnected: boolean) => void): void {}
+
+  /** Hands a stanza to the registered `onStanza` handler, as if it had arrived. */
+  deliver(stanza: Stanza): void {
+    this.handler?.(stanza);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** One recorded log line. */
+export interface LogLine {
+  level: "error" | "warn" | "info" | "debug" | "internal" | "activity";
+  msg: string;
+  xid: string | undefined;
+  service: string;
+}
+
+/** A {@link Logger} that keeps every line in `lines` (children share the list). */
+export class RecordingLogger implements Logger {
+  constructor(
+    readonly lines: LogLine[] = [],
+    readonly service = "test",
+  ) {}
+  error(msg: string, xid?: string): void {
+    this.lines.push({ level: "error", msg, xid, service: this.service });
+  }
+  warn(msg: string, xid?: string): void {
+    this.lines.push({ level: "warn", msg, xid, service: this.service });
+  }
+  info(msg: string, xid?: string): void {
+    this.lines.push({ level: "info", msg, xid, service: this.service });
+  }
+  debug(msg: string, xid?: string): void {
+    this.lines.push({ level: "debug", msg, xid, service: this.service });
+  }
+  internal(msg: string, xid?: string): void {
+    this.lines.push({ level: "internal", msg, xid, service: this.service });
+  }
+  activity(msg: string, xid?: string): void {
+    this.lines.push({ level: "activity", msg, xid, service: this.service });
+  }
+  child(service: string): Logger {
+    return new RecordingLogger(this.lines, service);
+  }
+  reopen(): void {}
+}
+
+/** A call made through a {@link TableClient}. */
+export interface RecordedCall {
+  service: string;
+  method: string;
+  params: JsonValue[];
+  opts: RequestOptions | undefined;
+}
+
+function pendingOf(results: Promise<JsonValue[]>): PendingRequest {
+  return {
+    collect: () => results,
+    first: async () => (await results)[0],
+    async *[Symbol.asyncIterator]() {
+      yield* await results;
+    },
+  };
+}
+
+/**
+ * An {@link OsrfClient} answering stateless requests from `answer`, recording each call.
+ * Sessions are not supported.
+ */
+export class TableClient implements OsrfClient {
+  readonly calls: RecordedCall[] = [];
+
+  /** @param answer Results for a call; a throw (or rejection) fails the request. */
+  constructor(private readonly answer: (call: RecordedCall) => JsonValue[] | Promise<JsonValue[]> = () => []) {}
+
+  request(service: string, method: string, params: JsonValue[] = [], opts?: RequestOptions): PendingRequest {
+    const call = { service, method, params, opts };
+    this.calls.push(call);
+    const results = Promise.resolve().then(() => this.answer(call));
+    results.catch(() => {}); // failures surface when the caller reads them
+    return pendingOf(results);
+  }
+
+  session(_service: string): ClientSession {
+    throw new Error("TableClient does not support sessions");
+  }
+
+  async close(): Promise<void> {}
+}
