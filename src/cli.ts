@@ -14,6 +14,8 @@ const main = defineCommand({
   subCommands: {
     router: () => import("./cli/router.ts").then((m) => m.default),
     request: () => import("./cli/request.ts").then((m) => m.default),
+    serve: () => import("./cli/serve.ts").then((m) => m.default),
+    drone: () => import("./cli/drone.ts").then((m) => m.default),
     version: () => import("./cli/version.ts").then((m) => m.default),
   },
 });

@@ -79,7 +79,10 @@ export default defineCommand({
         pending = client.request(args.service, args.method, params, opts);
       }
       for await (const result of pending) {
-        process.stdout.write(`${JSON.stringify(result, null, args.pretty ? 2 : undefined)}\n`);
+        // Wait until written: process.exit() below drops whatever a pipe has not taken yet
+        // (a 1 MB result got cut at 64 KB).
+        const line = `${JSON.stringify(result, null, args.pretty ? 2 : undefined)}\n`;
+        await new Promise<void>((resolve) => process.stdout.write(line, () => resolve()));
       }
       session?.disconnect();
     } catch (e) {

@@ -149,6 +149,9 @@ export class Client implements OsrfClient {
     opts: RequestOptions,
     onConnected?: (drone: string) => void,
   ): ResultStream {
+    // A session used again after disconnect() was forgotten: register its thread again,
+    // or the replies (served statelessly, as C does) would find no conversation.
+    this.conversations.set(conv.thread, conv);
     const trace = conv.nextTrace++;
     const xid = opts.xid ?? makeXid();
     const stream = new ResultStream(() => this.forget(conv));

@@ -26,6 +26,10 @@ export interface PendingRequest extends AsyncIterable<JsonValue> {
 /** A stateful (CONNECT) session pinned to one worker of a service. */
 export interface ClientSession {
   readonly service: string;
+  /** The session's thread. */
+  readonly thread: string;
+  /** Where requests go: the drone's JID once connected, the router's before. */
+  readonly remote: string;
   /** True between a successful connect() and disconnect()/timeout. */
   readonly connected: boolean;
   connect(opts?: RequestOptions): Promise<void>;

@@ -35,6 +35,11 @@ export class RecentForwards {
     if (log.sent.length > KEEP_PER_NODE) log.sent.shift();
   }
 
+  /** True if something was forwarded to `node` recently (a bounce from it can be genuine). */
+  hasForwardedTo(node: string): boolean {
+    return this.nodes.has(node);
+  }
+
   /** The message a bodiless bounce from `node` stands for, if still known. */
   recover(node: string): OutgoingStanza | undefined {
     const log = this.nodes.get(node);

@@ -147,6 +147,12 @@ export class OsrfRouter {
    * so the message is recovered from what we recently sent to that node.
    */
   private onBounce(className: string, conn: Transport, bounce: Stanza): void {
+    // Only a node we forwarded to can bounce. A type="error" message from anyone else is a
+    // client's own stanza: resending its body would let it choose router_from (C ignores it too).
+    if (!this.registry.hasNode(className, bounce.from) && !this.sent.hasForwardedTo(bounce.from)) {
+      this.log.warn(`ignoring an error message from ${bounce.from}: not a node of ${className}`, bounce.xid);
+      return;
+    }
     const recovered = bounce.body ? bounce : this.sent.recover(bounce.from);
     const s = recovered && completeStanza(recovered, bounce.to);
     if (!s || !s.routerFrom) {

@@ -1,7 +1,9 @@
+import { StringDecoder } from "node:string_decoder";
 import { client, type XmppClient } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";
 import type { Logger } from "../log/types.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
+import { StreamParser } from "./sax.ts";
 import { completeStanza, decodeStanza, encodeStanza } from "./stanza.ts";
 import type { Transport } from "./transport.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
@@ -50,6 +52,9 @@ export class XmppConnection implements Transport {
   private online = false;
   private everOnline = false;
   private closing = false;
+  /** From a lost connection until back online: the one reconnect loop owns the client. */
+  private reconnecting = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private backoff = BACKOFF_START_MS;
 
   private constructor(private readonly opts: ConnectionOptions) {
@@ -68,6 +73,10 @@ export class XmppConnection implements Transport {
         ),
     });
     this.xmpp.timeout = opts.connectTimeoutMs ?? 10_000;
+    // ltx's own tokenizer is quadratic in the length of a text run (a 1 MB body took ~35 s);
+    // @xmpp/client assigns its Parser on every connect, so pin ours with an accessor.
+    Object.defineProperty(this.xmpp, "Parser", { get: () => StreamParser, set: () => {}, configurable: true });
+    this.decodeUtf8AcrossChunks();
     this.disableStreamManagement();
     this.xmpp.reconnect.stop(); // we reconnect ourselves, with backoff
     this.xmpp.on("stanza", (el) => this.onElement(el));
@@ -81,6 +90,7 @@ export class XmppConnection implements Transport {
       const reconnected = this.everOnline;
       this.online = true;
       this.everOnline = true;
+      this.reconnecting = false;
       this.backoff = BACKOFF_START_MS;
       for (const s of this.backlog.splice(0)) this.write(s);
       for (const h of this.onlineHandlers) h(reconnected);
@@ -96,6 +106,7 @@ export class XmppConnection implements Transport {
     try {
       await conn.xmpp.start();
     } catch (e) {
+      conn.closing = true; // no reconnect loop for a connection that never came up
       await conn.xmpp.stop().catch(() => {});
       throw new ConnectError(describeConnectFailure(opts, e as Error), {
         jid: `${opts.username}@${opts.domain}/${opts.resource}`,
@@ -140,6 +151,7 @@ export class XmppConnection implements Transport {
     if (this.closing) return;
     this.closing = true;
     this.online = false;
+    clearTimeout(this.reconnectTimer);
     try {
       await this.xmpp.stop();
     } catch {
@@ -175,11 +187,18 @@ export class XmppConnection implements Transport {
 
   private onDisconnect(): void {
     this.online = false;
-    if (this.closing || this.opts.reconnect === false) return;
+    // While reconnecting, the loop's own stop() and failed attempts also end in "disconnect":
+    // those must not start more loops (each would start more, and race on the socket).
+    if (this.closing || this.opts.reconnect === false || !this.everOnline || this.reconnecting) return;
+    this.reconnecting = true;
+    this.opts.logger.warn(`lost XMPP connection ${this.fullJid}; reconnecting in ${this.backoff} ms`);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
     const delay = this.backoff;
     this.backoff = Math.min(this.backoff * 2, this.opts.maxBackoffMs ?? 5_000);
-    this.opts.logger.warn(`lost XMPP connection ${this.fullJid}; reconnecting in ${delay} ms`);
-    setTimeout(() => void this.reconnect(), delay);
+    this.reconnectTimer = setTimeout(() => void this.reconnect(), delay);
   }
 
   private async reconnect(): Promise<void> {
@@ -187,12 +206,43 @@ export class XmppConnection implements Transport {
     try {
       await this.xmpp.stop().catch(() => {});
       if (this.closing) return;
-      await this.xmpp.start();
+      // start() can wait forever for "online" if the socket closes mid-login without an error.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error("timed out"), { name: "TimeoutError" })), this.xmpp.timeout);
+      });
+      try {
+        await Promise.race([this.xmpp.start(), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
       this.opts.logger.info(`reconnected to XMPP as ${this.fullJid}`);
     } catch (e) {
-      this.opts.logger.warn(`reconnect of ${this.fullJid} failed: ${describeConnectFailure(this.opts, e as Error)}`);
-      this.onDisconnect();
+      if (this.closing) return;
+      this.opts.logger.warn(
+        `reconnect of ${this.fullJid} failed: ${describeConnectFailure(this.opts, e as Error)}; retrying in ${this.backoff} ms`,
+      );
+      this.scheduleReconnect();
     }
+  }
+
+  /**
+   * @xmpp/connection decodes each socket chunk on its own (`data.toString("utf8")`), so a
+   * multi-byte character split between two chunks became U+FFFD garbage in large stanzas.
+   * Decode with one StringDecoder per socket instead.
+   */
+  private decodeUtf8AcrossChunks(): void {
+    const x = this.xmpp as unknown as { _onData(data: Buffer): void; socket: unknown; parser: { write(s: string): void } | null };
+    let socket: unknown;
+    let decoder = new StringDecoder("utf8");
+    x._onData = (data: Buffer) => {
+      if (x.socket !== socket) {
+        socket = x.socket;
+        decoder = new StringDecoder("utf8");
+      }
+      const text = typeof data === "string" ? data : decoder.write(data);
+      if (text) x.parser?.write(text);
+    };
   }
 
   /** Hide `<sm/>` from stream features so the client never enables XEP-0198. */

@@ -1,6 +1,7 @@
 import type { XmlElement } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StanzaDecodeError } from "./errors.ts";
+import { LinearSax } from "./sax.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -62,6 +63,34 @@ function decodeError(el: XmlElement): StanzaError {
     : { type: err.attrs.type ?? "cancel", condition, text };
 }
 
+/** The start of an element's XML for error reports; ltx's recursive toString overflows on deep trees. */
+function preview(el: XmlElement): string {
+  try {
+    return el.toString().slice(0, 200);
+  } catch {
+    return `<${el.name}>`;
+  }
+}
+
+// Characters outside XML 1.0's Char production (raw control characters, U+FFFE/U+FFFF, lone
+// surrogates) and `&` not starting a reference: ltx lets both through, an XMPP server would
+// reject them, and re-encoding such a stanza would get our own stream closed.
+const ILLEGAL_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const BARE_AMP = /&(?!#[0-9]+;|#x[0-9a-fA-F]+;|[A-Za-z_:][-\w.:]*;)/;
+// Where `&` may appear literally.
+const LITERAL_SECTIONS = /<!\[CDATA\[[\s\S]*?\]\]>|<!--[\s\S]*?-->|<\?[\s\S]*?\?>/g;
+
+function checkCharacters(xml: string): void {
+  const bad = ILLEGAL_CHAR.exec(xml);
+  if (bad) {
+    const code = bad[0].charCodeAt(0).toString(16).padStart(4, "0");
+    throw new StanzaDecodeError(`not well-formed XML: illegal character U+${code.toUpperCase()} at offset ${bad.index}`, xml.slice(0, 200));
+  }
+  if (xml.includes("&") && BARE_AMP.test(xml.includes("<!") || xml.includes("<?") ? xml.replace(LITERAL_SECTIONS, "") : xml)) {
+    throw new StanzaDecodeError("not well-formed XML: '&' not starting an entity or character reference", xml.slice(0, 200));
+  }
+}
+
 /**
  * Read an OpenSRF message from a parsed `<message>` element, whatever quoting, entity
  * escaping and child order the server delivered it with. Router data is read from the
@@ -69,7 +98,7 @@ function decodeError(el: XmlElement): StanzaError {
  */
 export function decodeStanza(el: XmlElement): Stanza {
   if (el.name !== "message") {
-    throw new StanzaDecodeError(`expected <message>, got <${el.name}>`, el.toString().slice(0, 200));
+    throw new StanzaDecodeError(`expected <message>, got <${el.name}>`, preview(el));
   }
   const a = el.attrs;
   const o = el.getChild("opensrf")?.attrs ?? a;
@@ -90,9 +119,10 @@ export function decodeStanza(el: XmlElement): Stanza {
 
 /** Parse one stanza from XML text (tests, captured samples, raw peers). */
 export function parseStanza(xml: string): Stanza {
+  checkCharacters(xml);
   let el: XmlElement;
   try {
-    el = parse(xml);
+    el = parse(xml, { Parser: LinearSax });
   } catch (e) {
     throw new StanzaDecodeError(`not well-formed XML: ${(e as Error).message}`, xml.slice(0, 200));
   }

@@ -32,7 +32,12 @@ declare module "@xmpp/xml" {
 
 declare module "ltx/lib/parse.js" {
   import type { XmlElement } from "@xmpp/xml";
-  export default function parse(xml: string): XmlElement;
+  /** `options.Parser`: the SAX tokenizer class to use instead of ltx's own. */
+  export default function parse(xml: string, options?: { Parser?: new () => unknown }): XmlElement;
+}
+
+declare module "ltx/lib/escape.js" {
+  export function unescapeXML(s: string): string;
 }
 
 declare module "@xmpp/client" {

@@ -1,0 +1,12 @@
+import { defineCommand } from "citty";
+import { runDrone } from "../prefork/drone.ts";
+
+export default defineCommand({
+  meta: {
+    name: "drone",
+    description: "Internal: a worker process started by `serve` (configured over its IPC channel)",
+  },
+  run() {
+    runDrone();
+  },
+});

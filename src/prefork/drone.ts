@@ -1,0 +1,325 @@
+/**
+ * The drone (C `prefork_child_init_hook`, `prefork_child_wait`,
+ * `prefork_child_process_request`): a child of the listener with its own XMPP login that
+ * serves the messages the listener hands it, one at a time, and answers callers directly.
+ *
+ * - Configuration arrives in the first IPC message (`init`); requests handed over before
+ *   the login is done are queued.
+ * - A message that opens a stateful session (CONNECT) pins the drone to that caller until
+ *   DISCONNECT or the keepalive timeout; session messages reach the drone directly.
+ * - The drone's one XMPP connection carries both session messages and replies to its own
+ *   outgoing calls (`ctx.call`): the client gets first look at every stanza.
+ * - After each listener message (and the session it opened): exit after max_requests
+ *   (counted as C does: messages from the listener), or when private memory is above
+ *   max_memory_mb; otherwise report `available`.
+ * - SIGTERM or `shutdown{graceful}`: finish the current work, run childExit, exit.
+ *   SIGINT or `shutdown{graceful:false}`: exit now. The IPC channel closing (listener
+ *   gone): like SIGTERM — the caller being served still gets its answer.
+ */
+import { createServiceHost } from "../app/host.ts";
+import type { ServiceDefinition, ServiceEnv, ServiceHost, SessionEndReason } from "../app/types.ts";
+import { Client } from "../client/client.ts";
+import type { OsrfLogger } from "../log/logger.ts";
+import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
+import { decodeBody } from "../protocol/codec.ts";
+import { makeResource } from "../protocol/ids.ts";
+import { XmppConnection } from "../xmpp/connection.ts";
+import { clientConnectionOptions } from "../xmpp/from-config.ts";
+import type { Stanza } from "../xmpp/types.ts";
+import { loadServiceModule } from "./app-loader.ts";
+import { IpcMessageError, parseListenerMessage, type DroneExitReason, type DroneToListener } from "./ipc.ts";
+import { preforkLogger } from "./logging.ts";
+import { memoryOverLimit, rssBytes } from "./memory.ts";
+import { CommName, setCommName } from "./proc-title.ts";
+import type { CallerRef, DroneInit } from "./types.ts";
+
+/** The drone's end of the IPC channel. */
+export interface DroneChannel {
+  /** Sends a message; `flushed` runs once it is written (or could not be). */
+  send(msg: DroneToListener, flushed?: () => void): void;
+  onMessage(cb: (msg: unknown) => void): void;
+  /** The listener is gone. */
+  onDisconnect(cb: () => void): void;
+}
+
+/** The channel Bun sets up for a process spawned with `ipc`. */
+export function processChannel(): DroneChannel | undefined {
+  if (typeof process.send !== "function") return undefined;
+  return {
+    send(msg, flushed) {
+      try {
+        // The callback form waits until the message is written out (measured: without it a
+        // message sent just before exit can be lost).
+        (process.send as (m: unknown, h: undefined, o: object, cb: () => void) => boolean)(msg, undefined, {}, () => flushed?.());
+      } catch {
+        flushed?.();
+      }
+    },
+    onMessage: (cb) => void process.on("message", cb),
+    onDisconnect: (cb) => void process.on("disconnect", cb),
+  };
+}
+
+/** How long to wait for `init` before giving up: a drone nobody configures must not linger. */
+const INIT_TIMEOUT_MS = 30_000;
+/** Grace for in-flight requests when a drone closes its host on exit. */
+const CLOSE_GRACE_MS = 5_000;
+
+/** One drone process. */
+export class DroneRuntime {
+  private init: DroneInit | undefined;
+  private log: OsrfLogger | undefined;
+  private definition: ServiceDefinition | undefined;
+  private transport: XmppConnection | undefined;
+  private client: Client | undefined;
+  private host: ServiceHost | undefined;
+  private childInitDone = false;
+  private ready = false;
+  private busy = false;
+  private leaving = false;
+  private stopRequested = false;
+  private served = 0;
+  private readonly queue: Stanza[] = [];
+  /** Thread of the session this drone is pinned to. */
+  private pinned: string | undefined;
+  private sessionOver: (() => void) | undefined;
+  private initTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly channel: DroneChannel,
+    private readonly exit: (code: number) => void = (code) => process.exit(code),
+  ) {}
+
+  /** Starts listening to the listener. */
+  start(): void {
+    this.channel.onMessage((m) => this.onIpc(m));
+    this.channel.onDisconnect(() => this.onListenerGone());
+    this.initTimer = setTimeout(() => {
+      process.stderr.write(`osrf-prefork drone ${process.pid}: no init message from the listener within ${INIT_TIMEOUT_MS / 1000} s; exiting\n`);
+      this.exit(1);
+    }, INIT_TIMEOUT_MS);
+    // The IPC channel is what keeps a drone alive, not this timer.
+    this.initTimer.unref?.();
+  }
+
+  private onIpc(raw: unknown): void {
+    let msg;
+    try {
+      msg = parseListenerMessage(raw);
+    } catch (e) {
+      if (!(e instanceof IpcMessageError)) throw e;
+      this.warn(e.message);
+      return;
+    }
+    switch (msg.type) {
+      case "init":
+        if (this.init) this.warn("ignoring a second init message");
+        else void this.boot(msg.init);
+        return;
+      case "request":
+        this.queue.push(msg.stanza);
+        this.next();
+        return;
+      case "shutdown":
+        if (msg.graceful) this.requestStop("told to stop by the listener");
+        else this.exit(0);
+        return;
+    }
+  }
+
+  private warn(text: string): void {
+    if (this.log) this.log.warn(text);
+    else process.stderr.write(`osrf-prefork drone ${process.pid}: ${text}\n`);
+  }
+
+  private async boot(init: DroneInit): Promise<void> {
+    clearTimeout(this.initTimer);
+    this.init = init;
+    setCommName(CommName.drone);
+    const log = preforkLogger(init.service, "drone", init.client, init.log);
+    this.log = log;
+    try {
+      this.definition = await loadServiceModule(init.appPath);
+      const resource = makeResource(`${init.service}_drone`, init.hostname);
+      this.transport = await XmppConnection.connect(clientConnectionOptions(init.client, resource, log));
+      this.client = new Client({ transport: this.transport, routerName: init.client.routerName, logger: log });
+      this.host = createServiceHost({
+        service: init.service,
+        definition: this.definition,
+        transport: this.transport,
+        client: this.client,
+        settings: {
+          keepalive: init.settings.keepalive,
+          // 0 means "never chunk" in opensrf.xml; the host wants a size, and one it can cut.
+          maxChunkSize:
+            init.settings.maxChunkSize > 0 ? Math.max(MIN_CHUNK_SIZE, init.settings.maxChunkSize) : Number.MAX_SAFE_INTEGER,
+          maxBundleSize: init.settings.maxBundleSize,
+        },
+        logger: log,
+        logProtect: init.logProtect,
+      });
+      this.host.onSessionEnd((thread, reason) => this.onSessionEnd(thread, reason));
+      this.transport.onStanza((s) => this.onDirect(s));
+      await this.definition.childInit?.(this.env());
+      this.childInitDone = true;
+    } catch (e) {
+      const detail = (e as Error).message ?? String(e);
+      log.error(`drone for ${init.service} cannot start: ${detail}`);
+      await this.leave("init_failed", detail, 1);
+      return;
+    }
+    this.ready = true;
+    log.debug(`drone ready as ${this.transport.jid} (max_requests ${init.maxRequests})`);
+    this.channel.send({ type: "ready", jid: this.transport.jid });
+    if (this.stopRequested) void this.leave("shutdown");
+    else this.next();
+  }
+
+  private env(): ServiceEnv {
+    return { service: this.init!.service, log: this.log!, ...(this.client ? { client: this.client } : {}) };
+  }
+
+  /** Serves the next queued listener message, if idle. */
+  private next(): void {
+    if (!this.ready || this.busy || this.leaving) return;
+    const stanza = this.queue.shift();
+    if (!stanza) return;
+    this.busy = true;
+    void this.serveUnit(stanza);
+  }
+
+  private async serveUnit(stanza: Stanza): Promise<void> {
+    const host = this.host!;
+    this.served++;
+    this.announce(stanza);
+    const outcome = await host.handle(stanza);
+    if (outcome.session === "open") {
+      this.pinned = stanza.thread;
+      this.channel.send({ type: "waiting", thread: stanza.thread });
+      await new Promise<void>((resolve) => (this.sessionOver = resolve));
+    }
+    this.pinned = undefined;
+    this.afterUnit();
+  }
+
+  /** Tells the listener what is running and whom to answer should this drone die. */
+  private announce(s: Stanza): void {
+    let msgs;
+    try {
+      msgs = decodeBody(s.body);
+    } catch {
+      return; // the host answers the bad body itself, at once
+    }
+    const calls = msgs.filter((m) => m.type === "REQUEST" || m.type === "CONNECT");
+    if (calls.length === 0) return;
+    const req = calls.find((m) => m.type === "REQUEST");
+    const caller: CallerRef = {
+      to: s.routerFrom || s.from,
+      thread: s.thread,
+      xid: s.xid,
+      threadTraces: calls.map((m) => m.threadTrace),
+    };
+    const method = req?.type === "REQUEST" ? req.payload.method : "CONNECT";
+    this.channel.send({ type: "busy", method, since: Date.now(), caller });
+  }
+
+  /** A stanza on the drone's own connection: a reply to its own call, or session traffic. */
+  private onDirect(s: Stanza): void {
+    if (this.client?.dispatch(s)) return;
+    const host = this.host;
+    if (!host) return;
+    const inSession = s.thread !== "" && s.thread === this.pinned;
+    if (inSession && !s.error) this.announce(s);
+    void host.handle(s).then((outcome) => {
+      if (!inSession || this.pinned !== s.thread) return;
+      if (outcome.session === "open") this.channel.send({ type: "waiting", thread: s.thread });
+      else this.endSession();
+    });
+  }
+
+  private onSessionEnd(thread: string, reason: SessionEndReason): void {
+    this.log?.debug(`session ${thread} ended (${reason})`);
+    if (thread === this.pinned) this.endSession();
+  }
+
+  private endSession(): void {
+    const done = this.sessionOver;
+    this.sessionOver = undefined;
+    done?.();
+  }
+
+  private afterUnit(): void {
+    const init = this.init!;
+    if (this.served >= init.maxRequests) {
+      void this.leave("max_requests", `served ${this.served} of max_requests ${init.maxRequests}`);
+      return;
+    }
+    const rss = rssBytes();
+    const over = memoryOverLimit(init.settings.maxMemoryMb, rss);
+    if (over) {
+      this.log?.info(`drone retiring after ${this.served} requests: ${over}`);
+      void this.leave("memory", over);
+      return;
+    }
+    if (this.stopRequested) {
+      void this.leave("shutdown");
+      return;
+    }
+    this.busy = false;
+    this.channel.send({ type: "available", served: this.served, rssBytes: rss });
+    this.next();
+  }
+
+  /** Finish the current work (and session), run childExit, exit (SIGTERM, listener gone). */
+  requestStop(why: string): void {
+    this.stopRequested = true;
+    this.log?.info(`drone stopping (${why})${this.busy ? " after its current work" : ""}`);
+    if (!this.init) this.exit(0);
+    else if (this.ready && !this.busy) void this.leave("shutdown");
+    // Not ready yet: boot() leaves once it is; busy: afterUnit() leaves.
+  }
+
+  private onListenerGone(): void {
+    if (this.leaving) return;
+    this.log?.info("the listener is gone (IPC channel closed)");
+    this.requestStop("listener gone");
+  }
+
+  /** Reports why, runs childExit, closes the connection, exits. */
+  private async leave(reason: DroneExitReason, detail?: string, code = 0): Promise<void> {
+    if (this.leaving) return;
+    this.leaving = true;
+    const flushed = new Promise<void>((resolve) => {
+      const msg: DroneToListener = { type: "exiting", reason, served: this.served };
+      if (detail !== undefined) msg.detail = detail;
+      this.channel.send(msg, resolve);
+      setTimeout(resolve, 1000); // never wait on a dead channel
+    });
+    await this.host?.close(CLOSE_GRACE_MS);
+    if (this.childInitDone && this.definition?.childExit) {
+      try {
+        await this.definition.childExit(this.env());
+      } catch (e) {
+        this.log?.error(`childExit failed: ${(e as Error).message}`);
+      }
+    }
+    await this.client?.close().catch(() => {});
+    await this.transport?.close().catch(() => {});
+    await flushed;
+    this.log?.close();
+    this.exit(code);
+  }
+}
+
+/** Entry point of `osrf-prefork drone`. */
+export function runDrone(): void {
+  const channel = processChannel();
+  if (!channel) {
+    process.stderr.write("osrf-prefork drone: must be started by `osrf-prefork serve` (no IPC channel)\n");
+    process.exit(2);
+  }
+  const drone = new DroneRuntime(channel);
+  process.on("SIGTERM", () => drone.requestStop("SIGTERM"));
+  process.on("SIGINT", () => process.exit(130));
+  drone.start();
+}

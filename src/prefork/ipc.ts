@@ -1,0 +1,159 @@
+/**
+ * Messages between the listener and its drones, over Bun's IPC channel with "advanced"
+ * (structured clone) serialization: stanzas travel as plain objects, no framing or JSON
+ * text on either side.
+ *
+ * The channel is a private socket pair between a listener and the drones it spawned, but
+ * both ends still check shapes: a drone from another build, or a bug, must produce one
+ * clear log line rather than a crash deep in the pool.
+ */
+import type { Stanza } from "../xmpp/types.ts";
+import type { CallerRef, DroneInit } from "./types.ts";
+
+/** Listener → drone. */
+export type ListenerToDrone =
+  /** First message: configuration (holds the XMPP password, hence IPC and not argv/env). */
+  | { type: "init"; init: DroneInit }
+  /** One message from a router for this service, as received. */
+  | { type: "request"; stanza: Stanza }
+  /** Stop: `graceful` finishes the current work first (and runs childExit); otherwise exit now. */
+  | { type: "shutdown"; graceful: boolean };
+
+/** Why a drone leaves by itself. */
+export type DroneExitReason =
+  /** Served its max_requests. */
+  | "max_requests"
+  /** Private memory above max_memory_mb after a request. */
+  | "memory"
+  /** Could not load the app, log in to XMPP, or run childInit. */
+  | "init_failed"
+  /** Told to stop (shutdown message or SIGTERM). */
+  | "shutdown";
+
+/** Drone → listener. */
+export type DroneToListener =
+  /** Logged in and childInit done; requests handed over before this were queued. */
+  | { type: "ready"; jid: string }
+  /**
+   * Started running a request (`method`, epoch ms `since`). `caller` says whom to answer if
+   * the drone dies or times out while running it — needed for session requests, which
+   * reach the drone directly and never pass the listener.
+   */
+  | { type: "busy"; method: string; since: number; caller?: CallerRef }
+  /** In a stateful session, between requests: not running anything, not available either. */
+  | { type: "waiting"; thread: string }
+  /** Done with the listener's last message (and any session it opened). */
+  | { type: "available"; served: number; rssBytes: number }
+  /** Leaving now; no `available` follows. */
+  | { type: "exiting"; reason: DroneExitReason; served: number; detail?: string };
+
+const EXIT_REASONS: ReadonlySet<string> = new Set<DroneExitReason>(["max_requests", "memory", "init_failed", "shutdown"]);
+
+/** Thrown by the parsers for a message of the wrong shape; `raw` is a short preview. */
+export class IpcMessageError extends Error {
+  override readonly name = "IpcMessageError";
+  constructor(
+    readonly problem: string,
+    readonly raw: string,
+  ) {
+    super(`bad IPC message: ${problem}: ${raw}`);
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function preview(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = String(v);
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+function need(cond: boolean, problem: string, v: unknown): asserts cond {
+  if (!cond) throw new IpcMessageError(problem, preview(v));
+}
+
+const isStr = (v: unknown): v is string => typeof v === "string";
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+function checkCaller(v: unknown, msg: unknown): CallerRef {
+  need(isObj(v), "busy.caller is not an object", msg);
+  need(isStr(v.to) && isStr(v.thread) && isStr(v.xid), "busy.caller needs to, thread and xid strings", msg);
+  need(Array.isArray(v.threadTraces) && v.threadTraces.every(isNum), "busy.caller.threadTraces must be numbers", msg);
+  return { to: v.to, thread: v.thread, xid: v.xid, threadTraces: v.threadTraces as number[] };
+}
+
+/**
+ * Checks a message received from a drone.
+ * @throws IpcMessageError naming what is wrong.
+ */
+export function parseDroneMessage(m: unknown): DroneToListener {
+  need(isObj(m) && isStr(m.type), "not an object with a type", m);
+  switch (m.type) {
+    case "ready":
+      need(isStr(m.jid), "ready.jid must be a string", m);
+      return { type: "ready", jid: m.jid };
+    case "busy": {
+      need(isStr(m.method) && isNum(m.since), "busy needs method (string) and since (number)", m);
+      const out: DroneToListener = { type: "busy", method: m.method, since: m.since };
+      if (m.caller !== undefined) out.caller = checkCaller(m.caller, m);
+      return out;
+    }
+    case "waiting":
+      need(isStr(m.thread), "waiting.thread must be a string", m);
+      return { type: "waiting", thread: m.thread };
+    case "available":
+      need(isNum(m.served) && isNum(m.rssBytes), "available needs served and rssBytes numbers", m);
+      return { type: "available", served: m.served, rssBytes: m.rssBytes };
+    case "exiting": {
+      need(isStr(m.reason) && EXIT_REASONS.has(m.reason), "exiting.reason is not a known reason", m);
+      need(isNum(m.served), "exiting.served must be a number", m);
+      const out: DroneToListener = { type: "exiting", reason: m.reason as DroneExitReason, served: m.served };
+      if (m.detail !== undefined) {
+        need(isStr(m.detail), "exiting.detail must be a string", m);
+        out.detail = m.detail;
+      }
+      return out;
+    }
+    default:
+      throw new IpcMessageError(`unknown type "${m.type}"`, preview(m));
+  }
+}
+
+const STANZA_FIELDS = ["to", "from", "thread", "body", "routerFrom", "routerTo", "routerClass", "routerCommand", "xid"] as const;
+
+/**
+ * Checks a message received from the listener. The `init` payload is checked for the
+ * fields the drone needs before it can log anything; the rest is trusted (it comes from
+ * the same build).
+ * @throws IpcMessageError naming what is wrong.
+ */
+export function parseListenerMessage(m: unknown): ListenerToDrone {
+  need(isObj(m) && isStr(m.type), "not an object with a type", m);
+  switch (m.type) {
+    case "init": {
+      const i = m.init;
+      need(isObj(i) && isStr(i.service) && isStr(i.appPath) && isStr(i.hostname), "init needs service, appPath, hostname", "init");
+      need(isObj(i.client) && isObj(i.settings) && isObj(i.log) && isNum(i.maxRequests), "init needs client, settings, log, maxRequests", "init");
+      need(Array.isArray(i.logProtect), "init.logProtect must be an array", "init");
+      return { type: "init", init: i as unknown as DroneInit };
+    }
+    case "request": {
+      const s = m.stanza;
+      need(isObj(s) && STANZA_FIELDS.every((f) => isStr(s[f])), "request.stanza is not a stanza", m);
+      return { type: "request", stanza: s as unknown as Stanza };
+    }
+    case "shutdown":
+      need(typeof m.graceful === "boolean", "shutdown.graceful must be a boolean", m);
+      return { type: "shutdown", graceful: m.graceful };
+    default:
+      throw new IpcMessageError(`unknown type "${m.type}"`, preview(m));
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The listener (C `prefork_run` and its signal handlers): one XMPP connection registered
+ * with the routers, handing each router message to the pool. It never parses a request
+ * body except to answer a caller the pool could not serve, and never waits on a drone.
+ */
+import type { RouterTarget } from "../config/types.ts";
+import type { Logger } from "../log/types.ts";
+import type { Transport } from "../xmpp/transport.ts";
+import type { Stanza } from "../xmpp/types.ts";
+import { Pool } from "./pool.ts";
+import { Registration } from "./registration.ts";
+import { errorReply, failureStatus } from "./replies.ts";
+import type { Clock, DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "./types.ts";
+
+/** What {@link Listener} needs. */
+export interface ListenerOptions {
+  service: string;
+  /** The listener's own XMPP connection. */
+  transport: Transport;
+  /**
+   * A client sharing the connection (settings from the bus, the app's `init` hook): its
+   * replies are routed to it before anything else.
+   */
+  client?: { dispatch(stanza: Stanza): boolean };
+  /** `/config/opensrf/routers` targets; filtered by their `services` lists. */
+  routers: readonly RouterTarget[];
+  spawner: DroneSpawner;
+  limits: PoolLimits;
+  /** Seconds a graceful stop waits for busy drones (`shutdown_timeout`). */
+  shutdownTimeout: number;
+  logger: Logger;
+  /**
+   * Re-reads settings and checks the app module (HUP). Resolves with the new limits and
+   * shutdown timeout; rejects to keep the current drones.
+   */
+  reload?: () => Promise<{ limits: PoolLimits; shutdownTimeout: number }>;
+  clock?: Clock;
+  /**
+   * Milliseconds to keep serving after unregistering before a graceful stop may finish:
+   * the routers may have forwarded messages just before they processed the unregister.
+   * Default 500.
+   */
+  lingerMs?: number;
+}
+
+type Phase = "running" | "stopping" | "stopped";
+
+/** Runs one service's listener. */
+export class Listener {
+  readonly pool: Pool;
+  readonly registration: Registration;
+  private phase: Phase = "running";
+  private shutdownTimeout: number;
+  private readonly log: Logger;
+  private readonly service: string;
+
+  constructor(private readonly opts: ListenerOptions) {
+    this.service = opts.service;
+    this.log = opts.logger;
+    this.shutdownTimeout = opts.shutdownTimeout;
+    this.registration = new Registration(opts.transport, opts.service, opts.routers, opts.logger);
+    this.pool = new Pool({
+      service: opts.service,
+      spawner: opts.spawner,
+      limits: opts.limits,
+      logger: opts.logger,
+      hooks: { fail: (target, failure) => this.answerFailure(target, failure) },
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+  }
+
+  /** Starts the drones, then registers with the routers (C's order). */
+  start(): void {
+    this.opts.transport.onStanza((s) => this.onStanza(s));
+    this.opts.transport.onOnline((reconnected) => {
+      // The routers dropped us with our old session; come back only if we should be there.
+      if (reconnected && this.registration.registered && this.phase === "running") {
+        this.log.info(`${this.service}: XMPP connection is back; registering with the routers again`);
+        this.registration.register();
+      }
+    });
+    this.pool.start();
+    this.registration.register();
+  }
+
+  /** SIGUSR1: stop receiving new requests from the routers (drones keep serving). */
+  unregister(): void {
+    this.registration.unregister();
+  }
+
+  /** SIGUSR2: receive requests again. */
+  register(): void {
+    if (this.phase === "running") this.registration.register();
+  }
+
+  /**
+   * SIGHUP: reload settings, then roll the drones — idle ones are replaced now, busy ones
+   * after they finish, and new ones load the app module anew. On a reload error the
+   * current drones are kept.
+   */
+  async reload(): Promise<void> {
+    if (this.phase !== "running") return;
+    this.log.info(`${this.service}: reloading settings and replacing drones (SIGHUP)`);
+    if (this.opts.reload) {
+      try {
+        const next = await this.opts.reload();
+        this.shutdownTimeout = next.shutdownTimeout;
+        this.pool.setLimits(next.limits);
+      } catch (e) {
+        this.log.error(`${this.service}: reload failed, keeping the current drones: ${(e as Error).message}`);
+        return;
+      }
+    }
+    this.pool.roll();
+  }
+
+  /**
+   * SIGTERM: unregister, keep serving what still arrives and what is queued, let busy
+   * drones finish within `shutdown_timeout`, then stop the drones and close the connection.
+   */
+  async stopGracefully(): Promise<void> {
+    if (this.phase !== "running") return;
+    this.phase = "stopping";
+    this.log.info(`${this.service}: graceful shutdown: unregistering and finishing current work`);
+    this.registration.unregister();
+    await new Promise((r) => setTimeout(r, this.opts.lingerMs ?? 500));
+    const finished = await this.pool.drain(this.shutdownTimeout * 1000);
+    if (finished) this.log.info(`${this.service}: all drones idle; stopping them`);
+    await this.pool.stop(5000);
+    this.phase = "stopped";
+    await this.opts.transport.close();
+  }
+
+  /** SIGINT/SIGQUIT: unregister, answer pending callers, kill every drone. */
+  async stopNow(): Promise<void> {
+    if (this.phase === "stopped") return;
+    this.phase = "stopped";
+    this.log.info(`${this.service}: immediate shutdown: killing drones`);
+    this.registration.unregister();
+    this.pool.killAll();
+    await Promise.race([this.opts.transport.close(), new Promise((r) => setTimeout(r, 1000))]);
+  }
+
+  private onStanza(s: Stanza): void {
+    if (this.opts.client?.dispatch(s)) return;
+    if (s.error) {
+      // 3.3 behaviour: a bounce of something we sent; nothing to retry from here.
+      const e = s.error;
+      this.log.warn(
+        `${this.service}: received an XMPP error (${e.type}/${e.condition}${e.text ? `: ${e.text}` : ""}) from ${s.from} on thread ${s.thread}; dropping it`,
+        s.xid,
+      );
+      return;
+    }
+    if (!this.registration.isRouter(s.from)) {
+      this.log.warn(`${this.service}: dropping a message from ${s.from}: not one of the routers it registered with`, s.xid);
+      return;
+    }
+    if (s.body === "") {
+      this.log.warn(`${this.service}: received an empty message from ${s.from}, thread ${s.thread}; dropping it`, s.xid);
+      return;
+    }
+    this.pool.dispatch(s);
+  }
+
+  private answerFailure(target: ErrorTarget, failure: PoolFailure): void {
+    const reply = errorReply(target, failureStatus(this.service, failure), this.log);
+    if (!reply) return;
+    try {
+      this.opts.transport.send(reply);
+    } catch (e) {
+      this.log.error(`${this.service}: cannot answer ${reply.to}: ${(e as Error).message}`, reply.xid);
+    }
+  }
+}

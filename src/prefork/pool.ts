@@ -1,0 +1,635 @@
+/**
+ * The drone pool: which drone gets the next message, when drones are started and retired,
+ * and what happens to messages no drone can take. Pure logic over {@link DroneSpawner} and
+ * {@link DroneHandle}: no processes, sockets or wall-clock timers of its own, so every rule
+ * is unit-tested with fakes.
+ *
+ * Rules (C osrf_prefork.c 3.3 unless noted):
+ * - Idle drones form a LIFO stack: the most recently used drone gets the next message
+ *   (most likely still in memory). Drones holding work are in the active set.
+ * - `minChildren` drones are started up front and kept (dead ones reaped and replaced).
+ * - No idle drone: start one if fewer than `maxChildren` exist and hand it the message
+ *   right away (the drone queues it until its XMPP login is done). At the maximum, queue
+ *   the message in a FIFO backlog of `maxBacklogQueue`; when that is full, the caller gets
+ *   STATUS 503 instead of silence.
+ * - Spare bounds (Perl Net::Server::PreFork): while fewer than `minSpareChildren` drones
+ *   are idle, start more (up to `maxChildren`); while more than `maxSpareChildren` are
+ *   idle, retire the least recently used (never below `minChildren`). Checked on every
+ *   state change and on a 1 s tick.
+ * - Drones that exit before reporting `ready` count as start-up failures: respawns are
+ *   delayed exponentially up to `crashBackoffMax`, with one probe drone at a time.
+ * - Beyond C: a drone that dies holding a request, or runs longer than `requestTimeout`
+ *   (then it is killed), has its caller answered through {@link PoolHooks.fail} at once.
+ * - Seed bug fixed: when handing a message to a *new* drone fails, C kills `cur_child`
+ *   (another drone, or NULL); here the new drone is killed and the message re-dispatched.
+ */
+import type { Logger } from "../log/types.ts";
+import type { Stanza } from "../xmpp/types.ts";
+import { crashBackoffSeconds } from "./backoff.ts";
+import { realClock } from "./clock.ts";
+import { IpcMessageError, parseDroneMessage, type DroneToListener } from "./ipc.ts";
+import type {
+  CallerRef,
+  Clock,
+  DroneHandle,
+  DroneSpawner,
+  ErrorTarget,
+  PoolFailure,
+  PoolHooks,
+  PoolLimits,
+  PoolStats,
+} from "./types.ts";
+
+/** What {@link Pool} needs. */
+export interface PoolOptions {
+  /** Service name, for log lines. */
+  service: string;
+  spawner: DroneSpawner;
+  limits: PoolLimits;
+  hooks: PoolHooks;
+  logger: Logger;
+  /** Defaults to the real clock. */
+  clock?: Clock;
+  /** Maintenance tick in ms (default 1000). */
+  tickMs?: number;
+}
+
+/** What became of a dispatched message. */
+export type DispatchResult = "dispatched" | "queued" | "rejected";
+
+type Place = "idle" | "active" | "retiring" | "gone";
+type Mode = "running" | "draining" | "stopped";
+
+/** One drone process and what the pool knows about it. */
+class Drone {
+  handle!: DroneHandle;
+  place: Place = "idle";
+  ready = false;
+  /** The listener's message being served (until answered, or a session opened). */
+  work: Stanza | undefined;
+  /** Whom to answer if the drone is lost while running a request (from `busy`). */
+  caller: CallerRef | undefined;
+  method: string | undefined;
+  timer: unknown;
+  /** We told it to stop, or killed it: its exit is expected. */
+  stopRequested = false;
+  /** Its caller was already answered (timeout kill): the exit only needs reaping. */
+  lost = false;
+  /** Detail from an `exiting` message. */
+  exitNote: string | undefined;
+  /** Reported init_failed and is on its way out: still counts as starting until it exits. */
+  failing = false;
+  served = 0;
+
+  constructor(
+    readonly id: number,
+    readonly generation: number,
+  ) {}
+
+  get pid(): number {
+    return this.handle?.pid ?? 0;
+  }
+
+  target(): ErrorTarget | undefined {
+    if (this.caller) return { kind: "caller", caller: this.caller };
+    if (this.work) return { kind: "stanza", stanza: this.work };
+    return undefined;
+  }
+}
+
+/** Minimum interval between repeated overload warnings, ms. */
+const OVERLOAD_LOG_INTERVAL_MS = 1000;
+
+/** The listener's pool of drones. See the file comment for the rules. */
+export class Pool {
+  private readonly idle: Drone[] = []; // stack: top is the last element
+  private readonly active = new Set<Drone>();
+  private readonly retiring = new Set<Drone>();
+  private readonly backlog: Stanza[] = [];
+  private limits: PoolLimits;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private mode: Mode = "running";
+  private started = false;
+  private nextId = 1;
+  private generation = 0;
+  private crashes = 0;
+  private nextSpawnAt = 0;
+  private backoffTimer: unknown;
+  private tickTimer: unknown;
+  private drainDone: ((finished: boolean) => void) | undefined;
+  private drainTimer: unknown;
+  private exitWaiters: Array<() => void> = [];
+  private lastOverloadLog = -Infinity;
+  private suppressedOverloads = 0;
+
+  constructor(private readonly opts: PoolOptions) {
+    this.limits = { ...opts.limits };
+    this.clock = opts.clock ?? realClock;
+    this.log = opts.logger;
+  }
+
+  /** Starts `minChildren` drones and the maintenance tick. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.maintain();
+    this.scheduleTick();
+  }
+
+  /**
+   * Hands a message to a drone, or queues it, or (backlog full / stopped) answers the
+   * caller with an error through the hooks. Never blocks.
+   */
+  dispatch(stanza: Stanza): DispatchResult {
+    if (this.mode === "stopped") {
+      this.opts.hooks.fail({ kind: "stanza", stanza }, { kind: "shutdown" });
+      return "rejected";
+    }
+    // Queued messages go first: a newcomer must not overtake them.
+    const result = this.backlog.length === 0 && this.place(stanza) ? "dispatched" : this.enqueue(stanza);
+    // One idle drone fewer may call for a spare.
+    this.maintain();
+    return result;
+  }
+
+  /** Replaces the limits (after a settings reload) and re-checks the pool. */
+  setLimits(limits: PoolLimits): void {
+    this.limits = { ...limits };
+    this.maintain();
+  }
+
+  /**
+   * Rolls the pool (HUP): every current drone becomes "old". Idle old drones are retired
+   * now, busy ones when they finish; new drones (which load the app anew) replace them.
+   * Requests in flight and in the backlog are unaffected.
+   */
+  roll(): void {
+    this.generation++;
+    for (const d of [...this.idle]) this.retire(d, "reload");
+    // Busy ones are retired by release() when they report `available`.
+    this.maintain();
+  }
+
+  /**
+   * Graceful stop, step 1: keep serving (the backlog and whatever still arrives) until no
+   * drone holds work and the backlog is empty, or `timeoutMs` passes. Then the backlog is
+   * answered with "shutting down" and drones still busy are killed (their callers
+   * answered). Resolves true when everything finished in time.
+   */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.mode === "stopped") return Promise.resolve(true);
+    this.mode = "draining";
+    return new Promise((resolve) => {
+      this.drainDone = resolve;
+      this.drainTimer = this.clock.setTimeout(() => this.drainTimedOut(), timeoutMs);
+      this.checkDrained();
+    });
+  }
+
+  /**
+   * Stops every drone: idle ones are told to finish (they run childExit), anything still
+   * busy or queued is answered with "shutting down" and killed. Resolves when all drones
+   * have exited; those still alive after `graceMs` are killed.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.enterStopped();
+    for (const d of [...this.active]) {
+      this.abandon(d);
+      this.discard(d);
+    }
+    for (const d of [...this.idle]) this.retire(d, "shutdown");
+    await this.waitForExits(graceMs);
+    for (const d of this.retiring) d.handle.kill("SIGKILL");
+    await this.waitForExits(1000);
+  }
+
+  /** Fast stop: answer everything pending with "shutting down" and SIGKILL every drone. */
+  killAll(): void {
+    this.enterStopped();
+    for (const d of [...this.active, ...this.idle, ...this.retiring]) {
+      if (d.place === "active") this.abandon(d);
+      d.stopRequested = true;
+      d.handle.kill("SIGKILL");
+    }
+  }
+
+  /** Counts and pids, for logs and tests. */
+  stats(): PoolStats {
+    const pids = [...this.idle, ...this.active, ...this.retiring].map((d) => d.pid);
+    return {
+      idle: this.idle.length,
+      active: this.active.size,
+      retiring: this.retiring.size,
+      backlog: this.backlog.length,
+      total: this.alive(),
+      pids,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Placing work
+
+  private place(stanza: Stanza): boolean {
+    for (let d = this.idle.pop(); d; d = this.idle.pop()) {
+      if (this.handTo(d, stanza)) return true;
+      this.log.warn(`drone ${d.pid} of ${this.opts.service} does not take messages (IPC channel closed); discarding it`);
+      this.discard(d);
+    }
+    while (this.canSpawn()) {
+      const d = this.spawnOne();
+      if (!d) break;
+      if (this.handTo(d, stanza)) return true;
+      // osrf_prefork.c kills cur_child here (the wrong drone, possibly NULL): kill the new one.
+      this.log.warn(`new drone ${d.pid} of ${this.opts.service} does not take messages (IPC channel closed); killing it`);
+      this.discard(d);
+      this.startFailed(d, "its IPC channel was closed before the first message");
+    }
+    return false;
+  }
+
+  private enqueue(stanza: Stanza): DispatchResult {
+    if (this.backlog.length < this.limits.maxBacklogQueue) {
+      if (this.backlog.length === 0 && this.alive() >= this.limits.maxChildren) {
+        this.log.warn(
+          `Could not launch a new drone for ${this.opts.service} as ${this.alive()} drones were already running; ` +
+            `queueing in the backlog (consider raising max_children above ${this.limits.maxChildren})`,
+        );
+      }
+      this.backlog.push(stanza);
+      return "queued";
+    }
+    this.logOverload();
+    this.opts.hooks.fail({ kind: "stanza", stanza }, { kind: "overload" });
+    return "rejected";
+  }
+
+  private logOverload(): void {
+    const now = this.clock.now();
+    if (now - this.lastOverloadLog < OVERLOAD_LOG_INTERVAL_MS) {
+      this.suppressedOverloads++;
+      return;
+    }
+    const more = this.suppressedOverloads ? ` (${this.suppressedOverloads} more since the last warning)` : "";
+    this.log.warn(
+      `${this.opts.service}: no available drones and the backlog queue is full (${this.limits.maxBacklogQueue}); ` +
+        `answering 503${more}`,
+    );
+    this.lastOverloadLog = now;
+    this.suppressedOverloads = 0;
+  }
+
+  private handTo(d: Drone, stanza: Stanza): boolean {
+    if (!d.handle.send({ type: "request", stanza })) return false;
+    d.place = "active";
+    this.active.add(d);
+    d.work = stanza;
+    d.caller = undefined;
+    d.method = undefined;
+    this.armTimer(d);
+    return true;
+  }
+
+  /** Serves queued messages while drones are (or can be made) available. */
+  private pump(): void {
+    while (this.backlog.length > 0 && this.mode !== "stopped") {
+      if (!this.place(this.backlog[0]!)) return;
+      this.backlog.shift();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Spawning and retiring
+
+  private alive(): number {
+    return this.idle.length + this.active.size + this.retiring.size;
+  }
+
+  /**
+   * Drones that count towards minChildren: not on their way out — except one that failed
+   * its start-up, which is replaced only once its exit has been counted for the backoff.
+   */
+  private serving(): number {
+    return this.idle.length + this.active.size + this.failingCount();
+  }
+
+  private starting(): number {
+    let n = this.failingCount();
+    for (const d of this.idle) if (!d.ready) n++;
+    for (const d of this.active) if (!d.ready) n++;
+    return n;
+  }
+
+  private failingCount(): number {
+    let n = 0;
+    for (const d of this.retiring) if (d.failing) n++;
+    return n;
+  }
+
+  /** Room under maxChildren and not in a crash backoff (then a wake-up is scheduled for its end). */
+  private canSpawn(): boolean {
+    if (this.mode === "stopped" || this.alive() >= this.limits.maxChildren) return false;
+    if (this.clock.now() < this.nextSpawnAt) {
+      this.scheduleBackoffEnd();
+      return false;
+    }
+    return true;
+  }
+
+  /** Spawning to fill minimums: while drones fail at start-up, one probe at a time. */
+  private canSpawnSpare(): boolean {
+    return this.canSpawn() && (this.crashes === 0 || this.starting() === 0);
+  }
+
+  private spawnOne(): Drone | undefined {
+    const d = new Drone(this.nextId++, this.generation);
+    try {
+      d.handle = this.opts.spawner.spawn({
+        message: (m) => this.onMessage(d, m),
+        exit: (code, signal) => this.onExit(d, code, signal),
+      });
+    } catch (e) {
+      this.startFailed(undefined, `cannot start a drone process: ${(e as Error).message}`);
+      return undefined;
+    }
+    this.log.debug(`started drone ${d.pid} for ${this.opts.service}`);
+    return d;
+  }
+
+  private spawnIdle(): boolean {
+    const d = this.spawnOne();
+    if (!d) return false;
+    // Below the top: a fresh drone is not yet logged in, a warm idle one is.
+    this.idle.unshift(d);
+    return true;
+  }
+
+  /** Tells a drone to finish and exit; it leaves the pool's dispatch sets at once. */
+  private retire(d: Drone, why: string): void {
+    this.unlink(d);
+    d.place = "retiring";
+    this.retiring.add(d);
+    d.stopRequested = true;
+    this.log.debug(`retiring drone ${d.pid} of ${this.opts.service} (${why})`);
+    if (!d.handle.send({ type: "shutdown", graceful: true })) d.handle.kill("SIGKILL");
+  }
+
+  /** Kills a drone that cannot be used; its exit is only reaped. */
+  private discard(d: Drone): void {
+    this.unlink(d);
+    d.place = "retiring";
+    this.retiring.add(d);
+    d.stopRequested = true;
+    d.lost = true;
+    d.handle.kill("SIGKILL");
+  }
+
+  private unlink(d: Drone): void {
+    const i = this.idle.indexOf(d);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.active.delete(d);
+    this.retiring.delete(d);
+    this.clearTimer(d);
+  }
+
+  private startFailed(d: Drone | undefined, why: string): void {
+    this.crashes++;
+    const delay = crashBackoffSeconds(this.crashes, this.limits.crashBackoffMax);
+    this.nextSpawnAt = this.clock.now() + delay * 1000;
+    const pid = d ? ` ${d.pid}` : "";
+    this.log.warn(
+      `drones for ${this.opts.service} exit during start-up (last:${pid} ${why}); ` +
+        (delay > 0 ? `next spawn in ${delay} s` : "respawning now"),
+    );
+    if (delay > 0) this.scheduleBackoffEnd();
+  }
+
+  private scheduleBackoffEnd(): void {
+    if (this.backoffTimer !== undefined || this.mode === "stopped") return;
+    const wait = Math.max(0, this.nextSpawnAt - this.clock.now());
+    this.backoffTimer = this.clock.setTimeout(() => {
+      this.backoffTimer = undefined;
+      this.maintain();
+    }, wait);
+  }
+
+  /** Brings the pool back within its bounds and serves the backlog. */
+  private maintain(): void {
+    if (this.mode === "stopped" || !this.started) return;
+    this.pump();
+    if (this.mode === "running") {
+      const l = this.limits;
+      while (this.serving() < l.minChildren && this.canSpawnSpare() && this.spawnIdle());
+      if (l.minSpareChildren > 0) {
+        while (this.idle.length < l.minSpareChildren && this.canSpawnSpare() && this.spawnIdle());
+      }
+      if (l.maxSpareChildren > 0) {
+        while (this.idle.length > l.maxSpareChildren && this.serving() > l.minChildren) {
+          this.retire(this.idle[0]!, "more idle drones than max_spare_children");
+        }
+      }
+    }
+    this.checkDrained();
+  }
+
+  private scheduleTick(): void {
+    this.tickTimer = this.clock.setTimeout(() => {
+      this.maintain();
+      if (this.mode !== "stopped") this.scheduleTick();
+    }, this.opts.tickMs ?? 1000);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Drone events
+
+  private onMessage(d: Drone, raw: unknown): void {
+    let msg: DroneToListener;
+    try {
+      msg = parseDroneMessage(raw);
+    } catch (e) {
+      if (!(e instanceof IpcMessageError)) throw e;
+      this.log.warn(`drone ${d.pid} of ${this.opts.service}: ${e.message}`);
+      return;
+    }
+    if (d.place === "gone" || d.lost) return;
+    switch (msg.type) {
+      case "ready":
+        d.ready = true;
+        if (this.crashes > 0) this.log.info(`a drone for ${this.opts.service} started fine; start-up backoff cleared`);
+        this.crashes = 0;
+        this.nextSpawnAt = 0;
+        this.log.debug(`drone ${d.pid} of ${this.opts.service} ready as ${msg.jid}`);
+        break;
+      case "busy":
+        d.method = msg.method;
+        if (msg.caller) d.caller = msg.caller;
+        if (d.place === "active") this.armTimer(d);
+        return;
+      case "waiting":
+        // Session open, nothing running: nobody to answer if it dies now, no time limit.
+        d.work = undefined;
+        d.caller = undefined;
+        d.method = undefined;
+        this.clearTimer(d);
+        return;
+      case "available":
+        d.served = msg.served;
+        this.release(d);
+        break;
+      case "exiting":
+        d.exitNote = `${msg.reason}${msg.detail ? `: ${msg.detail}` : ""}`;
+        // Sent instead of `available`: the work it held is done. After init_failed it never
+        // ran what it was handed: onExit answers that caller and counts the failure.
+        if (msg.reason === "init_failed") {
+          d.failing = true;
+        } else {
+          d.stopRequested = true;
+          d.work = undefined;
+          d.caller = undefined;
+          d.method = undefined;
+        }
+        if (msg.reason === "memory") this.log.info(`drone ${d.pid} of ${this.opts.service} retires: ${d.exitNote}`);
+        else this.log.debug(`drone ${d.pid} of ${this.opts.service} exiting after ${msg.served} requests (${d.exitNote})`);
+        if (d.place !== "retiring") {
+          this.unlink(d);
+          d.place = "retiring";
+          this.retiring.add(d);
+        }
+        break;
+    }
+    this.maintain();
+  }
+
+  /** The drone finished the listener's last message. */
+  private release(d: Drone): void {
+    if (d.place !== "active") return;
+    d.work = undefined;
+    d.caller = undefined;
+    d.method = undefined;
+    this.unlink(d);
+    if (d.generation < this.generation || this.mode === "stopped") {
+      this.retire(d, "reload");
+      return;
+    }
+    d.place = "idle";
+    this.idle.push(d);
+  }
+
+  private onExit(d: Drone, code: number | null, signal: string | null): void {
+    if (d.place === "gone") return;
+    const target = d.lost ? undefined : d.target();
+    const wasStopping = d.stopRequested;
+    this.unlink(d);
+    d.place = "gone";
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    if (target) {
+      this.log.warn(`drone ${d.pid} of ${this.opts.service} died (${how}) while running ${d.method ?? "a request"}; answering its caller`);
+      const failure: PoolFailure = { kind: "died", pid: d.pid, code, signal, starting: !d.ready };
+      if (d.method !== undefined) failure.method = d.method;
+      this.opts.hooks.fail(target, failure);
+    }
+    if (!d.ready && !d.lost && !wasStopping && this.mode === "running") {
+      this.startFailed(d, `${how}${d.exitNote ? `: ${d.exitNote}` : ""}`);
+    } else if (!wasStopping && !target && this.mode !== "stopped") {
+      this.log.warn(`drone ${d.pid} of ${this.opts.service} exited unexpectedly (${how}); replacing it`);
+    }
+    this.maintain();
+    if (this.alive() === 0) for (const w of this.exitWaiters.splice(0)) w();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Request time limit
+
+  private armTimer(d: Drone): void {
+    this.clearTimer(d);
+    const seconds = this.limits.requestTimeout;
+    if (seconds <= 0) return;
+    d.timer = this.clock.setTimeout(() => this.timedOut(d, seconds), seconds * 1000);
+  }
+
+  private clearTimer(d: Drone): void {
+    if (d.timer === undefined) return;
+    this.clock.clearTimeout(d.timer);
+    d.timer = undefined;
+  }
+
+  private timedOut(d: Drone, seconds: number): void {
+    d.timer = undefined;
+    if (d.place === "gone" || d.lost) return;
+    const target = d.target();
+    this.log.warn(
+      `drone ${d.pid} of ${this.opts.service} ran ${d.method ?? "a request"} for more than ${seconds} s (request_timeout); killing it`,
+    );
+    this.discard(d);
+    if (target) {
+      const failure: PoolFailure = { kind: "timeout", pid: d.pid, seconds };
+      if (d.method !== undefined) failure.method = d.method;
+      this.opts.hooks.fail(target, failure);
+    }
+    this.maintain();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stopping
+
+  private checkDrained(): void {
+    if (this.mode !== "draining" || !this.drainDone) return;
+    if (this.active.size > 0 || this.backlog.length > 0) return;
+    this.finishDrain(true);
+  }
+
+  private drainTimedOut(): void {
+    this.drainTimer = undefined;
+    if (!this.drainDone) return;
+    this.log.warn(
+      `${this.opts.service}: shutdown timeout reached with ${this.active.size} busy drone(s) and ${this.backlog.length} queued message(s); stopping them`,
+    );
+    for (const stanza of this.backlog.splice(0)) this.opts.hooks.fail({ kind: "stanza", stanza }, { kind: "shutdown" });
+    for (const d of [...this.active]) {
+      this.abandon(d);
+      this.discard(d);
+    }
+    this.finishDrain(false);
+  }
+
+  private finishDrain(finished: boolean): void {
+    const done = this.drainDone;
+    this.drainDone = undefined;
+    if (this.drainTimer !== undefined) this.clock.clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+    done?.(finished);
+  }
+
+  /** Answers a busy drone's caller with "shutting down"; the drone will be killed. */
+  private abandon(d: Drone): void {
+    const target = d.target();
+    d.lost = true;
+    d.work = undefined;
+    d.caller = undefined;
+    if (target) this.opts.hooks.fail(target, { kind: "shutdown" });
+  }
+
+  private enterStopped(): void {
+    if (this.drainDone) this.finishDrain(false);
+    this.mode = "stopped";
+    for (const t of [this.tickTimer, this.backoffTimer]) if (t !== undefined) this.clock.clearTimeout(t);
+    this.tickTimer = undefined;
+    this.backoffTimer = undefined;
+    for (const stanza of this.backlog.splice(0)) this.opts.hooks.fail({ kind: "stanza", stanza }, { kind: "shutdown" });
+  }
+
+  private waitForExits(ms: number): Promise<void> {
+    if (this.alive() === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        self.clock.clearTimeout(timer);
+        const i = self.exitWaiters.indexOf(done);
+        if (i >= 0) self.exitWaiters.splice(i, 1);
+        resolve();
+      }
+      this.exitWaiters.push(done);
+    });
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Starting a listener from files (C `osrf_prefork_run`): read opensrf_core.xml and the
+ * service's settings, load the app, log in, run the app's `init`, start drones, register.
+ */
+import { Client } from "../client/client.ts";
+import { readCoreConfig } from "../config/core.ts";
+import type { CoreConfig, PreforkSettings } from "../config/types.ts";
+import type { OsrfLogger } from "../log/logger.ts";
+import { makeResource } from "../protocol/ids.ts";
+import { XmppConnection } from "../xmpp/connection.ts";
+import { clientConnectionOptions } from "../xmpp/from-config.ts";
+import { loadServiceModule, resolveAppPath } from "./app-loader.ts";
+import { AppLoadError } from "./errors.ts";
+import { Listener } from "./listener.ts";
+import { preforkLogger } from "./logging.ts";
+import { loadSettings, type SettingsSource } from "./settings-source.ts";
+import { installSignalHandlers } from "./signals.ts";
+import { BunDroneSpawner } from "./spawner.ts";
+import type { DroneInit } from "./types.ts";
+
+/** Options of `osrf-prefork serve`. */
+export interface ServeOptions {
+  service: string;
+  /** Service module path, relative to the current directory or absolute. */
+  app: string;
+  /** opensrf_core.xml. */
+  config: string;
+  /** opensrf.xml; default `<settings_config>` of opensrf_core.xml, else {@link DEFAULT_SETTINGS_FILE}. */
+  settings?: string;
+  /** Ask `opensrf.settings` on the bus instead of reading opensrf.xml. */
+  settingsFromBus?: boolean;
+  /** Host name for `/opensrf/hosts/<host>` and the XMPP resources. */
+  host: string;
+  /** Overrides of `<logfile>` / `<loglevel>`. */
+  logfile?: string;
+  loglevel?: number;
+}
+
+/** Where OpenSRF installs opensrf.xml. */
+export const DEFAULT_SETTINGS_FILE = "/openils/conf/opensrf.xml";
+
+/** A started listener. */
+export interface RunningService {
+  listener: Listener;
+  logger: OsrfLogger;
+  settings: PreforkSettings;
+  /** Removes the signal handlers (tests). */
+  uninstallSignals(): void;
+}
+
+/**
+ * Starts the listener and installs its signal handlers.
+ * @throws ConfigError (bad file or value), AppLoadError (module or its init hook),
+ *   SettingsError (settings server) or ConnectError (XMPP login), each one line.
+ */
+export async function startService(o: ServeOptions): Promise<RunningService> {
+  const core = readCoreConfig(o.config);
+  const logger = listenerLogger(core, o);
+  const appPath = resolveAppPath(o.app);
+  const definition = await loadServiceModule(appPath);
+  const settingsFile = o.settings ?? core.opensrf.settingsConfig ?? DEFAULT_SETTINGS_FILE;
+
+  // A bad opensrf.xml should fail before anything connects.
+  let settings = o.settingsFromBus ? undefined : await loadSettings(fileSource(settingsFile, o.host), o.service);
+
+  logger.info(`Loading config in osrf_forker for app ${o.service}`);
+  const transport = await XmppConnection.connect(
+    clientConnectionOptions(core.opensrf, makeResource(`${o.service}_listener`, o.host), logger),
+  );
+  const client = new Client({ transport, routerName: core.opensrf.routerName, logger });
+  // Until the listener takes the connection over, only the client's own replies matter.
+  transport.onStanza((s) => void client.dispatch(s));
+  const source: SettingsSource = o.settingsFromBus ? { kind: "bus", client, host: o.host } : fileSource(settingsFile, o.host);
+  try {
+    settings ??= await loadSettings(source, o.service);
+    for (const w of settings.warnings) logger.warn(w);
+    try {
+      await definition.init?.({ service: o.service, log: logger, client });
+    } catch (e) {
+      throw new AppLoadError(`the init hook of ${appPath} failed: ${(e as Error).message}`, { service: o.service, app: appPath });
+    }
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
+
+  const spawner = new BunDroneSpawner({ init: droneInit(core, o, appPath, settings), jitter: settings.maxRequestsJitter });
+  let current = core;
+  const listener = new Listener({
+    service: o.service,
+    transport,
+    client,
+    routers: core.opensrf.routers,
+    spawner,
+    limits: settings,
+    shutdownTimeout: settings.shutdownTimeout,
+    logger,
+    reload: async () => {
+      logger.reopen();
+      // Drones get the new opensrf_core.xml too (log level, …); the listener keeps its
+      // connection and router list until it is restarted.
+      try {
+        current = readCoreConfig(o.config);
+      } catch (e) {
+        logger.warn(`keeping the previous opensrf_core.xml: ${(e as Error).message}`);
+      }
+      const next = await loadSettings(source, o.service);
+      for (const w of next.warnings) logger.warn(w);
+      // New drones import the file anew; check it loads before replacing working ones.
+      await loadServiceModule(appPath, true);
+      spawner.update(droneInit(current, o, appPath, next), next.maxRequestsJitter);
+      return { limits: next, shutdownTimeout: next.shutdownTimeout };
+    },
+  });
+  logger.info(
+    `Prefork launching drones for ${o.service} with max_requests=${settings.maxRequests}, min_children=${settings.minChildren}, ` +
+      `max_children=${settings.maxChildren}, max_backlog_queue=${settings.maxBacklogQueue}, keepalive=${settings.keepalive}`,
+  );
+  listener.start();
+  const uninstallSignals = installSignalHandlers(listener, logger);
+  logger.info(`Launching osrf_forker for app ${o.service} as ${transport.jid}`);
+  return { listener, logger, settings, uninstallSignals };
+}
+
+function fileSource(file: string, host: string): SettingsSource {
+  return { kind: "file", file, host };
+}
+
+function listenerLogger(core: CoreConfig, o: ServeOptions): OsrfLogger {
+  return preforkLogger(o.service, "listener", core.opensrf, logTarget(core, o));
+}
+
+function logTarget(core: CoreConfig, o: ServeOptions): { logfile: string; loglevel: number } {
+  return { logfile: o.logfile ?? core.opensrf.logfile, loglevel: o.loglevel ?? core.opensrf.loglevel };
+}
+
+function droneInit(core: CoreConfig, o: ServeOptions, appPath: string, s: PreforkSettings): DroneInit {
+  return {
+    service: o.service,
+    appPath,
+    hostname: o.host,
+    client: core.opensrf,
+    logProtect: core.logProtect,
+    settings: {
+      keepalive: s.keepalive,
+      maxChunkSize: s.maxChunkSize,
+      maxBundleSize: s.maxBundleSize,
+      maxMemoryMb: s.maxMemoryMb,
+    },
+    maxRequests: s.maxRequests,
+    log: logTarget(core, o),
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * Drone processes for real: `Bun.spawn` of this same program in its `drone` role, with an
+ * IPC channel using "advanced" (structured clone) serialization — measured the fastest
+ * listener↔drone path for large stanzas, and it needs no framing.
+ */
+import { jitteredMaxRequests } from "./backoff.ts";
+import { SpawnError } from "./errors.ts";
+import type { ListenerToDrone } from "./ipc.ts";
+import { droneTitle } from "./proc-title.ts";
+import { droneCommand } from "./self-exec.ts";
+import type { DroneEvents, DroneHandle, DroneInit, DroneSpawner } from "./types.ts";
+
+/** What {@link BunDroneSpawner} needs. */
+export interface BunSpawnerOptions {
+  /** Sent to every new drone; `maxRequests` is the configured value, jitter is applied per drone. */
+  init: DroneInit;
+  /** `max_requests_jitter`: fraction of max_requests each drone may lose. */
+  jitter: number;
+  /** Defaults to {@link droneCommand}. */
+  command?: string[];
+  /** Extra environment (tests); the listener's own environment is inherited. */
+  env?: Record<string, string>;
+}
+
+/** Spawns drones as child processes of the listener. */
+export class BunDroneSpawner implements DroneSpawner {
+  private init: DroneInit;
+  private jitter: number;
+  private readonly command: string[];
+
+  constructor(private readonly opts: BunSpawnerOptions) {
+    this.init = opts.init;
+    this.jitter = opts.jitter;
+    this.command = opts.command ?? droneCommand();
+  }
+
+  /** Settings for drones started from now on (HUP). */
+  update(init: DroneInit, jitter: number): void {
+    this.init = init;
+    this.jitter = jitter;
+  }
+
+  spawn(events: DroneEvents): DroneHandle {
+    const init: DroneInit = { ...this.init, maxRequests: jitteredMaxRequests(this.init.maxRequests, this.jitter) };
+    let proc: ReturnType<typeof Bun.spawn>;
+    try {
+      proc = Bun.spawn({
+        cmd: this.command,
+        argv0: droneTitle(init.service),
+        stdin: "ignore",
+        // Inherited, never piped: nobody would read a pipe, and a full one blocks the drone.
+        stdout: "inherit",
+        stderr: "inherit",
+        env: { ...process.env, ...this.opts.env },
+        serialization: "advanced",
+        ipc: (msg) => events.message(msg),
+        onExit: (_p, code, signal) => events.exit(code, signal === null ? null : String(signal)),
+      });
+    } catch (e) {
+      throw new SpawnError(`cannot start ${this.command.join(" ")}: ${(e as Error).message}`, { service: init.service });
+    }
+    const handle: DroneHandle = {
+      pid: proc.pid,
+      send(msg: ListenerToDrone): boolean {
+        try {
+          proc.send(msg);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      kill(signal: NodeJS.Signals): void {
+        try {
+          proc.kill(signal);
+        } catch {
+          // Already gone.
+        }
+      },
+    };
+    if (!handle.send({ type: "init", init })) {
+      handle.kill("SIGKILL");
+      throw new SpawnError(`drone ${proc.pid} closed its IPC channel before its init message`, { service: init.service });
+    }
+    return handle;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Shapes of the prefork server: the pool's view of a drone process, the clock it runs on,
+ * what it reports back to the listener, and what a drone is told when it starts.
+ */
+import type { ClientConfig, PreforkSettings } from "../config/types.ts";
+import type { Stanza } from "../xmpp/types.ts";
+import type { ListenerToDrone } from "./ipc.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Pool ↔ drone processes
+
+/** One drone process as the pool sees it. */
+export interface DroneHandle {
+  /** OS process id (for logs and tests). */
+  readonly pid: number;
+  /**
+   * Queues a message on the drone's IPC channel. Returns false when the channel is gone
+   * (the drone died or never started): the caller then discards the drone.
+   */
+  send(msg: ListenerToDrone): boolean;
+  /** Sends a signal; never throws (the process may already be gone). */
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Where a drone's IPC messages and its exit are reported. */
+export interface DroneEvents {
+  /** A message from the drone, not yet validated. */
+  message(msg: unknown): void;
+  /** The process ended: exit code, or the signal that killed it. */
+  exit(code: number | null, signal: string | null): void;
+}
+
+/** Starts drone processes. The real one is `BunDroneSpawner`; tests use fakes. */
+export interface DroneSpawner {
+  /**
+   * Starts one drone and sends it its `init` message.
+   * @throws SpawnError when the process cannot be started at all.
+   */
+  spawn(events: DroneEvents): DroneHandle;
+}
+
+/** Timers the pool uses, injectable so unit tests control time. */
+export interface Clock {
+  /** Milliseconds, monotonic enough for durations. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(timer: unknown): void;
+}
+
+/** The settings the pool enforces (a subset of {@link PreforkSettings}; times in seconds). */
+export type PoolLimits = Pick<
+  PreforkSettings,
+  | "minChildren"
+  | "maxChildren"
+  | "maxBacklogQueue"
+  | "minSpareChildren"
+  | "maxSpareChildren"
+  | "requestTimeout"
+  | "crashBackoffMax"
+>;
+
+// ---------------------------------------------------------------------------------------------
+// Failures the listener answers for
+
+/** A caller waiting on one stanza: where an error status must go. */
+export interface CallerRef {
+  /** The caller's JID (`router_from`, else `from`). */
+  to: string;
+  thread: string;
+  xid: string;
+  /** threadTraces of the REQUEST/CONNECT messages still unanswered. */
+  threadTraces: number[];
+}
+
+/**
+ * Whom to answer when the pool cannot finish a request: either the stanza the listener
+ * received (its body is decoded only then) or a caller a drone described in `busy`.
+ */
+export type ErrorTarget = { kind: "stanza"; stanza: Stanza } | { kind: "caller"; caller: CallerRef };
+
+/** Why a request could not be served; the listener turns it into a STATUS for the caller. */
+export type PoolFailure =
+  /** Backlog full (C 3.3's 503). */
+  | { kind: "overload" }
+  /** The server is stopping and could not serve it in time. */
+  | { kind: "shutdown" }
+  /** The drone serving it died (killed, crashed, exited during start-up). */
+  | { kind: "died"; pid: number; code: number | null; signal: string | null; method?: string; starting: boolean }
+  /** The drone ran longer than `request_timeout` and was killed. */
+  | { kind: "timeout"; pid: number; seconds: number; method?: string };
+
+/** What the pool asks of its owner. */
+export interface PoolHooks {
+  /** Send an error status to the caller of a request the pool could not complete. */
+  fail(target: ErrorTarget, failure: PoolFailure): void;
+}
+
+/** Counts for logs, status lines and tests. */
+export interface PoolStats {
+  /** Idle drones (dispatchable), starting ones included. */
+  idle: number;
+  /** Drones holding work from the listener (requests or pinned sessions). */
+  active: number;
+  /** Drones told to stop (or stopping by themselves) that have not exited yet. */
+  retiring: number;
+  /** Messages waiting for a drone. */
+  backlog: number;
+  /** All drone processes still alive. */
+  total: number;
+  /** Pids of live drones, idle stack first (top last), then active, then retiring. */
+  pids: number[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drone start-up
+
+/** Per-service settings a drone needs (the rest of {@link PreforkSettings} is the listener's). */
+export type DroneSettings = Pick<PreforkSettings, "keepalive" | "maxChunkSize" | "maxBundleSize" | "maxMemoryMb">;
+
+/** Everything a drone needs, sent in its `init` IPC message (never on argv or in env: it holds the password). */
+export interface DroneInit {
+  /** Service name, e.g. "opensrf.math". */
+  service: string;
+  /** Absolute path of the service module. */
+  appPath: string;
+  /** Host name used in the drone's XMPP resource. */
+  hostname: string;
+  /** `/config/opensrf` of opensrf_core.xml: XMPP login and logging. */
+  client: ClientConfig;
+  /** `/config/shared/log_protect/match_string`. */
+  logProtect: string[];
+  settings: DroneSettings;
+  /** This drone's own max_requests (jitter already applied). */
+  maxRequests: number;
+  /** Log destination and level after command-line overrides. */
+  log: { logfile: string; loglevel: number };
+}

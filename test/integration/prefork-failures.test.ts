@@ -1,0 +1,264 @@
+/**
+ * The prefork server when things go wrong: a drone killed mid-request, a hung request,
+ * a full backlog, the backlog's order, a drone over its memory limit, messages that do
+ * not come from a router. Real XMPP server, router, listener and drones.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "../../src/client/client.ts";
+import { RequestError } from "../../src/client/errors.ts";
+import { readCoreConfig } from "../../src/config/core.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
+import { makeResource } from "../../src/protocol/ids.ts";
+import { request } from "../../src/protocol/messages.ts";
+import { Texts } from "../../src/protocol/status.ts";
+import { XmppConnection } from "../../src/xmpp/connection.ts";
+import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
+import { CliProcess } from "../harness/processes.ts";
+import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
+
+/** Bun's default is 5 s per test; these start processes and wait on real timers. */
+const TEST_TIMEOUT_MS = 30_000;
+
+const FAIL = "test.fail";
+const ORDER = "test.order";
+const CRASH = "test.crash";
+
+// Every drone fails in childInit: start-up failures, backoff, and callers still answered.
+const CRASH_APP = `
+export default {
+  methods: [{ name: "pid", handler: () => process.pid }],
+  childInit() { throw new Error("no database today"); },
+};
+`;
+
+const APP = `
+import { writeFileSync } from "node:fs";
+let seq = 0;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const hog = [];
+export default {
+  methods: [
+    { name: "pid", handler: () => process.pid },
+    { name: "sleep", argc: 1, handler: async (_ctx, ms) => { await sleep(ms); return process.pid; } },
+    // Tells the test which drone is running it, then blocks.
+    { name: "block", argc: 2, handler: async (_ctx, file, ms) => { writeFileSync(file, String(process.pid)); await sleep(ms); return "finished"; } },
+    { name: "hang", handler: () => new Promise(() => {}) },
+    { name: "seq", argc: 1, handler: async (_ctx, n) => { const mine = ++seq; await sleep(20); return [n, mine]; } },
+    { name: "grow", argc: 1, handler: (_ctx, mb) => { hog.push(Buffer.alloc(mb * 1024 * 1024, 1)); return process.pid; } },
+  ],
+};
+`;
+
+function app(name: string, unix: string): string {
+  return `<${name}><keepalive>5</keepalive><unix_config>${unix}</unix_config></${name}>`;
+}
+
+const SETTINGS = `<?xml version="1.0"?>
+<opensrf version="0.0.3">
+  <default>
+    <apps>
+      ${app(FAIL, "<min_children>1</min_children><max_children>2</max_children><max_backlog_queue>2</max_backlog_queue><request_timeout>2</request_timeout><max_memory_mb>96</max_memory_mb>")}
+      ${app(ORDER, "<min_children>1</min_children><max_children>1</max_children><max_backlog_queue>50</max_backlog_queue>")}
+      ${app(CRASH, "<min_children>2</min_children><max_children>2</max_children><crash_backoff_max>2</crash_backoff_max>")}
+    </apps>
+  </default>
+  <hosts><testhost><activeapps><appname>${FAIL}</appname><appname>${ORDER}</appname></activeapps></testhost></hosts>
+</opensrf>
+`;
+
+let xmpp: XmppServer;
+let coreFile: string;
+let dir: string;
+let router: CliProcess;
+const serves = new Map<string, CliProcess>();
+let client: Client;
+
+function dronePids(service: string): number[] {
+  const out = Bun.spawnSync(["ps", "-o", "pid=,stat=", "--ppid", String(serves.get(service)!.pid)]).stdout.toString();
+  return out
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([pid, stat]) => pid && stat && !stat.startsWith("Z"))
+    .map(([pid]) => Number(pid));
+}
+
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+/** Settles a request: its results, or the RequestError it failed with. */
+async function settle(p: Promise<unknown>): Promise<{ ok: unknown } | { code: number; text: string }> {
+  try {
+    return { ok: await p };
+  } catch (e) {
+    if (e instanceof RequestError) return { code: e.statusCode, text: e.statusText };
+    throw e;
+  }
+}
+
+async function startServe(service: string, appFile = "app.ts"): Promise<void> {
+  const proc = CliProcess.start([
+    "serve", "--service", service, "--app", join(dir, appFile), "--config", coreFile,
+    "--settings", join(dir, "opensrf.xml"), "--host", "testhost", "--logfile", "stderr", "--loglevel", "3",
+  ]);
+  serves.set(service, proc);
+  await whileRunning(proc, router.waitFor(new RegExp(`class ${service.replace(".", "\\.")} online`), 20_000));
+}
+
+/** Waits for `ready`, failing at once (with its output) if the serve process exits first. */
+async function whileRunning(serve: CliProcess, ready: Promise<unknown>): Promise<void> {
+  const first = await Promise.race([ready.then(() => "ready"), serve.proc.exited.then((code) => code)]);
+  if (first !== "ready") throw new Error(`osrf-prefork serve exited with code ${first} during start-up:\n${serve.output.slice(-3000)}`);
+}
+
+beforeAll(async () => {
+  xmpp = await startXmppServer({ users: TEST_USERS });
+  coreFile = writeCoreConfig(xmpp);
+  dir = mkdtempSync(join(tmpdir(), "osrf-prefork-fail-"));
+  writeFileSync(join(dir, "app.ts"), APP);
+  writeFileSync(join(dir, "crash.ts"), CRASH_APP);
+  writeFileSync(join(dir, "opensrf.xml"), SETTINGS);
+  router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
+  await router.waitFor(/router online/);
+  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+  const conn = await XmppConnection.connect({
+    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
+    reconnect: false,
+  });
+  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  await Promise.all([startServe(FAIL), startServe(ORDER)]);
+}, 30_000);
+
+afterAll(async () => {
+  await client?.close();
+  for (const s of serves.values()) expect(await s.stop("SIGTERM")).toBe(0);
+  await router?.stop();
+  await xmpp?.stop();
+}, TEST_TIMEOUT_MS);
+
+describe("failures", () => {
+  test("kill -9 of a busy drone: the caller gets an error status within 1 s; the pool returns to min_children", async () => {
+    const marker = join(dir, "busy.pid");
+    const pending = settle(client.request(FAIL, "block", [marker, 30_000]).first());
+    await waitUntil("the drone to start the request", () => {
+      try {
+        return readFileSync(marker, "utf8").length > 0;
+      } catch {
+        return false;
+      }
+    });
+    const pid = Number(readFileSync(marker, "utf8"));
+    const t0 = performance.now();
+    process.kill(pid, "SIGKILL");
+    const r = await pending;
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(r).toMatchObject({ code: 500 });
+    expect((r as { text: string }).text).toContain(`${FAIL}: the worker (pid ${pid}) running block died (killed by SIGKILL)`);
+    await waitUntil("min_children", () => dronePids(FAIL).length === 1 && !dronePids(FAIL).includes(pid));
+    expect(typeof (await client.request(FAIL, "pid").first())).toBe("number");
+  }, TEST_TIMEOUT_MS);
+
+  test("request_timeout: a hung drone is killed and its caller answered", async () => {
+    const t0 = performance.now();
+    const r = await settle(client.request(FAIL, "hang").first());
+    const elapsed = performance.now() - t0;
+    expect(r).toMatchObject({ code: 500 });
+    expect((r as { text: string }).text).toMatch(/hang did not finish within 2 s \(request_timeout\); its worker \(pid \d+\) was stopped/);
+    expect(elapsed).toBeGreaterThanOrEqual(1900);
+    await waitUntil("pool refilled", () => dronePids(FAIL).length >= 1);
+  }, TEST_TIMEOUT_MS);
+
+  test("backlog full: the caller gets STATUS 503 instead of silence", async () => {
+    // max_children 2 run, max_backlog_queue 2 wait, the rest are refused.
+    const calls = Array.from({ length: 6 }, () => settle(client.request(FAIL, "sleep", [1500]).first()));
+    const results = await Promise.all(calls);
+    const refused = results.filter((r) => "code" in r);
+    expect(refused).toEqual([
+      { code: 503, text: Texts.backlogFull },
+      { code: 503, text: Texts.backlogFull },
+    ]);
+    expect(results.filter((r) => "ok" in r)).toHaveLength(4);
+  }, TEST_TIMEOUT_MS);
+
+  test("the backlog is served in arrival order", async () => {
+    // One drone: everything after the first waits in the backlog.
+    const results = (await Promise.all(
+      Array.from({ length: 12 }, (_, i) => client.request(ORDER, "seq", [i]).first()),
+    )) as Array<[number, number]>;
+    const seqs = results.map(([, s]) => s);
+    expect(results.map(([n]) => n)).toEqual([...Array(12).keys()]);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);
+  }, TEST_TIMEOUT_MS);
+
+  test("max_memory_mb: a drone above it retires after its request", async () => {
+    const pid = (await client.request(FAIL, "grow", [160]).first()) as number;
+    await waitUntil("the drone to exit", () => !dronePids(FAIL).includes(pid));
+    await serves
+      .get(FAIL)!
+      .waitFor(new RegExp(`drone ${pid} of ${FAIL.replace(".", "\\.")} retires: memory: private memory [\\d.]+ MB is above max_memory_mb 96`), 5000);
+    const next = (await client.request(FAIL, "pid").first()) as number;
+    expect(next).not.toBe(pid);
+  }, TEST_TIMEOUT_MS);
+
+  test("SIGTERM to a busy drone: it finishes the request, then exits and is replaced", async () => {
+    const marker = join(dir, "term.pid");
+    const pending = settle(client.request(FAIL, "block", [marker, 800]).first());
+    await waitUntil("the drone to start the request", () => {
+      try {
+        return readFileSync(marker, "utf8").length > 0;
+      } catch {
+        return false;
+      }
+    });
+    const pid = Number(readFileSync(marker, "utf8"));
+    process.kill(pid, "SIGTERM");
+    expect(await pending).toEqual({ ok: "finished" });
+    await waitUntil("the drone to exit and be replaced", () => !dronePids(FAIL).includes(pid) && dronePids(FAIL).length >= 1);
+    expect(serves.get(FAIL)!.output).not.toContain(`drone ${pid} of ${FAIL} died`);
+  }, TEST_TIMEOUT_MS);
+
+  test("drones failing at start-up: clear warning, growing backoff, callers answered", async () => {
+    await startServe(CRASH, "crash.ts");
+    const serve = serves.get(CRASH)!;
+    const t0 = performance.now();
+    const r = await settle(client.request(CRASH, "pid").first());
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(r).toMatchObject({ code: 500 });
+    expect((r as { text: string }).text).toMatch(/^test\.crash: the worker \(pid \d+\) given this request died during start-up \(exit code 1\)$/);
+    await serve.waitFor(
+      /WARN:\d+:listener:0:\] drones for test\.crash exit during start-up \(last: \d+ exit code 1: init_failed: no database today\); next spawn in 2 s/,
+      15_000,
+    );
+    expect(serve.output).toMatch(/next spawn in 1 s/);
+  }, TEST_TIMEOUT_MS);
+
+  test("messages that do not come from a router are dropped", async () => {
+    const stats = (await client.request("router", "opensrf.router.info.stats.class", [ORDER]).first()) as Record<string, number>;
+    const listenerJid = Object.keys(stats)[0]!;
+    expect(listenerJid).toContain(`${ORDER}_listener_testhost_`);
+    const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+    const raw = await XmppConnection.connect({
+      ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "raw"), logger),
+      reconnect: false,
+    });
+    const got: unknown[] = [];
+    raw.onStanza((s) => got.push(...decodeBody(s.body)));
+    try {
+      raw.send({ to: listenerJid, thread: "not-from-a-router", body: encodeBody([request(1, "seq", [1])]) });
+      await serves.get(ORDER)!.waitFor(/dropping a message from opensrf@localhost\/_raw_.*not one of the routers/, 5000);
+      await Bun.sleep(300);
+      expect(got).toEqual([]);
+    } finally {
+      await raw.close();
+    }
+  }, TEST_TIMEOUT_MS);
+});

@@ -1,0 +1,194 @@
+/**
+ * Listener signals under load, with real processes: HUP replaces drones and app code
+ * without losing requests; TERM answers every accepted request and exits 0; INT stops at
+ * once and leaves no drone behind.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "../../src/client/client.ts";
+import { readCoreConfig } from "../../src/config/core.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import { makeResource } from "../../src/protocol/ids.ts";
+import { XmppConnection } from "../../src/xmpp/connection.ts";
+import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
+import { CliProcess } from "../harness/processes.ts";
+import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
+
+/** Bun's default is 5 s per test; these start processes and wait on real timers. */
+const TEST_TIMEOUT_MS = 30_000;
+
+const SERVICE = "test.signals";
+
+const app = (version: string) => `
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  methods: [
+    { name: "version", argc: 1, handler: async (_ctx, ms) => { await sleep(ms); return ["${version}", process.pid]; } },
+  ],
+};
+`;
+
+const settings = (minChildren: number, maxChildren: number) => `<?xml version="1.0"?>
+<opensrf version="0.0.3">
+  <default>
+    <apps>
+      <${SERVICE}>
+        <keepalive>5</keepalive>
+        <unix_config>
+          <min_children>${minChildren}</min_children>
+          <max_children>${maxChildren}</max_children>
+          <max_backlog_queue>200</max_backlog_queue>
+          <shutdown_timeout>20</shutdown_timeout>
+        </unix_config>
+      </${SERVICE}>
+    </apps>
+  </default>
+  <hosts><testhost><activeapps><appname>${SERVICE}</appname></activeapps></testhost></hosts>
+</opensrf>
+`;
+
+let xmpp: XmppServer;
+let coreFile: string;
+let dir: string;
+let router: CliProcess;
+let client: Client;
+const started: CliProcess[] = [];
+
+/** Processes titled as this service's drones, wherever they are (orphans included). */
+function droneProcs(): number[] {
+  const out = Bun.spawnSync(["ps", "-eo", "pid=,stat=,args="]).stdout.toString();
+  return out
+    .split("\n")
+    .map((l) => /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null && !m[2]!.startsWith("Z") && m[3]!.startsWith(`OpenSRF Drone [${SERVICE}]`))
+    .map((m) => Number(m[1]));
+}
+
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+const onlineCount = () => router.output.match(new RegExp(`class ${SERVICE} online`, "g"))?.length ?? 0;
+
+async function startServe(): Promise<CliProcess> {
+  const before = onlineCount();
+  const proc = CliProcess.start([
+    "serve", "--service", SERVICE, "--app", join(dir, "app.ts"), "--config", coreFile,
+    "--settings", join(dir, "opensrf.xml"), "--host", "testhost", "--logfile", "stderr", "--loglevel", "3",
+  ]);
+  started.push(proc);
+  await whileRunning(proc, waitUntil("registration", () => onlineCount() > before, 20_000));
+  return proc;
+}
+
+type Outcome = { ok: [string, number] } | { error: string };
+
+function call(ms: number): Promise<Outcome> {
+  return client
+    .request(SERVICE, "version", [ms])
+    .first()
+    .then(
+      (v) => ({ ok: v as [string, number] }),
+      (e: Error) => ({ error: `${e.name}: ${e.message}` }),
+    );
+}
+
+/** Waits for `ready`, failing at once (with its output) if the serve process exits first. */
+async function whileRunning(serve: CliProcess, ready: Promise<unknown>): Promise<void> {
+  const first = await Promise.race([ready.then(() => "ready"), serve.proc.exited.then((code) => code)]);
+  if (first !== "ready") throw new Error(`osrf-prefork serve exited with code ${first} during start-up:\n${serve.output.slice(-3000)}`);
+}
+
+beforeAll(async () => {
+  xmpp = await startXmppServer({ users: TEST_USERS });
+  coreFile = writeCoreConfig(xmpp);
+  dir = mkdtempSync(join(tmpdir(), "osrf-prefork-sig-"));
+  writeFileSync(join(dir, "app.ts"), app("v1"));
+  writeFileSync(join(dir, "opensrf.xml"), settings(2, 4));
+  router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
+  await router.waitFor(/router online/);
+  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+  const conn = await XmppConnection.connect({
+    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
+    reconnect: false,
+  });
+  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+}, 30_000);
+
+afterAll(async () => {
+  await client?.close();
+  for (const p of started) await p.stop("SIGKILL");
+  await router?.stop();
+  await xmpp?.stop();
+}, TEST_TIMEOUT_MS);
+
+describe("signals", () => {
+  test("HUP under load: no request lost, drones replaced, the new code answers afterwards", async () => {
+    const serve = await startServe();
+    const before = (await call(0)) as { ok: [string, number] };
+    expect(before.ok[0]).toBe("v1");
+    const oldDrones = droneProcs();
+
+    const load = Array.from({ length: 24 }, (_, i) => call(100 + (i % 4) * 50));
+    await Bun.sleep(150);
+    writeFileSync(join(dir, "app.ts"), app("v2"));
+    writeFileSync(join(dir, "opensrf.xml"), settings(5, 6));
+    process.kill(serve.pid, "SIGHUP");
+    const more = Array.from({ length: 12 }, () => call(50));
+    const results = await Promise.all([...load, ...more]);
+
+    expect(results.filter((r) => "error" in r)).toEqual([]);
+    await waitUntil("old drones gone", () => oldDrones.every((p) => !droneProcs().includes(p)));
+    const after = (await call(0)) as { ok: [string, number] };
+    expect(after.ok[0]).toBe("v2");
+    expect(oldDrones).not.toContain(after.ok[1]);
+    // The settings were re-read too: more drones than the old max_children 4.
+    await waitUntil("min_children 5", () => droneProcs().length >= 5);
+    expect(await serve.stop("SIGTERM")).toBe(0);
+    writeFileSync(join(dir, "opensrf.xml"), settings(2, 4));
+  }, TEST_TIMEOUT_MS);
+
+  test("TERM under load: every accepted request is answered, exit 0, no drone left", async () => {
+    writeFileSync(join(dir, "app.ts"), app("v1"));
+    const serve = await startServe();
+    const load = Array.from({ length: 30 }, () => call(300));
+    await Bun.sleep(200);
+    serve.proc.kill("SIGTERM");
+    const results = await Promise.all(load);
+    // Sent before TERM, all reached the listener: served (backlog included), none lost.
+    expect(results.filter((r) => "error" in r)).toEqual([]);
+    expect(await serve.proc.exited).toBe(0);
+    expect(serve.output).toContain("un-registering with router");
+    await waitUntil("drones gone", () => droneProcs().length === 0, 5000);
+  }, TEST_TIMEOUT_MS);
+
+  test("INT: immediate stop, exit 0, drones killed", async () => {
+    const serve = await startServe();
+    await waitUntil("drones", () => droneProcs().length >= 2);
+    const busy = call(10_000);
+    await Bun.sleep(200);
+    const t0 = performance.now();
+    serve.proc.kill("SIGINT");
+    expect(await serve.proc.exited).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    // The running request is answered (503 shutting down), not left to time out.
+    expect(await busy).toEqual({ error: expect.stringContaining(`503: Service unavailable: ${SERVICE} is shutting down`) });
+    await waitUntil("drones gone", () => droneProcs().length === 0, 3000);
+  }, TEST_TIMEOUT_MS);
+
+  // Last: the router keeps the dead listener's registration until a forward bounces.
+  test("drones exit when their listener dies (IPC channel closed)", async () => {
+    const serve = await startServe();
+    await waitUntil("drones", () => droneProcs().length >= 2);
+    serve.proc.kill("SIGKILL");
+    await serve.proc.exited;
+    await waitUntil("orphaned drones to exit", () => droneProcs().length === 0, 5000);
+  }, TEST_TIMEOUT_MS);
+});
