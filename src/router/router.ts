@@ -39,6 +39,8 @@ export class OsrfRouter {
   private main: Transport | undefined;
   private classConns = new Map<string, Promise<Transport>>();
   private sent = new RecentForwards();
+  /** `class\njid` registrations waiting for their class connection to come online. */
+  private pending = new Set<string>();
   private readonly log: Logger;
   private readonly trustedServers: Set<string>;
   private readonly trustedClients: Set<string>;
@@ -92,33 +94,57 @@ export class OsrfRouter {
     }
   }
 
+  /**
+   * Like the C router, a class exists (and shows in `class.list`) only once its
+   * `router@<domain>/<class>` connection is online: a caller who sees the class can reach it.
+   */
   private async register(className: string, jid: string): Promise<void> {
-    const result = this.registry.register(className, jid);
-    if (result === "already-registered") return;
-    this.log.info(`Registering class ${className}: adding node ${jid}`);
-    if (result === "new-class") await this.openClass(className);
+    if (this.registry.hasNode(className, jid)) return;
+    const key = `${className}\n${jid}`;
+    const conn = this.classConns.get(className) ?? this.openClass(className);
+    this.pending.add(key);
+    const online = await conn.then(
+      () => true,
+      () => false,
+    );
+    // An unregister that arrived while we were logging in cancels this registration.
+    const wanted = this.pending.delete(key);
+    if (online && wanted && this.classConns.get(className) === conn) {
+      if (this.registry.register(className, jid) !== "already-registered") {
+        this.log.info(`Registering class ${className}: adding node ${jid}`);
+      }
+    }
+    await this.closeIfUnused(className);
   }
 
   private async unregister(className: string, jid: string): Promise<void> {
-    if (!this.registry.hasNode(className, jid)) return;
-    this.log.info(`Unregistering ${jid} from class ${className}`);
-    if (this.registry.unregister(className, jid)) await this.closeClass(className);
+    this.pending.delete(`${className}\n${jid}`);
+    if (this.registry.hasNode(className, jid)) {
+      this.log.info(`Unregistering ${jid} from class ${className}`);
+      this.registry.unregister(className, jid);
+    }
+    await this.closeIfUnused(className);
   }
 
-  private async openClass(className: string): Promise<void> {
-    const pending = this.opts.connect(className);
-    this.classConns.set(className, pending);
-    try {
-      const conn = await pending;
+  private openClass(className: string): Promise<Transport> {
+    const pending = this.opts.connect(className).then((conn) => {
       conn.onStanza((s) => this.onClassMessage(className, conn, s));
       this.log.info(`class ${className} online as ${conn.jid}`);
-      // Everyone may have unregistered while we were logging in.
-      if (this.registry.nodeCount(className) === 0) await this.closeClass(className);
-    } catch (e) {
-      this.log.error(`cannot open the connection for class ${className}: ${(e as Error).message}`);
-      this.classConns.delete(className);
-      for (const jid of Object.keys(this.registry.classStats(className))) this.registry.unregister(className, jid);
-    }
+      return conn;
+    });
+    this.classConns.set(className, pending);
+    pending.catch((e: Error) => {
+      this.log.error(`cannot open the connection for class ${className}: ${e.message}`);
+      if (this.classConns.get(className) === pending) this.classConns.delete(className);
+    });
+    return pending;
+  }
+
+  /** Close a class's connection once it has no node and no registration in progress. */
+  private async closeIfUnused(className: string): Promise<void> {
+    if (this.registry.nodeCount(className) > 0) return;
+    for (const key of this.pending) if (key.startsWith(`${className}\n`)) return;
+    await this.closeClass(className);
   }
 
   private async closeClass(className: string): Promise<void> {
@@ -170,7 +196,7 @@ export class OsrfRouter {
     }
     // C answers an XMPP error here; a STATUS on the caller's thread is clearer and fails it at once.
     this.replyStatus(conn, s, caller, StatusCode.SERVICEUNAVAILABLE, `Service ${className} has no listener left (its last listener went away)`);
-    void this.closeClass(className);
+    void this.closeIfUnused(className);
   }
 
   private forward(className: string, conn: Transport, s: Stanza, caller: string): void {
