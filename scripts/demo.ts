@@ -136,7 +136,7 @@ try {
   await show("streaming", ["opensrf.stream", "count", "5"], config);
   await show("router info", ["router", "opensrf.router.info.class.list"], config);
 
-  say("\n# stateful: CONNECT, three requests to the same drone, DISCONNECT");
+  say("\n# stateful: CONNECT, four requests to the same drone, DISCONNECT");
   const cart = client.session("opensrf.cart");
   await cart.connect();
   say(`connected to ${cart.remote}`);

@@ -33,6 +33,8 @@ export interface ConnectionOptions {
 }
 
 const BACKOFF_START_MS = 100;
+/** How long close() waits for the server to acknowledge the end of the stream. */
+const CLOSE_TIMEOUT_MS = 1_000;
 
 /**
  * An OpenSRF XMPP connection on @xmpp/client.
@@ -152,11 +154,17 @@ export class XmppConnection implements Transport {
     this.closing = true;
     this.online = false;
     clearTimeout(this.reconnectTimer);
+    // A dead or hung server never answers our closing tag: don't let shutdown wait on it.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
     try {
-      await this.xmpp.stop();
+      await Promise.race([this.xmpp.stop(), bound]);
     } catch {
       // Already gone: nothing left to close.
+    } finally {
+      clearTimeout(timer);
     }
+    (this.xmpp.socket as { destroy?: () => void } | null)?.destroy?.();
   }
 
   private write(xml: string): void {
