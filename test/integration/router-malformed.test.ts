@@ -5,12 +5,13 @@
  * its info methods and forward requests; the listener that received the garbage must still
  * be connected and serving.
  */
+import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Client } from "../../src/client/client.ts";
 import type { Logger } from "../../src/log/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
-import { complete, connect, disconnect, request, result } from "../../src/protocol/messages.ts";
+import { complete, connect, disconnect, result } from "../../src/protocol/messages.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 import { legacyLogin, type LegacySession } from "../harness/legacy-auth.ts";
@@ -22,31 +23,6 @@ import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 setDefaultTimeout(60_000);
 
-class Log implements Logger {
-  lines: Array<[string, string]> = [];
-  error(m: string) {
-    this.lines.push(["error", m]);
-  }
-  warn(m: string) {
-    this.lines.push(["warn", m]);
-  }
-  info(m: string) {
-    this.lines.push(["info", m]);
-  }
-  debug(m: string) {
-    this.lines.push(["debug", m]);
-  }
-  internal(m: string) {
-    this.lines.push(["internal", m]);
-  }
-  activity(m: string) {
-    this.lines.push(["activity", m]);
-  }
-  child(): Logger {
-    return this;
-  }
-  reopen() {}
-}
 
 const ROUTER = "router@localhost/router";
 const JUNK_CLASS = "test.malformed";
@@ -62,10 +38,10 @@ const victimInbox: Stanza[] = [];
 let good: TestListener;
 /** The listener of JUNK_CLASS: decodes every body it gets, so garbage makes its handler throw. */
 let junk: XmppConnection;
-const junkLog = new Log();
+const junkLog = new RecordingLogger();
 const junkReceived: Stanza[] = [];
 
-function conn(resource: string, logger: Logger = new Log()): Promise<XmppConnection> {
+function conn(resource: string, logger: Logger = new RecordingLogger()): Promise<XmppConnection> {
   return XmppConnection.connect({
     host: xmpp.host,
     port: xmpp.port,
@@ -100,7 +76,7 @@ beforeAll(async () => {
   await router.waitFor(/router online/);
 
   const clientConn = await conn(makeResource("", "malformed-client"));
-  client = new Client({ transport: clientConn, routerName: "router", logger: new Log(), timeout: 20, ownTransport: true });
+  client = new Client({ transport: clientConn, routerName: "router", logger: new RecordingLogger(), timeout: 20, ownTransport: true });
   attacker = await conn(makeResource("", "attacker"));
   victim = await conn(makeResource("", "victim"));
   victim.onStanza((s) => victimInbox.push(s));
@@ -241,7 +217,7 @@ function badStanzas(to: string): OutgoingStanza[] {
   const out: OutgoingStanza[] = [];
   const bodies = badBodies();
   for (const [i, body] of bodies.entries()) out.push({ to, thread: `junk-${i}`, body, xid: `xid-${i}` });
-  for (const [i, body] of bodies.slice(0, 30).entries()) out.push({ to, body, routerCommand: "", thread: "" });
+  for (const body of bodies.slice(0, 30)) out.push({ to, body, routerCommand: "", thread: "" });
   // Router commands without a class, with a bad class, unknown commands, odd fields.
   const cmds = ["register", "unregister", "REGISTER", " register", "register ", "explode", "x".repeat(10_000), "null", "\u00e9", "<register/>"];
   for (const [i, cmd] of cmds.entries()) {
@@ -355,7 +331,7 @@ describe("router under malformed traffic", () => {
       }
     }).length;
     expect(throwing).toBeGreaterThan(100);
-    const handlerErrors = junkLog.lines.filter(([lvl, m]) => lvl === "error" && m.startsWith(`message handler failed on ${junk.jid}: ProtocolError`));
+    const handlerErrors = junkLog.lines.filter(({ level: lvl, msg: m }) => lvl === "error" && m.startsWith(`message handler failed on ${junk.jid}: ProtocolError`));
     expect(handlerErrors.length).toBeGreaterThanOrEqual(throwing);
     // ...and XmppConnection kept it online and delivering.
     expect(junk.isOnline).toBe(true);

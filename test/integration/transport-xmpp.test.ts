@@ -3,8 +3,8 @@
  * OSRF_TEST_XMPP=ejabberd): size limit, large stanzas, bounces, reconnect after a server
  * restart, and the one-line login errors.
  */
+import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { Logger } from "../../src/log/types.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { XmppConnection, type ConnectionOptions } from "../../src/xmpp/connection.ts";
 import { ConnectError, StanzaTooLargeError, TransportError } from "../../src/xmpp/errors.ts";
@@ -16,31 +16,6 @@ import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 setDefaultTimeout(60_000);
 
-class Log implements Logger {
-  lines: Array<[string, string]> = [];
-  error(m: string) {
-    this.lines.push(["error", m]);
-  }
-  warn(m: string) {
-    this.lines.push(["warn", m]);
-  }
-  info(m: string) {
-    this.lines.push(["info", m]);
-  }
-  debug(m: string) {
-    this.lines.push(["debug", m]);
-  }
-  internal(m: string) {
-    this.lines.push(["internal", m]);
-  }
-  activity(m: string) {
-    this.lines.push(["activity", m]);
-  }
-  child(): Logger {
-    return this;
-  }
-  reopen() {}
-}
 
 /** Collects what a connection receives; `next` waits for a matching stanza. */
 class Inbox {
@@ -82,7 +57,7 @@ function options(over: Partial<ConnectionOptions> = {}): ConnectionOptions {
     password: TEST_USERS[0]![1],
     resource: makeResource("", "transport-test"),
     maxStanzaSize: 10 * 1024 * 1024,
-    logger: new Log(),
+    logger: new RecordingLogger(),
     reconnect: false,
     ...over,
   };
@@ -213,7 +188,7 @@ describe("bounces", () => {
 
 describe("reconnect", () => {
   test("after a server restart: onOnline(true) fires, queued stanzas are flushed, messages flow again", async () => {
-    const logA = new Log();
+    const logA = new RecordingLogger();
     const a = await connect({ reconnect: true, maxBackoffMs: 400, logger: logA });
     const b = await connect({ reconnect: true, maxBackoffMs: 400 });
     const inA = new Inbox(a);
@@ -237,13 +212,13 @@ describe("reconnect", () => {
     expect(a.isOnline).toBe(true);
     expect(a.jid).toBe(jidA);
     expect((await inA.next((s) => s.thread === "queued")).body).toBe("[0]");
-    expect(logA.lines.some(([lvl, m]) => lvl === "warn" && m.startsWith(`lost XMPP connection ${jidA}; reconnecting in 100 ms`))).toBe(true);
-    expect(logA.lines.some(([lvl, m]) => lvl === "info" && m === `reconnected to XMPP as ${jidA}`)).toBe(true);
+    expect(logA.lines.some(({ level: lvl, msg: m }) => lvl === "warn" && m.startsWith(`lost XMPP connection ${jidA}; reconnecting in 100 ms`))).toBe(true);
+    expect(logA.lines.some(({ level: lvl, msg: m }) => lvl === "info" && m === `reconnected to XMPP as ${jidA}`)).toBe(true);
     // One reconnect loop: one loss, one success, and each failed attempt retries once with
     // the backoff doubling up to its ceiling.
-    expect(logA.lines.filter(([, m]) => m.startsWith("lost XMPP connection"))).toHaveLength(1);
-    expect(logA.lines.filter(([, m]) => m.startsWith("reconnected to XMPP"))).toHaveLength(1);
-    const retries = logA.lines.map(([, m]) => /; retrying in (\d+) ms$/.exec(m)?.[1]).filter((x) => x !== undefined).map(Number);
+    expect(logA.lines.filter(({ msg: m }) => m.startsWith("lost XMPP connection"))).toHaveLength(1);
+    expect(logA.lines.filter(({ msg: m }) => m.startsWith("reconnected to XMPP"))).toHaveLength(1);
+    const retries = logA.lines.map(({ msg: m }) => /; retrying in (\d+) ms$/.exec(m)?.[1]).filter((x) => x !== undefined).map(Number);
     expect(retries).toEqual(retries.map((_, i) => Math.min(200 * 2 ** i, 400)));
 
     a.send({ to: b.jid, thread: "after-a", body: "[1]" });
@@ -255,7 +230,7 @@ describe("reconnect", () => {
 
 describe("login errors", () => {
   test("wrong password: a one-line ConnectError naming account and server; no reconnect loop left behind", async () => {
-    const log = new Log();
+    const log = new RecordingLogger();
     let err: unknown;
     try {
       await connect({ password: "wrong-password", resource: "badpw", reconnect: true, logger: log });
@@ -270,7 +245,7 @@ describe("login errors", () => {
     expect(e.message).not.toContain("wrong-password");
     expect(e.context).toEqual({ jid: "opensrf@localhost/badpw" });
     await Bun.sleep(400);
-    expect(log.lines.filter(([lvl]) => lvl !== "debug")).toEqual([]);
+    expect(log.lines.filter(({ level: lvl }) => lvl !== "debug")).toEqual([]);
   });
 
   test("a closed port: a one-line ConnectError saying connection refused", async () => {

@@ -2,10 +2,10 @@
  * The OpenSRF client over an in-memory transport: what it sends, how it matches replies
  * (thread, then threadTrace), and how each failure reaches the caller.
  */
+import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError, RequestError, TimeoutError } from "../../src/client/errors.ts";
-import type { Logger } from "../../src/log/types.ts";
 import { splitResult } from "../../src/protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
@@ -16,31 +16,6 @@ import { completeStanza } from "../../src/xmpp/stanza.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "../../src/xmpp/types.ts";
 
-class Log implements Logger {
-  lines: Array<[string, string]> = [];
-  error(m: string) {
-    this.lines.push(["error", m]);
-  }
-  warn(m: string) {
-    this.lines.push(["warn", m]);
-  }
-  info(m: string) {
-    this.lines.push(["info", m]);
-  }
-  debug(m: string) {
-    this.lines.push(["debug", m]);
-  }
-  internal(m: string) {
-    this.lines.push(["internal", m]);
-  }
-  activity(m: string) {
-    this.lines.push(["activity", m]);
-  }
-  child(): Logger {
-    return this;
-  }
-  reopen() {}
-}
 
 class FakeTransport implements Transport {
   readonly jid = "opensrf@localhost/_testhost_1795547651.056703_28979";
@@ -77,7 +52,7 @@ const DRONE = "opensrf@localhost/opensrf.math_drone_vm_1795547578.326919_28594";
 const UNAVAILABLE: StanzaError = { type: "cancel", condition: "service-unavailable", text: "User session not found" };
 
 let t: FakeTransport;
-let log: Log;
+let log: RecordingLogger;
 let client: Client;
 
 function only<T>(xs: T[]): T {
@@ -101,7 +76,7 @@ const tick = () => new Promise((r) => setTimeout(r, 0));
 
 beforeEach(() => {
   t = new FakeTransport();
-  log = new Log();
+  log = new RecordingLogger();
   client = new Client({ transport: t, routerName: "router", logger: log, timeout: 5, ingress: "test-ingress", ownTransport: true });
 });
 
@@ -299,7 +274,7 @@ describe("stateless requests", () => {
     t.deliver({ from: DRONE, thread: s.thread, body: "{not json" });
     const r = await settled(p);
     expect((r as unknown as { error: Error }).error).toBeInstanceOf(ProtocolError);
-    expect(log.lines.some(([lvl, m]) => lvl === "warn" && m.startsWith(`bad reply from ${DRONE}: bad osrfMessage at body`))).toBe(true);
+    expect(log.lines.some(({ level: lvl, msg: m }) => lvl === "warn" && m.startsWith(`bad reply from ${DRONE}: bad osrfMessage at body`))).toBe(true);
   });
 
   test("a transport refusing the stanza (too large) fails the request with that error", async () => {

@@ -1,3 +1,4 @@
+import { prng } from "../harness/prng.ts";
 import { describe, expect, test } from "bun:test";
 import { decodeBody, decodeMessage, encodeBody, encodeJson, encodeMessage } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
@@ -398,19 +399,7 @@ describe("encodeBody", () => {
 });
 
 describe("round trip of random messages", () => {
-  // mulberry32: small, seeded, good enough to vary test data deterministically.
-  function rng(seed: number): () => number {
-    let s = seed >>> 0;
-    return () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-  const rand = rng(0xc0ffee);
-  const int = (n: number) => Math.floor(rand() * n);
+  const { next: rand, int } = prng(0xc0ffee);
   const ALPHABET = ["a", "Z", "0", " ", '"', "\\", "/", "<", "&", "é", "☃", "😀", "\n", "\u0000", "\u007f", "\u2028"];
   const str = () => Array.from({ length: int(8) }, () => ALPHABET[int(ALPHABET.length)]).join("");
   function value(depth: number): JsonValue {

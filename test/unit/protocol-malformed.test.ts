@@ -2,26 +2,14 @@
  * Hostile and broken bodies: decodeBody must return well-formed messages or throw
  * ProtocolError, never anything else, and must point at the right field.
  */
+import { prng } from "../harness/prng.ts";
 import { describe, expect, test } from "bun:test";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { complete, connect, methodException, request, result } from "../../src/protocol/messages.ts";
 import type { OsrfMessage } from "../../src/protocol/types.ts";
 
-// mulberry32: tiny seeded PRNG so every run generates the same cases.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(20250101);
-const int = (n: number) => Math.floor(rand() * n);
-const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
+const { int, pick } = prng(20250101);
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

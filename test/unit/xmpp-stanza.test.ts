@@ -4,6 +4,7 @@
  * decode to the same Stanza, encodeStanza writes exactly what C writes, and malformed XML only
  * ever raises StanzaDecodeError.
  */
+import { prng } from "../harness/prng.ts";
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -353,20 +354,7 @@ describe("bodies of the capture", () => {
 // ---------------------------------------------------------------------------------------------
 // Malformed input
 
-// mulberry32: deterministic cases on every run.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(33);
-const int = (n: number) => Math.floor(rand() * n);
-const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
+const { int, pick } = prng(33);
 
 const insertAfter = (xml: string, marker: string, what: string): string => {
   const i = xml.indexOf(marker);
