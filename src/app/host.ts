@@ -157,13 +157,16 @@ class Host implements ServiceHost {
             break;
           case "DISCONNECT":
             if (this.sessions.end(thread, "disconnect")) endedHere = true;
+            else this.opts.logger.debug(`${this.service}: ignoring DISCONNECT on thread ${thread}: no session open`, stanza.xid);
             break;
           case "REQUEST": {
             const session: MethodSession =
               open !== undefined
                 ? { thread, stateful: true, state: open.state }
                 : { thread, stateful: false, state: {} };
-            await serveRequest(this.env, { msg, replyTo, thread, xid: stanza.xid, session });
+            const t0 = performance.now();
+            const code = await serveRequest(this.env, { msg, replyTo, thread, xid: stanza.xid, session });
+            this.opts.onRequestDone?.(msg.payload.method, code, performance.now() - t0);
             break;
           }
           default:

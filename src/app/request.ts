@@ -77,10 +77,11 @@ function exceptionFor(err: unknown, apiName: string, req: IncomingRequest): { co
 }
 
 /**
- * Serves one REQUEST and resolves when its last reply is sent (or the handler fails).
+ * Serves one REQUEST and resolves when its last reply is sent (or the handler fails),
+ * with the final status code sent (205 Request Complete, or the exception's code).
  * Never rejects: every failure becomes an exception status for the caller.
  */
-export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promise<void> {
+export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promise<number> {
   const { msg } = req;
   const apiName = msg.payload.method;
   const params = msg.payload.params;
@@ -104,13 +105,13 @@ export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promi
     const text = Texts.methodNotFound(apiName, env.service);
     log.warn(`Returning method exception with message: ${text}`);
     writer.exception(StatusCode.NOTFOUND, text);
-    return;
+    return StatusCode.NOTFOUND;
   }
   if (params.length < method.argc) {
     const text = Texts.notEnoughParams(apiName, env.service);
     log.warn(`Returning method exception with message: ${text}`);
     writer.exception(StatusCode.NOTFOUND, text);
-    return;
+    return StatusCode.NOTFOUND;
   }
 
   const collected: unknown[] = [];
@@ -142,6 +143,7 @@ export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promi
       );
     }
     writer.complete();
+    return StatusCode.COMPLETE;
   } catch (err) {
     const { code, text } = exceptionFor(err, apiName, req);
     if (err instanceof MethodException) {
@@ -151,6 +153,7 @@ export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promi
       log.error(`${env.service} ${apiName} failed: ${detail}`);
     }
     writer.exception(code, text);
+    return code;
   }
 }
 

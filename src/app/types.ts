@@ -249,6 +249,8 @@ export interface ServiceHostOptions {
   logger: Logger;
   /** Method-name prefixes whose params are never logged (`log_protect/match_string`). */
   logProtect: readonly string[];
+  /** Called after each REQUEST with its method, final status code and duration (metrics). */
+  onRequestDone?: (method: string, status: number, ms: number) => void;
 }
 
 /** Why a stateful session ended. */

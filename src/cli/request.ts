@@ -13,6 +13,7 @@ import { TransportError } from "../xmpp/errors.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import { tapTransport } from "../xmpp/tap.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
+import { logFormatArg, parseLogFormat } from "./log-format.ts";
 import { parseParams } from "./params.ts";
 
 export default defineCommand({
@@ -35,6 +36,7 @@ export default defineCommand({
     pretty: { type: "boolean", description: "Indent JSON output", default: false },
     xid: { type: "string", description: "Transaction id for the logs (a new one by default)" },
     loglevel: { type: "string", description: "Log level on stderr (1 error … 5 internal)", default: "1" },
+    "log-format": logFormatArg,
   },
   async run({ args }) {
     const timeout = Number(args.timeout);
@@ -52,7 +54,12 @@ export default defineCommand({
       if (e instanceof ConfigError) fail(e.message, ExitCode.USAGE);
       throw e;
     }
-    const logger = createLogger({ service: "osrf-prefork", logfile: "stderr", loglevel: Number(args.loglevel) });
+    const logger = createLogger({
+      service: "osrf-prefork",
+      logfile: "stderr",
+      loglevel: Number(args.loglevel),
+      format: parseLogFormat(args["log-format"]),
+    });
     let conn: XmppConnection;
     try {
       conn = await XmppConnection.connect({

@@ -7,6 +7,7 @@ import { XmppConnection } from "../xmpp/connection.ts";
 import { ConnectError } from "../xmpp/errors.ts";
 import { routerConnectionOptions } from "../xmpp/from-config.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
+import { logFormatArg, parseLogFormat } from "./log-format.ts";
 
 export default defineCommand({
   meta: {
@@ -19,8 +20,10 @@ export default defineCommand({
     domain: { type: "string", description: "Run only the router whose transport server is this domain" },
     logfile: { type: "string", description: "Override <logfile> (a path, 'stderr' or 'syslog')" },
     loglevel: { type: "string", description: "Override <loglevel> (1 error … 5 internal)" },
+    "log-format": logFormatArg,
   },
   async run({ args }) {
+    const format = parseLogFormat(args["log-format"]);
     let core;
     try {
       core = readCoreConfig(args.config);
@@ -43,6 +46,7 @@ export default defineCommand({
         logfile: args.logfile ?? cfg.logfile,
         loglevel: args.loglevel ? Number(args.loglevel) : cfg.loglevel,
         ...(cfg.syslog ? { syslog: cfg.syslog } : {}),
+        format,
       });
       loggers.push(logger);
       const router = new OsrfRouter({

@@ -5,7 +5,9 @@ import { PreforkError, SettingsError } from "../prefork/errors.ts";
 import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefork/proc-title.ts";
 import { startService } from "../prefork/serve.ts";
 import { TransportError } from "../xmpp/errors.ts";
+import { claimPidFile } from "../control/pidfile.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
+import { logFormatArg, parseLogFormat } from "./log-format.ts";
 
 export default defineCommand({
   meta: {
@@ -33,12 +35,27 @@ export default defineCommand({
     host: { type: "string", description: "Host name of the /opensrf/hosts/<host> section (default: this machine's)" },
     logfile: { type: "string", description: "Override <logfile> (a path, 'stderr' or 'syslog')" },
     loglevel: { type: "string", description: "Override <loglevel> (1 error … 5 internal)" },
+    "log-format": logFormatArg,
+    "status-port": {
+      type: "string",
+      description: "Serve /status and /metrics on this TCP port of 127.0.0.1 (overrides unix_config/status_port; 0 = off)",
+    },
+    "status-socket": {
+      type: "string",
+      description: "Serve /status and /metrics on this unix socket (overrides unix_config/status_socket)",
+    },
+    "pid-file": { type: "string", description: "Write the listener's pid here once serving (absolute path); removed at exit" },
   },
   async run({ args }) {
     if (args.settings && args["settings-from-bus"]) fail("--settings and --settings-from-bus exclude each other", ExitCode.USAGE);
     const loglevel = args.loglevel === undefined ? undefined : Number(args.loglevel);
     if (loglevel !== undefined && !(Number.isInteger(loglevel) && loglevel >= 0 && loglevel <= 5)) {
       fail(`--loglevel must be 0-5, got "${args.loglevel}"`, ExitCode.USAGE);
+    }
+    const logFormat = parseLogFormat(args["log-format"]);
+    const statusPort = args["status-port"] === undefined ? undefined : Number(args["status-port"]);
+    if (statusPort !== undefined && !(Number.isInteger(statusPort) && statusPort >= 0 && statusPort <= 65535)) {
+      fail(`--status-port must be a TCP port (1-65535, 0 = off), got "${args["status-port"]}"`, ExitCode.USAGE);
     }
     // Same pid, argv[0] "OpenSRF Listener [S]" for ps; returns at once in the new image.
     reexecWithTitle(listenerTitle(args.service));
@@ -53,7 +70,12 @@ export default defineCommand({
         ...(args.settings ? { settings: args.settings } : {}),
         ...(args.logfile ? { logfile: args.logfile } : {}),
         ...(loglevel !== undefined ? { loglevel } : {}),
+        logFormat,
+        ...(statusPort !== undefined ? { statusPort } : {}),
+        ...(args["status-socket"] !== undefined ? { statusSocket: args["status-socket"] } : {}),
       });
+      // Written only once serving, so `osrf-prefork start` can wait for it.
+      if (args["pid-file"]) claimPidFile(args["pid-file"]);
     } catch (e) {
       if (e instanceof SettingsError || e instanceof TransportError) fail(`${args.service}: ${e.message}`, ExitCode.TRANSPORT);
       if (e instanceof ConfigError || e instanceof PreforkError) fail(`${args.service}: ${e.message}`, ExitCode.USAGE);

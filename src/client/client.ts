@@ -74,6 +74,7 @@ export class Client implements OsrfClient {
     this.routerDomain = opts.routerDomain ?? opts.transport.domain;
     this.defaultTimeout = opts.timeout ?? 60;
     if (opts.ownTransport) opts.transport.onStanza((s) => void this.dispatch(s));
+    opts.transport.onOffline?.(() => this.connectionLost());
   }
 
   /** Router JID for a service: `<router_name>@<domain>/<service>`. */
@@ -223,6 +224,23 @@ export class Client implements OsrfClient {
   private fail(conv: Conversation, call: Call, e: Error): void {
     this.settle(conv, call);
     call.stream.fail(e);
+  }
+
+  /**
+   * Our XMPP stream broke: whatever was on its way to or from the server is gone, so a call
+   * in flight would only wait for its timeout. Fail each at once — an answer the caller can
+   * act on (retry, report) — saying the request may or may not have run. Sessions keep their
+   * drone: it reconnects under the same JID.
+   */
+  private connectionLost(): void {
+    for (const conv of [...this.conversations.values()]) {
+      for (const call of [...conv.calls.values()]) {
+        const msg =
+          `${conv.service} ${call.method}: the connection to the XMPP server was lost while waiting for the reply ` +
+          `(the request may or may not have run; thread ${conv.thread}, xid ${call.ctx.xid})`;
+        this.fail(conv, call, new DeliveryError(msg, "connection-lost", call.ctx));
+      }
+    }
   }
 
   /**

@@ -154,6 +154,9 @@ export const PREFORK_DEFAULTS: Readonly<Omit<PreforkSettings, "warnings" | "maxS
   maxChunkSize: 51200,
   maxBundleSize: 25600,
   crashBackoffMax: 60,
+  registerInterval: 30,
+  statusPort: 0,
+  statusSocket: "",
 };
 
 /**
@@ -216,8 +219,19 @@ export function readPreforkSettings(
     maxChunkSize: read(`${unix}/max_chunk_size`, count(0, "max_chunk_size"), d.maxChunkSize),
     maxBundleSize: read(`${unix}/max_bundle_size`, count(0, "max_bundle_size"), d.maxBundleSize),
     crashBackoffMax: read(`${unix}/crash_backoff_max`, seconds("crash_backoff_max"), d.crashBackoffMax),
+    registerInterval: read(`${unix}/register_interval`, seconds("register_interval"), d.registerInterval),
+    statusPort: read(`${unix}/status_port`, count(0, "status_port"), d.statusPort),
+    statusSocket: readText(hostTree, `${unix}/status_socket`) ?? d.statusSocket,
     warnings,
   };
+  if (settings.statusPort > 65535) {
+    throw new ConfigError({
+      file: source,
+      path: `${unix}/status_port`,
+      problem: `invalid value "${settings.statusPort}"`,
+      expected: "a TCP port from 1 to 65535 (0 = off), e.g. <status_port>9100</status_port>",
+    });
+  }
   const sessionMax = readNumber(hostTree, `${app}/max_requests`, count(1, "max_requests"), source);
   if (sessionMax !== undefined) settings.maxSessionRequests = sessionMax;
 
@@ -290,6 +304,14 @@ function readNumber(tree: SettingsTree, path: string, rule: NumberRule, source: 
     });
   }
   return value;
+}
+
+/** A text setting, trimmed; undefined when absent or empty. */
+function readText(tree: SettingsTree, path: string): string | undefined {
+  const raw = lookup(tree, path);
+  if (typeof raw !== "string" && typeof raw !== "number") return undefined;
+  const text = String(raw).trim();
+  return text === "" ? undefined : text;
 }
 
 function describeRule(rule: NumberRule): string {

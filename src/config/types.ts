@@ -145,6 +145,19 @@ export interface PreforkSettings {
    */
   crashBackoffMax: number;
   /**
+   * `unix_config/register_interval`: seconds between the listener's periodic re-registrations
+   * with its routers, so a router that restarted (and forgot its table) gets it back;
+   * 0 = never (default 30). Registrations that bounce are re-sent within seconds regardless.
+   */
+  registerInterval: number;
+  /**
+   * `unix_config/status_port`: TCP port on 127.0.0.1 of the listener's status and metrics
+   * endpoint (`/status`, `/metrics`); 0 (default) = off.
+   */
+  statusPort: number;
+  /** `unix_config/status_socket`: unix socket path of that endpoint; "" (default) = off. */
+  statusSocket: string;
+  /**
    * `/apps/<service>/max_requests` (top level, Perl only): requests allowed in one stateful
    * session before Perl disconnects it. Not the drone limit; C ignores it. Undefined if unset.
    */

@@ -30,14 +30,21 @@ export type DroneExitReason =
   /** Told to stop (shutdown message or SIGTERM). */
   | "shutdown";
 
-/** Drone → listener. */
-export type DroneToListener =
+/** One request a drone finished: method, final status code, milliseconds (for metrics). */
+export type RequestDone = [method: string, status: number, ms: number];
+
+/**
+ * Drone → listener. Any message may carry `done`: requests finished since the drone's
+ * previous message (the pool ignores it; the metrics read it).
+ */
+export type DroneToListener = { done?: RequestDone[] } & (
   /** Logged in and childInit done; requests handed over before this were queued. */
   | { type: "ready"; jid: string }
   /**
-   * Started running a request (`method`, epoch ms `since`). `caller` says whom to answer if
+   * Running a request (`method`, since epoch ms `since`). `caller` says whom to answer if
    * the drone dies or times out while running it — needed for session requests, which
-   * reach the drone directly and never pass the listener.
+   * reach the drone directly and never pass the listener. For a message the listener
+   * handed over, sent only once the request outlasts a turn of the drone's event loop.
    */
   | { type: "busy"; method: string; since: number; caller?: CallerRef }
   /** In a stateful session, between requests: not running anything, not available either. */
@@ -45,7 +52,8 @@ export type DroneToListener =
   /** Done with the listener's last message (and any session it opened). */
   | { type: "available"; served: number; rssBytes: number }
   /** Leaving now; no `available` follows. */
-  | { type: "exiting"; reason: DroneExitReason; served: number; detail?: string };
+  | { type: "exiting"; reason: DroneExitReason; served: number; detail?: string }
+);
 
 const EXIT_REASONS: ReadonlySet<string> = new Set<DroneExitReason>(["max_requests", "memory", "init_failed", "shutdown"]);
 

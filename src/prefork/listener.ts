@@ -33,14 +33,21 @@ export interface ListenerOptions {
    * Re-reads settings and checks the app module (HUP). Resolves with the new limits and
    * shutdown timeout; rejects to keep the current drones.
    */
-  reload?: () => Promise<{ limits: PoolLimits; shutdownTimeout: number }>;
+  reload?: () => Promise<{ limits: PoolLimits; shutdownTimeout: number; registerInterval?: number }>;
   clock?: Clock;
+  /**
+   * `register_interval`: seconds between periodic re-registrations with the routers (a
+   * restarted router has forgotten us); 0 = never. Default 30.
+   */
+  registerInterval?: number;
   /**
    * Milliseconds to keep serving after unregistering before a graceful stop may finish:
    * the routers may have forwarded messages just before they processed the unregister.
    * Default 500.
    */
   lingerMs?: number;
+  /** Told of every caller the pool could not serve (metrics); called before the answer is sent. */
+  onFailure?: (failure: PoolFailure) => void;
 }
 
 type Phase = "running" | "stopping" | "stopped";
@@ -58,7 +65,10 @@ export class Listener {
     this.service = opts.service;
     this.log = opts.logger;
     this.shutdownTimeout = opts.shutdownTimeout;
-    this.registration = new Registration(opts.transport, opts.service, opts.routers, opts.logger);
+    this.registration = new Registration(opts.transport, opts.service, opts.routers, opts.logger, {
+      ...(opts.registerInterval !== undefined ? { intervalSeconds: opts.registerInterval } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
     this.pool = new Pool({
       service: opts.service,
       spawner: opts.spawner,
@@ -106,6 +116,7 @@ export class Listener {
         const next = await this.opts.reload();
         this.shutdownTimeout = next.shutdownTimeout;
         this.pool.setLimits(next.limits);
+        if (next.registerInterval !== undefined) this.registration.setInterval(next.registerInterval);
       } catch (e) {
         this.log.error(`${this.service}: reload failed, keeping the current drones: ${(e as Error).message}`);
         return;
@@ -144,6 +155,8 @@ export class Listener {
   private onStanza(s: Stanza): void {
     if (this.opts.client?.dispatch(s)) return;
     if (s.error) {
+      // A registration that found no router: the registration retries it.
+      if (this.registration.onBounce(s)) return;
       // 3.3 behaviour: a bounce of something we sent; nothing to retry from here.
       const e = s.error;
       this.log.warn(
@@ -156,6 +169,7 @@ export class Listener {
       this.log.warn(`${this.service}: dropping a message from ${s.from}: not one of the routers it registered with`, s.xid);
       return;
     }
+    this.registration.heard(s.from);
     if (s.body === "") {
       this.log.warn(`${this.service}: received an empty message from ${s.from}, thread ${s.thread}; dropping it`, s.xid);
       return;
@@ -164,6 +178,7 @@ export class Listener {
   }
 
   private answerFailure(target: ErrorTarget, failure: PoolFailure): void {
+    this.opts.onFailure?.(failure);
     const reply = errorReply(target, failureStatus(this.service, failure), this.log);
     if (!reply) return;
     try {

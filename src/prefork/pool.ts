@@ -28,6 +28,7 @@ import type { Stanza } from "../xmpp/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
 import { realClock } from "./clock.ts";
 import { IpcMessageError, parseDroneMessage, type DroneToListener } from "./ipc.ts";
+import { requestedMethod } from "./replies.ts";
 import type {
   CallerRef,
   Clock,
@@ -95,6 +96,14 @@ class Drone {
     if (this.work) return { kind: "stanza", stanza: this.work };
     return undefined;
   }
+}
+
+/**
+ * What a drone is running: from its `busy` report, else (drones report only requests that
+ * outlast one turn of their event loop) from the message it was handed.
+ */
+function methodOf(d: Drone): string | undefined {
+  return d.method ?? (d.work ? requestedMethod(d.work) : undefined);
 }
 
 /** Minimum interval between repeated overload warnings, ms. */
@@ -523,9 +532,10 @@ export class Pool {
     d.place = "gone";
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     if (target) {
-      this.log.warn(`drone ${d.pid} of ${this.opts.service} died (${how}) while running ${d.method ?? "a request"}; answering its caller`);
+      const method = methodOf(d);
+      this.log.warn(`drone ${d.pid} of ${this.opts.service} died (${how}) while running ${method ?? "a request"}; answering its caller`);
       const failure: PoolFailure = { kind: "died", pid: d.pid, code, signal, starting: !d.ready };
-      if (d.method !== undefined) failure.method = d.method;
+      if (method !== undefined) failure.method = method;
       this.opts.hooks.fail(target, failure);
     }
     if (!d.ready && !d.lost && !wasStopping && this.mode === "running") {
@@ -557,13 +567,14 @@ export class Pool {
     d.timer = undefined;
     if (d.place === "gone" || d.lost) return;
     const target = d.target();
+    const method = methodOf(d);
     this.log.warn(
-      `drone ${d.pid} of ${this.opts.service} ran ${d.method ?? "a request"} for more than ${seconds} s (request_timeout); killing it`,
+      `drone ${d.pid} of ${this.opts.service} ran ${method ?? "a request"} for more than ${seconds} s (request_timeout); killing it`,
     );
     this.discard(d);
     if (target) {
       const failure: PoolFailure = { kind: "timeout", pid: d.pid, seconds };
-      if (d.method !== undefined) failure.method = d.method;
+      if (method !== undefined) failure.method = method;
       this.opts.hooks.fail(target, failure);
     }
     this.maintain();

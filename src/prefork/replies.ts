@@ -7,7 +7,7 @@ import { decodeBody, encodeBody } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { methodException } from "../protocol/messages.ts";
 import { StatusCode, Texts } from "../protocol/status.ts";
-import type { OutgoingStanza } from "../xmpp/types.ts";
+import type { OutgoingStanza, Stanza } from "../xmpp/types.ts";
 import type { ErrorTarget, PoolFailure } from "./types.ts";
 
 /** Status code and text for a pool failure. */
@@ -80,4 +80,21 @@ export function errorReply(target: ErrorTarget, status: FailureStatus, logger: L
     return undefined;
   }
   return { to, thread, xid, body: encodeBody(traces.map((t) => methodException(t, status.code, status.text))) };
+}
+
+/**
+ * The method a message from the router asks for ("CONNECT" when it opens a session), for
+ * failure reports about a drone that never said what it was running; undefined when the
+ * body does not decode or holds no request.
+ */
+export function requestedMethod(s: Stanza): string | undefined {
+  try {
+    for (const m of decodeBody(s.body)) {
+      if (m.type === "REQUEST") return m.payload.method;
+      if (m.type === "CONNECT") return "CONNECT";
+    }
+  } catch (e) {
+    if (!(e instanceof ProtocolError)) throw e;
+  }
+  return undefined;
 }

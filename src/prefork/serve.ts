@@ -5,7 +5,8 @@
 import { Client } from "../client/client.ts";
 import { readCoreConfig } from "../config/core.ts";
 import type { CoreConfig, PreforkSettings } from "../config/types.ts";
-import type { OsrfLogger } from "../log/logger.ts";
+import type { LogFormat, OsrfLogger } from "../log/logger.ts";
+import { describeEndpoint, PoolMetrics, startStatusServers, statusEndpoints, type StatusServer } from "../metrics/index.ts";
 import { makeResource } from "../protocol/ids.ts";
 import { XmppConnection } from "../xmpp/connection.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
@@ -34,6 +35,12 @@ export interface ServeOptions {
   /** Overrides of `<logfile>` / `<loglevel>`. */
   logfile?: string;
   loglevel?: number;
+  /** Log line format of the listener and its drones (default "osrf"). */
+  logFormat?: LogFormat;
+  /** Overrides `unix_config/status_port` (0 = off): status endpoint on 127.0.0.1. Read at start only. */
+  statusPort?: number;
+  /** Overrides `unix_config/status_socket` ("" = off): status endpoint on a unix socket. Read at start only. */
+  statusSocket?: string;
 }
 
 /** Where OpenSRF installs opensrf.xml. */
@@ -44,6 +51,9 @@ export interface RunningService {
   listener: Listener;
   logger: OsrfLogger;
   settings: PreforkSettings;
+  metrics: PoolMetrics;
+  /** Status endpoints being served (none unless configured). */
+  status: StatusServer[];
   /** Removes the signal handlers (tests). */
   uninstallSignals(): void;
 }
@@ -85,15 +95,19 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   }
 
   const spawner = new BunDroneSpawner({ init: droneInit(core, o, appPath, settings), jitter: settings.maxRequestsJitter });
+  const metrics = new PoolMetrics(o.service);
+  transport.onOnline((reconnected) => metrics.online(reconnected));
   let current = core;
   const listener = new Listener({
     service: o.service,
     transport,
     client,
     routers: core.opensrf.routers,
-    spawner,
+    spawner: metrics.observeSpawner(spawner),
+    onFailure: (f) => metrics.failure(f),
     limits: settings,
     shutdownTimeout: settings.shutdownTimeout,
+    registerInterval: settings.registerInterval,
     logger,
     reload: async () => {
       logger.reopen();
@@ -109,9 +123,17 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
       // New drones import the file anew; check it loads before replacing working ones.
       await loadServiceModule(appPath, true);
       spawner.update(droneInit(current, o, appPath, next), next.maxRequestsJitter);
-      return { limits: next, shutdownTimeout: next.shutdownTimeout };
+      return { limits: next, shutdownTimeout: next.shutdownTimeout, registerInterval: next.registerInterval };
     },
   });
+  let status: StatusServer[];
+  try {
+    const endpoints = statusEndpoints(o.statusSocket ?? settings.statusSocket, o.statusPort ?? settings.statusPort);
+    status = await startStatusServers(endpoints, { metrics, backlog: () => listener.pool.stats().backlog });
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
   logger.info(
     `Prefork launching drones for ${o.service} with max_requests=${settings.maxRequests}, min_children=${settings.minChildren}, ` +
       `max_children=${settings.maxChildren}, max_backlog_queue=${settings.maxBacklogQueue}, keepalive=${settings.keepalive}`,
@@ -119,7 +141,8 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   listener.start();
   const uninstallSignals = installSignalHandlers(listener, logger);
   logger.info(`Launching osrf_forker for app ${o.service} as ${transport.jid}`);
-  return { listener, logger, settings, uninstallSignals };
+  for (const s of status) logger.info(`${o.service}: status and metrics on ${describeEndpoint(s.endpoint)}`);
+  return { listener, logger, settings, metrics, status, uninstallSignals };
 }
 
 function fileSource(file: string, host: string): SettingsSource {
@@ -130,8 +153,12 @@ function listenerLogger(core: CoreConfig, o: ServeOptions): OsrfLogger {
   return preforkLogger(o.service, "listener", core.opensrf, logTarget(core, o));
 }
 
-function logTarget(core: CoreConfig, o: ServeOptions): { logfile: string; loglevel: number } {
-  return { logfile: o.logfile ?? core.opensrf.logfile, loglevel: o.loglevel ?? core.opensrf.loglevel };
+function logTarget(core: CoreConfig, o: ServeOptions): DroneInit["log"] {
+  return {
+    logfile: o.logfile ?? core.opensrf.logfile,
+    loglevel: o.loglevel ?? core.opensrf.loglevel,
+    ...(o.logFormat ? { format: o.logFormat } : {}),
+  };
 }
 
 function droneInit(core: CoreConfig, o: ServeOptions, appPath: string, s: PreforkSettings): DroneInit {

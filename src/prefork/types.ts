@@ -3,6 +3,7 @@
  * what it reports back to the listener, and what a drone is told when it starts.
  */
 import type { ClientConfig, PreforkSettings } from "../config/types.ts";
+import type { LogFormat } from "../log/logger.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import type { ListenerToDrone } from "./ipc.ts";
 
@@ -132,6 +133,6 @@ export interface DroneInit {
   settings: DroneSettings;
   /** This drone's own max_requests (jitter already applied). */
   maxRequests: number;
-  /** Log destination and level after command-line overrides. */
-  log: { logfile: string; loglevel: number };
+  /** Log destination, level and line format after command-line overrides. */
+  log: { logfile: string; loglevel: number; format?: LogFormat };
 }

@@ -1,238 +1,597 @@
 /**
- * The SAX tokenizer of ltx 3.1.2 (lib/parsers/ltx.js, MIT, Copyright (c) 2010 Stephan Maka),
- * ported unchanged except for one fix: where ltx fast-forwards with `indexOf` through text,
- * attribute values and comments, a miss (-1) left it stepping one character at a time while
- * re-scanning the whole rest of the chunk each step. That is quadratic in the length of a text
- * run: a 1 MB `<body>` took ~35 s to parse, blocking the event loop. On a miss we now jump to
- * the end of the chunk (the run continues in the next one, as before).
+ * A streaming XML tokenizer for XMPP streams, and the @xmpp/client stream parser built on it.
  *
- * Used by XmppConnection (stream parser of @xmpp/client) and parseStanza.
+ * XMPP needs a small, strict subset of XML: elements, attributes, text with the five
+ * predefined entities and character references, CDATA, comments and processing
+ * instructions (both skipped). DTDs are refused, as RFC 6120 §11.1 requires.
+ *
+ * Input arrives in arbitrary chunks. Every token may be cut anywhere, so the tokenizer is a
+ * state machine that resumes where the last chunk stopped. Long runs (text, attribute
+ * values, CDATA) are collected as a list of slices and joined once when they end, and
+ * scanning uses `indexOf`, so parsing is linear in the input however it is cut.
  */
-import { EventEmitter } from "node:events";
-import { Parser } from "@xmpp/xml";
-import { unescapeXML } from "ltx/lib/escape.js";
+import { Parser, type XmlElement } from "@xmpp/xml";
 
-const STATE_TEXT = 0;
-const STATE_IGNORE_COMMENT = 1;
-const STATE_IGNORE_INSTRUCTION = 2;
-const STATE_TAG_NAME = 3;
-const STATE_TAG = 4;
-const STATE_ATTR_NAME = 5;
-const STATE_ATTR_EQ = 6;
-const STATE_ATTR_QUOT = 7;
-const STATE_ATTR_VALUE = 8;
-const STATE_CDATA = 9;
+/** A well-formedness error. Once one is reported the tokenizer ignores further input. */
+export class XmlSyntaxError extends Error {
+  override readonly name = "XMLError";
+}
 
-/** Emits `startElement(name, attrs)`, `endElement(name, selfClosing)`, `text(str)`, `error(err)`. */
-export class LinearSax extends EventEmitter {
-  write: (data: string | Buffer) => void;
+/** Events of {@link XmlTokenizer} and their listeners' signatures. */
+export interface TokenizerEvents {
+  /** A start tag (or the start of a self-closing one) with its unescaped attributes. */
+  startElement: (name: string, attrs: Record<string, string>) => void;
+  /** An end tag; `selfClosing` when it came from `<name/>`. */
+  endElement: (name: string, selfClosing: boolean) => void;
+  /** Character data, unescaped (CDATA sections arrive as their own, verbatim, text events). */
+  text: (text: string) => void;
+  /** The input is not well-formed; nothing more is emitted. Thrown by `write` when nobody listens. */
+  error: (err: XmlSyntaxError) => void;
+}
 
-  constructor() {
-    super();
-    let state = STATE_TEXT;
-    let remainder: string | null | undefined;
-    let parseRemainder = false;
-    let tagName: string | undefined;
-    let attrs: Record<string, string> | undefined;
-    let endTag: boolean | undefined;
-    let selfClosing: boolean | undefined;
-    let attrQuote = 0;
-    let attrQuoteChar = "";
-    let recordStart: number | undefined = 0;
-    let attrName: string | undefined;
+type EventName = keyof TokenizerEvents;
 
-    const handleTagOpening = (isEnd: boolean | undefined, name: string | undefined, a: Record<string, string> | undefined) => {
-      if (!isEnd) {
-        this.emit("startElement", name, a);
-        if (selfClosing) this.emit("endElement", name, true);
-      } else {
-        this.emit("endElement", name, false);
-      }
-    };
+// Tokenizer states.
+const TEXT = 0;
+/** After `<`. */
+const OPEN = 1;
+const START_NAME = 2;
+/** Inside a start tag, between attributes. */
+const IN_TAG = 3;
+const ATTR_NAME = 4;
+const ATTR_EQ = 5;
+const ATTR_QUOTE = 6;
+const ATTR_VALUE = 7;
+/** After the `/` of `<name/`. */
+const EMPTY_END = 8;
+const END_NAME = 9;
+const END_TAIL = 10;
+/** After `<!`: comment, CDATA or a (refused) declaration. */
+const BANG = 11;
+const COMMENT = 12;
+const CDATA = 13;
+const PI = 14;
+const DEAD = 15;
 
-    this.write = (input: string | Buffer) => {
-      let data = typeof input === "string" ? input : input.toString();
-      let pos = 0;
+const LT = 60;
+const GT = 62;
+const SLASH = 47;
+const EQ = 61;
+const DQUOTE = 34;
+const SQUOTE = 39;
+const BANG_CHAR = 33;
+const QUESTION = 63;
 
-      // Anything from the previous write()?
-      if (remainder) {
-        data = remainder + data;
-        pos += !parseRemainder ? remainder.length : 0;
-        parseRemainder = false;
-        remainder = null;
-      }
+// ASCII character classes; everything from U+0080 up counts as a name character.
+const NAME_CHAR = new Uint8Array(128);
+const NAME_START = new Uint8Array(128);
+const SPACE = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const ch = String.fromCharCode(c);
+  NAME_START[c] = /[A-Za-z_:]/.test(ch) ? 1 : 0;
+  NAME_CHAR[c] = /[A-Za-z0-9_:.-]/.test(ch) ? 1 : 0;
+  SPACE[c] = c === 32 || c === 9 || c === 10 || c === 13 ? 1 : 0;
+}
 
-      const endRecording = (): string | undefined => {
-        if (typeof recordStart === "number") {
-          const recorded = data.slice(recordStart, pos);
-          recordStart = undefined;
-          return recorded;
-        }
-        return undefined;
-      };
+const isNameChar = (c: number): boolean => c >= 128 || NAME_CHAR[c] === 1;
+const isNameStart = (c: number): boolean => c >= 128 || NAME_START[c] === 1;
+const isSpace = (c: number): boolean => c < 128 && SPACE[c] === 1;
 
-      for (; pos < data.length; pos++) {
-        switch (state) {
-          case STATE_TEXT: {
-            // Fast-forward to the next '<'; with none in this chunk, to its last character.
-            const lt = data.indexOf("<", pos);
-            pos = lt === -1 ? data.length - 1 : lt;
-            break;
-          }
-          case STATE_ATTR_VALUE: {
-            const quot = data.indexOf(attrQuoteChar, pos);
-            pos = quot === -1 ? data.length - 1 : quot;
-            break;
-          }
-          case STATE_IGNORE_COMMENT: {
-            // ltx ends a comment (or declaration) at "-->", else at the first "]]>".
-            const endComment = data.indexOf("-->", pos);
-            if (endComment !== -1) {
-              pos = endComment + 2; // the '>'
-            } else {
-              const endBracket = data.indexOf("]]>", pos);
-              pos = endBracket === -1 ? data.length - 1 : endBracket + 2;
-            }
-            break;
-          }
-          // No default
-        }
+const BANG_COMMENT = "--";
+const BANG_CDATA = "[CDATA[";
 
-        const c = data.charCodeAt(pos);
-        switch (state) {
-          case STATE_TEXT:
-            if (c === 60 /* < */) {
-              const text = endRecording();
-              if (text) this.emit("text", unescapeXML(text));
-              state = STATE_TAG_NAME;
-              recordStart = pos + 1;
-              attrs = {};
-            }
-            break;
-          case STATE_CDATA:
-            if (c === 93 /* ] */) {
-              if (data.substr(pos + 1, 2) === "]>") {
-                const cData = endRecording();
-                if (cData) this.emit("text", cData);
-                state = STATE_TEXT;
-              } else if (data.length < pos + 2) {
-                parseRemainder = true;
-                pos = data.length;
-              }
-            }
-            break;
-          case STATE_TAG_NAME:
-            if (c === 47 /* / */ && recordStart === pos) {
-              recordStart = pos + 1;
-              endTag = true;
-            } else if (c === 33 /* ! */) {
-              if (data.substr(pos + 1, 7) === "[CDATA[") {
-                recordStart = pos + 8;
-                state = STATE_CDATA;
-              } else if (data.length < pos + 8 && "[CDATA[".startsWith(data.slice(pos + 1))) {
-                // Maybe CDATA, but the chunk ends here: let the next write() decide.
-                parseRemainder = true;
-                pos = data.length;
-              } else {
-                recordStart = undefined;
-                state = STATE_IGNORE_COMMENT;
-              }
-            } else if (c === 63 /* ? */) {
-              recordStart = undefined;
-              state = STATE_IGNORE_INSTRUCTION;
-            } else if (c <= 32 || c === 47 /* / */ || c === 62 /* > */) {
-              tagName = endRecording();
-              pos--;
-              state = STATE_TAG;
-            }
-            break;
-          case STATE_IGNORE_COMMENT:
-            if (c === 62 /* > */) {
-              const prevFirst = data.charCodeAt(pos - 1);
-              const prevSecond = data.charCodeAt(pos - 2);
-              if ((prevFirst === 45 /* - */ && prevSecond === 45) /* - */ || (prevFirst === 93 /* ] */ && prevSecond === 93) /* ] */) {
-                state = STATE_TEXT;
-              }
-            }
-            break;
-          case STATE_IGNORE_INSTRUCTION:
-            if (c === 62 /* > */) {
-              const prev = data.charCodeAt(pos - 1);
-              if (prev === 63 /* ? */) state = STATE_TEXT;
-            }
-            break;
-          case STATE_TAG:
-            if (c === 62 /* > */) {
-              handleTagOpening(endTag, tagName, attrs);
-              tagName = undefined;
-              attrs = undefined;
-              endTag = undefined;
-              selfClosing = undefined;
-              state = STATE_TEXT;
-              recordStart = pos + 1;
-            } else if (c === 47 /* / */) {
-              selfClosing = true;
-            } else if (c > 32) {
-              recordStart = pos;
-              state = STATE_ATTR_NAME;
-            }
-            break;
-          case STATE_ATTR_NAME:
-            if (c <= 32 || c === 61 /* = */) {
-              attrName = endRecording();
-              pos--;
-              state = STATE_ATTR_EQ;
-            }
-            break;
-          case STATE_ATTR_EQ:
-            if (c === 61 /* = */) state = STATE_ATTR_QUOT;
-            break;
-          case STATE_ATTR_QUOT:
-            if (c === 34 /* " */ || c === 39 /* ' */) {
-              attrQuote = c;
-              attrQuoteChar = c === 34 ? '"' : "'";
-              state = STATE_ATTR_VALUE;
-              recordStart = pos + 1;
-            }
-            break;
-          case STATE_ATTR_VALUE:
-            if (c === attrQuote) {
-              const value = unescapeXML(endRecording() ?? "");
-              attrs![attrName!] = value;
-              attrName = undefined;
-              state = STATE_TAG;
-            }
-            break;
-        }
-      }
+/** Shows one character of input in an error message. */
+function showChar(c: number): string {
+  return c < 32 || c === 127 ? `U+${c.toString(16).padStart(4, "0").toUpperCase()}` : `'${String.fromCharCode(c)}'`;
+}
 
-      if (typeof recordStart === "number" && recordStart <= data.length) {
-        remainder = data.slice(recordStart);
-        recordStart = 0;
-      }
-    };
+function isXmlChar(cp: number): boolean {
+  return (
+    cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff)
+  );
+}
+
+const HEX = /^[0-9A-Fa-f]{1,8}$/;
+const DEC = /^[0-9]{1,10}$/;
+/** Longest reference body worth looking at (`#x10FFFF` plus slack); longer means no `;` of its own. */
+const MAX_REF = 12;
+
+function decodeReference(ref: string): string {
+  switch (ref) {
+    case "quot":
+      return '"';
+    case "amp":
+      return "&";
+    case "lt":
+      return "<";
+    case "gt":
+      return ">";
+    case "apos":
+      return "'";
+  }
+  if (ref.charCodeAt(0) === 35 /* # */) {
+    const hex = ref.charCodeAt(1) === 120; /* x */
+    const digits = ref.slice(hex ? 2 : 1);
+    if (hex ? HEX.test(digits) : DEC.test(digits)) {
+      const cp = parseInt(digits, hex ? 16 : 10);
+      if (!isXmlChar(cp)) throw new XmlSyntaxError(`Illegal XML character 0x${cp.toString(16)}`);
+      return String.fromCodePoint(cp);
+    }
+  }
+  throw new XmlSyntaxError(`Illegal XML entity &${ref};`);
+}
+
+/**
+ * Replaces the predefined entities and character references of `raw`.
+ * @throws XmlSyntaxError for an unknown entity, a bad or illegal character reference, or an
+ *   `&` that starts no reference.
+ */
+export function unescapeXml(raw: string): string {
+  let amp = raw.indexOf("&");
+  if (amp === -1) return raw;
+  let out = "";
+  let done = 0;
+  while (amp !== -1) {
+    const semi = raw.indexOf(";", amp + 1);
+    if (semi === -1 || semi - amp > MAX_REF) {
+      const shown = raw.slice(amp, Math.min(raw.length, amp + MAX_REF));
+      throw new XmlSyntaxError(`Illegal XML entity ${shown}: '&' must start an entity or character reference`);
+    }
+    // Rope concatenation: the pieces are flattened once, when the result is first read.
+    out += raw.slice(done, amp) + decodeReference(raw.slice(amp + 1, semi));
+    done = semi + 1;
+    amp = raw.indexOf("&", done);
+  }
+  return out + raw.slice(done);
+}
+
+/**
+ * Streaming XML tokenizer with the SAX interface ltx's parsers have (`write`, `end`, `on`),
+ * so it serves both ltx's `parse(xml, {Parser})` and the XMPP stream parser.
+ *
+ * Events: `startElement(name, attrs)`, `endElement(name, selfClosing)`, `text(str)`,
+ * `error(err)`. The stream header `<stream:stream …>` is an ordinary start tag; its end
+ * tag closes the stream. `end()` does not judge completeness: the element builder knows
+ * whether its document is finished.
+ */
+export class XmlTokenizer {
+  private state = TEXT;
+  /** Slices of the token being read when it spans chunks. */
+  private parts: string[] = [];
+  /** Up to two characters before the current chunk, for `-->`, `]]>`, `?>` cut between chunks. */
+  private carry = "";
+  /** Delimiter characters that were in `carry` when the last seek found its delimiter. */
+  private overlap = 0;
+  private bang = "";
+  private tagName = "";
+  private attrName = "";
+  private attrs: Record<string, string> = {};
+  private quote = 0;
+  /** Whitespace since the tag name or the last attribute (XML requires it between attributes). */
+  private spaced = false;
+  private ended = false;
+  private decoder: TextDecoder | undefined;
+  private readonly onStart: Array<TokenizerEvents["startElement"]> = [];
+  private readonly onEnd: Array<TokenizerEvents["endElement"]> = [];
+  private readonly onText: Array<TokenizerEvents["text"]> = [];
+  private readonly onError: Array<TokenizerEvents["error"]> = [];
+
+  /** Adds a listener. */
+  on<E extends EventName>(event: E, listener: TokenizerEvents[E]): this {
+    this.listeners(event).push(listener as never);
+    return this;
   }
 
-  end(data?: string | Buffer): void {
-    if (data) this.write(data);
-    this.write = () => {};
+  /** Removes a listener added with {@link on}. */
+  off<E extends EventName>(event: E, listener: TokenizerEvents[E]): this {
+    const list = this.listeners(event) as unknown[];
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+    return this;
+  }
+
+  /** Alias of {@link off}, for EventEmitter-style callers. */
+  removeListener<E extends EventName>(event: E, listener: TokenizerEvents[E]): this {
+    return this.off(event, listener);
+  }
+
+  private listeners(event: EventName): unknown[] {
+    switch (event) {
+      case "startElement":
+        return this.onStart;
+      case "endElement":
+        return this.onEnd;
+      case "text":
+        return this.onText;
+      case "error":
+        return this.onError;
+      default:
+        throw new TypeError(`XmlTokenizer has no event ${String(event)}`);
+    }
+  }
+
+  /**
+   * Feeds the next chunk. Bytes are decoded as UTF-8, keeping characters cut between chunks.
+   * @throws XmlSyntaxError when the input is not well-formed and no `error` listener is set.
+   */
+  write(chunk: string | Uint8Array): void {
+    if (this.ended || this.state === DEAD) return;
+    const data = typeof chunk === "string" ? chunk : (this.decoder ??= new TextDecoder("utf-8")).decode(chunk, { stream: true });
+    try {
+      this.run(data);
+    } catch (e) {
+      if (!(e instanceof XmlSyntaxError)) throw e;
+      this.state = DEAD;
+      this.parts = [];
+      if (this.onError.length === 0) throw e;
+      for (const fn of this.onError.slice()) fn(e);
+    }
+  }
+
+  /** Feeds a last chunk, if given; later writes are ignored. */
+  end(chunk?: string | Uint8Array): void {
+    if (chunk !== undefined && chunk.length > 0) this.write(chunk);
+    this.ended = true;
+  }
+
+  private run(data: string): void {
+    const len = data.length;
+    let pos = 0;
+    while (pos < len) {
+      switch (this.state) {
+        case TEXT: {
+          const lt = data.indexOf("<", pos);
+          if (lt === -1) {
+            this.parts.push(pos === 0 ? data : data.slice(pos));
+            return;
+          }
+          if (lt > pos || this.parts.length > 0) {
+            const raw = this.take(data, pos, lt);
+            if (raw.length > 0) this.emitText(unescapeXml(raw));
+          }
+          pos = lt + 1;
+          this.state = OPEN;
+          break;
+        }
+        case OPEN: {
+          const c = data.charCodeAt(pos);
+          if (c === SLASH) {
+            pos++;
+            this.state = END_NAME;
+          } else if (c === BANG_CHAR) {
+            pos++;
+            this.bang = "";
+            this.state = BANG;
+          } else if (c === QUESTION) {
+            pos++;
+            this.carry = "";
+            this.state = PI;
+          } else if (isNameStart(c)) {
+            this.state = START_NAME;
+          } else {
+            throw new XmlSyntaxError(`${showChar(c)} cannot start a tag name`);
+          }
+          break;
+        }
+        case START_NAME: {
+          let i = pos;
+          while (i < len && isNameChar(data.charCodeAt(i))) i++;
+          if (i === len) {
+            this.parts.push(data.slice(pos));
+            return;
+          }
+          this.tagName = this.take(data, pos, i);
+          this.attrs = {};
+          this.spaced = false;
+          this.state = IN_TAG;
+          pos = i;
+          break;
+        }
+        case IN_TAG: {
+          let c = data.charCodeAt(pos);
+          while (isSpace(c)) {
+            this.spaced = true;
+            if (++pos === len) return;
+            c = data.charCodeAt(pos);
+          }
+          if (c === GT) {
+            pos++;
+            this.state = TEXT;
+            this.emitStart(this.tagName, this.attrs);
+          } else if (c === SLASH) {
+            pos++;
+            this.state = EMPTY_END;
+          } else if (isNameStart(c) && this.spaced) {
+            this.state = ATTR_NAME;
+          } else if (isNameStart(c)) {
+            throw new XmlSyntaxError(`<${this.tagName}>: whitespace is required between attributes`);
+          } else {
+            throw new XmlSyntaxError(`<${this.tagName}>: unexpected ${showChar(c)} in a start tag`);
+          }
+          break;
+        }
+        case ATTR_NAME: {
+          let i = pos;
+          while (i < len && isNameChar(data.charCodeAt(i))) i++;
+          if (i === len) {
+            this.parts.push(data.slice(pos));
+            return;
+          }
+          this.attrName = this.take(data, pos, i);
+          this.state = ATTR_EQ;
+          pos = i;
+          break;
+        }
+        case ATTR_EQ: {
+          const c = data.charCodeAt(pos);
+          if (c === EQ) this.state = ATTR_QUOTE;
+          else if (!isSpace(c)) throw new XmlSyntaxError(`<${this.tagName}>: attribute ${this.attrName} has no value`);
+          pos++;
+          break;
+        }
+        case ATTR_QUOTE: {
+          const c = data.charCodeAt(pos);
+          if (c === DQUOTE || c === SQUOTE) {
+            this.quote = c;
+            this.state = ATTR_VALUE;
+          } else if (!isSpace(c)) {
+            throw new XmlSyntaxError(`<${this.tagName}>: the value of ${this.attrName} must be quoted`);
+          }
+          pos++;
+          break;
+        }
+        case ATTR_VALUE: {
+          const q = data.indexOf(this.quote === DQUOTE ? '"' : "'", pos);
+          if (q === -1) {
+            this.parts.push(data.slice(pos));
+            return;
+          }
+          const raw = this.take(data, pos, q);
+          if (raw.includes("<")) throw new XmlSyntaxError(`<${this.tagName}>: '<' in the value of ${this.attrName}`);
+          if (Object.hasOwn(this.attrs, this.attrName)) {
+            throw new XmlSyntaxError(`<${this.tagName}>: attribute ${this.attrName} given twice`);
+          }
+          this.attrs[this.attrName] = unescapeXml(raw);
+          this.spaced = false;
+          this.state = IN_TAG;
+          pos = q + 1;
+          break;
+        }
+        case EMPTY_END: {
+          if (data.charCodeAt(pos) !== GT) throw new XmlSyntaxError(`<${this.tagName}>: '/' not followed by '>'`);
+          pos++;
+          this.state = TEXT;
+          this.emitStart(this.tagName, this.attrs);
+          this.emitEnd(this.tagName, true);
+          break;
+        }
+        case END_NAME: {
+          let i = pos;
+          while (i < len && isNameChar(data.charCodeAt(i))) i++;
+          if (i === len) {
+            this.parts.push(data.slice(pos));
+            return;
+          }
+          this.tagName = this.take(data, pos, i);
+          if (this.tagName === "") throw new XmlSyntaxError(`${showChar(data.charCodeAt(i))} cannot start a tag name`);
+          this.state = END_TAIL;
+          pos = i;
+          break;
+        }
+        case END_TAIL: {
+          const c = data.charCodeAt(pos++);
+          if (c === GT) {
+            this.state = TEXT;
+            this.emitEnd(this.tagName, false);
+          } else if (!isSpace(c)) {
+            throw new XmlSyntaxError(`</${this.tagName}>: unexpected ${showChar(c)} in an end tag`);
+          }
+          break;
+        }
+        case BANG: {
+          while (pos < len && this.bang.length < BANG_CDATA.length) {
+            this.bang += data[pos++];
+            if (this.bang === BANG_COMMENT) {
+              this.carry = "";
+              this.state = COMMENT;
+              break;
+            }
+            if (this.bang === BANG_CDATA) {
+              this.carry = "";
+              this.state = CDATA;
+              break;
+            }
+            if (!BANG_COMMENT.startsWith(this.bang) && !BANG_CDATA.startsWith(this.bang)) {
+              throw new XmlSyntaxError(`<!${this.bang}…: document type declarations are not allowed in XMPP`);
+            }
+          }
+          break;
+        }
+        case COMMENT: {
+          const end = this.seek(data, pos, "-->");
+          if (end === -1) return;
+          pos = end;
+          this.state = TEXT;
+          break;
+        }
+        case PI: {
+          const end = this.seek(data, pos, "?>");
+          if (end === -1) return;
+          pos = end;
+          this.state = TEXT;
+          break;
+        }
+        case CDATA: {
+          const end = this.seek(data, pos, "]]>");
+          if (end === -1) {
+            this.parts.push(data.slice(pos));
+            return;
+          }
+          const overlap = this.overlap;
+          let content = this.take(data, pos, overlap > 0 ? pos : end - 3);
+          // The first characters of "]]>" ended the previous chunk and were recorded as content.
+          if (overlap > 0) content = content.slice(0, content.length - overlap);
+          pos = end;
+          this.state = TEXT;
+          if (content.length > 0) this.emitText(content);
+          break;
+        }
+      }
+    }
+  }
+
+  /** The recorded slices plus `data[start, end)`, as one string; clears the record. */
+  private take(data: string, start: number, end: number): string {
+    if (this.parts.length === 0) return data.slice(start, end);
+    this.parts.push(data.slice(start, end));
+    const joined = this.parts.join("");
+    this.parts = [];
+    return joined;
+  }
+
+  /**
+   * Index just past the first `delim` at or after `pos`, counting one that began in the
+   * previous chunk (then {@link overlap} says how many of its characters were there), or -1.
+   */
+  private seek(data: string, pos: number, delim: string): number {
+    const carry = this.carry;
+    for (let k = Math.min(carry.length, delim.length - 1); k >= 1; k--) {
+      if (carry.endsWith(delim.slice(0, k)) && data.startsWith(delim.slice(k), pos)) {
+        this.overlap = k;
+        return pos + delim.length - k;
+      }
+    }
+    const i = data.indexOf(delim, pos);
+    if (i !== -1) {
+      this.overlap = 0;
+      return i + delim.length;
+    }
+    const keep = delim.length - 1;
+    this.carry = (carry + data.slice(Math.max(pos, data.length - keep))).slice(-keep);
+    return -1;
+  }
+
+  private emitStart(name: string, attrs: Record<string, string>): void {
+    const fns = this.onStart;
+    for (let i = 0; i < fns.length; i++) fns[i]!(name, attrs);
+  }
+
+  private emitEnd(name: string, selfClosing: boolean): void {
+    const fns = this.onEnd;
+    for (let i = 0; i < fns.length; i++) fns[i]!(name, selfClosing);
+  }
+
+  private emitText(text: string): void {
+    const fns = this.onText;
+    for (let i = 0; i < fns.length; i++) fns[i]!(text);
   }
 }
 
-/** @xmpp/xml's stream parser (what @xmpp/client builds elements with) on {@link LinearSax}. */
+/**
+ * Takes over one top-level element of the stream from {@link StreamParser}, reading it from
+ * tokenizer events instead of an element tree. Depth 0 is the element itself.
+ */
+export interface ChildReader {
+  /** A start tag: the element's own (depth 0) or one inside it. */
+  start(name: string, attrs: Record<string, string>, depth: number): void;
+  /** Text directly inside the open element at `depth`. */
+  text(text: string, depth: number): void;
+  /** The element at `depth` (1 or more) ended. */
+  end(depth: number): void;
+  /** The element itself ended. */
+  finish(): void;
+}
+
+/** Options of {@link StreamParser}. */
+export interface StreamParserOptions {
+  /**
+   * Asked at each top-level element of the stream (a stanza or nonza); a reader it returns
+   * reads that element instead of an element tree, and no `element` event is emitted for it.
+   */
+  childReader?: (name: string) => ChildReader | undefined;
+}
+
+/**
+ * @xmpp/xml's stream parser (what @xmpp/client builds its elements with) on
+ * {@link XmlTokenizer}: same `start`/`element`/`end`/`error` events. Tokenizer errors become
+ * parser errors, which make the connection close the stream with `bad-format`. With a
+ * `childReader`, chosen stanzas skip element building altogether (the hot path).
+ */
 export class StreamParser extends Parser {
-  constructor() {
+  constructor(options: StreamParserOptions = {}) {
     super();
     const self = this as unknown as {
-      parser: LinearSax;
+      parser: XmlTokenizer;
+      root: XmlElement | null;
+      cursor: XmlElement | null;
       onStartElement(name: string, attrs: Record<string, string>): void;
       onEndElement(name: string): void;
       onText(text: string): void;
+      emit(event: string, ...args: unknown[]): boolean;
     };
-    const sax = new LinearSax();
-    sax.on("startElement", self.onStartElement.bind(this));
-    sax.on("endElement", self.onEndElement.bind(this));
-    sax.on("text", self.onText.bind(this));
-    self.parser = sax;
+    const tokenizer = new XmlTokenizer();
+    const onStart = self.onStartElement.bind(this);
+    const onEnd = self.onEndElement.bind(this);
+    const onText = self.onText.bind(this);
+    const childReader = options.childReader;
+    // The element a reader is reading, and the names open inside it (index = depth).
+    let reader: ChildReader | undefined;
+    const open: string[] = [];
+    // After a mismatched end tag inside a reader: the stream is broken, read nothing more.
+    let broken = false;
+    const atTop = (): boolean => self.cursor !== null && self.cursor === self.root;
+
+    tokenizer.on("startElement", (name, attrs) => {
+      if (broken) return;
+      if (reader !== undefined) {
+        open.push(name);
+        reader.start(name, attrs, open.length - 1);
+        return;
+      }
+      if (childReader !== undefined && atTop()) {
+        const r = childReader(name);
+        if (r !== undefined) {
+          reader = r;
+          open.length = 0;
+          open.push(name);
+          r.start(name, attrs, 0);
+          return;
+        }
+      }
+      onStart(name, attrs);
+    });
+    tokenizer.on("endElement", (name) => {
+      if (broken) return;
+      if (reader === undefined) {
+        onEnd(name);
+        return;
+      }
+      const expected = open.pop()!;
+      if (name !== expected) {
+        broken = true;
+        self.emit("error", new XmlSyntaxError(`${expected} must be closed.`));
+        return;
+      }
+      if (open.length > 0) {
+        reader.end(open.length);
+        return;
+      }
+      const done = reader;
+      reader = undefined;
+      done.finish();
+    });
+    tokenizer.on("text", (text) => {
+      if (broken) return;
+      if (reader !== undefined) {
+        reader.text(text, open.length - 1);
+        return;
+      }
+      // Between stanzas (whitespace keepalives): @xmpp/xml would keep appending it to the
+      // stream element for the life of the connection.
+      if (atTop()) return;
+      onText(text);
+    });
+    tokenizer.on("error", (err) => void self.emit("error", err));
+    self.parser = tokenizer;
   }
 }

@@ -1,7 +1,7 @@
 import type { XmlElement } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StanzaDecodeError } from "./errors.ts";
-import { LinearSax } from "./sax.ts";
+import { XmlTokenizer, type ChildReader } from "./sax.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -117,12 +117,123 @@ export function decodeStanza(el: XmlElement): Stanza {
   return stanza;
 }
 
+/** Local name of a possibly prefixed element name, as ltx's `getName()` gives it. */
+function localName(name: string): string {
+  const colon = name.indexOf(":");
+  return colon === -1 ? name : name.slice(colon + 1);
+}
+
+/** Which direct child of `<message>` a {@link StanzaReader} is inside. */
+const enum Child {
+  None,
+  Thread,
+  Body,
+  Error,
+  Other,
+}
+
+/**
+ * Builds a {@link Stanza} straight from the tokenizer events of one `<message>` element, with
+ * no element tree: what {@link decodeStanza} reads from the tree, read as it streams by. The
+ * connection uses it for every incoming message; the result is the same as
+ * `decodeStanza(tree)` (first `<opensrf>`, `<thread>`, `<body>` and `<error>` child, direct
+ * text only, names matched without prefix).
+ */
+export class StanzaReader implements ChildReader {
+  private attrs: Record<string, string> = {};
+  private router: Record<string, string> | undefined;
+  private thread: string | undefined;
+  private body: string | undefined;
+  private in = Child.None;
+  private errorSeen = false;
+  private errorType: string | undefined;
+  private condition = "undefined-condition";
+  private errorText: string | undefined;
+  private inErrorText = false;
+
+  constructor(private readonly deliver: (stanza: Stanza) => void) {}
+
+  start(name: string, attrs: Record<string, string>, depth: number): void {
+    if (depth === 0) {
+      this.attrs = attrs;
+    } else if (depth === 1) {
+      switch (localName(name)) {
+        case "opensrf":
+          this.router ??= attrs;
+          this.in = Child.Other;
+          return;
+        case "thread":
+          this.in = this.thread === undefined ? Child.Thread : Child.Other;
+          if (this.in === Child.Thread) this.thread = "";
+          return;
+        case "body":
+          this.in = this.body === undefined ? Child.Body : Child.Other;
+          if (this.in === Child.Body) this.body = "";
+          return;
+        case "error":
+          this.in = this.errorSeen ? Child.Other : Child.Error;
+          if (!this.errorSeen) this.errorType = attrs.type;
+          this.errorSeen = true;
+          return;
+        default:
+          this.in = Child.Other;
+      }
+    } else if (depth === 2 && this.in === Child.Error) {
+      if (name === "text") {
+        this.errorText = "";
+        this.inErrorText = true;
+      } else if (attrs.xmlns === STANZAS_NS || !attrs.xmlns) {
+        this.condition = name;
+      }
+    }
+  }
+
+  text(text: string, depth: number): void {
+    if (depth === 1) {
+      if (this.in === Child.Body) this.body += text;
+      else if (this.in === Child.Thread) this.thread += text;
+    } else if (depth === 2 && this.inErrorText) {
+      this.errorText += text;
+    }
+  }
+
+  end(depth: number): void {
+    if (depth === 1) this.in = Child.None;
+    else if (depth === 2) this.inErrorText = false;
+  }
+
+  finish(): void {
+    const a = this.attrs;
+    const o = this.router ?? a;
+    const stanza: Stanza = {
+      to: a.to ?? "",
+      from: a.from ?? "",
+      thread: this.thread ?? "",
+      body: this.body ?? "",
+      routerFrom: o.router_from ?? "",
+      routerTo: o.router_to ?? "",
+      routerClass: o.router_class ?? "",
+      routerCommand: o.router_command ?? "",
+      xid: o.osrf_xid ?? "",
+    };
+    if (a.type === "error") {
+      const type = this.errorType ?? "cancel";
+      stanza.error = !this.errorSeen
+        ? { type: "cancel", condition: "undefined-condition" }
+        : this.errorText === undefined
+          ? { type, condition: this.condition }
+          : { type, condition: this.condition, text: this.errorText };
+    }
+    this.deliver(stanza);
+  }
+}
+
 /** Parse one stanza from XML text (tests, captured samples, raw peers). */
 export function parseStanza(xml: string): Stanza {
   checkCharacters(xml);
   let el: XmlElement;
   try {
-    el = parse(xml, { Parser: LinearSax });
+    el = parse(xml, { Parser: XmlTokenizer });
   } catch (e) {
     throw new StanzaDecodeError(`not well-formed XML: ${(e as Error).message}`, xml.slice(0, 200));
   }

@@ -27,6 +27,7 @@ export function tapTransport(inner: Transport, observe: (dir: TapDirection, xml:
       });
     },
     onOnline: (h) => inner.onOnline(h),
+    onOffline: (h) => inner.onOffline?.(h),
     close: () => inner.close(),
   };
 }

@@ -19,6 +19,11 @@ export interface Transport {
   onStanza(handler: (stanza: Stanza) => void): void;
   /** Called after each successful (re)connect; `reconnected` false the first time. */
   onOnline(handler: (reconnected: boolean) => void): void;
+  /**
+   * Called when an established stream is lost (before any reconnect): stanzas written just
+   * before may never have been delivered, and replies on the way to us are gone.
+   */
+  onOffline?(handler: () => void): void;
   /** Close the stream cleanly. */
   close(): Promise<void>;
 }

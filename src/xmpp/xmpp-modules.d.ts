@@ -36,10 +36,6 @@ declare module "ltx/lib/parse.js" {
   export default function parse(xml: string, options?: { Parser?: new () => unknown }): XmlElement;
 }
 
-declare module "ltx/lib/escape.js" {
-  export function unescapeXML(s: string): string;
-}
-
 declare module "@xmpp/client" {
   import type { XmlElement } from "@xmpp/xml";
   export interface XmppClientOptions {

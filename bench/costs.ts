@@ -1,0 +1,151 @@
+/**
+ * What processes cost: CPU time and memory from /proc, and drone start-up measured with
+ * the listener's own spawner (spawn → the drone's `ready`: runtime start, module load,
+ * XMPP login, childInit).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { CoreConfig } from "../src/config/types.ts";
+import { PREFORK_DEFAULTS } from "../src/config/settings.ts";
+import { BunDroneSpawner } from "../src/prefork/spawner.ts";
+import type { DroneHandle, DroneInit } from "../src/prefork/types.ts";
+import { BENCH_HOST, ROOT } from "./stack.ts";
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+function readProc(pid: number, file: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) used so far by `pid`, 0 when it is gone. */
+export function cpuSeconds(pid: number): number {
+  const stat = readProc(pid, "stat");
+  if (!stat) return 0;
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+}
+
+/** Memory of one process in kB: RSS, PSS and private (from smaps_rollup). */
+export interface Memory {
+  rssKb: number;
+  pssKb: number;
+  privateKb: number;
+}
+
+/** Memory of `pid`, or undefined when it is gone. */
+export function memory(pid: number): Memory | undefined {
+  const text = readProc(pid, "smaps_rollup");
+  if (!text) return undefined;
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+  return { rssKb: field("Rss"), pssKb: field("Pss"), privateKb: field("Private_Clean") + field("Private_Dirty") };
+}
+
+/** Live child pids of `pid`. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = readProc(Number(e), "stat");
+    if (!stat) continue;
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(rest[1]) === pid && rest[0] !== "Z") out.push(Number(e));
+  }
+  return out;
+}
+
+/** CPU seconds of each pid, to diff two snapshots. */
+export function cpuSnapshot(pids: number[]): Map<number, number> {
+  return new Map(pids.map((p) => [p, cpuSeconds(p)]));
+}
+
+/** CPU seconds used between two snapshots, summed over `pids`. */
+export function cpuBetween(before: Map<number, number>, after: Map<number, number>, pids: number[]): number {
+  let s = 0;
+  for (const p of pids) s += (after.get(p) ?? 0) - (before.get(p) ?? 0);
+  return s;
+}
+
+/** What a spawn run measured. */
+export interface SpawnResult {
+  drones: number;
+  /** Each drone's spawn → ready, ms (sorted). */
+  readyMs: number[];
+  /** First spawn → last ready, ms. */
+  allReadyMs: number;
+  /** Per drone, once all are idle. */
+  memory: Memory[];
+  failed: number;
+}
+
+/** The DroneInit `serve` would send for `service` with default settings. */
+export function droneInit(core: CoreConfig, service: string, app: string, logfile: string): DroneInit {
+  const d = PREFORK_DEFAULTS;
+  return {
+    service,
+    appPath: join(ROOT, app),
+    hostname: BENCH_HOST,
+    client: core.opensrf,
+    logProtect: core.logProtect,
+    settings: { keepalive: d.keepalive, maxChunkSize: d.maxChunkSize, maxBundleSize: d.maxBundleSize, maxMemoryMb: 0 },
+    maxRequests: 1_000_000,
+    log: { logfile, loglevel: core.opensrf.loglevel },
+  };
+}
+
+/**
+ * Spawns `count` drones at once with the listener's spawner, waits until every one reported
+ * `ready` (or `timeoutMs`), reads their memory while idle, then stops them.
+ */
+export async function spawnStorm(init: DroneInit, count: number, env: Record<string, string>, timeoutMs = 120_000): Promise<SpawnResult> {
+  const spawner = new BunDroneSpawner({ init, jitter: 0, env });
+  const readyMs: number[] = [];
+  let failed = 0;
+  const handles: DroneHandle[] = [];
+  const exited: Array<Promise<void>> = [];
+  const t0 = performance.now();
+  let lastReady = t0;
+  await new Promise<void>((resolve) => {
+    let settled = 0;
+    const settle = () => {
+      if (++settled === count) resolve();
+    };
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      let done = false;
+      let exitedResolve: () => void = () => {};
+      exited.push(new Promise<void>((r) => (exitedResolve = r)));
+      handles.push(
+        spawner.spawn({
+          message(m) {
+            if (done || (m as { type?: string }).type !== "ready") return;
+            done = true;
+            lastReady = performance.now();
+            readyMs.push(lastReady - started);
+            settle();
+          },
+          exit() {
+            exitedResolve();
+            if (done) return;
+            done = true;
+            failed++;
+            settle();
+          },
+        }),
+      );
+    }
+    setTimeout(resolve, timeoutMs);
+  });
+  const allReadyMs = lastReady - t0;
+  await Bun.sleep(300); // let start-up garbage settle before reading memory
+  const mem = handles.map((h) => memory(h.pid)).filter((m): m is Memory => m !== undefined);
+  for (const h of handles) if (!h.send({ type: "shutdown", graceful: true })) h.kill("SIGKILL");
+  const stopped = await Promise.race([Promise.all(exited).then(() => true), Bun.sleep(15_000).then(() => false)]);
+  if (!stopped) for (const h of handles) h.kill("SIGKILL");
+  readyMs.sort((a, b) => a - b);
+  return { drones: count, readyMs, allReadyMs, memory: mem, failed };
+}

@@ -1,0 +1,13 @@
+import { defineCommand } from "citty";
+import { type ControlArgs, controlArgs, runControl } from "../control/commands.ts";
+
+export default defineCommand({
+  meta: {
+    name: "restart",
+    description: "stop, then start",
+  },
+  args: controlArgs,
+  async run({ args }) {
+    process.exit(await runControl("restart", args as ControlArgs));
+  },
+});

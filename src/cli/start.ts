@@ -1,0 +1,13 @@
+import { defineCommand } from "citty";
+import { type ControlArgs, controlArgs, runControl } from "../control/commands.ts";
+
+export default defineCommand({
+  meta: {
+    name: "start",
+    description: "Start the host's TypeScript services as daemons, like osrf_control --start/--start-all: one listener per service, pid file <pid dir>/<service>.pid",
+  },
+  args: controlArgs,
+  async run({ args }) {
+    process.exit(await runControl("start", args as ControlArgs));
+  },
+});

@@ -1,0 +1,19 @@
+/**
+ * Observability of the prefork listener: counters fed by the pool's events, the
+ * Prometheus and status pages, the HTTP endpoint serving them, and the client side used
+ * by `osrf-prefork status` (and by `osrf-prefork start`, for the socket path).
+ */
+export { describeEndpoint, fetchFromEndpoint, statusSocketPath, DEFAULT_STATUS_HOST } from "./endpoint.ts";
+export { StatusEndpointError, StatusUnreachableError } from "./errors.ts";
+export { PoolMetrics } from "./pool-metrics.ts";
+export { MetricName, renderMetrics } from "./render.ts";
+export {
+  startStatusServer,
+  startStatusServers,
+  statusEndpoints,
+  type StatusServer,
+  type StatusServerOptions,
+} from "./server.ts";
+export { buildStatus, renderStatusText } from "./status.ts";
+export { renderStatusTable } from "./table.ts";
+export type { DroneState, DroneStatus, ExitCause, PoolStatus, StatusEndpoint } from "./types.ts";

@@ -1,0 +1,242 @@
+/**
+ * The listener's counters and per-drone view, fed without touching the pool: a wrapper
+ * around its {@link DroneSpawner} sees every spawn, every IPC message in both directions,
+ * every kill and every exit; the listener's failure hook reports overloads and hung
+ * drones. Everything is plain fields and maps updated in O(1) per event; reports are
+ * built only when asked for.
+ */
+import type { RequestDone } from "../prefork/ipc.ts";
+import type { DroneEvents, DroneHandle, DroneSpawner, PoolFailure } from "../prefork/types.ts";
+import { Histogram, type HistogramSnapshot } from "./histogram.ts";
+import { EXIT_CAUSES, LOST_REASONS, type DroneState, type ExitCause, type LostReason } from "./types.ts";
+
+/**
+ * Distinct method names kept as labels; later ones count as {@link OTHER_METHOD}. Callers
+ * choose method names (unknown ones get a 404), so the label set must be bounded.
+ */
+export const MAX_METHOD_LABELS = 500;
+/** Label of methods beyond {@link MAX_METHOD_LABELS}. */
+export const OTHER_METHOD = "(other)";
+
+/** What the pool metrics know about one live drone. */
+export interface DroneRecord {
+  /** 0 until the spawn returned. */
+  pid: number;
+  startedAt: number;
+  ready: boolean;
+  /** Holds a listener message (or the session it opened). */
+  busy: boolean;
+  retiring: boolean;
+  requests: number;
+  method: string | undefined;
+  /** Epoch ms the current method started (drone clock: same host). */
+  since: number | undefined;
+  rssBytes: number | undefined;
+  /** Cause decided before the exit (its `exiting` reason, a retire, a timeout kill). */
+  cause: ExitCause | undefined;
+}
+
+/** Counters of one listener, and its live drones. */
+export class PoolMetrics {
+  /** Epoch ms the listener started. */
+  readonly startedAt: number;
+  spawns = 0;
+  accepted = 0;
+  /** Requests finished, all methods. */
+  requests = 0;
+  overloadRejections = 0;
+  xmppReconnects = 0;
+  readonly exits = Object.fromEntries(EXIT_CAUSES.map((c) => [c, 0])) as Record<ExitCause, number>;
+  readonly lost = Object.fromEntries(LOST_REASONS.map((r) => [r, 0])) as Record<LostReason, number>;
+  /** method → status code → count. */
+  readonly byMethod = new Map<string, Map<number, number>>();
+  private readonly duration = new Histogram();
+  private readonly live = new Set<DroneRecord>();
+  private readonly byPid = new Map<number, DroneRecord>();
+
+  /**
+   * @param service Service name, for the reports.
+   * @param now Epoch ms clock (tests).
+   */
+  constructor(
+    readonly service: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.startedAt = now();
+  }
+
+  /** A spawner that reports to these metrics and otherwise behaves as `inner`. */
+  observeSpawner(inner: DroneSpawner): DroneSpawner {
+    return { spawn: (events) => this.spawn(inner, events) };
+  }
+
+  /** The listener answered a caller with an error (its pool-failure hook). */
+  failure(f: PoolFailure): void {
+    switch (f.kind) {
+      case "overload":
+        this.overloadRejections++;
+        return;
+      case "timeout": {
+        this.lost.timeout++;
+        const d = this.byPid.get(f.pid);
+        if (d) d.cause = "hung";
+        return;
+      }
+      default:
+        this.lost[f.kind]++;
+    }
+  }
+
+  /** The listener's XMPP connection came online (`reconnected` false the first time). */
+  online(reconnected: boolean): void {
+    if (reconnected) this.xmppReconnects++;
+  }
+
+  /** Live drones, oldest first. */
+  drones(): readonly DroneRecord[] {
+    return [...this.live];
+  }
+
+  /** Drones by state. */
+  stateCounts(): Record<DroneState, number> {
+    const out: Record<DroneState, number> = { starting: 0, idle: 0, busy: 0, retiring: 0 };
+    for (const d of this.live) out[stateOf(d)]++;
+    return out;
+  }
+
+  /** The request duration histogram (seconds). */
+  durations(): HistogramSnapshot {
+    return this.duration.snapshot();
+  }
+
+  private spawn(inner: DroneSpawner, events: DroneEvents): DroneHandle {
+    const d: DroneRecord = {
+      pid: 0,
+      startedAt: this.now(),
+      ready: false,
+      busy: false,
+      retiring: false,
+      requests: 0,
+      method: undefined,
+      since: undefined,
+      rssBytes: undefined,
+      cause: undefined,
+    };
+    // Live before spawn() returns: its events could in principle come first.
+    this.live.add(d);
+    let handle: DroneHandle;
+    try {
+      handle = inner.spawn({
+        message: (m) => {
+          this.onMessage(d, m);
+          events.message(m);
+        },
+        exit: (code, signal) => {
+          this.onExit(d, signal);
+          events.exit(code, signal);
+        },
+      });
+    } catch (e) {
+      this.live.delete(d);
+      throw e;
+    }
+    d.pid = handle.pid;
+    this.spawns++;
+    if (this.live.has(d)) this.byPid.set(d.pid, d);
+    return {
+      pid: handle.pid,
+      send: (msg) => {
+        const ok = handle.send(msg);
+        if (ok && msg.type === "request") {
+          this.accepted++;
+          d.busy = true;
+        } else if (msg.type === "shutdown") {
+          d.retiring = true;
+          d.cause ??= "retired";
+        }
+        return ok;
+      },
+      kill: (signal) => {
+        // Only the pool calls this: a retire, a timeout (then failure() says "hung") or a stop.
+        d.retiring = true;
+        d.cause ??= "retired";
+        handle.kill(signal);
+      },
+    };
+  }
+
+  private onMessage(d: DroneRecord, m: unknown): void {
+    if (typeof m !== "object" || m === null) return;
+    const msg = m as { type?: unknown; done?: unknown };
+    if (msg.done !== undefined) this.recordDone(d, msg.done);
+    const fields = m as Record<string, unknown>;
+    switch (msg.type) {
+      case "ready":
+        d.ready = true;
+        return;
+      case "busy":
+        if (typeof fields.method === "string") d.method = fields.method;
+        if (typeof fields.since === "number") d.since = fields.since;
+        return;
+      case "waiting":
+        d.method = undefined;
+        d.since = undefined;
+        return;
+      case "available":
+        d.busy = false;
+        d.method = undefined;
+        d.since = undefined;
+        if (typeof fields.rssBytes === "number") d.rssBytes = fields.rssBytes;
+        return;
+      case "exiting":
+        d.retiring = true;
+        d.cause = exitingCause(fields.reason) ?? d.cause;
+        return;
+    }
+  }
+
+  private recordDone(d: DroneRecord, done: unknown): void {
+    if (!Array.isArray(done)) return;
+    for (const r of done as unknown[]) {
+      if (!Array.isArray(r)) continue;
+      const [method, status, ms] = r as RequestDone;
+      if (typeof method !== "string" || typeof status !== "number" || typeof ms !== "number") continue;
+      d.requests++;
+      this.requests++;
+      this.duration.observe(ms / 1000);
+      let codes = this.byMethod.get(method);
+      if (!codes) {
+        const key = this.byMethod.size < MAX_METHOD_LABELS ? method : OTHER_METHOD;
+        codes = this.byMethod.get(key) ?? new Map<number, number>();
+        this.byMethod.set(key, codes);
+      }
+      codes.set(status, (codes.get(status) ?? 0) + 1);
+    }
+  }
+
+  private onExit(d: DroneRecord, signal: string | null): void {
+    if (!this.live.delete(d)) return;
+    if (this.byPid.get(d.pid) === d) this.byPid.delete(d.pid);
+    this.exits[d.cause ?? (signal !== null ? "killed" : "crash")]++;
+  }
+}
+
+/** A drone's state from what it and the pool said. */
+export function stateOf(d: DroneRecord): DroneState {
+  if (d.retiring) return "retiring";
+  if (!d.ready) return "starting";
+  return d.busy ? "busy" : "idle";
+}
+
+function exitingCause(reason: unknown): ExitCause | undefined {
+  switch (reason) {
+    case "max_requests":
+    case "memory":
+    case "init_failed":
+      return reason;
+    case "shutdown":
+      return "retired";
+    default:
+      return undefined;
+  }
+}

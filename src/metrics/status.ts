@@ -1,0 +1,107 @@
+/**
+ * The `/status` report: built from {@link PoolMetrics} and the backlog depth at the moment
+ * it is asked for, as JSON or as plain text laid out like php-fpm's full status page.
+ */
+import type { PoolMetrics } from "./pool-metrics.ts";
+import { stateOf } from "./pool-metrics.ts";
+import { rssOfPid } from "./proc.ts";
+import type { PoolStatus } from "./types.ts";
+
+/** Where a report's live numbers come from. */
+export interface StatusSource {
+  metrics: PoolMetrics;
+  /** Messages waiting for a drone now. */
+  backlog(): number;
+  /** Listener pid (default this process). */
+  pid?: number;
+  /** Epoch ms clock (tests). */
+  now?: () => number;
+  /** RSS of a drone (tests); default reads /proc. */
+  rssOf?: (pid: number) => number | undefined;
+}
+
+/** The current status. */
+export function buildStatus(src: StatusSource): PoolStatus {
+  const m = src.metrics;
+  const now = (src.now ?? Date.now)();
+  const rssOf = src.rssOf ?? rssOfPid;
+  const counts = m.stateCounts();
+  const processes = m.drones().map((d) => ({
+    pid: d.pid,
+    state: stateOf(d),
+    startedAt: d.startedAt,
+    requests: d.requests,
+    method: d.method ?? null,
+    methodAgeMs: d.since === undefined ? null : Math.max(0, now - d.since),
+    rssBytes: rssOf(d.pid) ?? d.rssBytes ?? null,
+  }));
+  return {
+    service: m.service,
+    pid: src.pid ?? process.pid,
+    startTime: new Date(m.startedAt).toISOString(),
+    startSince: Math.floor((now - m.startedAt) / 1000),
+    accepted: m.accepted,
+    requests: m.requests,
+    listenQueue: src.backlog(),
+    drones: { ...counts, total: processes.length },
+    spawns: m.spawns,
+    exits: { ...m.exits },
+    overloadRejections: m.overloadRejections,
+    xmppReconnects: m.xmppReconnects,
+    processes,
+  };
+}
+
+/** Bytes as "12.3 MB" (MiB, as ps and top count); "-" when unknown. */
+export function formatBytes(n: number | null): string {
+  return n === null ? "-" : `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/** Milliseconds as "850 ms" or "12.4 s"; "-" when unknown. */
+export function formatAge(ms: number | null): string {
+  if (ms === null) return "-";
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function block(rows: Array<[string, string | number]>): string {
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join("\n");
+}
+
+/** Plain text in php-fpm's "full status" layout: the pool, then one block per drone. */
+export function renderStatusText(s: PoolStatus): string {
+  const exits = Object.entries(s.exits)
+    .filter(([, n]) => n > 0)
+    .map(([cause, n]) => `${cause}=${n}`)
+    .join(" ");
+  const head = block([
+    ["service", s.service],
+    ["listener pid", s.pid],
+    ["start time", s.startTime],
+    ["start since", s.startSince],
+    ["accepted messages", s.accepted],
+    ["requests", s.requests],
+    ["listen queue", s.listenQueue],
+    ["idle drones", s.drones.idle],
+    ["busy drones", s.drones.busy],
+    ["starting drones", s.drones.starting],
+    ["retiring drones", s.drones.retiring],
+    ["total drones", s.drones.total],
+    ["spawns", s.spawns],
+    ["exits", exits || "-"],
+    ["overload rejections", s.overloadRejections],
+    ["xmpp reconnects", s.xmppReconnects],
+  ]);
+  const drones = s.processes.map((p) =>
+    block([
+      ["pid", p.pid],
+      ["state", p.state],
+      ["start time", new Date(p.startedAt).toISOString()],
+      ["requests", p.requests],
+      ["method", p.method ?? "-"],
+      ["method age", formatAge(p.methodAgeMs)],
+      ["rss", formatBytes(p.rssBytes)],
+    ]),
+  );
+  return `${[head, ...drones].join("\n\n************************\n")}\n`;
+}

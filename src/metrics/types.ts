@@ -1,0 +1,96 @@
+/**
+ * Shapes of the listener's observability: drone states, why drones exit, the status
+ * report served at `/status`, and where that endpoint listens.
+ */
+
+/** What a drone is doing, as `/status` and `osrf_prefork_drones{state}` show it. */
+export type DroneState =
+  /** Spawned, not yet logged in (no `ready` yet). */
+  | "starting"
+  /** Ready and waiting for a message from the listener. */
+  | "idle"
+  /** Holding work: a request, or a stateful session it is pinned to. */
+  | "busy"
+  /** Told to stop, killed, or leaving by itself; not exited yet. */
+  | "retiring";
+
+/** Every {@link DroneState}, in display order. */
+export const DRONE_STATES: readonly DroneState[] = ["starting", "idle", "busy", "retiring"];
+
+/** Why a drone process ended (`osrf_prefork_drone_exits_total{cause}`). */
+export type ExitCause =
+  /** Served its max_requests. */
+  | "max_requests"
+  /** Private memory above max_memory_mb. */
+  | "memory"
+  /** Could not load the app, log in or run childInit. */
+  | "init_failed"
+  /** Stopped on request: spare drones, HUP, shutdown, or a SIGTERM to the drone. */
+  | "retired"
+  /** Ran longer than request_timeout and was killed. */
+  | "hung"
+  /** Killed by a signal nobody in the pool sent (kill -9, OOM killer). */
+  | "killed"
+  /** Exited by itself without saying why (uncaught error, process.exit in a method). */
+  | "crash";
+
+/** Every {@link ExitCause}, so all are exported (as 0) from the start. */
+export const EXIT_CAUSES: readonly ExitCause[] = ["max_requests", "memory", "init_failed", "retired", "hung", "killed", "crash"];
+
+/** Callers the listener had to answer with an error, by reason (besides overload). */
+export type LostReason = "died" | "timeout" | "shutdown";
+
+/** Every {@link LostReason}. */
+export const LOST_REASONS: readonly LostReason[] = ["died", "timeout", "shutdown"];
+
+/** One drone in `/status`. */
+export interface DroneStatus {
+  pid: number;
+  state: DroneState;
+  /** Epoch ms of its spawn. */
+  startedAt: number;
+  /** Requests it finished (stateless and in sessions). */
+  requests: number;
+  /** Method running now; null when none. */
+  method: string | null;
+  /** Milliseconds the current method has been running; null when none. */
+  methodAgeMs: number | null;
+  /** Resident memory in bytes (read from /proc at report time, else last reported); null when unknown. */
+  rssBytes: number | null;
+}
+
+/** The listener's whole status, as `/status` serves it in JSON. */
+export interface PoolStatus {
+  service: string;
+  /** Listener pid. */
+  pid: number;
+  /** ISO 8601 start time of the listener. */
+  startTime: string;
+  /** Seconds since the start. */
+  startSince: number;
+  /** Messages from the routers handed to drones (php-fpm's "accepted conn"). */
+  accepted: number;
+  /** Requests drones finished, all methods and statuses. */
+  requests: number;
+  /** Messages waiting for a drone (the backlog; php-fpm's "listen queue"). */
+  listenQueue: number;
+  /** Drones by state, and their total. */
+  drones: Record<DroneState, number> & { total: number };
+  /** Drones started since the listener started. */
+  spawns: number;
+  /** Drone exits by cause. */
+  exits: Record<ExitCause, number>;
+  /** Callers answered 503 because the backlog was full. */
+  overloadRejections: number;
+  /** Times the listener's XMPP connection came back after a loss. */
+  xmppReconnects: number;
+  /** Live drones, oldest first. */
+  processes: DroneStatus[];
+}
+
+/** Where a listener's status endpoint listens. */
+export type StatusEndpoint =
+  /** A unix socket (`--status-socket`, `status_socket`). */
+  | { kind: "socket"; path: string }
+  /** A TCP port on 127.0.0.1 (`--status-port`, `status_port`). */
+  | { kind: "port"; port: number; host?: string };

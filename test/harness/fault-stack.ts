@@ -1,0 +1,191 @@
+/**
+ * A whole bus for fault, load and soak runs: a private XMPP server, our router, one or more
+ * `osrf-prefork serve` processes (listener + drones) and a client — all real processes on
+ * loopback. Everything it starts is stopped by {@link FaultStack.stop}.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { Client } from "../../src/client/client.ts";
+import { readCoreConfig } from "../../src/config/core.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import type { Logger } from "../../src/log/types.ts";
+import { makeResource } from "../../src/protocol/ids.ts";
+import { XmppConnection } from "../../src/xmpp/connection.ts";
+import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import { childPids } from "./load.ts";
+import { TEST_USERS, writeCoreConfig, type CoreConfigOptions } from "./osrf-config.ts";
+import { CliProcess } from "./processes.ts";
+import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
+
+/** One service of the stack. */
+export interface StackService {
+  name: string;
+  /** Source text of the service module (written to a file in the stack's dir). */
+  app: string;
+  /** `/apps/<name>/unix_config` children, e.g. `{ min_children: 2, max_children: 4 }`. */
+  unix: Record<string, number | string>;
+  /** `/apps/<name>/keepalive` seconds (default 5). */
+  keepalive?: number;
+}
+
+export interface FaultStackOptions {
+  services: StackService[];
+  /** Log level of the serve processes (default 3); the router always logs at 3 to stderr. */
+  loglevel?: number;
+  /**
+   * Where serve processes log: "stderr" (default: kept in each CliProcess's output) or
+   * "file" (`<dir>/<service>.log`, for long runs).
+   */
+  log?: "stderr" | "file";
+  core?: CoreConfigOptions;
+  /** Client per-reply timeout, s (default 15). */
+  clientTimeout?: number;
+  /** Start the serve processes now (default true). */
+  startServices?: boolean;
+}
+
+/** Quiet logger for test-side connections. */
+export function quietLogger(service = "test"): Logger {
+  return createLogger({ service, logfile: "stderr", loglevel: 1 });
+}
+
+function settingsXml(services: StackService[]): string {
+  const apps = services
+    .map((s) => {
+      const unix = Object.entries(s.unix)
+        .map(([k, v]) => `<${k}>${v}</${k}>`)
+        .join("");
+      return `<${s.name}><keepalive>${s.keepalive ?? 5}</keepalive><unix_config>${unix}</unix_config></${s.name}>`;
+    })
+    .join("\n      ");
+  const active = services.map((s) => `<appname>${s.name}</appname>`).join("");
+  return `<?xml version="1.0"?>
+<opensrf version="0.0.3">
+  <default>
+    <apps>
+      ${apps}
+    </apps>
+  </default>
+  <hosts><testhost><activeapps>${active}</activeapps></testhost></hosts>
+</opensrf>
+`;
+}
+
+export class FaultStack {
+  xmpp!: XmppServer;
+  coreFile = "";
+  readonly dir: string;
+  router!: CliProcess;
+  readonly serves = new Map<string, CliProcess>();
+  client!: Client;
+  private readonly extraClients: Client[] = [];
+  private readonly loglevel: number;
+
+  private constructor(readonly opts: FaultStackOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), "osrf-fault-"));
+    this.loglevel = opts.loglevel ?? 3;
+  }
+
+  static async start(opts: FaultStackOptions): Promise<FaultStack> {
+    const s = new FaultStack(opts);
+    try {
+      s.xmpp = await startXmppServer({ users: TEST_USERS });
+      s.coreFile = writeCoreConfig(s.xmpp, { logfile: join(s.dir, "osrfsys.log"), ...opts.core });
+      for (const svc of opts.services) writeFileSync(join(s.dir, `${svc.name}.ts`), svc.app);
+      writeFileSync(join(s.dir, "opensrf.xml"), settingsXml(opts.services));
+      await s.startRouter();
+      s.client = await s.newClient("load", opts.clientTimeout ?? 15);
+      if (opts.startServices ?? true) await Promise.all(opts.services.map((svc) => s.startServe(svc.name)));
+    } catch (e) {
+      await s.stop().catch(() => {});
+      throw e;
+    }
+    return s;
+  }
+
+  /** Log arguments for a serve process. */
+  private logArgs(name: string): string[] {
+    const file = this.opts.log === "file" ? this.logFile(name) : "stderr";
+    return ["--logfile", file, "--loglevel", String(this.loglevel)];
+  }
+
+  /** Path of a process's log file (with `log: "file"`). */
+  logFile(name: string): string {
+    return join(this.dir, `${name}.log`);
+  }
+
+  /** Starts (or restarts) the router; resolves once it is online. */
+  async startRouter(): Promise<void> {
+    this.router = CliProcess.start(["router", "--config", this.coreFile, "--logfile", "stderr", "--loglevel", "3"]);
+    await this.whileRunning(this.router, "router", this.router.waitFor(/router online/, 20_000));
+  }
+
+  /** Starts a serve process; resolves once the router has opened its class. */
+  async startServe(name: string): Promise<CliProcess> {
+    const router = this.router;
+    const before = this.classOnlineCount(name);
+    const proc = CliProcess.start([
+      "serve", "--service", name, "--app", join(this.dir, `${name}.ts`), "--config", this.coreFile,
+      "--settings", join(this.dir, "opensrf.xml"), "--host", "testhost", ...this.logArgs(name),
+    ]);
+    this.serves.set(name, proc);
+    await this.whileRunning(proc, `serve ${name}`, this.waitClassOnline(name, before, router));
+    return proc;
+  }
+
+  /** How many times the current router logged `class <name> online`. */
+  classOnlineCount(name: string): number {
+    return this.router.output.split(`class ${name} online`).length - 1;
+  }
+
+  /** Resolves once the router logs `class <name> online` more than `before` times. */
+  async waitClassOnline(name: string, before: number, router = this.router, timeoutMs = 20_000): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (router.output.split(`class ${name} online`).length - 1 <= before) {
+      if (performance.now() > end) throw new Error(`class ${name} not online within ${timeoutMs} ms\n${router.output.slice(-2000)}`);
+      await Bun.sleep(25);
+    }
+  }
+
+  private async whileRunning(proc: CliProcess, what: string, ready: Promise<unknown>): Promise<void> {
+    const first = await Promise.race([ready.then(() => "ready"), proc.proc.exited.then((code) => `exit ${code}`)]);
+    if (first !== "ready") throw new Error(`${what} ended during start-up (${first}):\n${proc.output.slice(-3000)}`);
+  }
+
+  /** A new client with its own XMPP login (reconnecting), closed by {@link stop}. */
+  async newClient(label: string, timeout = 15): Promise<Client> {
+    const logger = quietLogger();
+    const conn = await XmppConnection.connect(
+      clientConnectionOptions(readCoreConfig(this.coreFile).opensrf, makeResource("", label), logger),
+    );
+    const c = new Client({ transport: conn, routerName: "router", logger, timeout, ownTransport: true });
+    this.extraClients.push(c);
+    return c;
+  }
+
+  serve(name: string): CliProcess {
+    const p = this.serves.get(name);
+    if (!p) throw new Error(`no serve process for ${name}`);
+    return p;
+  }
+
+  listenerPid(name: string): number {
+    return this.serve(name).pid;
+  }
+
+  /** Live drone pids of a service (children of its listener). */
+  dronePids(name: string): number[] {
+    return childPids(this.listenerPid(name));
+  }
+
+  /** Everything the stack started is stopped; its temp dirs are removed. */
+  async stop(): Promise<void> {
+    for (const c of this.extraClients.splice(0)) await c.close().catch(() => {});
+    for (const p of this.serves.values()) await p.stop("SIGTERM", 10_000).catch(() => {});
+    if (this.router) await this.router.stop("SIGTERM", 5000).catch(() => {});
+    if (this.xmpp) await this.xmpp.stop().catch(() => {});
+    rmSync(this.dir, { recursive: true, force: true });
+    if (this.coreFile) rmSync(dirname(this.coreFile), { recursive: true, force: true });
+  }
+}

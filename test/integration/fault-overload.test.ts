@@ -1,0 +1,152 @@
+/**
+ * Overload: more CONNECT sessions and more concurrent requests than max_children (3) plus
+ * max_backlog_queue (5) can hold. What does not fit gets an explicit 503 at once — never
+ * silence —, the listener's memory stays bounded, and the service serves normally as soon
+ * as the load drops.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { RequestError } from "../../src/client/errors.ts";
+import { Texts } from "../../src/protocol/status.ts";
+import { FaultStack } from "../harness/fault-stack.ts";
+import { describeLoad, errorKind, fdCount, isAlive, rssKb, runLoad, waitUntil } from "../harness/load.ts";
+
+const SERVICE = "fault.overload";
+const MAX_CHILDREN = 3;
+const BACKLOG = 5;
+
+const APP = `
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  methods: [
+    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
+  ],
+};
+`;
+
+let stack: FaultStack;
+
+beforeAll(async () => {
+  stack = await FaultStack.start({
+    services: [
+      {
+        name: SERVICE,
+        app: APP,
+        keepalive: 3,
+        unix: { min_children: 1, max_children: MAX_CHILDREN, max_backlog_queue: BACKLOG, max_requests: 1_000_000, max_requests_jitter: 0 },
+      },
+    ],
+    clientTimeout: 20,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+}, 30_000);
+
+async function settle<T>(p: Promise<T>): Promise<{ ok: T } | { kind: string; text: string }> {
+  try {
+    return { ok: await p };
+  } catch (e) {
+    return { kind: errorKind(e) ?? "lost", text: e instanceof RequestError ? e.statusText : (e as Error).message };
+  }
+}
+
+describe("overload", () => {
+  test("20 CONNECTs at once: max_children sessions open, backlog ones wait their turn, the rest get 503 at once", async () => {
+    const sessions = Array.from({ length: 20 }, () => stack.client.session(SERVICE));
+    const t0 = performance.now();
+    const when: number[] = [];
+    const outcomes = await Promise.all(
+      sessions.map(async (s, i) => {
+        const r = await settle(s.connect());
+        when[i] = performance.now() - t0;
+        // Hold the session a moment, then end it so a queued CONNECT gets the drone.
+        if ("ok" in r) {
+          expect((await s.request("work", [i, 0]).first()) as number[]).toEqual([i, expect.any(Number)]);
+          await Bun.sleep(300);
+          s.disconnect();
+        }
+        return r;
+      }),
+    );
+    const connected = outcomes.filter((o) => "ok" in o).length;
+    const refused = outcomes.filter((o) => !("ok" in o));
+    console.log(`fault-overload (sessions): 20 CONNECTs → ${connected} sessions served, ${refused.length} refused with 503`);
+    expect(connected).toBe(MAX_CHILDREN + BACKLOG);
+    expect(refused).toHaveLength(20 - MAX_CHILDREN - BACKLOG);
+    for (const r of refused) expect(r).toEqual({ kind: "status 503", text: Texts.backlogFull });
+    // The refusals came at once, not after a timeout.
+    const refusedAt = outcomes.map((o, i) => ("ok" in o ? -1 : when[i]!)).filter((t) => t >= 0);
+    expect(Math.max(...refusedAt)).toBeLessThan(2000);
+  }, 40_000);
+
+  test("a flood of 3,000 requests, 64 at a time: every one answered (result or 503), bounded memory, recovery", async () => {
+    const listener = stack.listenerPid(SERVICE);
+    // Warm up, then measure the listener at rest.
+    for (let i = 0; i < 20; i++) await stack.client.request(SERVICE, "work", [i, 0]).first();
+    await Bun.sleep(500);
+    const rssBefore = rssKb(listener);
+    const fdBefore = fdCount(listener);
+
+    let peakRss = rssBefore;
+    let sampling = true;
+    const sampler = (async () => {
+      for (let i = 0; sampling && i < 2000; i++) {
+        peakRss = Math.max(peakRss, rssKb(listener));
+        await Bun.sleep(100);
+      }
+    })();
+    const r = await runLoad({
+      total: 3000,
+      concurrency: 64,
+      deadlineMs: 60_000,
+      run: (i) => stack.client.request(SERVICE, "work", [i, 20]).first(),
+      check: (i, v) => Array.isArray(v) && v[0] === i,
+    });
+    sampling = false;
+    await sampler;
+    const overloadWarnings = stack.serve(SERVICE).output.split("backlog queue is full").length - 1;
+
+    // Load dropped: normal service at once.
+    const t = performance.now();
+    const calm = await runLoad({
+      total: 100,
+      concurrency: 2,
+      run: (i) => stack.client.request(SERVICE, "work", [i, 0]).first(),
+      check: (i, v) => Array.isArray(v) && v[0] === i,
+    });
+    const recoverySeconds = (performance.now() - t) / 1000;
+    await Bun.sleep(1000);
+    const rssAfter = rssKb(listener);
+    const fdAfter = fdCount(listener);
+    console.log(
+      `fault-overload (flood): ${describeLoad(r)}; listener RSS ${Math.round(rssBefore / 1024)} MB before, ` +
+        `peak ${Math.round(peakRss / 1024)} MB, ${Math.round(rssAfter / 1024)} MB after; fds ${fdBefore} → ${fdAfter}; ` +
+        `${overloadWarnings} overload warning lines; then ${describeLoad(calm)} (${recoverySeconds.toFixed(1)} s)`,
+    );
+    if (r.lost || r.wrong) console.log(JSON.stringify(r.samples, null, 1));
+
+    expect(r.sent).toBe(3000);
+    expect(r.lost).toBe(0);
+    expect(r.wrong).toBe(0);
+    expect(r.answered).toBe(3000);
+    expect(Object.keys(r.errors)).toEqual(["status 503"]);
+    expect(r.errors["status 503"]!).toBeGreaterThan(1000);
+    expect(r.samples["status 503"]![0]).toContain(Texts.backlogFull);
+    // 503s come at once: the slowest answer is a served request, not a timeout.
+    expect(r.maxMs).toBeLessThan(10_000);
+    // Bounded: the backlog holds at most 5 messages, so the listener cannot grow with the flood.
+    expect(peakRss - rssBefore).toBeLessThan(64 * 1024);
+    expect(rssAfter - rssBefore).toBeLessThan(32 * 1024);
+    expect(fdAfter).toBeLessThanOrEqual(fdBefore + 2);
+    // The warning is rate-limited (one a second at most), not one line per refusal.
+    expect(overloadWarnings).toBeLessThan(r.elapsedMs / 1000 + 2);
+    // Recovery.
+    expect(calm.ok).toBe(100);
+    expect(isAlive(listener)).toBe(true);
+    await waitUntil("pool within bounds", () => {
+      const n = stack.dronePids(SERVICE).length;
+      return n >= 1 && n <= MAX_CHILDREN;
+    });
+  }, 80_000);
+});

@@ -1,0 +1,157 @@
+/**
+ * Fault: the router restarts and forgets its table; the listener's own XMPP stream never
+ * breaks, so nothing tells it. Two ways it finds out (src/prefork/registration.ts):
+ *
+ * - a long outage: its periodic registration (`register_interval`) bounces — the router's
+ *   JID is gone — and it re-sends on a short backoff until one goes through;
+ * - a quick restart (between two periodic registrations, nothing bounces): the next
+ *   periodic registration reaches the new router.
+ *
+ * A load runs throughout: while the router is away callers get an immediate error (their
+ * message to the router's class JID bounces), never silence. Recovery — new router online to
+ * the first request served — is measured for both.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { FaultStack } from "../harness/fault-stack.ts";
+import { describeLoad, isAlive, runLoad, waitUntil, type LoadResult } from "../harness/load.ts";
+
+const SERVICE = "fault.router";
+const INTERVAL = 3;
+
+const APP = `
+export default {
+  methods: [{ name: "work", argc: 1, handler: (_ctx, i) => [i, process.pid] }],
+};
+`;
+
+let stack: FaultStack;
+
+beforeAll(async () => {
+  stack = await FaultStack.start({
+    services: [
+      { name: SERVICE, app: APP, unix: { min_children: 2, max_children: 3, max_requests: 100000, register_interval: INTERVAL } },
+    ],
+    clientTimeout: 10,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+}, 30_000);
+
+async function served(i: number): Promise<boolean> {
+  try {
+    const v = (await stack.client.request(SERVICE, "work", [i], { timeout: 3 }).first()) as number[];
+    return v[0] === i;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until a request is served; seconds since `from`. */
+async function recovery(from: number, limitMs = 20_000): Promise<number> {
+  for (let i = 0; !(await served(2_000_000 + i)); i++) {
+    if (performance.now() - from > limitMs) {
+      throw new Error(`not served within ${limitMs} ms of the router's return\n${stack.serve(SERVICE).output.slice(-3000)}`);
+    }
+    await Bun.sleep(50);
+  }
+  return (performance.now() - from) / 1000;
+}
+
+/**
+ * Runs `during` while 4 paced callers load the service; the load stops (also on failure)
+ * once `during` settles and a second has passed.
+ */
+async function underLoad<T>(during: () => Promise<T>): Promise<[T, LoadResult]> {
+  let done = false;
+  const load = runLoad({
+    total: 50_000,
+    concurrency: 4,
+    pauseMs: 20,
+    deadlineMs: 60_000,
+    stop: () => done,
+    run: (i) => stack.client.request(SERVICE, "work", [i]).first(),
+    check: (i, v) => Array.isArray(v) && v[0] === i,
+  });
+  try {
+    await Bun.sleep(1000);
+    const out = await during();
+    await Bun.sleep(1000);
+    done = true;
+    return [out, await load];
+  } finally {
+    done = true;
+    await load;
+  }
+}
+
+describe("router restart", () => {
+  test("long outage: the periodic registration bounces, is re-sent on a short backoff, and the service is back within 5 s", async () => {
+    const listener = stack.listenerPid(SERVICE);
+    const [m, r] = await underLoad(async () => {
+      await stack.router.stop("SIGKILL");
+      const down = performance.now();
+      // Longer than register_interval: at least one registration bounces.
+      await stack.serve(SERVICE).waitFor(/registration with router router@localhost\/router bounced \(\w+\/[\w-]+\): the router is not online/, 10_000);
+      const bouncedAfter = (performance.now() - down) / 1000;
+      // Callers are answered at once meanwhile (their message to the class JID bounces).
+      const t = performance.now();
+      expect(await served(-1)).toBe(false);
+      expect(performance.now() - t).toBeLessThan(2000);
+      await Bun.sleep(1000);
+      await stack.startRouter();
+      const up = performance.now();
+      const seconds = await recovery(up);
+      // The listener notices the end of the outage: a re-sent registration that no longer
+      // bounces, or the router forwarding to it again, whichever it sees first.
+      await stack
+        .serve(SERVICE)
+        .waitFor(/registered again with router router@localhost\/router \(\d+ registration\(s\) bounced|router router@localhost\/router forwards to us again/, 10_000);
+      return { outage: (up - down) / 1000, bouncedAfter, seconds };
+    });
+    console.log(
+      `fault-router-restart (SIGKILL, ${m.outage.toFixed(1)} s outage, first bounce after ${m.bouncedAfter.toFixed(1)} s): ` +
+        `${describeLoad(r)}; recovery after the router was back ${m.seconds.toFixed(2)} s`,
+    );
+    if (r.lost || r.wrong) console.log(JSON.stringify(r.samples, null, 1));
+    expect(m.seconds).toBeLessThan(5);
+    expect(r.lost).toBe(0);
+    expect(r.wrong).toBe(0);
+    expect(r.answered).toBe(r.sent);
+    expect(r.errors.delivery ?? 0).toBeGreaterThan(0); // the outage was seen, and answered
+    expect(isAlive(listener)).toBe(true);
+  }, 60_000);
+
+  test("quick restart (nothing bounces): the next periodic registration reaches the new router", async () => {
+    const [m, r] = await underLoad(async () => {
+      await stack.router.stop("SIGTERM");
+      const down = performance.now();
+      await stack.startRouter();
+      const up = performance.now();
+      return { outage: (up - down) / 1000, seconds: await recovery(up) };
+    });
+    console.log(
+      `fault-router-restart (SIGTERM, ${m.outage.toFixed(1)} s outage, register_interval ${INTERVAL} s): ` +
+        `${describeLoad(r)}; recovery after the router was back ${m.seconds.toFixed(2)} s`,
+    );
+    if (r.lost || r.wrong) console.log(JSON.stringify(r.samples, null, 1));
+    expect(m.seconds).toBeLessThan(INTERVAL + 2);
+    expect(r.lost).toBe(0);
+    expect(r.wrong).toBe(0);
+    expect(r.answered).toBe(r.sent);
+    // Steady again.
+    await waitUntil("a burst served", async () => (await Promise.all([1, 2, 3, 4, 5].map(served))).every(Boolean), 5000);
+  }, 60_000);
+
+  test("USR1 still unregisters for good: the periodic registration does not bring the service back", async () => {
+    const serve = stack.serve(SERVICE);
+    process.kill(serve.pid, "SIGUSR1");
+    await serve.waitFor(/received SIGUSR1/, 5000);
+    await waitUntil("the class to go", async () => !(await served(-2)), 5000);
+    await Bun.sleep((INTERVAL + 1) * 1000);
+    expect(await served(-3)).toBe(false);
+    process.kill(serve.pid, "SIGUSR2");
+    await waitUntil("the class to come back", () => served(-4), 10_000);
+  }, 30_000);
+});

@@ -1,0 +1,116 @@
+/**
+ * Fault: the XMPP server restarts while a load runs. The listener, its drones, the router
+ * (main and class connections) and the client all lose their streams at once; each
+ * reconnects with backoff, the listener registers again, and requests succeed again.
+ * Requests caught in flight are answered with an error, never left to time out.
+ * The recovery time — server back to the first request served again — is measured.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { FaultStack } from "../harness/fault-stack.ts";
+import { describeLoad, isAlive, runLoad, waitUntil } from "../harness/load.ts";
+
+const SERVICE = "fault.xmpp";
+
+const APP = `
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  methods: [
+    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
+  ],
+};
+`;
+
+let stack: FaultStack;
+
+beforeAll(async () => {
+  stack = await FaultStack.start({
+    services: [{ name: SERVICE, app: APP, unix: { min_children: 2, max_children: 4, max_backlog_queue: 1000, max_requests: 100000 } }],
+    // "Lost" means no answer at all: a generous timeout keeps a slow machine from counting as loss.
+    clientTimeout: 30,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+}, 30_000);
+
+/** One request; true when it was served. */
+async function served(i: number): Promise<boolean> {
+  try {
+    const v = (await stack.client.request(SERVICE, "work", [i, 0], { timeout: 3 }).first()) as number[];
+    return v[0] === i;
+  } catch {
+    return false;
+  }
+}
+
+describe("XMPP server restart under load", () => {
+  test("everyone reconnects and re-registers; in-flight requests are answered; recovery < 5 s", async () => {
+    const listener = stack.listenerPid(SERVICE);
+    const drones = stack.dronePids(SERVICE);
+    const routerPid = stack.router.pid;
+    const onlineBefore = stack.classOnlineCount(SERVICE);
+
+    let stopLoad = false;
+    const load = runLoad({
+      total: 100_000,
+      concurrency: 8,
+      deadlineMs: 40_000,
+      pauseMs: 5,
+      stop: () => stopLoad,
+      run: (i) => stack.client.request(SERVICE, "work", [i, 5]).first(),
+      check: (i, v) => Array.isArray(v) && v[0] === i,
+    });
+    await Bun.sleep(1500);
+
+    const t0 = performance.now();
+    await stack.xmpp.restart();
+    const serverBack = performance.now();
+    // Recovery: the first request served end to end after the server is back.
+    let probes = 0;
+    while (!(await served(1_000_000 + probes))) {
+      probes++;
+      if (performance.now() - serverBack > 20_000) throw new Error(`no recovery within 20 s\n${stack.serve(SERVICE).output.slice(-3000)}`);
+      await Bun.sleep(50);
+    }
+    const recovered = performance.now();
+    const recoverySeconds = (recovered - serverBack) / 1000;
+    const outageSeconds = (recovered - t0) / 1000;
+
+    // Keep the load going a while after recovery, then stop it.
+    await Bun.sleep(2000);
+    stopLoad = true;
+    const r = await load;
+    console.log(
+      `fault-xmpp-restart: ${describeLoad(r)}; server restart took ${((serverBack - t0) / 1000).toFixed(2)} s; ` +
+        `recovery after the server was back ${recoverySeconds.toFixed(2)} s (whole outage ${outageSeconds.toFixed(2)} s)`,
+    );
+    if (r.lost || r.wrong) console.log(JSON.stringify(r.samples, null, 1));
+
+    expect(r.lost).toBe(0);
+    expect(r.wrong).toBe(0);
+    expect(r.answered).toBe(r.sent);
+    expect(r.sent).toBeGreaterThan(500);
+    expect(recoverySeconds).toBeLessThan(5);
+
+    // Same processes throughout: nothing died, the drones reconnected rather than being replaced
+    // (the pool may have grown while requests waited for the stream, within max_children).
+    expect(isAlive(listener)).toBe(true);
+    expect(isAlive(routerPid)).toBe(true);
+    const now = stack.dronePids(SERVICE);
+    for (const pid of drones) expect(now).toContain(pid);
+    expect(now.length).toBeLessThanOrEqual(4);
+    expect(stack.serve(SERVICE).output).not.toMatch(/died|exit during start-up/);
+    await waitUntil("class connection reopened or kept", () => stack.classOnlineCount(SERVICE) >= onlineBefore);
+    const out = stack.serve(SERVICE).output;
+    expect(out).toMatch(/registering with the routers again/);
+    // The listener and every drone logged their own reconnect (after backoff), the router too.
+    expect(out).toMatch(new RegExp(`reconnected to XMPP as opensrf@localhost/${SERVICE}_listener_`));
+    for (const pid of drones) expect(out).toMatch(new RegExp(`\\[INFO:${pid}:[^\\]]*\\] reconnected to XMPP as opensrf@localhost/${SERVICE}_drone_`));
+    expect(stack.router.output).toMatch(new RegExp(`reconnected to XMPP as router@localhost/${SERVICE}`));
+    expect(stack.router.output).toMatch(/reconnected to XMPP as router@localhost\/router/);
+    // Steady state again: a burst of requests all succeed.
+    const after = await Promise.all(Array.from({ length: 20 }, (_, i) => stack.client.request(SERVICE, "work", [i, 0]).first()));
+    expect(after.map((v) => (v as number[])[0])).toEqual([...Array(20).keys()]);
+  }, 80_000);
+});

@@ -1,0 +1,331 @@
+/**
+ * Observability of a running pool: real XMPP server, our router, `osrf-prefork serve` with
+ * a status socket (command line) and a status port (opensrf.xml), JSON logs everywhere.
+ * Counters must move as requests, crashes and overloads happen; `/metrics` must parse with
+ * a real Prometheus text parser; `osrf-prefork status` must show the pool as it is.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import parse from "parse-prometheus-text-format";
+import { Client } from "../../src/client/client.ts";
+import { RequestError } from "../../src/client/errors.ts";
+import { readCoreConfig } from "../../src/config/core.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
+import { MetricName } from "../../src/metrics/render.ts";
+import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
+import { makeResource } from "../../src/protocol/ids.ts";
+import { VERSION } from "../../src/version.ts";
+import { XmppConnection } from "../../src/xmpp/connection.ts";
+import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
+import { freePort } from "../harness/ports.ts";
+import { CliProcess, runCli } from "../harness/processes.ts";
+import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
+
+/** Bun's default is 5 s per test; these start processes and wait on real timers. */
+const TEST_TIMEOUT_MS = 40_000;
+
+const SERVICE = "test.obs";
+/** Active on the host but never started: `status --all` must say it has no endpoint. */
+const IDLE_SERVICE = "test.quiet";
+
+const APP = `
+import { writeFileSync } from "node:fs";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  methods: [
+    { name: "add", argc: 2, handler: (_ctx, a, b) => a + b },
+    { name: "boom", handler: () => { throw new Error("kaboom"); } },
+    { name: "sleep", argc: 1, handler: async (_ctx, ms) => { await sleep(ms); return process.pid; } },
+    { name: "die", handler: () => process.exit(3) },
+    { name: "block", argc: 2, handler: async (_ctx, file, ms) => { writeFileSync(file, String(process.pid)); await sleep(ms); return "finished"; } },
+  ],
+};
+`;
+
+const settingsXml = (statusPort: number) => `<?xml version="1.0"?>
+<opensrf version="0.0.3">
+  <default>
+    <apps>
+      <${SERVICE}>
+        <keepalive>5</keepalive>
+        <unix_config>
+          <min_children>1</min_children>
+          <max_children>3</max_children>
+          <max_backlog_queue>1</max_backlog_queue>
+          <max_requests_jitter>0</max_requests_jitter>
+          <status_port>${statusPort}</status_port>
+        </unix_config>
+      </${SERVICE}>
+    </apps>
+  </default>
+  <hosts><testhost><activeapps><appname>${SERVICE}</appname><appname>${IDLE_SERVICE}</appname></activeapps></testhost></hosts>
+</opensrf>
+`;
+
+let xmpp: XmppServer;
+let coreFile: string;
+let dir: string;
+let pidDir: string;
+let settingsFile: string;
+let statusPort: number;
+let router: CliProcess;
+let serve: CliProcess;
+let client: Client;
+let socket: { kind: "socket"; path: string };
+
+const dronePids = (): number[] =>
+  Bun.spawnSync(["ps", "-o", "pid=,stat=", "--ppid", String(serve.pid)])
+    .stdout.toString()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([pid, stat]) => pid && stat && !stat.startsWith("Z"))
+    .map(([pid]) => Number(pid));
+
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}\n${serve?.output.slice(-3000)}`);
+    await Bun.sleep(50);
+  }
+}
+
+async function settle(p: Promise<unknown>): Promise<{ ok: unknown } | { code: number }> {
+  try {
+    return { ok: await p };
+  } catch (e) {
+    if (e instanceof RequestError) return { code: e.statusCode };
+    throw e;
+  }
+}
+
+async function status(endpoint: StatusEndpoint = socket): Promise<PoolStatus> {
+  return (await (await fetchFromEndpoint(endpoint, "/status")).json()) as PoolStatus;
+}
+
+/** One scrape, parsed by the Prometheus text parser, as `name{labels}` → number. */
+async function scrape(endpoint: StatusEndpoint = socket): Promise<Map<string, number>> {
+  const text = await (await fetchFromEndpoint(endpoint, "/metrics")).text();
+  const out = new Map<string, number>();
+  for (const f of parse(text)) {
+    expect(f.type).not.toBe("UNTYPED");
+    for (const s of f.metrics) {
+      const labels = Object.entries(s.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",");
+      const key = labels ? `${f.name}{${labels}}` : f.name;
+      if (s.value !== undefined) out.set(key, Number(s.value));
+      if (s.count !== undefined) out.set(`${key}:count`, Number(s.count));
+      if (s.sum !== undefined) out.set(`${key}:sum`, Number(s.sum));
+      for (const [le, v] of Object.entries(s.buckets ?? {})) out.set(`${key}:le=${le}`, Number(v));
+    }
+  }
+  return out;
+}
+
+const get = (m: Map<string, number>, key: string) => m.get(key) ?? 0;
+
+beforeAll(async () => {
+  xmpp = await startXmppServer({ users: TEST_USERS });
+  coreFile = writeCoreConfig(xmpp);
+  dir = mkdtempSync(join(tmpdir(), "osrf-prefork-obs-"));
+  pidDir = join(dir, "run");
+  statusPort = await freePort();
+  settingsFile = join(dir, "opensrf.xml");
+  writeFileSync(join(dir, "app.ts"), APP);
+  writeFileSync(settingsFile, settingsXml(statusPort));
+  socket = { kind: "socket", path: statusSocketPath(pidDir, SERVICE) };
+  router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3", "--log-format", "json"]);
+  await router.waitFor(/router online/);
+  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+  const conn = await XmppConnection.connect({
+    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
+    reconnect: false,
+  });
+  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  serve = CliProcess.start([
+    "serve", "--service", SERVICE, "--app", join(dir, "app.ts"), "--config", coreFile, "--settings", settingsFile,
+    "--host", "testhost", "--logfile", "stderr", "--loglevel", "3", "--log-format", "json", "--status-socket", socket.path,
+  ]);
+  const online = router.waitFor(new RegExp(`class ${SERVICE.replace(".", "\\.")} online`), 20_000);
+  const first = await Promise.race([online.then(() => "ready"), serve.proc.exited.then((c) => c)]);
+  if (first !== "ready") throw new Error(`serve exited with ${first}:\n${serve.output.slice(-3000)}`);
+  await waitUntil("the first drone to be ready", async () => (await status()).drones.idle === 1);
+}, 40_000);
+
+afterAll(async () => {
+  await client?.close();
+  if (serve) expect(await serve.stop("SIGTERM")).toBe(0);
+  // The listener removes its status socket when it exits.
+  if (socket) expect(existsSync(socket.path)).toBe(false);
+  await router?.stop();
+  await xmpp?.stop();
+}, TEST_TIMEOUT_MS);
+
+describe("observability of a running pool", () => {
+  test("requests move the request, duration and accepted counters; both endpoints agree", async () => {
+    const before = await scrape();
+    for (let i = 0; i < 5; i++) expect(await client.request(SERVICE, "add", [i, 1]).first()).toBe(i + 1);
+    expect(await settle(client.request(SERVICE, "boom").first())).toEqual({ code: 500 });
+    expect(await settle(client.request(SERVICE, "no.such.method").first())).toEqual({ code: 404 });
+    const m = await scrape();
+    const d = (key: string) => get(m, key) - get(before, key);
+    expect(d(`${MetricName.requests}{method=add,status=205}`)).toBe(5);
+    expect(d(`${MetricName.requests}{method=boom,status=500}`)).toBe(1);
+    expect(d(`${MetricName.requests}{method=no.such.method,status=404}`)).toBe(1);
+    expect(d(`${MetricName.duration}:count`)).toBe(7);
+    expect(d(`${MetricName.duration}:le=+Inf`)).toBe(7);
+    expect(d(MetricName.accepted)).toBe(7);
+    expect(get(m, `${MetricName.info}{service=${SERVICE},version=${VERSION}}`)).toBe(1);
+    expect(get(m, MetricName.processStart)).toBeGreaterThan(Date.now() / 1000 - 3600);
+    expect(get(m, MetricName.processStart)).toBeLessThanOrEqual(Date.now() / 1000);
+    // The port from opensrf.xml serves the same listener.
+    const viaPort = await scrape({ kind: "port", port: statusPort });
+    expect(get(viaPort, `${MetricName.requests}{method=add,status=205}`)).toBe(get(m, `${MetricName.requests}{method=add,status=205}`));
+  }, TEST_TIMEOUT_MS);
+
+  test("kill -9 of a busy drone: exits{cause=killed}, lost{reason=died} and spawns move", async () => {
+    const before = await scrape();
+    const marker = join(dir, "busy.pid");
+    const pending = settle(client.request(SERVICE, "block", [marker, 30_000]).first());
+    await waitUntil("the drone to start the request", () => existsSync(marker) && readFileSync(marker, "utf8").length > 0);
+    const pid = Number(readFileSync(marker, "utf8"));
+    const busy = await status();
+    expect(busy.processes.find((p) => p.pid === pid)).toMatchObject({ state: "busy", method: "block" });
+    expect(busy.processes.find((p) => p.pid === pid)!.methodAgeMs).toBeGreaterThanOrEqual(0);
+    process.kill(pid, "SIGKILL");
+    expect(await pending).toMatchObject({ code: 500 });
+    await waitUntil("a replacement drone", async () => {
+      const s = await status();
+      return s.drones.idle >= 1 && !s.processes.some((p) => p.pid === pid);
+    });
+    const m = await scrape();
+    const d = (key: string) => get(m, key) - get(before, key);
+    expect(d(`${MetricName.exits}{cause=killed}`)).toBe(1);
+    expect(d(`${MetricName.lost}{reason=died}`)).toBe(1);
+    expect(d(MetricName.spawns)).toBeGreaterThanOrEqual(1);
+  }, TEST_TIMEOUT_MS);
+
+  test("a drone exiting by itself mid-request counts as a crash", async () => {
+    const before = await scrape();
+    expect(await settle(client.request(SERVICE, "die").first())).toMatchObject({ code: 500 });
+    await waitUntil("the crash to be counted", async () => get(await scrape(), `${MetricName.exits}{cause=crash}`) > get(before, `${MetricName.exits}{cause=crash}`));
+    const m = await scrape();
+    expect(get(m, `${MetricName.exits}{cause=crash}`) - get(before, `${MetricName.exits}{cause=crash}`)).toBe(1);
+    expect(get(m, `${MetricName.lost}{reason=died}`) - get(before, `${MetricName.lost}{reason=died}`)).toBe(1);
+    await waitUntil("a replacement drone", async () => (await status()).drones.idle >= 1);
+  }, TEST_TIMEOUT_MS);
+
+  test("overload: 503s are counted, the backlog shows while drones are busy, and the pool grows", async () => {
+    const before = await scrape();
+    // max_children 3 run, max_backlog_queue 1 waits, the other 2 are refused.
+    const calls = Array.from({ length: 6 }, () => settle(client.request(SERVICE, "sleep", [2000]).first()));
+    await waitUntil("3 busy drones and 1 queued message", async () => {
+      const s = await status();
+      return s.drones.busy === 3 && s.listenQueue === 1;
+    });
+    const during = await scrape();
+    expect(get(during, MetricName.backlog)).toBe(1);
+    expect(get(during, `${MetricName.drones}{state=busy}`)).toBe(3);
+    const results = await Promise.all(calls);
+    const refused = results.filter((r) => "code" in r);
+    expect(refused).toEqual([{ code: 503 }, { code: 503 }]);
+    const m = await scrape();
+    expect(get(m, MetricName.overload) - get(before, MetricName.overload)).toBe(2);
+    expect(get(m, MetricName.backlog)).toBe(0);
+  }, TEST_TIMEOUT_MS);
+
+  test("`status` shows the grown pool: table, --json, --service by the pid-dir convention, --port, --all", async () => {
+    await waitUntil("3 idle drones", async () => (await status()).drones.idle === 3);
+    expect(dronePids()).toHaveLength(3);
+
+    const table = await runCli(["status", "--socket", socket.path]);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toStartWith(`${SERVICE}  (listener pid ${serve.pid}, up `);
+    expect(lines[2]).toContain("drones 3: 3 idle, 0 busy, 0 starting, 0 retiring");
+    const header = lines.findIndex((l) => /^\s+PID\s+STATE\s+REQUESTS\s+RSS\s+AGE\s+METHOD$/.test(l));
+    const rows = lines.slice(header + 1);
+    expect(rows.map((r) => Number(r.trim().split(/\s+/)[0])).sort()).toEqual(dronePids().sort());
+    for (const r of rows) expect(r).toMatch(/^\s+\d+\s+idle\s+\d+\s+\d+\.\d MB\s+-\s+-$/);
+    // Aligned: every row ends its PID column where the header does.
+    const pidEnd = lines[header]!.indexOf("PID") + 3;
+    for (const r of rows) expect(r.slice(0, pidEnd)).toMatch(/\d$/);
+
+    const json = await runCli(["status", "--service", SERVICE, "--settings", settingsFile, "--host", "testhost", "--pid-dir", pidDir, "--json"]);
+    expect(json.code).toBe(0);
+    const s = JSON.parse(json.stdout) as PoolStatus;
+    expect(s.drones.total).toBe(3);
+    expect(s.processes.map((p) => p.pid).sort()).toEqual(dronePids().sort());
+    for (const p of s.processes) expect(p.rssBytes).toBeGreaterThan(1024 * 1024);
+
+    const viaPort = await runCli(["status", "--port", String(statusPort), "--json"]);
+    expect((JSON.parse(viaPort.stdout) as PoolStatus).drones.total).toBe(3);
+
+    const all = await runCli(["status", "--all", "--settings", settingsFile, "--host", "testhost", "--pid-dir", pidDir]);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toStartWith(`${SERVICE}  (listener pid ${serve.pid}`);
+    expect(all.stderr).toContain(`no status endpoint for: ${IDLE_SERVICE}`);
+  }, TEST_TIMEOUT_MS);
+
+  test("`status` against nothing: one line naming the socket or port and how to enable it, exit 3", async () => {
+    const gone = join(dir, "nobody.sock");
+    const r = await runCli(["status", "--socket", gone]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain(`no status endpoint at unix socket ${gone} (no such socket)`);
+    expect(r.stderr).toContain("--status-socket");
+
+    const port = await freePort();
+    const p = await runCli(["status", "--port", String(port)]);
+    expect(p.code).toBe(3);
+    expect(p.stderr).toContain(`no status endpoint at 127.0.0.1:${port} (connection refused)`);
+
+    const svc = await runCli(["status", "--service", IDLE_SERVICE, "--settings", settingsFile, "--host", "testhost", "--pid-dir", pidDir]);
+    expect(svc.code).toBe(3);
+    expect(svc.stderr).toContain(`${IDLE_SERVICE}: no status endpoint (looked for unix socket ${statusSocketPath(pidDir, IDLE_SERVICE)})`);
+  }, TEST_TIMEOUT_MS);
+
+  test("a second listener cannot take a status socket in use: one line, exit 2", async () => {
+    const r = await runCli([
+      "serve", "--service", SERVICE, "--app", join(dir, "app.ts"), "--config", coreFile, "--settings", settingsFile,
+      "--host", "testhost", "--logfile", "stderr", "--loglevel", "1", "--status-port", "0", "--status-socket", socket.path,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`osrf-prefork: ${SERVICE}: status socket ${socket.path} is in use by a running listener\n`);
+    expect(existsSync(socket.path)).toBe(true);
+    expect((await status()).pid).toBe(serve.pid);
+  }, TEST_TIMEOUT_MS);
+
+  test("--log-format json: listener, drone and router lines are JSON objects with the OpenSRF fields", async () => {
+    const lines = serve.output.split("\n").filter((l) => l.startsWith("{"));
+    expect(lines.length).toBeGreaterThan(5);
+    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const r of records) expect(Object.keys(r).sort()).toEqual(["file", "level", "msg", "pid", "service", "ts", "xid"]);
+    expect(records.some((r) => r.file === "listener" && r.service === SERVICE)).toBe(true);
+    const drone = records.find((r) => r.file === "drone" && r.level === "activity");
+    expect(drone).toMatchObject({ service: SERVICE });
+    expect(String(drone!.xid).length).toBeGreaterThan(0);
+    expect(serve.output.split("\n").filter((l) => /\[(INFO|ACT|WARN|ERR )?:\d+:/.test(l))).toEqual([]);
+    const routerLines = router.output.split("\n").filter((l) => l.trim() !== "");
+    expect(routerLines.length).toBeGreaterThan(0);
+    for (const l of routerLines) expect(JSON.parse(l)).toMatchObject({ service: "router" });
+
+    // The request command logs next to nothing on success: check the flag is taken, and checked.
+    const req = await runCli(["request", "--config", coreFile, "--log-format", "json", SERVICE, "add", "1", "2"]);
+    expect(req).toMatchObject({ code: 0, stdout: "3\n" });
+    const bad = await runCli(["request", "--config", coreFile, "--log-format", "xml", SERVICE, "add", "1", "2"]);
+    expect(bad).toMatchObject({ code: 2, stderr: 'osrf-prefork: --log-format must be osrf or json, got "xml"\n' });
+  }, TEST_TIMEOUT_MS);
+
+  test("an XMPP server restart counts one reconnect of the listener", async () => {
+    const before = get(await scrape(), MetricName.reconnects);
+    await xmpp.restart();
+    await serve.waitFor(/XMPP connection is back; registering with the routers again/, 30_000);
+    expect(get(await scrape(), MetricName.reconnects) - before).toBe(1);
+  }, TEST_TIMEOUT_MS);
+});
