@@ -28,7 +28,7 @@ export default defineCommand({
     port: { type: "string", description: "Ask the listener on this TCP port of 127.0.0.1" },
     json: { type: "boolean", description: "Print the status as JSON", default: false },
     settings: { type: "string", description: "opensrf.xml (for --service and --all)", default: DEFAULT_SETTINGS_FILE },
-    "pid-dir": { type: "string", description: "Directory of the status sockets (default: dirs/pid of opensrf.xml)" },
+    "pid-dir": { type: "string", description: "Directory of the status sockets (default: dirs/pid of opensrf.xml, else /openils/var/run/opensrf)" },
     host: { type: "string", description: "Host name of the /opensrf/hosts/<host> section (default: this machine's)" },
     timeout: { type: "string", description: "Seconds to wait for an answer", default: "5" },
   },

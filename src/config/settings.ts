@@ -370,3 +370,19 @@ function setKey(tree: SettingsTree, key: string, value: SettingsValue): void {
     tree[key] = value;
   }
 }
+
+/** osrf_control's default pid dir (`@PID_DIR@/run/opensrf` of an OpenSRF install). */
+export const DEFAULT_PID_DIR = "/openils/var/run/opensrf";
+
+/** A scalar setting as trimmed text; undefined when absent, empty or not a scalar. */
+export function settingText(v: SettingsValue | undefined): string | undefined {
+  if (typeof v === "number") return String(v);
+  if (typeof v !== "string") return undefined;
+  const t = v.trim();
+  return t === "" ? undefined : t;
+}
+
+/** Where pid files and status sockets live: `--pid-dir`, else `dirs/pid` of the host config, else osrf_control's default. */
+export function pidDirOf(hostTree: SettingsTree | undefined, override?: string): string {
+  return override ?? (hostTree && settingText(lookup(hostTree, "/dirs/pid"))) ?? DEFAULT_PID_DIR;
+}

@@ -6,11 +6,10 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { readCoreConfig } from "../config/core.ts";
 import { ConfigError } from "../config/errors.ts";
-import { hostConfig, lookup, readSettingsFile } from "../config/settings.ts";
+import { DEFAULT_PID_DIR, hostConfig, pidDirOf, readSettingsFile } from "../config/settings.ts";
 import { statusSocketPath } from "../metrics/index.ts";
 import { DEFAULT_SETTINGS_FILE } from "../prefork/serve.ts";
 import { type ServiceReport, servicesWithPidFiles, startServices, stopServices } from "./control.ts";
-import { DEFAULT_PID_DIR } from "./pidfile.ts";
 import { type PlannedService, planHost } from "./plan.ts";
 
 /** Exit codes of start, stop and restart. */
@@ -86,9 +85,6 @@ function settingsFileOf(a: ControlArgs): string {
   return resolve(readCoreConfig(a.config).opensrf.settingsConfig ?? DEFAULT_SETTINGS_FILE);
 }
 
-function text(v: unknown): string | undefined {
-  return typeof v === "string" && v.trim() !== "" ? v.trim() : typeof v === "number" ? String(v) : undefined;
-}
 
 /** Reads what start needs: opensrf.xml, the plan, and the directories. */
 function resolveForStart(a: ControlArgs): Resolved & { plan: PlannedService[] } {
@@ -99,7 +95,7 @@ function resolveForStart(a: ControlArgs): Resolved & { plan: PlannedService[] } 
   const tree = readSettingsFile(settings);
   const plan = planHost(tree, host, settings);
   const dirs = hostConfig(tree, host);
-  const pidDir = resolve(a["pid-dir"] ?? text(lookup(dirs, "/dirs/pid")) ?? DEFAULT_PID_DIR);
+  const pidDir = resolve(pidDirOf(dirs, a["pid-dir"]));
   const logDir = resolve(a["log-dir"] ?? plan.logDir ?? pidDir);
   let services = plan.services;
   if (a.service) {
@@ -123,7 +119,7 @@ function resolveForStart(a: ControlArgs): Resolved & { plan: PlannedService[] } 
 function pidDirForStop(a: ControlArgs): string {
   if (a["pid-dir"]) return resolve(a["pid-dir"]);
   try {
-    return resolve(text(lookup(hostConfig(readSettingsFile(settingsFileOf(a)), hostOf(a)), "/dirs/pid")) ?? DEFAULT_PID_DIR);
+    return resolve(pidDirOf(hostConfig(readSettingsFile(settingsFileOf(a)), hostOf(a))));
   } catch {
     // stop must work even when opensrf.xml is gone or broken.
     return DEFAULT_PID_DIR;

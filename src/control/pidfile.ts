@@ -10,8 +10,6 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
-/** osrf_control's default `--pid-dir` (`@PID_DIR@/run/opensrf` of an OpenSRF install). */
-export const DEFAULT_PID_DIR = "/openils/var/run/opensrf";
 
 /** `<pidDir>/<service>.pid`. */
 export function pidFilePath(pidDir: string, service: string): string {

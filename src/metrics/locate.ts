@@ -4,7 +4,7 @@
  * `status_port` configured under the service's `unix_config`.
  */
 import { existsSync } from "node:fs";
-import { hostConfig, lookup, readSettingsFile } from "../config/settings.ts";
+import { hostConfig, lookup, pidDirOf, readSettingsFile, settingText as text } from "../config/settings.ts";
 import type { SettingsTree, SettingsValue } from "../config/types.ts";
 import { statusSocketPath } from "./endpoint.ts";
 import type { StatusEndpoint } from "./types.ts";
@@ -13,8 +13,8 @@ import type { StatusEndpoint } from "./types.ts";
 export interface HostSettings {
   /** `/opensrf/default` overlaid by `/opensrf/hosts/<host>`. */
   tree: SettingsTree;
-  /** `--pid-dir`, else `dirs/pid` of opensrf.xml; undefined when neither is set. */
-  pidDir: string | undefined;
+  /** `--pid-dir`, else `dirs/pid` of opensrf.xml, else osrf_control's default. */
+  pidDir: string;
 }
 
 /**
@@ -23,7 +23,7 @@ export interface HostSettings {
  */
 export function readHostSettings(file: string, host: string, pidDir?: string): HostSettings {
   const tree = hostConfig(readSettingsFile(file), host);
-  return { tree, pidDir: pidDir ?? text(lookup(tree, "/dirs/pid")) };
+  return { tree, pidDir: pidDirOf(tree, pidDir) };
 }
 
 /** Services in `activeapps/appname` of the host, in file order. */
@@ -53,9 +53,3 @@ export function pickEndpoint(candidates: readonly StatusEndpoint[]): StatusEndpo
   return candidates.find((e) => e.kind === "socket" && existsSync(e.path)) ?? candidates.find((e) => e.kind === "port");
 }
 
-function text(v: SettingsValue | undefined): string | undefined {
-  if (typeof v === "number") return String(v);
-  if (typeof v !== "string") return undefined;
-  const t = v.trim();
-  return t === "" ? undefined : t;
-}

@@ -353,5 +353,8 @@ export function runDrone(): void {
   const drone = new DroneRuntime(channel);
   process.on("SIGTERM", () => drone.requestStop("SIGTERM"));
   process.on("SIGINT", () => process.exit(130));
+  // HUP/USR1/USR2 sent to the whole process group are meant for the listener (reload,
+  // unregister, register); their default action would kill the drone.
+  for (const sig of ["SIGHUP", "SIGUSR1", "SIGUSR2"] as const) process.on(sig, () => {});
   drone.start();
 }

@@ -108,6 +108,8 @@ function methodOf(d: Drone): string | undefined {
 
 /** Minimum interval between repeated overload warnings, ms. */
 const OVERLOAD_LOG_INTERVAL_MS = 1000;
+/** Minimum interval between "queueing in the backlog" warnings, which flap under sustained load, ms. */
+const QUEUE_LOG_INTERVAL_MS = 10_000;
 
 /** The listener's pool of drones. See the file comment for the rules. */
 export class Pool {
@@ -130,6 +132,7 @@ export class Pool {
   private drainTimer: unknown;
   private exitWaiters: Array<() => void> = [];
   private lastOverloadLog = -Infinity;
+  private lastQueueLog = -Infinity;
   private suppressedOverloads = 0;
 
   constructor(private readonly opts: PoolOptions) {
@@ -259,7 +262,9 @@ export class Pool {
 
   private enqueue(stanza: Stanza): DispatchResult {
     if (this.backlog.length < this.limits.maxBacklogQueue) {
-      if (this.backlog.length === 0 && this.alive() >= this.limits.maxChildren) {
+      const now = this.clock.now();
+      if (this.backlog.length === 0 && this.alive() >= this.limits.maxChildren && now - this.lastQueueLog >= QUEUE_LOG_INTERVAL_MS) {
+        this.lastQueueLog = now;
         this.log.warn(
           `Could not launch a new drone for ${this.opts.service} as ${this.alive()} drones were already running; ` +
             `queueing in the backlog (consider raising max_children above ${this.limits.maxChildren})`,
