@@ -98,11 +98,18 @@ export function droneInit(core: CoreConfig, service: string, app: string, logfil
 }
 
 /**
- * Spawns `count` drones at once with the listener's spawner, waits until every one reported
- * `ready` (or `timeoutMs`), reads their memory while idle, then stops them.
+ * Spawns `count` drones at once with the listener's spawner (running `command`, by default
+ * this program's own drone command), waits until every one reported `ready` (or
+ * `timeoutMs`), reads their memory while idle, then stops them.
  */
-export async function spawnStorm(init: DroneInit, count: number, env: Record<string, string>, timeoutMs = 120_000): Promise<SpawnResult> {
-  const spawner = new BunDroneSpawner({ init, jitter: 0, env });
+export async function spawnStorm(
+  init: DroneInit,
+  count: number,
+  env: Record<string, string>,
+  command?: string[],
+  timeoutMs = 120_000,
+): Promise<SpawnResult> {
+  const spawner = new BunDroneSpawner({ init, jitter: 0, env, ...(command ? { command } : {}) });
   const readyMs: number[] = [];
   let failed = 0;
   const handles: DroneHandle[] = [];
@@ -148,4 +155,12 @@ export async function spawnStorm(init: DroneInit, count: number, env: Record<str
   if (!stopped) for (const h of handles) h.kill("SIGKILL");
   readyMs.sort((a, b) => a - b);
   return { drones: count, readyMs, allReadyMs, memory: mem, failed };
+}
+
+/** Bytes and write/read syscalls so far (/proc/PID/io): wchar, rchar, syscw, syscr. */
+export function ioCounters(pid: number): { wchar: number; rchar: number; syscw: number; syscr: number } | undefined {
+  const text = readProc(pid, "io");
+  if (!text) return undefined;
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0);
+  return { wchar: field("wchar"), rchar: field("rchar"), syscw: field("syscw"), syscr: field("syscr") };
 }

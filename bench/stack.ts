@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import type { CoreConfig } from "../src/config/types.ts";
@@ -44,14 +44,36 @@ export interface ServeSpec {
   drones: number;
 }
 
+/** Processes started here and still running: killed if the bench itself is stopped or fails. */
+const children = new Set<CliProcess>();
+let cleanupInstalled = false;
+
+function installCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  const killAll = (): void => {
+    for (const c of children) c.proc.kill("SIGKILL");
+  };
+  process.on("exit", killAll);
+  // Registered before the test harness's handlers, which stop the XMPP server and re-raise.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, killAll);
+}
+
+function track(p: CliProcess): CliProcess {
+  children.add(p);
+  void p.proc.exited.then(() => children.delete(p));
+  return p;
+}
+
 /** Starts the XMPP server, the router and the caller's connection. */
 export async function startStack(kind: XmppServerKind, env: Record<string, string> = {}): Promise<Stack> {
+  installCleanup();
   const xmpp = await startXmppServer({ kind, users: TEST_USERS });
   const dir = mkdtempSync(join(tmpdir(), "osrf-bench-"));
   // OpenSRF's default level (3: info and activity lines) to a file, as installs run.
   const coreFile = writeCoreConfig(xmpp, { logfile: join(dir, "osrfsys.log"), loglevel: 3 });
   const core = readCoreConfig(coreFile);
-  const router = CliProcess.start(["router", "--config", coreFile], { env });
+  const router = track(CliProcess.start(["router", "--config", coreFile], { env }));
   let client: Client | undefined;
   try {
     const logger = createLogger({ service: "bench", logfile: join(dir, "caller.log"), loglevel: 2 });
@@ -92,6 +114,7 @@ export async function startStack(kind: XmppServerKind, env: Record<string, strin
       await router.stop("SIGTERM", 5_000).catch(() => {});
       await xmpp.stop().catch(() => {});
       rmSync(dir, { recursive: true, force: true });
+      rmSync(dirname(coreFile), { recursive: true, force: true });
     },
   };
   return stack;
@@ -135,7 +158,7 @@ export interface Served {
 export async function startServe(stack: Stack, spec: ServeSpec): Promise<Served> {
   const settings = join(stack.dir, `opensrf-${spec.service}-${spec.drones}.xml`);
   writeFileSync(settings, settingsXml([spec]));
-  const proc = CliProcess.start(
+  const proc = track(CliProcess.start(
     [
       "serve",
       "--service", spec.service,
@@ -145,7 +168,7 @@ export async function startServe(stack: Stack, spec: ServeSpec): Promise<Served>
       "--host", BENCH_HOST,
     ],
     { env: stack.env },
-  );
+  ));
   const exited = proc.proc.exited.then((code) => {
     throw new Error(`serve ${spec.service} exited with ${code}: ${proc.output.slice(-2000)}`);
   });

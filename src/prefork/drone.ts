@@ -133,6 +133,9 @@ export class DroneRuntime {
 
   /** Every message to the listener goes here, carrying the requests finished since the last one. */
   private send(msg: DroneToListener, flushed?: () => void): void {
+    // Replies first: the listener takes `available` as "answered", and a reply still in
+    // our buffer would be lost if we were killed right after.
+    this.transport?.flush();
     if (this.done.length > 0) {
       msg.done = this.done;
       this.done = [];
@@ -248,11 +251,25 @@ export class DroneRuntime {
     const host = this.host;
     if (!host) return;
     const inSession = s.thread !== "" && s.thread === this.pinned;
-    if (inSession && !s.error) this.announce(s);
+    // As with the listener's messages, a session request is reported (`busy`: whom to answer
+    // should we die; `waiting` once done) only if it outlasts a turn of the event loop. A
+    // quick one leaves the pool's view — a session, nothing running — as it was, and costs
+    // the listener nothing. (A handler that never yields is then not seen by request_timeout;
+    // C has no such limit at all.)
+    let reported = false;
+    const since = Date.now();
+    const report =
+      inSession && !s.error
+        ? setImmediate(() => {
+            reported = true;
+            this.announce(s, since);
+          })
+        : undefined;
     void host.handle(s).then((outcome) => {
+      clearImmediate(report);
       if (!inSession || this.pinned !== s.thread) return;
-      if (outcome.session === "open") this.send({ type: "waiting", thread: s.thread });
-      else this.endSession();
+      if (outcome.session !== "open") this.endSession();
+      else if (reported) this.send({ type: "waiting", thread: s.thread });
     });
   }
 

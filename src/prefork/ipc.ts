@@ -1,7 +1,7 @@
 /**
- * Messages between the listener and its drones, over Bun's IPC channel with "advanced"
- * (structured clone) serialization: stanzas travel as plain objects, no framing or JSON
- * text on either side.
+ * Messages between the listener and its drones, over Bun's IPC channel with "json"
+ * serialization (see spawner.ts): stanzas travel as plain objects, framed by Bun. Every
+ * message must therefore be plain JSON data (no undefined members relied on, no Maps).
  *
  * The channel is a private socket pair between a listener and the drones it spawned, but
  * both ends still check shapes: a drone from another build, or a bug, must produce one

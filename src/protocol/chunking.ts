@@ -35,13 +35,18 @@ function escapeExtra(code: number): number {
 /** The most one character can cost (a `"`); smaller chunk sizes cannot always make progress. */
 export const MIN_CHUNK_SIZE = 12;
 
+// What C charges extra for: only these four characters cost more than one.
+const ESCAPABLE = /[<>&"]/g;
+
 /**
  * C's estimate (`osrfXmlEscapingLength`) of how many characters XML escaping adds to `text`:
  * 3 per `<` or `>`, 4 per `&`, 11 per `"`.
  */
 export function xmlEscapingExtra(text: string): number {
+  // The native regex scan skips plain runs; a megabyte result has few escapable characters.
   let extra = 0;
-  for (let i = 0; i < text.length; i++) extra += escapeExtra(text.charCodeAt(i));
+  ESCAPABLE.lastIndex = 0;
+  for (let m = ESCAPABLE.exec(text); m !== null; m = ESCAPABLE.exec(text)) extra += escapeExtra(text.charCodeAt(m.index));
   return extra;
 }
 
@@ -67,19 +72,33 @@ export function chunkText(text: string, chunkSize: number): string[] {
     throw new RangeError(`chunk size must be an integer >= ${MIN_CHUNK_SIZE}, got ${chunkSize}`);
   }
   const chunks: string[] = [];
-  let start = 0;
-  let size = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const cost = 1 + escapeExtra(code);
-    if (size + cost > chunkSize) {
-      let cut = i;
-      if (isLow(code) && cut - 1 > start && isHigh(text.charCodeAt(cut - 1))) cut--;
+  let start = 0; // where the current piece begins
+  let size = 0; // its cost so far
+  let at = 0; // first character not yet counted
+  // Greedy, as if character by character, but plain runs (cost 1 each) are counted whole
+  // between the escapable characters the regex finds.
+  ESCAPABLE.lastIndex = 0;
+  for (;;) {
+    const m = ESCAPABLE.exec(text);
+    const next = m === null ? text.length : m.index;
+    while (size + (next - at) > chunkSize) {
+      let cut = at + (chunkSize - size);
+      if (isLow(text.charCodeAt(cut)) && cut - 1 > start && isHigh(text.charCodeAt(cut - 1))) cut--;
       chunks.push(text.slice(start, cut));
       start = cut;
-      size = cut < i ? 1 : 0; // the high surrogate moved into the new piece
+      at = cut;
+      size = 0;
+    }
+    size += next - at;
+    if (m === null) break;
+    const cost = 1 + escapeExtra(text.charCodeAt(next));
+    if (size + cost > chunkSize) {
+      chunks.push(text.slice(start, next));
+      start = next;
+      size = 0;
     }
     size += cost;
+    at = next + 1;
   }
   if (start < text.length) chunks.push(text.slice(start));
   return chunks;
@@ -106,7 +125,8 @@ export function splitResult(
   chunkSize: number = OSRF_MSG_CHUNK_SIZE,
 ): ResultMessage[] | null {
   const text = encodeJson(content);
-  if (escapedSize(text) <= chunkSize) return null;
+  // No character costs more than 12: short texts fit without counting.
+  if (text.length * 12 <= chunkSize || escapedSize(text) <= chunkSize) return null;
   const h = makeHeader(threadTrace, header);
   const msgs: ResultMessage[] = chunkText(text, chunkSize).map((piece) => ({
     ...h,

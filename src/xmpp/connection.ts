@@ -166,7 +166,7 @@ export class XmppConnection implements Transport {
 
   async close(): Promise<void> {
     if (this.closing) return;
-    if (this.pending.length > 0) this.flushWrites();
+    this.flush();
     this.closing = true;
     this.online = false;
     clearTimeout(this.reconnectTimer);
@@ -183,18 +183,25 @@ export class XmppConnection implements Transport {
   }
 
   /**
-   * Queues a stanza for the socket. Everything written in one turn of the event loop (a
-   * router forwarding a burst, a drone's replies) goes out in one write: one syscall, and
-   * one read for the server, instead of one per stanza. Flushed after the turn's I/O
-   * callbacks rather than as a microtask: a drone then tells its listener it is free
-   * before its reply can reach the caller, whose next request would otherwise find the
-   * pool busy and wait in the backlog.
+   * Hands everything sent so far to the socket now. A drone calls it before telling its
+   * listener it is done: once in the kernel, a reply is delivered even if the drone is
+   * killed the next moment.
+   */
+  flush(): void {
+    if (this.pending.length > 0) this.flushWrites();
+  }
+
+  /**
+   * Queues a stanza for the socket. Everything sent while handling one event (a router
+   * forwarding a burst, a drone's replies) goes out in one write at the end of it: one
+   * syscall, and one read for the server, instead of one per stanza.
    */
   private write(xml: string): void {
-    if (this.pending.push(xml) === 1) setImmediate(this.flushWrites);
+    if (this.pending.push(xml) === 1) queueMicrotask(this.flushWrites);
   }
 
   private readonly flushWrites = (): void => {
+    if (this.pending.length === 0) return;
     const data = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
     this.pending = [];
     const socket = this.xmpp.socket;

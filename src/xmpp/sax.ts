@@ -127,8 +127,16 @@ function decodeReference(ref: string): string {
  *   `&` that starts no reference.
  */
 export function unescapeXml(raw: string): string {
+  if (raw.indexOf("&") === -1) return raw;
+  // Servers re-serialize with `&quot;` for every `"` of a JSON body: those go in one native
+  // pass (a replacement never makes a new `&`), the careful loop takes whatever `&` is left.
+  const s = raw.includes("&quot;") ? raw.replaceAll("&quot;", '"') : raw;
+  return s.indexOf("&") === -1 ? s : unescapeReferences(s);
+}
+
+/** {@link unescapeXml} one reference at a time, checking each. */
+function unescapeReferences(raw: string): string {
   let amp = raw.indexOf("&");
-  if (amp === -1) return raw;
   let out = "";
   let done = 0;
   while (amp !== -1) {

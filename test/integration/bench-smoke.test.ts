@@ -37,4 +37,5 @@ test("bench --smoke completes and prints the ratio table", async () => {
   expect(stdout).toContain("drone spawn → ready");
   expect(stdout).toContain("idle drone RSS / PSS");
   expect(stdout).toContain("tokenize 1 MB in 64 KB chunks");
+  expect(stdout).toContain('IPC "json"');
 }, 160_000);

@@ -235,6 +235,14 @@ describe("XmlTokenizer: what it emits", () => {
     expect(unescapeXml(s)).toBe(s);
     expect(unescapeXml("a&amp;b&#x26;c&#38;")).toBe("a&b&c&");
   });
+
+  test("unescapeXml replaces each reference once, never what a replacement produced", () => {
+    expect(unescapeXml("&amp;quot;&amp;lt;&amp;amp;")).toBe("&quot;&lt;&amp;");
+    expect(unescapeXml("&quot;&quot;x&lt;&gt;&apos;")).toBe(`""x<>'`);
+    expect(() => unescapeXml("&&quot;")).toThrow(XmlSyntaxError);
+    expect(() => unescapeXml("&am&quot;p;")).toThrow(XmlSyntaxError);
+    expect(() => unescapeXml("&quot;&bogus;")).toThrow("Illegal XML entity &bogus;");
+  });
 });
 
 describe("XmlTokenizer: what it refuses", () => {

@@ -1,0 +1,112 @@
+/**
+ * Fast paths of the protocol layer, checked against their plain definitions:
+ * - chunkText and xmlEscapingExtra count plain runs whole (a regex finds the few characters
+ *   that cost extra) instead of character by character; they must cut exactly where the
+ *   greedy, character-by-character definition cuts, surrogate pairs included;
+ * - encodeJson skips the non-ASCII escaping when a byte count shows there is none, and
+ *   escapes runs from a table; the text must be what escaping every character gives.
+ */
+import { describe, expect, test } from "bun:test";
+import { chunkText, escapedSize, MIN_CHUNK_SIZE, xmlEscapingExtra } from "../../src/protocol/chunking.ts";
+import { encodeJson } from "../../src/protocol/codec.ts";
+
+const EXTRA: Record<string, number> = { "<": 3, ">": 3, "&": 4, '"': 11 };
+
+/** The definition: each character costs 1 plus its escaping extra; cut before the one that does not fit. */
+function referenceChunks(text: string, chunkSize: number): string[] {
+  const isHigh = (c: number) => c >= 0xd800 && c <= 0xdbff;
+  const isLow = (c: number) => c >= 0xdc00 && c <= 0xdfff;
+  const chunks: string[] = [];
+  let start = 0;
+  let size = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const cost = 1 + (EXTRA[text[i]!] ?? 0);
+    if (size + cost > chunkSize) {
+      let cut = i;
+      if (isLow(code) && cut - 1 > start && isHigh(text.charCodeAt(cut - 1))) cut--;
+      chunks.push(text.slice(start, cut));
+      start = cut;
+      size = cut < i ? 1 : 0;
+    }
+    size += cost;
+  }
+  if (start < text.length) chunks.push(text.slice(start));
+  return chunks;
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("chunkText and xmlEscapingExtra match the character-by-character definition", () => {
+  const rand = rng(5);
+  const alphabet = ["a", "b", "<", ">", "&", '"', "é", "😀", "\ud800", "\udc00", " "];
+  const texts: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    const len = Math.floor(rand() * 300);
+    // Sparse or dense escapable characters, and runs of surrogate pairs.
+    const dense = rand() < 0.5;
+    let t = "";
+    for (let k = 0; k < len; k++) t += dense ? alphabet[Math.floor(rand() * alphabet.length)]! : rand() < 0.05 ? alphabet[2 + Math.floor(rand() * 4)]! : rand() < 0.1 ? "😀" : "x";
+    texts.push(t);
+  }
+  texts.push("", "x".repeat(1000), '"'.repeat(100), "😀".repeat(100), `{"a":"${"y".repeat(500)}"}`);
+
+  test("the same pieces for every text and chunk size from the minimum up", () => {
+    for (const text of texts) {
+      for (const size of [MIN_CHUNK_SIZE, 13, 14, 16, 23, 50, 97, 1000]) {
+        const got = chunkText(text, size);
+        expect(got).toEqual(referenceChunks(text, size));
+        expect(got.join("")).toBe(text);
+      }
+    }
+  });
+
+  test("the same escaping extra", () => {
+    for (const text of texts) {
+      const expected = [...text].reduce((n, ch) => n + (EXTRA[ch] ?? 0), 0);
+      expect(xmlEscapingExtra(text)).toBe(expected);
+      expect(escapedSize(text)).toBe(text.length + expected);
+    }
+  });
+
+  test("a megabyte result is cut in linear time", () => {
+    const text = JSON.stringify("x".repeat(1 << 20));
+    const started = performance.now();
+    const pieces = chunkText(text, 51_200);
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(pieces.join("")).toBe(text);
+    expect(pieces).toEqual(referenceChunks(text, 51_200));
+  });
+});
+
+describe("encodeJson writes every non-ASCII character (and DEL) as lowercase \\uxxxx", () => {
+  const reference = (v: unknown) =>
+    JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const rand = rng(9);
+  const pieces = ["a", "\"", "\\", "\n", "é", "ü", "漢", "😀", "\u007f", "\u0080", "\uffff", "\ud800", "x".repeat(20)];
+
+  test("strings and structures, ASCII-only or not", () => {
+    for (let i = 0; i < 500; i++) {
+      let s = "";
+      for (let k = Math.floor(rand() * 40); k > 0; k--) s += pieces[Math.floor(rand() * pieces.length)]!;
+      for (const v of [s, [s, 1, { [s]: s }], { k: s, n: null }]) expect(encodeJson(v)).toBe(reference(v));
+    }
+  });
+
+  test("a megabyte of accented text is escaped in well under a second", () => {
+    const v = "é".repeat(500_000) + "x".repeat(500_000);
+    const started = performance.now();
+    const out = encodeJson(v);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(out).toBe(reference(v));
+  });
+});
