@@ -12,10 +12,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Client } from "../src/client/client.ts";
-import { createLogger } from "../src/log/logger.ts";
-import { makeResource } from "../src/protocol/ids.ts";
-import { XmppConnection } from "../src/xmpp/connection.ts";
+import { connectTestClient } from "../test/harness/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../test/harness/osrf-config.ts";
 import { CliProcess, runCli } from "../test/harness/processes.ts";
 import { startXmppServer, type XmppServer } from "../test/harness/xmpp-server.ts";
@@ -111,18 +108,7 @@ try {
     );
   }
 
-  const logger = createLogger({ service: "demo", logfile: "stderr", loglevel: 1 });
-  const conn = await XmppConnection.connect({
-    host: xmpp.host,
-    port: xmpp.port,
-    domain: xmpp.domain,
-    username: TEST_USERS[0]![0],
-    password: TEST_USERS[0]![1],
-    resource: makeResource("", hostname()),
-    maxStanzaSize: 10 * 1024 * 1024,
-    logger,
-  });
-  const client = new Client({ transport: conn, routerName: "router", logger, timeout: 10, ownTransport: true });
+  const client = await connectTestClient(config, { timeout: 10, reconnect: true });
   for (let i = 0; ; i++) {
     const classes = (await client.request("router", "opensrf.router.info.class.list").first().catch(() => [])) as string[];
     if (SERVICES.every((s) => classes.includes(s.name))) break;

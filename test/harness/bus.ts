@@ -6,13 +6,9 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "../../src/client/client.ts";
-import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import { TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess } from "./processes.ts";
+import { connectTestClient } from "./client.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
 export interface Bus {
@@ -45,12 +41,7 @@ export async function startBus(): Promise<Bus> {
   const coreFile = writeCoreConfig(xmpp);
   const router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
   await router.waitFor(/router online/);
-  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-  const conn = await XmppConnection.connect({
-    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
-    reconnect: false,
-  });
-  const client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  const client = await connectTestClient(coreFile);
   const dir = mkdtempSync(join(tmpdir(), "osrf-ship-"));
   return {
     xmpp,

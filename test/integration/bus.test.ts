@@ -3,11 +3,8 @@
  * protocol, and `osrf-prefork request` as a subprocess.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { hostname } from "node:os";
 import { Client } from "../../src/client/client.ts";
-import { createLogger } from "../../src/log/logger.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
+import { connectTestClient } from "../harness/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { CliProcess, runCli } from "../harness/processes.ts";
 import { TestListener } from "../harness/test-listener.ts";
@@ -39,18 +36,7 @@ beforeAll(async () => {
   config = writeCoreConfig(xmpp);
   router = CliProcess.start(["router", "--config", config, "--logfile", "stderr", "--loglevel", "3"]);
   await router.waitFor(/router online/);
-  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-  const conn = await XmppConnection.connect({
-    host: xmpp.host,
-    port: xmpp.port,
-    domain: xmpp.domain,
-    username: TEST_USERS[0]![0],
-    password: TEST_USERS[0]![1],
-    resource: makeResource("", hostname()),
-    maxStanzaSize: 10 * 1024 * 1024,
-    logger,
-  });
-  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  client = await connectTestClient(config, { timeout: 20, reconnect: true });
   for (const label of ["a", "b"]) {
     const l = await TestListener.start(xmpp, "test.bus", label);
     l.register();
