@@ -2,13 +2,12 @@
 /**
  * What one request's pieces cost, each timed on its own in a loop: XML decode and encode of
  * a stanza, JSON decode and encode of a body, the service host with and without its
- * activity log line, a log line by itself, a loopback socket write, and an IPC round trip
- * with Bun's "json" and "advanced" serialization (CPU of both processes, from /proc).
+ * activity log line, a log line by itself, and an IPC round trip with Bun's "json" and
+ * "advanced" serialization (CPU of both processes, from /proc).
  *
  *   bun bench/components.ts [--quick]
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServiceHost } from "../src/app/host.ts";
@@ -46,21 +45,24 @@ async function timeEach(ms: number, fn: () => unknown): Promise<number> {
 
 /** CPU µs per IPC round trip in the parent and in the child, with Bun's `serialization`. */
 async function ipcRoundTrip(serialization: "json" | "advanced", stanza: Stanza, n: number): Promise<[number, number]> {
-  let left = n;
+  let left = 0;
   let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
+  let finished = new Promise<void>((r) => (done = r));
   const child = Bun.spawn({
     cmd: [process.execPath, join(import.meta.dir, "ipc-echo-child.ts")],
     serialization,
     stdout: "inherit",
     stderr: "inherit",
     ipc() {
-      if (--left === 0) done();
+      if (--left <= 0) done();
       else child.send({ type: "request", stanza });
     },
   });
-  child.send({ type: "request", stanza }); // warm-up round trip, then the measured ones
-  await new Promise<void>((r) => setTimeout(r, 300));
+  // A warm-up run of the same length, then the measured one.
+  left = n;
+  child.send({ type: "request", stanza });
+  await finished;
+  finished = new Promise<void>((r) => (done = r));
   left = n;
   const parent0 = process.cpuUsage();
   const child0 = cpuSeconds(child.pid);
@@ -137,16 +139,6 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
     const logger = createLogger({ service: "opensrf.math", logfile: join(dir, "lines.log"), loglevel: 3 });
     out.push({ piece: "log: one activity line to a file", micros: await timeEach(ms, () => logger.activity(`Running opensrf.math opensrf.system.echo [ "hello", 42 ]`, "17")) });
     logger.close();
-
-    // A socket write of a reply-sized stanza to a reader in this process (kernel loopback work included).
-    const server = createServer((s) => s.on("data", () => {}));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as AddressInfo).port;
-    const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    const xml = encodeStanza(completeStanza({ to: stanza.routerFrom, thread: stanza.thread, body: replyBody, xid: stanza.xid }, stanza.to));
-    out.push({ piece: `socket: write ${xml.length} B to loopback (both ends in this process)`, micros: await timeEach(ms, () => socket.write(xml)) });
-    socket.end();
-    server.close();
 
     const n = Math.max(500, Math.round(ms * 10));
     for (const mode of ["json", "advanced"] as const) {
