@@ -92,6 +92,12 @@ export class CliProcess {
     });
   }
 
+  /** Waits for `ready`, failing at once (with the output so far) if the process exits first. */
+  async untilReady(ready: Promise<unknown>): Promise<void> {
+    const first = await Promise.race([ready.then(() => "ready" as const), this.proc.exited]);
+    if (first !== "ready") throw new Error(`osrf-prefork exited with code ${first} during start-up:\n${this.output.slice(-3000)}`);
+  }
+
   /** Send a signal and wait for exit (SIGKILL after `graceMs`). Returns the exit code. */
   async stop(signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<number> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return this.proc.exitCode ?? 128;

@@ -4,6 +4,7 @@
  * Counters must move as requests, crashes and overloads happen; `/metrics` must parse with
  * a real Prometheus text parser; `osrf-prefork status` must show the pool as it is.
  */
+import { connectTestClient } from "../harness/client.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,15 +12,10 @@ import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
 import { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
-import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
 import { MetricName } from "../../src/metrics/render.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
 import { VERSION } from "../../src/version.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { freePort } from "../harness/ports.ts";
 import { CliProcess, runCli } from "../harness/processes.ts";
@@ -140,12 +136,7 @@ beforeAll(async () => {
   socket = { kind: "socket", path: statusSocketPath(pidDir, SERVICE) };
   router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3", "--log-format", "json"]);
   await router.waitFor(/router online/);
-  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-  const conn = await XmppConnection.connect({
-    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
-    reconnect: false,
-  });
-  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  client = await connectTestClient(coreFile);
   serve = CliProcess.start([
     "serve", "--service", SERVICE, "--app", join(dir, "app.ts"), "--config", coreFile, "--settings", settingsFile,
     "--host", "testhost", "--logfile", "stderr", "--loglevel", "3", "--log-format", "json", "--status-socket", socket.path,

@@ -3,6 +3,7 @@
  * a full backlog, the backlog's order, a drone over its memory limit, messages that do
  * not come from a router. Real XMPP server, router, listener and drones.
  */
+import { connectTestClient } from "../harness/client.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -111,13 +112,7 @@ async function startServe(service: string, appFile = "app.ts"): Promise<void> {
     "--settings", join(dir, "opensrf.xml"), "--host", "testhost", "--logfile", "stderr", "--loglevel", "3",
   ]);
   serves.set(service, proc);
-  await whileRunning(proc, router.waitFor(new RegExp(`class ${service.replace(".", "\\.")} online`), 20_000));
-}
-
-/** Waits for `ready`, failing at once (with its output) if the serve process exits first. */
-async function whileRunning(serve: CliProcess, ready: Promise<unknown>): Promise<void> {
-  const first = await Promise.race([ready.then(() => "ready"), serve.proc.exited.then((code) => code)]);
-  if (first !== "ready") throw new Error(`osrf-prefork serve exited with code ${first} during start-up:\n${serve.output.slice(-3000)}`);
+  await proc.untilReady(router.waitFor(new RegExp(`class ${service.replace(".", "\\.")} online`), 20_000));
 }
 
 beforeAll(async () => {
@@ -129,12 +124,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, "opensrf.xml"), SETTINGS);
   router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
   await router.waitFor(/router online/);
-  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-  const conn = await XmppConnection.connect({
-    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
-    reconnect: false,
-  });
-  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  client = await connectTestClient(coreFile);
   await Promise.all([startServe(FAIL), startServe(ORDER)]);
 }, 30_000);
 

@@ -3,6 +3,7 @@
  * drones as real processes, called through the Client. Registration, process titles,
  * pool growth and shrinking, drone recycling, sessions and keepalive, USR1/USR2.
  */
+import { connectTestClient } from "../harness/client.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -123,12 +124,6 @@ async function classList(): Promise<string[]> {
   return (await client.request("router", "opensrf.router.info.class.list").first()) as string[];
 }
 
-/** Waits for `ready`, failing at once (with its output) if the serve process exits first. */
-async function whileRunning(serve: CliProcess, ready: Promise<unknown>): Promise<void> {
-  const first = await Promise.race([ready.then(() => "ready"), serve.proc.exited.then((code) => code)]);
-  if (first !== "ready") throw new Error(`osrf-prefork serve exited with code ${first} during start-up:\n${serve.output.slice(-3000)}`);
-}
-
 beforeAll(async () => {
   xmpp = await startXmppServer({ users: TEST_USERS });
   coreFile = writeCoreConfig(xmpp);
@@ -139,12 +134,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, "opensrf.xml"), SETTINGS);
   router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
   await router.waitFor(/router online/);
-  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-  const conn = await XmppConnection.connect({
-    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
-    reconnect: false,
-  });
-  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  client = await connectTestClient(coreFile);
   serve = CliProcess.start([
     "serve",
     "--service", SERVICE,
@@ -155,7 +145,7 @@ beforeAll(async () => {
     "--logfile", "stderr",
     "--loglevel", "3",
   ]);
-  await whileRunning(serve, router.waitFor(new RegExp(`class ${SERVICE.replace(".", "\\.")} online`), 20_000));
+  await serve.untilReady(router.waitFor(new RegExp(`class ${SERVICE.replace(".", "\\.")} online`), 20_000));
 }, 30_000);
 
 afterAll(async () => {
@@ -277,7 +267,7 @@ describe("serve", () => {
     ]);
     let bus: CliProcess | undefined;
     try {
-      await whileRunning(settingsServer, router.waitFor(/class opensrf\.settings online/, 20_000));
+      await settingsServer.untilReady(router.waitFor(/class opensrf\.settings online/, 20_000));
       bus = CliProcess.start(["serve", "--service", "test.bus", "--app", join(dir, "app.ts"), "--settings-from-bus", ...common]);
       await bus.waitFor(/Prefork launching drones for test\.bus with max_requests=77, min_children=1, max_children=2\b/, 20_000);
       await router.waitFor(/class test\.bus online/, 20_000);

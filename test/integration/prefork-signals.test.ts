@@ -3,16 +3,12 @@
  * without losing requests; TERM answers every accepted request and exits 0; INT stops at
  * once and leaves no drone behind.
  */
+import { connectTestClient } from "../harness/client.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "../../src/client/client.ts";
-import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { CliProcess } from "../harness/processes.ts";
 import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
@@ -84,7 +80,7 @@ async function startServe(): Promise<CliProcess> {
     "--settings", join(dir, "opensrf.xml"), "--host", "testhost", "--logfile", "stderr", "--loglevel", "3",
   ]);
   started.push(proc);
-  await whileRunning(proc, waitUntil("registration", () => onlineCount() > before, 20_000));
+  await proc.untilReady(waitUntil("registration", () => onlineCount() > before, 20_000));
   return proc;
 }
 
@@ -100,12 +96,6 @@ function call(ms: number): Promise<Outcome> {
     );
 }
 
-/** Waits for `ready`, failing at once (with its output) if the serve process exits first. */
-async function whileRunning(serve: CliProcess, ready: Promise<unknown>): Promise<void> {
-  const first = await Promise.race([ready.then(() => "ready"), serve.proc.exited.then((code) => code)]);
-  if (first !== "ready") throw new Error(`osrf-prefork serve exited with code ${first} during start-up:\n${serve.output.slice(-3000)}`);
-}
-
 beforeAll(async () => {
   xmpp = await startXmppServer({ users: TEST_USERS });
   coreFile = writeCoreConfig(xmpp);
@@ -114,12 +104,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, "opensrf.xml"), settings(2, 4));
   router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
   await router.waitFor(/router online/);
-  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-  const conn = await XmppConnection.connect({
-    ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
-    reconnect: false,
-  });
-  client = new Client({ transport: conn, routerName: "router", logger, timeout: 20, ownTransport: true });
+  client = await connectTestClient(coreFile);
 }, 30_000);
 
 afterAll(async () => {

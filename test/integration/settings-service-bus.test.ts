@@ -36,12 +36,6 @@ async function failure(method: string, ...params: unknown[]): Promise<RequestErr
   throw new Error(`${method} did not fail`);
 }
 
-/** Waits for `ready`, failing at once with the output if the process exits first. */
-async function whileRunning(p: CliProcess, ready: Promise<unknown>): Promise<void> {
-  const first = await Promise.race([ready.then(() => "ready"), p.proc.exited.then((c) => c)]);
-  if (first !== "ready") throw new Error(`exited with ${first} during start-up:\n${p.output.slice(-3000)}`);
-}
-
 beforeAll(async () => {
   bus = await startBus();
   file = join(bus.dir, "opensrf.xml");
@@ -53,7 +47,7 @@ beforeAll(async () => {
   settings = CliProcess.start([
     "settings", "--settings", file, "--config", bus.coreFile, "--host", "localhost", "--logfile", "stderr", "--loglevel", "3",
   ]);
-  await whileRunning(settings, bus.online("opensrf.settings"));
+  await settings.untilReady(bus.online("opensrf.settings"));
 }, TIMEOUT);
 
 afterAll(async () => {
@@ -146,7 +140,7 @@ describe("opensrf.settings (built in)", () => {
       "serve", "--service", "opensrf.cslow", "--app", app, "--config", bus.coreFile, "--settings-from-bus",
       "--host", "localhost", "--logfile", "stderr", "--loglevel", "3",
     ]);
-    await whileRunning(other, bus.online("opensrf.cslow"));
+    await other.untilReady(bus.online("opensrf.cslow"));
     expect(other.output).toMatch(
       /opensrf\.cslow with max_requests=1000, min_children=5, max_children=15, max_backlog_queue=10, keepalive=3/,
     );
