@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { RawXmppConnection, firstTagAttr, xmlEscape } from "./raw-xmpp.ts";
+import { RawXmppConnection, type RawSession, firstTagAttr, xmlEscape } from "./raw-xmpp.ts";
 
 /** Options for {@link legacyLogin}. */
 export interface LegacyLoginOptions {
@@ -20,17 +20,9 @@ export interface LegacyLoginOptions {
 }
 
 /** An authenticated raw XMPP session, as a real OpenSRF C or Perl process has on the wire. */
-export interface LegacySession {
-  /** Our full JID: user@domain/resource. */
-  readonly jid: string;
+export interface LegacySession extends RawSession {
   /** The stream id the server assigned (input of the digest). */
   readonly streamId: string;
-  /** Writes raw XML to the stream as is. */
-  send(xml: string): void;
-  /** The next complete top-level stanza from the server, as raw XML text. */
-  nextStanza(timeoutMs?: number): Promise<string>;
-  /** Closes the stream and the socket. */
-  close(): void;
 }
 
 /**

@@ -278,6 +278,58 @@ export interface XmppTarget {
   domain: string;
 }
 
+/** Opens a 1.0 stream on `c` and authenticates with SASL PLAIN; throws with the server's answer. */
+async function saslPlain(c: RawXmppConnection, t: XmppTarget & { user: string; password: string }, timeoutMs: number): Promise<void> {
+  await c.openStream({ to: t.domain, version: "1.0", timeoutMs });
+  const features = await c.nextStanza(timeoutMs);
+  if (!features.includes("PLAIN")) throw new Error(`server does not offer SASL PLAIN: ${features}`);
+  const token = Buffer.from(`\0${t.user}\0${t.password}`, "utf8").toString("base64");
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${token}</auth>`);
+  const answer = await c.nextStanza(timeoutMs);
+  if (!answer.startsWith("<success")) throw new Error(`SASL PLAIN login of ${t.user} failed: ${answer}`);
+}
+
+/** An authenticated raw stream: raw XML out, whole stanzas in. */
+export interface RawSession {
+  /** Our full JID as the server bound it. */
+  readonly jid: string;
+  /** Writes raw XML to the stream as is. */
+  send(xml: string): void;
+  /** The next complete top-level stanza from the server, as raw XML text. */
+  nextStanza(timeoutMs?: number): Promise<string>;
+  /** Closes the stream and the socket. */
+  close(): void;
+}
+
+/**
+ * Logs in the way current clients do: a 1.0 stream, SASL PLAIN, stream restart, resource
+ * bind. Unlike a legacy (jabber:iq:auth) login, prosody then applies its authenticated stanza
+ * size limit to the session (it keeps the 10,000-byte pre-auth limit for legacy logins).
+ * Throws with the server's answer at the first step that fails.
+ */
+export async function saslLogin(
+  t: XmppTarget & { user: string; password: string; resource: string; timeoutMs?: number },
+): Promise<RawSession> {
+  const timeoutMs = t.timeoutMs ?? 5000;
+  const c = await RawXmppConnection.connect({ host: t.host, port: t.port, timeoutMs });
+  try {
+    await saslPlain(c, t, timeoutMs);
+    await c.openStream({ to: t.domain, version: "1.0", timeoutMs });
+    await c.nextStanza(timeoutMs); // stream features after the restart
+    c.send(
+      `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>` +
+        `<resource>${xmlEscape(t.resource)}</resource></bind></iq>`,
+    );
+    const bound = await c.nextStanza(timeoutMs);
+    const jid = /<jid>([^<]+)<\/jid>/.exec(bound)?.[1];
+    if (firstTagAttr(bound, "type") !== "result" || jid === undefined) throw new Error(`resource bind of ${t.user} failed: ${bound}`);
+    return { jid, send: (xml) => c.send(xml), nextStanza: (ms = 5000) => c.nextStanza(ms), close: () => c.close() };
+  } catch (err) {
+    c.close();
+    throw err;
+  }
+}
+
 /**
  * Authenticates with SASL PLAIN on a fresh connection and closes it: proves a real login works.
  * Throws with the server's answer when it is not `<success>`.
@@ -286,13 +338,7 @@ export async function saslPlainCheck(t: XmppTarget & { user: string; password: s
   const timeoutMs = t.timeoutMs ?? 5000;
   const c = await RawXmppConnection.connect({ host: t.host, port: t.port, timeoutMs });
   try {
-    await c.openStream({ to: t.domain, version: "1.0", timeoutMs });
-    const features = await c.nextStanza(timeoutMs);
-    if (!features.includes("PLAIN")) throw new Error(`server does not offer SASL PLAIN: ${features}`);
-    const token = Buffer.from(`\0${t.user}\0${t.password}`, "utf8").toString("base64");
-    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${token}</auth>`);
-    const answer = await c.nextStanza(timeoutMs);
-    if (!answer.startsWith("<success")) throw new Error(`SASL PLAIN login of ${t.user} failed: ${answer}`);
+    await saslPlain(c, t, timeoutMs);
   } finally {
     c.close();
   }
