@@ -81,7 +81,11 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
   const out: ComponentResult[] = [];
   try {
     const reqBody = encodeBody([request(1, "opensrf.system.echo", ECHO_PARAMS, HEADER)]);
-    const replyBody = encodeBody([result(1, ECHO_PARAMS[0]!, HEADER), result(1, ECHO_PARAMS[1]!, HEADER), complete(1, HEADER)]);
+    const replyBody = encodeBody([
+      result(1, ECHO_PARAMS[0]!, HEADER),
+      result(1, ECHO_PARAMS[1]!, HEADER),
+      complete(1, HEADER),
+    ]);
     const stanza: Stanza = {
       to: "opensrf@localhost/opensrf.math_listener_benchhost_1795547578.318649_28589",
       from: "router@localhost/opensrf.math",
@@ -97,17 +101,28 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
     const delivered = encodeStanza(stanza)
       .replace(/="([^"]*)"/g, "='$1'")
       .replace(/<body>(.*)<\/body>/s, (_m, b: string) => `<body>${b.replaceAll('"', "&quot;")}</body>`);
-    const parser = new StreamParser({ childReader: (name) => (name === "message" ? new StanzaReader(() => {}) : undefined) });
+    const parser = new StreamParser({
+      childReader: (name) => (name === "message" ? new StanzaReader(() => {}) : undefined),
+    });
     parser.write("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
-    out.push({ piece: `XML: read a delivered request stanza (${delivered.length} B)`, micros: await timeEach(ms, () => parser.write(delivered)) });
+    out.push({
+      piece: `XML: read a delivered request stanza (${delivered.length} B)`,
+      micros: await timeEach(ms, () => parser.write(delivered)),
+    });
     out.push({
       piece: "XML: write the echo reply stanza",
-      micros: await timeEach(ms, () => encodeStanza(completeStanza({ to: stanza.routerFrom, thread: stanza.thread, body: replyBody, xid: stanza.xid }, stanza.to))),
+      micros: await timeEach(ms, () =>
+        encodeStanza(
+          completeStanza({ to: stanza.routerFrom, thread: stanza.thread, body: replyBody, xid: stanza.xid }, stanza.to),
+        ),
+      ),
     });
     out.push({ piece: "JSON: decode the request body", micros: await timeEach(ms, () => decodeBody(reqBody)) });
     out.push({
       piece: "JSON: encode the echo reply body (2 results + complete)",
-      micros: await timeEach(ms, () => encodeBody([result(1, ECHO_PARAMS[0]!, HEADER), result(1, ECHO_PARAMS[1]!, HEADER), complete(1, HEADER)])),
+      micros: await timeEach(ms, () =>
+        encodeBody([result(1, ECHO_PARAMS[0]!, HEADER), result(1, ECHO_PARAMS[1]!, HEADER), complete(1, HEADER)]),
+      ),
     });
 
     const definition = (await import(join(ROOT, "examples/math.ts"))).default as ServiceDefinition;
@@ -137,7 +152,12 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
       logger.close();
     }
     const logger = createLogger({ service: "opensrf.math", logfile: join(dir, "lines.log"), loglevel: 3 });
-    out.push({ piece: "log: one activity line to a file", micros: await timeEach(ms, () => logger.activity(`Running opensrf.math opensrf.system.echo [ "hello", 42 ]`, "17")) });
+    out.push({
+      piece: "log: one activity line to a file",
+      micros: await timeEach(ms, () =>
+        logger.activity(`Running opensrf.math opensrf.system.echo [ "hello", 42 ]`, "17"),
+      ),
+    });
     logger.close();
 
     const n = Math.max(500, Math.round(ms * 10));

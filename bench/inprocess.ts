@@ -62,7 +62,10 @@ export async function runInProcess(logfile: string, ms: number): Promise<InProce
   const addHandler = definition.methods.find((m) => m.name === "add")!.handler;
   const ctx = {} as Parameters<typeof addHandler>[0];
   const out: InProcessResult[] = [];
-  out.push({ case: "add: handler function", perSecond: await rate(() => addHandler(ctx, ...(ADD_PARAMS as [number, number])), ms) });
+  out.push({
+    case: "add: handler function",
+    perSecond: await rate(() => addHandler(ctx, ...(ADD_PARAMS as [number, number])), ms),
+  });
   const viaHost = async (s: Stanza) => {
     await host.handle(s);
     transport.sent.length = 0;

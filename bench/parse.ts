@@ -34,7 +34,10 @@ export interface ParseResult {
 export function deliveredStanza(bytes: number): string {
   const filler = "x".repeat(Math.max(0, bytes - 700));
   const body = encodeBody([
-    request(1, "opensrf.system.echo", ["hello", 42, { a: [1, 2, 3], b: "é", c: filler }], { locale: "en-US", apiLevel: 1 }),
+    request(1, "opensrf.system.echo", ["hello", 42, { a: [1, 2, 3], b: "é", c: filler }], {
+      locale: "en-US",
+      apiLevel: 1,
+    }),
   ]);
   const c = encodeStanza({
     to: "opensrf@localhost/opensrf.math_listener_vm_1795547578.318649_28589",
@@ -47,7 +50,10 @@ export function deliveredStanza(bytes: number): string {
     routerCommand: "",
     xid: "1795547651289791",
   });
-  return c.replace(/<message /, "<message xml:lang='en' ").replace(/="([^"]*)"/g, "='$1'").replace(/<body>(.*)<\/body>/s, (_m, b: string) => `<body>${b.replaceAll('"', "&quot;")}</body>`);
+  return c
+    .replace(/<message /, "<message xml:lang='en' ")
+    .replace(/="([^"]*)"/g, "='$1'")
+    .replace(/<body>(.*)<\/body>/s, (_m, b: string) => `<body>${b.replaceAll('"', "&quot;")}</body>`);
 }
 
 const STREAM_HEAD = `<?xml version='1.0'?><stream:stream id='1' xml:lang='en' xmlns:stream='http://etherx.jabber.org/streams' from='localhost' xmlns='jabber:client'>`;
@@ -96,7 +102,12 @@ export function runParseBench(ms = 1000): ParseResult[] {
   const msg = deliveredStanza(1300);
   const out: ParseResult[] = [];
 
-  out.push({ case: "tokenize 1.3 KB", ours: rate(() => tokenize(XmlTokenizer, [msg]), ms), ltx: rate(() => tokenize(LtxSax, [msg]), ms), unit: "msgs/s" });
+  out.push({
+    case: "tokenize 1.3 KB",
+    ours: rate(() => tokenize(XmlTokenizer, [msg]), ms),
+    ltx: rate(() => tokenize(LtxSax, [msg]), ms),
+    unit: "msgs/s",
+  });
 
   // Stream mode: one parser, stanza after stanza, as @xmpp/client runs it.
   const streamRate = (P: new () => LtxStreamParser): number => {
@@ -106,7 +117,12 @@ export function runParseBench(ms = 1000): ParseResult[] {
     p.write(STREAM_HEAD);
     return rate(() => p.write(msg), ms);
   };
-  out.push({ case: "stream elements 1.3 KB", ours: streamRate(StreamParser), ltx: streamRate(LtxStreamParser), unit: "msgs/s" });
+  out.push({
+    case: "stream elements 1.3 KB",
+    ours: streamRate(StreamParser),
+    ltx: streamRate(LtxStreamParser),
+    unit: "msgs/s",
+  });
 
   out.push({
     case: "parseStanza 1.3 KB",
@@ -127,7 +143,12 @@ export function runParseBench(ms = 1000): ParseResult[] {
     ltx: best(() => tokenize(LtxSax, bigChunks), 1),
     unit: "ms",
   });
-  out.push({ case: "tokenize 1 MB, one chunk", ours: best(() => tokenize(XmlTokenizer, [big]), 5), ltx: best(() => tokenize(LtxSax, [big]), 5), unit: "ms" });
+  out.push({
+    case: "tokenize 1 MB, one chunk",
+    ours: best(() => tokenize(XmlTokenizer, [big]), 5),
+    ltx: best(() => tokenize(LtxSax, [big]), 5),
+    unit: "ms",
+  });
   out.push({
     case: "stream element 1 MB in 64 KB chunks",
     ours: best(() => {
@@ -145,10 +166,19 @@ export function runParseBench(ms = 1000): ParseResult[] {
 /** The results as a table. */
 export function formatParseResults(rows: ParseResult[]): string {
   const fmt = (v: number | undefined, unit: string) =>
-    v === undefined ? "—" : unit === "ms" ? `${v.toFixed(v < 10 ? 2 : 0)} ms` : `${Math.round(v).toLocaleString("en-US")}/s`;
+    v === undefined
+      ? "—"
+      : unit === "ms"
+        ? `${v.toFixed(v < 10 ? 2 : 0)} ms`
+        : `${Math.round(v).toLocaleString("en-US")}/s`;
   const lines = ["| case | ours | ltx | ours vs ltx |", "|---|---:|---:|---:|"];
   for (const r of rows) {
-    const speedup = r.ltx === undefined ? "—" : r.unit === "ms" ? `${(r.ltx / r.ours).toFixed(1)}× faster` : `${(r.ours / r.ltx).toFixed(2)}×`;
+    const speedup =
+      r.ltx === undefined
+        ? "—"
+        : r.unit === "ms"
+          ? `${(r.ltx / r.ours).toFixed(1)}× faster`
+          : `${(r.ours / r.ltx).toFixed(2)}×`;
     lines.push(`| ${r.case} | ${fmt(r.ours, r.unit)} | ${fmt(r.ltx, r.unit)} | ${speedup} |`);
   }
   const notes = rows.filter((r) => r.note).map((r) => `- ${r.case}: ${r.note}`);

@@ -32,11 +32,17 @@ for (const [r, list] of byRole) {
   const samples = (t: string) => Number(/\| [\d.]+m?s \| (\d+) \|/.exec(t)?.[1] ?? 0);
   list.sort((a, b) => samples(b.text) - samples(a.text));
   const { file, text } = list[0]!;
-  process.stdout.write(`\n### ${r} (${list.length} process${list.length > 1 ? "es" : ""}; busiest: ${file}, ${samples(text)} samples)\n\n`);
+  process.stdout.write(
+    `\n### ${r} (${list.length} process${list.length > 1 ? "es" : ""}; busiest: ${file}, ${samples(text)} samples)\n\n`,
+  );
   // Self time in these profiles charges idle gaps to the next sample; sample counts do not.
   const details = [...text.matchAll(/^### `([^`]*)`\n`([^`]*)` \| Self: [^|]*\| Total: [^|]*\| Samples: (\d+)/gm)];
   const total = details.reduce((n, m) => n + Number(m[3]), 0);
-  const hot = details.map((m) => ({ fn: m[1]!, where: m[2]!.replace(/^.*?\/(src|bench|test|node_modules)\//, "$1/"), n: Number(m[3]) }));
+  const hot = details.map((m) => ({
+    fn: m[1]!,
+    where: m[2]!.replace(/^.*?\/(src|bench|test|node_modules)\//, "$1/"),
+    n: Number(m[3]),
+  }));
   hot.sort((a, b) => b.n - a.n);
   process.stdout.write("| samples | share | function | location |\n|---:|---:|---|---|\n");
   for (const h of hot.slice(0, top)) {

@@ -18,7 +18,8 @@ import { ADD_PARAMS, BIG_BYTES, ECHO_PARAMS, SESSION_REQUESTS, startRelay } from
 import { startServe, startStack } from "./stack.ts";
 import { threadCpu } from "./threads.ts";
 
-const opt = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
+const opt = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const dir = resolve(process.argv[2] ?? "profiles");
 const method = opt("method", "echo");
 const c = Number(opt("c", "8"));
@@ -28,7 +29,10 @@ const warmup = Number(opt("warmup", "1"));
 const profile = !process.argv.includes("--no-prof");
 mkdirSync(dir, { recursive: true });
 
-const stack = await startStack("ejabberd", profile ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=250 --cpu-prof-dir=${dir}` } : {});
+const stack = await startStack(
+  "ejabberd",
+  profile ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=250 --cpu-prof-dir=${dir}` } : {},
+);
 const roles: Array<[string, number[]]> = [
   ["router", [stack.router.pid]],
   ["xmpp", [stack.xmpp.pid]],
@@ -45,7 +49,11 @@ if (method === "relay") {
   stop = () => relay.stop();
 } else {
   const service = method === "big" ? "opensrf.stream" : "opensrf.math";
-  const served = await startServe(stack, { service, app: method === "big" ? "examples/stream.ts" : "examples/math.ts", drones });
+  const served = await startServe(stack, {
+    service,
+    app: method === "big" ? "examples/stream.ts" : "examples/math.ts",
+    drones,
+  });
   const client = stack.client;
   const session = async () => {
     const s = client.session(service);
@@ -95,17 +103,25 @@ const r = await runLoad(
   call,
 );
 const perCall = (s: number) => ((s / r.calls) * 1e6).toFixed(0);
-process.stderr.write(`${method} c=${c}: ${r.perSecond.toFixed(0)}/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms (${r.errors} errors)\n`);
-process.stderr.write(`CPU µs per call: ${roles.map(([n, p]) => `${n} ${perCall(cpuBetween(before, after, p))}`).join(", ")}\n`);
+process.stderr.write(
+  `${method} c=${c}: ${r.perSecond.toFixed(0)}/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms (${r.errors} errors)\n`,
+);
+process.stderr.write(
+  `CPU µs per call: ${roles.map(([n, p]) => `${n} ${perCall(cpuBetween(before, after, p))}`).join(", ")}\n`,
+);
 if (process.argv.includes("--io")) {
-  const sum = (ps: number[], k: "wchar" | "rchar" | "syscw" | "syscr") => ps.reduce((n, p) => n + ((ioAfter.get(p)?.[k] ?? 0) - (ioBefore.get(p)?.[k] ?? 0)), 0);
+  const sum = (ps: number[], k: "wchar" | "rchar" | "syscw" | "syscr") =>
+    ps.reduce((n, p) => n + ((ioAfter.get(p)?.[k] ?? 0) - (ioBefore.get(p)?.[k] ?? 0)), 0);
   const per = (v: number) => (v / r.calls).toFixed(1);
-  process.stderr.write(`I/O per call (bytes written, write calls, bytes read, read calls): ${roles.map(([n, p]) => `${n} ${per(sum(p, "wchar"))}/${per(sum(p, "syscw"))}/${per(sum(p, "rchar"))}/${per(sum(p, "syscr"))}`).join(", ")}\n`);
+  process.stderr.write(
+    `I/O per call (bytes written, write calls, bytes read, read calls): ${roles.map(([n, p]) => `${n} ${per(sum(p, "wchar"))}/${per(sum(p, "syscw"))}/${per(sum(p, "rchar"))}/${per(sum(p, "syscr"))}`).join(", ")}\n`,
+  );
 }
 if (droneThreads.length > 0) {
   const byThread = new Map<string, number>();
   for (const p of droneThreads) {
-    for (const [n, v] of threadsAfter.get(p) ?? []) byThread.set(n, (byThread.get(n) ?? 0) + v - (threadsBefore.get(p)?.get(n) ?? 0));
+    for (const [n, v] of threadsAfter.get(p) ?? [])
+      byThread.set(n, (byThread.get(n) ?? 0) + v - (threadsBefore.get(p)?.get(n) ?? 0));
   }
   const shown = [...byThread].filter(([, v]) => v > 0).map(([n, v]) => `${n} ${perCall(v)}`);
   process.stderr.write(`drone threads, CPU µs per call: ${shown.join(", ")}\n`);

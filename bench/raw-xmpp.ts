@@ -104,7 +104,9 @@ export class RawXmppClient {
     this.buf = "";
     this.send(header);
     await this.until("</stream:features>");
-    this.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${l.resource}</resource></bind></iq>`);
+    this.send(
+      `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${l.resource}</resource></bind></iq>`,
+    );
     await this.until("</iq>");
     this.buf = "";
     this.online = true;

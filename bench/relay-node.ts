@@ -82,7 +82,9 @@ switch (cfg.role) {
       const thread = /<thread>([^<]*)<\/thread>/.exec(xml)?.[1] ?? "";
       const kind = thread.slice(0, thread.indexOf("-"));
       for (const body of replies[kind] ?? []) {
-        xmpp.send(`<message to='${caller}' from='${xmpp.jid}'><thread>${thread}</thread><body>${body}</body></message>`);
+        xmpp.send(
+          `<message to='${caller}' from='${xmpp.jid}'><thread>${thread}</thread><body>${body}</body></message>`,
+        );
       }
     };
     const sock = netConnect(cfg.socketPath!);

@@ -9,7 +9,15 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { encodeBody } from "../src/protocol/codec.ts";
 import { splitResult } from "../src/protocol/chunking.ts";
-import { complete, connect, connectOk, disconnect, request, result, type HeaderOptions } from "../src/protocol/messages.ts";
+import {
+  complete,
+  connect,
+  connectOk,
+  disconnect,
+  request,
+  result,
+  type HeaderOptions,
+} from "../src/protocol/messages.ts";
 import { escapeText, encodeStanza } from "../src/xmpp/stanza.ts";
 import { TEST_USERS } from "../test/harness/osrf-config.ts";
 import type { XmppServer } from "../test/harness/xmpp-server.ts";
@@ -56,7 +64,14 @@ export interface Relay {
 export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_200): Promise<Relay> {
   const [user, password] = TEST_USERS[0]!;
   const [routerUser, routerPassword] = TEST_USERS[1]!;
-  const login = (u: string, p: string, resource: string) => ({ host: xmpp.host, port: xmpp.port, domain: xmpp.domain, user: u, password: p, resource });
+  const login = (u: string, p: string, resource: string) => ({
+    host: xmpp.host,
+    port: xmpp.port,
+    domain: xmpp.domain,
+    user: u,
+    password: p,
+    resource,
+  });
   const jid = (u: string, resource: string) => `${u}@${xmpp.domain}/${resource}`;
   const callerJid = jid(user, "bench_relay_caller");
   const listenerJid = jid(user, "bench_relay_listener");
@@ -81,7 +96,13 @@ export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_2
     if (!new TextDecoder().decode(value).includes("ready")) throw new Error(`relay ${cfg.role} did not start`);
   };
   await start({ role: "listener", login: login(user, password, "bench_relay_listener"), socketPath });
-  await start({ role: "drone", login: login(user, password, "bench_relay_drone"), socketPath, caller: callerJid, replies: replyBodies(chunkSize) });
+  await start({
+    role: "drone",
+    login: login(user, password, "bench_relay_drone"),
+    socketPath,
+    caller: callerJid,
+    replies: replyBodies(chunkSize),
+  });
   await start({ role: "router", login: login(routerUser, routerPassword, RELAY_CLASS), forwardTo: listenerJid });
 
   // Calls waiting for replies, by thread: how many stanzas are still to come.
@@ -97,7 +118,17 @@ export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_2
 
   let n = 0;
   const stanza = (to: string, thread: string, body: string) =>
-    encodeStanza({ to, from: callerJid, thread, body, routerFrom: "", routerTo: "", routerClass: "", routerCommand: "", xid: `${n}` });
+    encodeStanza({
+      to,
+      from: callerJid,
+      thread,
+      body,
+      routerFrom: "",
+      routerTo: "",
+      routerClass: "",
+      routerCommand: "",
+      xid: `${n}`,
+    });
   const call = (kind: string, to: string, body: string, replies: number): Promise<string> =>
     new Promise((resolve, reject) => {
       const thread = `${kind}-${++n}`;

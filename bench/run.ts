@@ -20,7 +20,16 @@ import { join, resolve } from "node:path";
 import { cliCommand } from "../test/harness/processes.ts";
 import type { XmppServerKind } from "../test/harness/xmpp-server.ts";
 import { formatComponents, runComponents, type ComponentResult } from "./components.ts";
-import { childrenOf, cpuBetween, cpuSnapshot, droneInit, memory, spawnStorm, type Memory, type SpawnResult } from "./costs.ts";
+import {
+  childrenOf,
+  cpuBetween,
+  cpuSnapshot,
+  droneInit,
+  memory,
+  spawnStorm,
+  type Memory,
+  type SpawnResult,
+} from "./costs.ts";
 import { runInProcess, type InProcessResult } from "./inprocess.ts";
 import { runLoad, type LoadPlan, type LoadResult } from "./load.ts";
 import { formatParseResults, runParseBench, type ParseResult } from "./parse.ts";
@@ -137,7 +146,9 @@ async function measure(
   const load = await runLoad(plan, call);
   rows.push({ case: label, pool, load, relay, unit: opts.unit ?? "calls" });
   const errors = load.errors ? `  errors ${load.errors}: ${load.firstError}` : "";
-  say(`  ${label.padEnd(38)} pool ${pool.padEnd(3)} c=${String(c).padEnd(3)} ${load.perSecond.toFixed(0).padStart(6)}/s  p50 ${load.p50.toFixed(2)} ms  p99 ${load.p99.toFixed(2)} ms${errors}`);
+  say(
+    `  ${label.padEnd(38)} pool ${pool.padEnd(3)} c=${String(c).padEnd(3)} ${load.perSecond.toFixed(0).padStart(6)}/s  p50 ${load.p50.toFixed(2)} ms  p99 ${load.p99.toFixed(2)} ms${errors}`,
+  );
   return load;
 }
 
@@ -153,7 +164,8 @@ function commit(): string {
 
 const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
 const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-const pct = (xs: number[], p: number) => (xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
+const pct = (xs: number[], p: number) =>
+  xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN;
 
 // -------------------------------------------------------------------------------------------
 
@@ -188,7 +200,10 @@ try {
     // As deployed: one compiled binary for router, listener and (self-spawned) drones.
     binDir = mkdtempSync(join(tmpdir(), "osrf-bench-bin-"));
     const bin = join(binDir, "osrf-prefork");
-    execSync(`${JSON.stringify(process.execPath)} build --compile --minify-syntax src/cli.ts --outfile ${JSON.stringify(bin)}`, { cwd: ROOT, stdio: "ignore" });
+    execSync(
+      `${JSON.stringify(process.execPath)} build --compile --minify-syntax src/cli.ts --outfile ${JSON.stringify(bin)}`,
+      { cwd: ROOT, stdio: "ignore" },
+    );
     process.env.OSRF_PREFORK_BIN = bin;
     say(`compiled ${bin}`);
   }
@@ -199,10 +214,16 @@ try {
   // Relay ceiling first, on the same server.
   relay = await startRelay(stack.xmpp, stack.dir);
   say("relay ceiling:");
-  for (const c of P.concurrency) relayAt.set(c, await measure("relay: echo-sized round trip", "—", c, undefined, relay.echo));
+  for (const c of P.concurrency)
+    relayAt.set(c, await measure("relay: echo-sized round trip", "—", c, undefined, relay.echo));
   relayBig = await measure(`relay: ${BIG_BYTES >> 20} MB result`, "—", 1, undefined, relay.big, { measureMs: P.bigMs });
   for (const c of P.sessionConcurrency) {
-    relaySession.set(c, await measure(`relay: session (CONNECT+${SESSION_REQUESTS}+DISCONNECT)`, "—", c, undefined, relay.session, { unit: "sessions" }));
+    relaySession.set(
+      c,
+      await measure(`relay: session (CONNECT+${SESSION_REQUESTS}+DISCONNECT)`, "—", c, undefined, relay.session, {
+        unit: "sessions",
+      }),
+    );
   }
   await relay.stop();
   relay = undefined;
@@ -257,10 +278,14 @@ try {
     for (const c of P.concurrency) await measure("opensrf.math add", pool, c, relayAt.get(c), add);
     if (i === 0) {
       for (const c of P.sessionConcurrency) {
-        await measure(`session (CONNECT+${SESSION_REQUESTS}+DISCONNECT)`, pool, c, relaySession.get(c), session, { unit: "sessions" });
+        await measure(`session (CONNECT+${SESSION_REQUESTS}+DISCONNECT)`, pool, c, relaySession.get(c), session, {
+          unit: "sessions",
+        });
       }
       await Bun.sleep(500); // idle: what a waiting drone holds
-      idleDrones = childrenOf(listenerPid).map(memory).filter((m): m is Memory => m !== undefined);
+      idleDrones = childrenOf(listenerPid)
+        .map(memory)
+        .filter((m): m is Memory => m !== undefined);
       listenerMem = memory(listenerPid);
       routerMem = memory(stack.router.pid);
     }
@@ -299,7 +324,9 @@ try {
   for (const n of P.storms) {
     const r = await spawnStorm(init, n, env, binCommand);
     spawnRuns.push(r);
-    say(`  ${n} at once: all ready in ${r.allReadyMs.toFixed(0)} ms, ${r.failed} failed, PSS total ${mb(r.memory.reduce((a, m) => a + m.pssKb, 0))}`);
+    say(
+      `  ${n} at once: all ready in ${r.allReadyMs.toFixed(0)} ms, ${r.failed} failed, PSS total ${mb(r.memory.reduce((a, m) => a + m.pssKb, 0))}`,
+    );
   }
 
   say("in-process baseline, parser, pieces:");
@@ -325,25 +352,37 @@ const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "—");
 const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
 out.push(`## osrf-prefork bench — ${mode}, ${kind}`);
 out.push("");
-out.push(`commit ${commit()}; ${cpus().length} × ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Bun ${Bun.version}; ${new Date().toISOString()}`);
+out.push(
+  `commit ${commit()}; ${cpus().length} × ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Bun ${Bun.version}; ${new Date().toISOString()}`,
+);
 out.push(`processes run from ${fromBinary ? "a compiled binary" : "bun src/cli.ts"}; loglevel 3 to a file`);
 out.push("");
 out.push("| case | pool | c | calls/s | p50 ms | p95 ms | p99 ms | p99/p50 | vs relay |");
 out.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) {
   const l = r.load;
-  const ratio = !r.relay ? "1.00" : r.relay.calls > 0 && l.calls > 0 ? (l.perSecond / r.relay.perSecond).toFixed(2) : "—";
+  const ratio = !r.relay
+    ? "1.00"
+    : r.relay.calls > 0 && l.calls > 0
+      ? (l.perSecond / r.relay.perSecond).toFixed(2)
+      : "—";
   const unit = r.unit === "calls" ? "" : ` ${r.unit}`;
   const errors = l.errors ? ` (${l.errors} errors: ${l.firstError?.slice(0, 60)})` : "";
   const spread = l.calls > 0 ? (l.p99 / l.p50).toFixed(1) : "—";
-  out.push(`| ${r.case} | ${r.pool} | ${l.concurrency} | ${fmtRate(l.perSecond)}${unit} | ${ms(l.p50)} | ${ms(l.p95)} | ${ms(l.p99)} | ${spread} | ${ratio}${errors} |`);
+  out.push(
+    `| ${r.case} | ${r.pool} | ${l.concurrency} | ${fmtRate(l.perSecond)}${unit} | ${ms(l.p50)} | ${ms(l.p95)} | ${ms(l.p99)} | ${spread} | ${ratio}${errors} |`,
+  );
 }
 const relay1 = relayAt.get(1);
 for (const r of inProcess) {
-  out.push(`| in-process — ${r.case} | — | 1 | ${fmtRate(r.perSecond)} | | | | | ${relay1 ? (r.perSecond / relay1.perSecond).toFixed(1) : "—"} |`);
+  out.push(
+    `| in-process — ${r.case} | — | 1 | ${fmtRate(r.perSecond)} | | | | | ${relay1 ? (r.perSecond / relay1.perSecond).toFixed(1) : "—"} |`,
+  );
 }
 out.push("");
-out.push("vs relay: calls/s divided by the relay ceiling's at the same concurrency (in-process rows: by the relay at c=1).");
+out.push(
+  "vs relay: calls/s divided by the relay ceiling's at the same concurrency (in-process rows: by the relay at c=1).",
+);
 
 out.push("");
 out.push("| cost | value |");
@@ -351,11 +390,15 @@ out.push("|---|---:|");
 for (const { how, result } of sequential) {
   if (result.readyMs.length === 0) continue;
   const max = result.readyMs[result.readyMs.length - 1]!;
-  out.push(`| drone spawn → ready, one at a time, ${how} (median / max of ${result.readyMs.length}) | ${pct(result.readyMs, 50).toFixed(1)} / ${max.toFixed(1)} ms |`);
+  out.push(
+    `| drone spawn → ready, one at a time, ${how} (median / max of ${result.readyMs.length}) | ${pct(result.readyMs, 50).toFixed(1)} / ${max.toFixed(1)} ms |`,
+  );
 }
 if (idleDrones.length) {
   const field = (k: keyof Memory) => mb(avg(idleDrones.map((m) => m[k])));
-  out.push(`| idle drone RSS / PSS / private (avg of ${idleDrones.length}) | ${field("rssKb")} / ${field("pssKb")} / ${field("privateKb")} |`);
+  out.push(
+    `| idle drone RSS / PSS / private (avg of ${idleDrones.length}) | ${field("rssKb")} / ${field("pssKb")} / ${field("privateKb")} |`,
+  );
 }
 if (listenerMem) out.push(`| listener RSS / PSS | ${mb(listenerMem.rssKb)} / ${mb(listenerMem.pssKb)} |`);
 if (routerMem) out.push(`| router RSS / PSS | ${mb(routerMem.rssKb)} / ${mb(routerMem.pssKb)} |`);
@@ -368,13 +411,19 @@ if (cpuCalls > 0) {
   out.push(`| … XMPP server | ${per(cpu.xmpp!)} |`);
   out.push(`| … caller (this process) | ${per(cpu.caller!)} |`);
   const total = cpu.listener! + cpu.drones! + cpu.router! + cpu.xmpp! + cpu.caller!;
-  out.push(`| … all of them; CPU busy | ${per(total)}; ${((total / cpu.seconds! / cpus().length) * 100).toFixed(0)}% of ${cpus().length} cores |`);
+  out.push(
+    `| … all of them; CPU busy | ${per(total)}; ${((total / cpu.seconds! / cpus().length) * 100).toFixed(0)}% of ${cpus().length} cores |`,
+  );
 }
 for (const s of spawnRuns) {
   const pss = s.memory.reduce((a, m) => a + m.pssKb, 0);
   const failed = s.failed ? ` (${s.failed} failed)` : "";
-  out.push(`| ${s.drones} drones at once: all ready / spawn→ready p50 / p95 | ${s.allReadyMs.toFixed(0)} / ${pct(s.readyMs, 50).toFixed(0)} / ${pct(s.readyMs, 95).toFixed(0)} ms${failed} |`);
-  out.push(`| ${s.drones} drones: PSS total / per drone; RSS per drone | ${mb(pss)} / ${mb(pss / Math.max(1, s.memory.length))}; ${mb(avg(s.memory.map((m) => m.rssKb)))} |`);
+  out.push(
+    `| ${s.drones} drones at once: all ready / spawn→ready p50 / p95 | ${s.allReadyMs.toFixed(0)} / ${pct(s.readyMs, 50).toFixed(0)} / ${pct(s.readyMs, 95).toFixed(0)} ms${failed} |`,
+  );
+  out.push(
+    `| ${s.drones} drones: PSS total / per drone; RSS per drone | ${mb(pss)} / ${mb(pss / Math.max(1, s.memory.length))}; ${mb(avg(s.memory.map((m) => m.rssKb)))} |`,
+  );
 }
 if (parse.length) {
   out.push("");
@@ -393,7 +442,23 @@ out.push(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);
 process.stdout.write(`${out.join("\n")}\n`);
 
 if (jsonOut) {
-  const raw = { mode, kind, commit: commit(), fromBinary, rows, inProcess, sequential, spawnRuns, idleDrones, listenerMem, routerMem, cpu, cpuCalls, parse, components };
+  const raw = {
+    mode,
+    kind,
+    commit: commit(),
+    fromBinary,
+    rows,
+    inProcess,
+    sequential,
+    spawnRuns,
+    idleDrones,
+    listenerMem,
+    routerMem,
+    cpu,
+    cpuCalls,
+    parse,
+    components,
+  };
   writeFileSync(jsonOut, JSON.stringify(raw, null, 2));
 }
 if (profileDir) say(`CPU profiles in ${profileDir} (one markdown file per process)`);

@@ -81,7 +81,13 @@ export async function startStack(kind: XmppServerKind, env: Record<string, strin
       ...clientConnectionOptions(core.opensrf, makeResource("", BENCH_HOST), logger),
       reconnect: false,
     });
-    client = new Client({ transport: conn, routerName: core.opensrf.routerName, logger, timeout: 30, ownTransport: true });
+    client = new Client({
+      transport: conn,
+      routerName: core.opensrf.routerName,
+      logger,
+      timeout: 30,
+      ownTransport: true,
+    });
     // The router logs to the file, so ask it instead of reading its output.
     const why = () => `${router.output.slice(-1500)}${logTail(join(dir, "osrfsys.log"))}`;
     const exited = router.proc.exited.then((code) => {
@@ -89,7 +95,12 @@ export async function startStack(kind: XmppServerKind, env: Record<string, strin
     });
     exited.catch(() => {});
     const listed = async () =>
-      Array.isArray(await client!.request("router", "opensrf.router.info.class.list", [], { timeout: 2 }).first().catch(() => undefined));
+      Array.isArray(
+        await client!
+          .request("router", "opensrf.router.info.class.list", [], { timeout: 2 })
+          .first()
+          .catch(() => undefined),
+      );
     await Promise.race([
       exited,
       waitFor("the router", listed).catch((e: Error) => {
@@ -158,24 +169,34 @@ export interface Served {
 export async function startServe(stack: Stack, spec: ServeSpec): Promise<Served> {
   const settings = join(stack.dir, `opensrf-${spec.service}-${spec.drones}.xml`);
   writeFileSync(settings, settingsXml([spec]));
-  const proc = track(CliProcess.start(
-    [
-      "serve",
-      "--service", spec.service,
-      "--app", join(ROOT, spec.app),
-      "--config", stack.coreFile,
-      "--settings", settings,
-      "--host", BENCH_HOST,
-    ],
-    { env: stack.env },
-  ));
+  const proc = track(
+    CliProcess.start(
+      [
+        "serve",
+        "--service",
+        spec.service,
+        "--app",
+        join(ROOT, spec.app),
+        "--config",
+        stack.coreFile,
+        "--settings",
+        settings,
+        "--host",
+        BENCH_HOST,
+      ],
+      { env: stack.env },
+    ),
+  );
   const exited = proc.proc.exited.then((code) => {
     throw new Error(`serve ${spec.service} exited with ${code}: ${proc.output.slice(-2000)}`);
   });
   await Promise.race([
     exited,
     waitFor(`${spec.service} to register`, async () => {
-      const classes = (await stack.client.request("router", "opensrf.router.info.class.list").first().catch(() => [])) as string[];
+      const classes = (await stack.client
+        .request("router", "opensrf.router.info.class.list")
+        .first()
+        .catch(() => [])) as string[];
       return classes.includes(spec.service);
     }),
   ]);
@@ -187,7 +208,10 @@ export async function startServe(stack: Stack, spec: ServeSpec): Promise<Served>
       await proc.stop("SIGTERM", 15_000);
       // The router drops the class once the listener unregistered.
       await waitFor(`${spec.service} to unregister`, async () => {
-        const classes = (await stack.client.request("router", "opensrf.router.info.class.list").first().catch(() => [])) as string[];
+        const classes = (await stack.client
+          .request("router", "opensrf.router.info.class.list")
+          .first()
+          .catch(() => [])) as string[];
         return !classes.includes(spec.service);
       }).catch(() => {});
     },

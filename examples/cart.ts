@@ -12,7 +12,14 @@
  *   request opensrf.cart total
  *   close opensrf.cart
  */
-import { defineMethod, defineService, MethodException, StatusCode, type JsonValue, type MethodContext } from "osrf-prefork";
+import {
+  defineMethod,
+  defineService,
+  MethodException,
+  StatusCode,
+  type JsonValue,
+  type MethodContext,
+} from "osrf-prefork";
 
 /** One cart line. */
 interface CartItem {

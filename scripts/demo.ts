@@ -99,20 +99,34 @@ try {
     started.push(
       CliProcess.start([
         "serve",
-        "--service", s.name,
-        "--app", join(ROOT, s.app),
-        "--config", config,
-        "--settings", settings,
-        "--logfile", join(dir, `${s.name}.log`),
+        "--service",
+        s.name,
+        "--app",
+        join(ROOT, s.app),
+        "--config",
+        config,
+        "--settings",
+        settings,
+        "--logfile",
+        join(dir, `${s.name}.log`),
       ]),
     );
   }
 
   const client = await connectTestClient(config, { timeout: 10, reconnect: true });
   for (let i = 0; ; i++) {
-    const classes = (await client.request("router", "opensrf.router.info.class.list").first().catch(() => [])) as string[];
+    const classes = (await client
+      .request("router", "opensrf.router.info.class.list")
+      .first()
+      .catch(() => [])) as string[];
     if (SERVICES.every((s) => classes.includes(s.name))) break;
-    if (i > 300) throw new Error(`services did not register: ${started.map((p) => p.output).join("\n").slice(-2000)}`);
+    if (i > 300)
+      throw new Error(
+        `services did not register: ${started
+          .map((p) => p.output)
+          .join("\n")
+          .slice(-2000)}`,
+      );
     await Bun.sleep(100);
   }
   say(`router and ${SERVICES.length} prefork services are up`);
@@ -134,7 +148,9 @@ try {
   await client.close();
 
   if (once) await stopAll(0);
-  say(`\nThe stack keeps running. In another shell:\n  bun src/cli.ts request --config ${config} opensrf.math mult 6 7\nCtrl-C stops everything.`);
+  say(
+    `\nThe stack keeps running. In another shell:\n  bun src/cli.ts request --config ${config} opensrf.math mult 6 7\nCtrl-C stops everything.`,
+  );
   await new Promise(() => {});
 } catch (e) {
   process.stderr.write(`demo failed: ${(e as Error).message}\n`);

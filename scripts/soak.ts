@@ -14,7 +14,16 @@
  */
 import { readFileSync } from "node:fs";
 import { FaultStack } from "../test/harness/fault-stack.ts";
-import { childPids, describeLoad, fdCount, fdKinds, rssKb, runLoad, waitUntil, type LoadResult } from "../test/harness/load.ts";
+import {
+  childPids,
+  describeLoad,
+  fdCount,
+  fdKinds,
+  rssKb,
+  runLoad,
+  waitUntil,
+  type LoadResult,
+} from "../test/harness/load.ts";
 
 export interface SoakOptions {
   requests: number;
@@ -147,17 +156,26 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     // Each live drone holds 2 of the listener's descriptors (its IPC socket and a process
     // handle); the pool may hold a different number of drones before and after.
     if (ownFds(after) > ownFds(before) + 2) {
-      failures.push(`listener fds grew ${before.listenerFds} → ${after.listenerFds} (${ownFds(before)} → ${ownFds(after)} not counting drones)`);
+      failures.push(
+        `listener fds grew ${before.listenerFds} → ${after.listenerFds} (${ownFds(before)} → ${ownFds(after)} not counting drones)`,
+      );
     }
-    if (after.routerFds > before.routerFds + 2) failures.push(`router fds grew ${before.routerFds} → ${after.routerFds}`);
-    if (after.drones < o.minChildren || after.drones > o.maxChildren) failures.push(`${after.drones} drones, outside ${o.minChildren}..${o.maxChildren}`);
-    if (after.droneTitles !== after.drones) failures.push(`${after.droneTitles} drone processes but ${after.drones} children of the listener (orphans?)`);
+    if (after.routerFds > before.routerFds + 2)
+      failures.push(`router fds grew ${before.routerFds} → ${after.routerFds}`);
+    if (after.drones < o.minChildren || after.drones > o.maxChildren)
+      failures.push(`${after.drones} drones, outside ${o.minChildren}..${o.maxChildren}`);
+    if (after.droneTitles !== after.drones)
+      failures.push(`${after.droneTitles} drone processes but ${after.drones} children of the listener (orphans?)`);
     // Memory: allow the runtime's heap to settle at a higher plateau, not to grow with the run.
     if (after.listenerRssKb > before.listenerRssKb + 48 * 1024) {
-      failures.push(`listener RSS grew ${(before.listenerRssKb / 1024).toFixed(1)} → ${(after.listenerRssKb / 1024).toFixed(1)} MB`);
+      failures.push(
+        `listener RSS grew ${(before.listenerRssKb / 1024).toFixed(1)} → ${(after.listenerRssKb / 1024).toFixed(1)} MB`,
+      );
     }
     if (after.routerRssKb > before.routerRssKb + 48 * 1024) {
-      failures.push(`router RSS grew ${(before.routerRssKb / 1024).toFixed(1)} → ${(after.routerRssKb / 1024).toFixed(1)} MB`);
+      failures.push(
+        `router RSS grew ${(before.routerRssKb / 1024).toFixed(1)} → ${(after.routerRssKb / 1024).toFixed(1)} MB`,
+      );
     }
     const errors = stack.serve(SERVICE).output + safeRead(stack.logFile(SERVICE));
     const died = (errors.match(/ died \(| exited unexpectedly|exit during start-up/g) ?? []).length;
@@ -177,10 +195,14 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
 
 /** Waits for the pool to be idle and back within its bounds, then a moment for GC and reaping. */
 async function settle(stack: FaultStack, o: SoakOptions): Promise<void> {
-  await waitUntil("pool within bounds", () => {
-    const n = stack.dronePids(SERVICE).length;
-    return n >= o.minChildren && n <= o.maxChildren;
-  }, 20_000);
+  await waitUntil(
+    "pool within bounds",
+    () => {
+      const n = stack.dronePids(SERVICE).length;
+      return n >= o.minChildren && n <= o.maxChildren;
+    },
+    20_000,
+  );
   await Bun.sleep(2000);
 }
 
@@ -226,7 +248,9 @@ if (import.meta.main) {
       `soak: before: ${describeReading(r.before)}`,
       `soak: after:  ${describeReading(r.after)}`,
       `soak: listener fds by kind before ${JSON.stringify(r.listenerFdKinds.before)} after ${JSON.stringify(r.listenerFdKinds.after)}`,
-      r.failures.length ? `soak: FAILED: ${r.failures.join("; ")}` : "soak: OK: nothing lost, no fd, process or memory growth",
+      r.failures.length
+        ? `soak: FAILED: ${r.failures.join("; ")}`
+        : "soak: OK: nothing lost, no fd, process or memory growth",
       "",
     ].join("\n"),
   );

@@ -157,7 +157,11 @@ class Host implements ServiceHost {
             break;
           case "DISCONNECT":
             if (this.sessions.end(thread, "disconnect")) endedHere = true;
-            else this.opts.logger.debug(`${this.service}: ignoring DISCONNECT on thread ${thread}: no session open`, stanza.xid);
+            else
+              this.opts.logger.debug(
+                `${this.service}: ignoring DISCONNECT on thread ${thread}: no session open`,
+                stanza.xid,
+              );
             break;
           case "REQUEST": {
             const session: MethodSession =
@@ -193,7 +197,10 @@ class Host implements ServiceHost {
 
   private badBody(stanza: Stanza, replyTo: string, err: unknown): void {
     const reason = err instanceof ProtocolError ? err.message : String(err);
-    this.opts.logger.error(`${this.service}: bad message body from ${replyTo} on thread ${stanza.thread}: ${reason}`, stanza.xid);
+    this.opts.logger.error(
+      `${this.service}: bad message body from ${replyTo} on thread ${stanza.thread}: ${reason}`,
+      stanza.xid,
+    );
     if (replyTo === "") return;
     const text = `${StatusText[StatusCode.BADREQUEST]}: ${reason}`;
     const trace = guessThreadTrace(stanza.body);

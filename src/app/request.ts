@@ -49,7 +49,11 @@ export interface IncomingRequest {
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
+  return (
+    v !== null &&
+    (typeof v === "object" || typeof v === "function") &&
+    typeof (v as PromiseLike<unknown>).then === "function"
+  );
 }
 
 // Async iterables (async generators, a PendingRequest from ctx.call, streams) and sync

@@ -8,13 +8,7 @@
  * port's (evergreen-universe-rs): one human-readable line per method, optional prefix.
  */
 import type { JsonValue } from "../protocol/types.ts";
-import type {
-  MethodContext,
-  MethodDefinition,
-  MethodDescription,
-  MethodRegistry,
-  RegisteredMethod,
-} from "./types.ts";
+import type { MethodContext, MethodDefinition, MethodDescription, MethodRegistry, RegisteredMethod } from "./types.ts";
 
 /** api_names of the system methods, without their `.atomic` twins. */
 export const SystemMethod = {

@@ -16,7 +16,10 @@ export class MemoryTransport implements Transport {
   /** When set, `send` throws it (e.g. to imitate a stanza over the size limit). */
   failWith: Error | undefined;
 
-  constructor(readonly jid = "opensrf@localhost/test_drone", readonly domain = "localhost") {}
+  constructor(
+    readonly jid = "opensrf@localhost/test_drone",
+    readonly domain = "localhost",
+  ) {}
 
   send(stanza: OutgoingStanza): void {
     if (this.failWith !== undefined) throw this.failWith;

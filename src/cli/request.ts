@@ -24,7 +24,11 @@ export default defineCommand({
   },
   args: {
     service: { type: "positional", description: "Service name, e.g. opensrf.math", required: true },
-    method: { type: "positional", description: "Method name, e.g. add; any further arguments are its params", required: true },
+    method: {
+      type: "positional",
+      description: "Method name, e.g. add; any further arguments are its params",
+      required: true,
+    },
     config: {
       type: "string",
       description: "opensrf_core.xml (uses /config/opensrf) or srfsh.xml",
@@ -40,7 +44,8 @@ export default defineCommand({
   },
   async run({ args }) {
     const timeout = Number(args.timeout);
-    if (!Number.isFinite(timeout) || timeout <= 0) fail(`--timeout must be a positive number of seconds, got "${args.timeout}"`, ExitCode.USAGE);
+    if (!Number.isFinite(timeout) || timeout <= 0)
+      fail(`--timeout must be a positive number of seconds, got "${args.timeout}"`, ExitCode.USAGE);
     let params;
     try {
       params = parseParams(args._.slice(2).map(String));
@@ -73,7 +78,14 @@ export default defineCommand({
     const transport = args.raw
       ? tapTransport(conn, (dir, xml) => process.stderr.write(`${dir === "send" ? ">>" : "<<"} ${xml}\n`))
       : conn;
-    const client = new Client({ transport, routerName: cfg.routerName, logger, timeout, ingress: "osrf-prefork", ownTransport: true });
+    const client = new Client({
+      transport,
+      routerName: cfg.routerName,
+      logger,
+      timeout,
+      ingress: "osrf-prefork",
+      ownTransport: true,
+    });
     const opts = { timeout, ...(args.xid ? { xid: args.xid } : {}) };
     let code: number = ExitCode.OK;
     try {

@@ -17,7 +17,11 @@ export default defineCommand({
   },
   args: {
     service: { type: "string", description: "Service (application) name, e.g. opensrf.math", required: true },
-    app: { type: "string", description: "Service module (default export from defineService), relative to the current directory", required: true },
+    app: {
+      type: "string",
+      description: "Service module (default export from defineService), relative to the current directory",
+      required: true,
+    },
     config: {
       type: "string",
       description: "Path to opensrf_core.xml (uses /config/opensrf)",
@@ -25,7 +29,8 @@ export default defineCommand({
     },
     settings: {
       type: "string",
-      description: "opensrf.xml to read the service's settings from (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
+      description:
+        "opensrf.xml to read the service's settings from (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
     },
     "settings-from-bus": {
       type: "boolean",
@@ -38,16 +43,21 @@ export default defineCommand({
     "log-format": logFormatArg,
     "status-port": {
       type: "string",
-      description: "Serve /status and /metrics on this TCP port of 127.0.0.1 (overrides unix_config/status_port; 0 = off)",
+      description:
+        "Serve /status and /metrics on this TCP port of 127.0.0.1 (overrides unix_config/status_port; 0 = off)",
     },
     "status-socket": {
       type: "string",
       description: "Serve /status and /metrics on this unix socket (overrides unix_config/status_socket)",
     },
-    "pid-file": { type: "string", description: "Write the listener's pid here once serving (absolute path); removed at exit" },
+    "pid-file": {
+      type: "string",
+      description: "Write the listener's pid here once serving (absolute path); removed at exit",
+    },
   },
   async run({ args }) {
-    if (args.settings && args["settings-from-bus"]) fail("--settings and --settings-from-bus exclude each other", ExitCode.USAGE);
+    if (args.settings && args["settings-from-bus"])
+      fail("--settings and --settings-from-bus exclude each other", ExitCode.USAGE);
     const loglevel = args.loglevel === undefined ? undefined : Number(args.loglevel);
     if (loglevel !== undefined && !(Number.isInteger(loglevel) && loglevel >= 0 && loglevel <= 5)) {
       fail(`--loglevel must be 0-5, got "${args.loglevel}"`, ExitCode.USAGE);
@@ -77,7 +87,8 @@ export default defineCommand({
       // Written only once serving, so `osrf-prefork start` can wait for it.
       if (args["pid-file"]) claimPidFile(args["pid-file"]);
     } catch (e) {
-      if (e instanceof SettingsError || e instanceof TransportError) fail(`${args.service}: ${e.message}`, ExitCode.TRANSPORT);
+      if (e instanceof SettingsError || e instanceof TransportError)
+        fail(`${args.service}: ${e.message}`, ExitCode.TRANSPORT);
       if (e instanceof ConfigError || e instanceof PreforkError) fail(`${args.service}: ${e.message}`, ExitCode.USAGE);
       throw e;
     }

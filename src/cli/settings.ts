@@ -24,18 +24,26 @@ export default defineCommand({
   args: {
     settings: {
       type: "string",
-      description: "opensrf.xml to serve; its /apps/opensrf.settings also sets this listener's pool (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
+      description:
+        "opensrf.xml to serve; its /apps/opensrf.settings also sets this listener's pool (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
     },
     config: {
       type: "string",
       description: "Path to opensrf_core.xml (uses /config/opensrf)",
       default: process.env.OSRF_CONFIG ?? "/openils/conf/opensrf_core.xml",
     },
-    host: { type: "string", description: "Host name of the /opensrf/hosts/<host> section for this listener's own settings (default: this machine's)" },
+    host: {
+      type: "string",
+      description:
+        "Host name of the /opensrf/hosts/<host> section for this listener's own settings (default: this machine's)",
+    },
     logfile: { type: "string", description: "Override <logfile> (a path, 'stderr' or 'syslog')" },
     loglevel: { type: "string", description: "Override <loglevel> (1 error … 5 internal)" },
     "status-socket": { type: "string", description: "Serve /status and /metrics on this unix socket" },
-    "pid-file": { type: "string", description: "Write the listener's pid here once serving (absolute path); removed at exit" },
+    "pid-file": {
+      type: "string",
+      description: "Write the listener's pid here once serving (absolute path); removed at exit",
+    },
   },
   async run({ args }) {
     const loglevel = args.loglevel === undefined ? undefined : Number(args.loglevel);
@@ -68,7 +76,8 @@ export default defineCommand({
       });
       if (args["pid-file"]) claimPidFile(args["pid-file"]);
     } catch (e) {
-      if (e instanceof SettingsError || e instanceof TransportError) fail(`${SERVICE}: ${e.message}`, ExitCode.TRANSPORT);
+      if (e instanceof SettingsError || e instanceof TransportError)
+        fail(`${SERVICE}: ${e.message}`, ExitCode.TRANSPORT);
       if (e instanceof ConfigError || e instanceof PreforkError) fail(`${SERVICE}: ${e.message}`, ExitCode.USAGE);
       throw e;
     }

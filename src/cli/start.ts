@@ -4,7 +4,8 @@ import { type ControlArgs, controlArgs, runControl } from "../control/commands.t
 export default defineCommand({
   meta: {
     name: "start",
-    description: "Start the host's TypeScript services as daemons, like osrf_control --start/--start-all: one listener per service, pid file <pid dir>/<service>.pid",
+    description:
+      "Start the host's TypeScript services as daemons, like osrf_control --start/--start-all: one listener per service, pid file <pid dir>/<service>.pid",
   },
   args: controlArgs,
   async run({ args }) {

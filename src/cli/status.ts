@@ -3,7 +3,13 @@ import { defineCommand } from "citty";
 import { ConfigError } from "../config/errors.ts";
 import { describeEndpoint, fetchFromEndpoint } from "../metrics/endpoint.ts";
 import { StatusUnreachableError } from "../metrics/errors.ts";
-import { activeApps, candidateEndpoints, pickEndpoint, readHostSettings, type HostSettings } from "../metrics/locate.ts";
+import {
+  activeApps,
+  candidateEndpoints,
+  pickEndpoint,
+  readHostSettings,
+  type HostSettings,
+} from "../metrics/locate.ts";
 import { renderStatusTable } from "../metrics/table.ts";
 import type { PoolStatus, StatusEndpoint } from "../metrics/types.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
@@ -22,13 +28,23 @@ export default defineCommand({
       "Show a prefork service's pool (drones, their state, requests, memory) from its listener's status endpoint",
   },
   args: {
-    service: { type: "string", description: "Service to show; its endpoint is looked up in opensrf.xml and the pid dir" },
-    all: { type: "boolean", description: "Show every service in activeapps of this host that has a status endpoint", default: false },
+    service: {
+      type: "string",
+      description: "Service to show; its endpoint is looked up in opensrf.xml and the pid dir",
+    },
+    all: {
+      type: "boolean",
+      description: "Show every service in activeapps of this host that has a status endpoint",
+      default: false,
+    },
     socket: { type: "string", description: "Ask the listener on this unix socket" },
     port: { type: "string", description: "Ask the listener on this TCP port of 127.0.0.1" },
     json: { type: "boolean", description: "Print the status as JSON", default: false },
     settings: { type: "string", description: "opensrf.xml (for --service and --all)", default: DEFAULT_SETTINGS_FILE },
-    "pid-dir": { type: "string", description: "Directory of the status sockets (default: dirs/pid of opensrf.xml, else /openils/var/run/opensrf)" },
+    "pid-dir": {
+      type: "string",
+      description: "Directory of the status sockets (default: dirs/pid of opensrf.xml, else /openils/var/run/opensrf)",
+    },
     host: { type: "string", description: "Host name of the /opensrf/hosts/<host> section (default: this machine's)" },
     timeout: { type: "string", description: "Seconds to wait for an answer", default: "5" },
   },
@@ -36,7 +52,8 @@ export default defineCommand({
     const timeoutMs = Number(args.timeout) * 1000;
     if (!(timeoutMs > 0)) fail(`--timeout must be a positive number of seconds, got "${args.timeout}"`, ExitCode.USAGE);
     if (args.socket && args.port) fail("--socket and --port exclude each other", ExitCode.USAGE);
-    if (args.all && (args.socket || args.port || args.service)) fail("--all excludes --service, --socket and --port", ExitCode.USAGE);
+    if (args.all && (args.socket || args.port || args.service))
+      fail("--all excludes --service, --socket and --port", ExitCode.USAGE);
 
     const targets: Array<{ name: string; endpoint: StatusEndpoint }> = [];
     if (args.socket || args.port) {
@@ -49,11 +66,13 @@ export default defineCommand({
         const candidates = candidateEndpoints(host, name);
         const endpoint = pickEndpoint(candidates);
         if (endpoint) targets.push({ name, endpoint });
-        else if (args.service) fail(`${name}: no status endpoint (${lookedFor(candidates)}); ${HOW_TO_ENABLE}`, ExitCode.TRANSPORT);
+        else if (args.service)
+          fail(`${name}: no status endpoint (${lookedFor(candidates)}); ${HOW_TO_ENABLE}`, ExitCode.TRANSPORT);
         else missing.push(name);
       }
       if (missing.length > 0) process.stderr.write(`osrf-prefork: no status endpoint for: ${missing.join(", ")}\n`);
-      if (targets.length === 0) fail(`no service of ${args.settings} has a status endpoint; ${HOW_TO_ENABLE}`, ExitCode.TRANSPORT);
+      if (targets.length === 0)
+        fail(`no service of ${args.settings} has a status endpoint; ${HOW_TO_ENABLE}`, ExitCode.TRANSPORT);
     } else {
       fail("say which listener: --service S (with --settings), --all, --socket PATH or --port N", ExitCode.USAGE);
     }
@@ -74,7 +93,8 @@ export default defineCommand({
 function explicitEndpoint(socket: string | undefined, port: string | undefined): StatusEndpoint {
   if (socket) return { kind: "socket", path: socket };
   const n = Number(port);
-  if (!(Number.isInteger(n) && n > 0 && n < 65536)) fail(`--port must be a TCP port (1-65535), got "${port}"`, ExitCode.USAGE);
+  if (!(Number.isInteger(n) && n > 0 && n < 65536))
+    fail(`--port must be a TCP port (1-65535), got "${port}"`, ExitCode.USAGE);
   return { kind: "port", port: n };
 }
 

@@ -4,7 +4,8 @@ import { type ControlArgs, controlArgs, runControl } from "../control/commands.t
 export default defineCommand({
   meta: {
     name: "stop",
-    description: "Stop listeners started by `start`, like osrf_control --stop/--stop-all: SIGTERM, then SIGINT, then SIGKILL; removes pid files",
+    description:
+      "Stop listeners started by `start`, like osrf_control --stop/--stop-all: SIGTERM, then SIGINT, then SIGKILL; removes pid files",
   },
   args: controlArgs,
   async run({ args }) {

@@ -31,7 +31,9 @@ export class TimeoutError extends Error {
     readonly seconds: number,
     readonly context: RequestContext,
   ) {
-    super(`${context.service} ${context.method}: no reply within ${seconds} s (thread ${context.thread}, xid ${context.xid})`);
+    super(
+      `${context.service} ${context.method}: no reply within ${seconds} s (thread ${context.thread}, xid ${context.xid})`,
+    );
     this.name = "TimeoutError";
   }
 }

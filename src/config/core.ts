@@ -7,14 +7,7 @@
  * as missing. Where C silently misreads (a scalar element given twice) we refuse instead.
  */
 import { ConfigError } from "./errors.ts";
-import type {
-  ClientConfig,
-  CoreConfig,
-  LogConfig,
-  RouterConfig,
-  RouterTarget,
-  RouterTransport,
-} from "./types.ts";
+import type { ClientConfig, CoreConfig, LogConfig, RouterConfig, RouterTarget, RouterTransport } from "./types.ts";
 import { childNamed, childrenNamed, findElement, parseXml, readXmlFile, type XmlElement } from "./xml.ts";
 
 /** XMPP client port used when `<port>` is absent. */

@@ -172,11 +172,7 @@ export const PREFORK_DEFAULTS: Readonly<Omit<PreforkSettings, "warnings" | "maxS
  * @throws ConfigError naming the settings path for a non-numeric or out-of-range value,
  *   or min_children above max_children.
  */
-export function readPreforkSettings(
-  hostTree: SettingsTree,
-  service: string,
-  source = "opensrf.xml",
-): PreforkSettings {
+export function readPreforkSettings(hostTree: SettingsTree, service: string, source = "opensrf.xml"): PreforkSettings {
   const warnings: string[] = [];
   const app = `/apps/${service}`;
   const unix = `${app}/unix_config`;

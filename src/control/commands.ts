@@ -24,18 +24,39 @@ export const ControlExit = {
 /** citty argument definitions shared by start, stop and restart. */
 export const controlArgs = {
   service: { type: "string", description: "Act on this service only" },
-  all: { type: "boolean", description: "Act on every service: start: the host's activeapps; stop: every pid file in the pid dir", default: false },
+  all: {
+    type: "boolean",
+    description: "Act on every service: start: the host's activeapps; stop: every pid file in the pid dir",
+    default: false,
+  },
   config: {
     type: "string",
     description: "opensrf_core.xml, passed to each listener",
     default: process.env.OSRF_CONFIG ?? "/openils/conf/opensrf_core.xml",
   },
-  settings: { type: "string", description: "opensrf.xml (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)" },
-  host: { type: "string", description: "Host name under /opensrf/hosts (default: $OSRF_HOSTNAME, else this machine's name)" },
+  settings: {
+    type: "string",
+    description: "opensrf.xml (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
+  },
+  host: {
+    type: "string",
+    description: "Host name under /opensrf/hosts (default: $OSRF_HOSTNAME, else this machine's name)",
+  },
   localhost: { type: "boolean", description: "Same as --host localhost (osrf_control's --localhost)", default: false },
-  "pid-dir": { type: "string", description: `Pid files <dir>/<service>.pid (default: dirs/pid of opensrf.xml, else ${DEFAULT_PID_DIR})` },
-  "log-dir": { type: "string", description: "Listener stdout/stderr go to <dir>/<service>.log (default: dirs/log of opensrf.xml, else the pid dir)" },
-  timeout: { type: "string", description: "Seconds to wait for each listener: start: until serving (30); stop: after SIGTERM before SIGINT, SIGKILL (40)" },
+  "pid-dir": {
+    type: "string",
+    description: `Pid files <dir>/<service>.pid (default: dirs/pid of opensrf.xml, else ${DEFAULT_PID_DIR})`,
+  },
+  "log-dir": {
+    type: "string",
+    description:
+      "Listener stdout/stderr go to <dir>/<service>.log (default: dirs/log of opensrf.xml, else the pid dir)",
+  },
+  timeout: {
+    type: "string",
+    description:
+      "Seconds to wait for each listener: start: until serving (30); stop: after SIGTERM before SIGINT, SIGKILL (40)",
+  },
   quiet: { type: "boolean", description: "Print only failures", default: false },
 } as const;
 
@@ -76,7 +97,8 @@ function selection(a: ControlArgs): void {
 function seconds(a: ControlArgs, fallback: number): number {
   if (a.timeout === undefined) return fallback * 1000;
   const n = Number(a.timeout);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got "${a.timeout}"`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--timeout must be a positive number of seconds, got "${a.timeout}"`);
   return n * 1000;
 }
 
@@ -84,7 +106,6 @@ function settingsFileOf(a: ControlArgs): string {
   if (a.settings) return resolve(a.settings);
   return resolve(readCoreConfig(a.config).opensrf.settingsConfig ?? DEFAULT_SETTINGS_FILE);
 }
-
 
 /** Reads what start needs: opensrf.xml, the plan, and the directories. */
 function resolveForStart(a: ControlArgs): Resolved & { plan: PlannedService[] } {

@@ -4,7 +4,16 @@
  */
 import { join, resolve } from "node:path";
 import { selfCommand, startDaemon, stopDaemon } from "./daemon.ts";
-import { type PidState, pidFilePath, pidFileServices, pidState, processesClaiming, readPidFile, removePidFile, writePidFile } from "./pidfile.ts";
+import {
+  type PidState,
+  pidFilePath,
+  pidFileServices,
+  pidState,
+  processesClaiming,
+  readPidFile,
+  removePidFile,
+  writePidFile,
+} from "./pidfile.ts";
 import type { PlannedService } from "./plan.ts";
 
 /** What starting needs besides the plan. */
@@ -35,10 +44,14 @@ export interface ServiceReport {
 /** The `serve`/`settings` command line for one planned service. */
 export function listenerCommand(p: Exclude<PlannedService, { kind: "skip" }>, o: StartOptions): string[] {
   const common = [
-    "--config", resolve(o.config),
-    "--settings", resolve(o.settings),
-    "--host", o.host,
-    "--pid-file", pidFilePath(o.pidDir, p.service),
+    "--config",
+    resolve(o.config),
+    "--settings",
+    resolve(o.settings),
+    "--host",
+    o.host,
+    "--pid-file",
+    pidFilePath(o.pidDir, p.service),
     ...(o.statusSocket ? ["--status-socket", o.statusSocket(resolve(o.pidDir), p.service)] : []),
     ...(o.extraArgs ?? []),
   ];
@@ -51,7 +64,11 @@ export function listenerCommand(p: Exclude<PlannedService, { kind: "skip" }>, o:
  * Starts each planned service not already running. The settings server goes first and is
  * waited for; the rest start together. Skipped services are reported, never failures.
  */
-export async function startServices(plan: PlannedService[], o: StartOptions, report: (r: ServiceReport) => void): Promise<boolean> {
+export async function startServices(
+  plan: PlannedService[],
+  o: StartOptions,
+  report: (r: ServiceReport) => void,
+): Promise<boolean> {
   let ok = true;
   const startOne = async (p: PlannedService): Promise<void> => {
     const r = await startService(p, o);
@@ -73,12 +90,20 @@ async function startService(p: PlannedService, o: StartOptions): Promise<Service
   const state = pid === undefined ? undefined : pidState(pid, file, service);
   if (state === "ours") return { service, ok: true, message: `already running (pid ${pid})` };
   if (state === "other-listener") {
-    return { service, ok: false, message: `pid file ${file} names pid ${pid}, a listener not started by osrf-prefork (osrf_control's?); stop that one first` };
+    return {
+      service,
+      ok: false,
+      message: `pid file ${file} names pid ${pid}, a listener not started by osrf-prefork (osrf_control's?); stop that one first`,
+    };
   }
   const orphan = processesClaiming(file)[0];
   if (orphan !== undefined) {
     writePidFile(file, orphan);
-    return { service, ok: true, message: `already running (pid ${orphan}); its missing pid file ${file} was written again` };
+    return {
+      service,
+      ok: true,
+      message: `already running (pid ${orphan}); its missing pid file ${file} was written again`,
+    };
   }
   if (removePidFile(file)) notes.push(`removed ${staleWhy(file, pid, state)}`);
   const log = join(resolve(o.logDir), `${service}.log`);
@@ -130,7 +155,8 @@ async function stopService(service: string, o: { pidDir: string; timeoutMs: numb
     note += "found running without its pid file; ";
   }
   const outcome = await stopDaemon(pid, file, service, o.timeoutMs);
-  if (outcome.kind === "stuck") return { service, ok: false, message: `${note}pid ${pid} is still running after SIGKILL` };
+  if (outcome.kind === "stuck")
+    return { service, ok: false, message: `${note}pid ${pid} is still running after SIGKILL` };
   const how =
     outcome.signal === "SIGTERM"
       ? "SIGTERM"

@@ -8,7 +8,9 @@ import { pidState, readPidFile, removePidFile } from "./pidfile.ts";
 
 /** This program's command line for one subcommand: the binary itself, or bun with src/cli.ts. */
 export function selfCommand(subcommand: string): string[] {
-  return isCompiled() ? [process.execPath, subcommand] : [process.execPath, resolve(import.meta.dir, "../cli.ts"), subcommand];
+  return isCompiled()
+    ? [process.execPath, subcommand]
+    : [process.execPath, resolve(import.meta.dir, "../cli.ts"), subcommand];
 }
 
 /** How a daemon start ended. */
@@ -23,7 +25,12 @@ export type StartOutcome =
  * waits until it writes its pid to `pidFile` (it does so once serving), exits, or
  * `timeoutMs` passes. On timeout the process is left running.
  */
-export async function startDaemon(cmd: string[], logFile: string, pidFile: string, timeoutMs: number): Promise<StartOutcome> {
+export async function startDaemon(
+  cmd: string[],
+  logFile: string,
+  pidFile: string,
+  timeoutMs: number,
+): Promise<StartOutcome> {
   mkdirSync(dirname(logFile), { recursive: true });
   const out = openSync(logFile, "a", 0o640);
   const startSize = fileSize(logFile);
@@ -81,7 +88,12 @@ const KILL_GRACE_MS = 5_000;
  * `timeoutMs` SIGINT (immediate), then SIGKILL to its whole process group (listener and
  * drones). Removes the pid file once the process is gone.
  */
-export async function stopDaemon(pid: number, pidFile: string, service: string, timeoutMs: number): Promise<StopOutcome> {
+export async function stopDaemon(
+  pid: number,
+  pidFile: string,
+  service: string,
+  timeoutMs: number,
+): Promise<StopOutcome> {
   const started = performance.now();
   const steps: Array<[NodeJS.Signals, number]> = [
     ["SIGTERM", timeoutMs],

@@ -10,7 +10,6 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
-
 /** `<pidDir>/<service>.pid`. */
 export function pidFilePath(pidDir: string, service: string): string {
   return join(resolve(pidDir), `${service}.pid`);

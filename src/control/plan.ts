@@ -52,7 +52,11 @@ export function planHost(tree: SettingsTree, host: string, file: string): HostPl
   for (const service of names) {
     const app = lookup(cfg, `/apps/${service}`);
     if (app === undefined || typeof app !== "object" || Array.isArray(app)) {
-      services.push({ service, kind: "skip", reason: `listed in activeapps but ${file} has no /apps/${service} section` });
+      services.push({
+        service,
+        kind: "skip",
+        reason: `listed in activeapps but ${file} has no /apps/${service} section`,
+      });
       continue;
     }
     const language = text(lookup(app, "language")).toLowerCase();
@@ -75,7 +79,8 @@ export function planHost(tree: SettingsTree, host: string, file: string): HostPl
       });
     }
     if (impl === BUILTIN_SETTINGS_APP) services.push({ service, kind: "settings" });
-    else services.push({ service, kind: "serve", app: isAbsolute(impl) ? impl : resolve(dirname(resolve(file)), impl) });
+    else
+      services.push({ service, kind: "serve", app: isAbsolute(impl) ? impl : resolve(dirname(resolve(file)), impl) });
   }
   services.sort((a, b) => Number(b.kind === "settings") - Number(a.kind === "settings"));
   const logDir = text(lookup(cfg, "/dirs/log"));

@@ -40,7 +40,12 @@ export async function fetchFromEndpoint(e: StatusEndpoint, path: string, timeout
     });
   } catch (err) {
     const code = (err as { code?: string }).code;
-    const why = code === "ENOENT" ? "no such socket" : code === "ECONNREFUSED" ? "connection refused" : (code ?? (err as Error).message);
+    const why =
+      code === "ENOENT"
+        ? "no such socket"
+        : code === "ECONNREFUSED"
+          ? "connection refused"
+          : (code ?? (err as Error).message);
     throw new StatusUnreachableError(`no status endpoint at ${describeEndpoint(e)} (${why})`);
   }
   if (res.status !== 200) {

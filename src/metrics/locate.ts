@@ -52,4 +52,3 @@ export function candidateEndpoints(s: HostSettings, service: string): StatusEndp
 export function pickEndpoint(candidates: readonly StatusEndpoint[]): StatusEndpoint | undefined {
   return candidates.find((e) => e.kind === "socket" && existsSync(e.path)) ?? candidates.find((e) => e.kind === "port");
 }
-

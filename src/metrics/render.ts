@@ -61,8 +61,17 @@ export function renderMetrics(src: MetricsSource): string {
       Object.entries(m.exits).map(([cause, value]) => ({ labels: { cause }, value })),
     )
     .family(MetricName.accepted, "counter", "Messages from the routers handed to drones", [{ value: m.accepted }])
-    .family(MetricName.requests, "counter", "Requests finished by drones, by method and final OpenSRF status code", requests)
-    .histogram(MetricName.duration, "Time a drone spent serving a request, until its last reply was sent", m.durations())
+    .family(
+      MetricName.requests,
+      "counter",
+      "Requests finished by drones, by method and final OpenSRF status code",
+      requests,
+    )
+    .histogram(
+      MetricName.duration,
+      "Time a drone spent serving a request, until its last reply was sent",
+      m.durations(),
+    )
     .family(MetricName.backlog, "gauge", "Messages waiting for a free drone", [{ value: src.backlog() }])
     .family(MetricName.overload, "counter", "Messages answered with 503 because the backlog was full", [
       { value: m.overloadRejections },

@@ -32,7 +32,8 @@ export interface StatusServer {
 
 /** Answers one request to the endpoint. Exported for tests. */
 export function handleStatusRequest(req: Request, o: Pick<StatusServerOptions, "metrics" | "backlog">): Response {
-  if (req.method !== "GET" && req.method !== "HEAD") return new Response("only GET\n", { status: 405, headers: { allow: "GET, HEAD" } });
+  if (req.method !== "GET" && req.method !== "HEAD")
+    return new Response("only GET\n", { status: 405, headers: { allow: "GET, HEAD" } });
   const url = new URL(req.url);
   switch (url.pathname) {
     case "/metrics":
@@ -103,12 +104,18 @@ async function clearStaleSocket(path: string, service: string): Promise<void> {
     try {
       mkdirSync(dirname(path), { recursive: true });
     } catch (err) {
-      throw new StatusEndpointError(`cannot create the directory of status socket ${path}: ${(err as Error).message}`, service);
+      throw new StatusEndpointError(
+        `cannot create the directory of status socket ${path}: ${(err as Error).message}`,
+        service,
+      );
     }
     return;
   }
   if (!lstatSync(path).isSocket()) {
-    throw new StatusEndpointError(`status socket path ${path} exists and is not a socket; remove it or choose another path`, service);
+    throw new StatusEndpointError(
+      `status socket path ${path} exists and is not a socket; remove it or choose another path`,
+      service,
+    );
   }
   const alive = await fetchFromEndpoint({ kind: "socket", path }, "/status", 1000).then(
     () => true,

@@ -35,7 +35,15 @@ export type ExitCause =
   | "crash";
 
 /** Every {@link ExitCause}, so all are exported (as 0) from the start. */
-export const EXIT_CAUSES: readonly ExitCause[] = ["max_requests", "memory", "init_failed", "retired", "hung", "killed", "crash"];
+export const EXIT_CAUSES: readonly ExitCause[] = [
+  "max_requests",
+  "memory",
+  "init_failed",
+  "retired",
+  "hung",
+  "killed",
+  "crash",
+];
 
 /** Callers the listener had to answer with an error, by reason (besides overload). */
 export type LostReason = "died" | "timeout" | "shutdown";

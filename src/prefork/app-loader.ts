@@ -64,7 +64,8 @@ export async function loadServiceModule(path: string, fresh = false): Promise<Se
     throw new AppLoadError(`no built-in service ${path} (known: ${known.join(", ")})`, { app: path });
   }
   registerApiModule();
-  if (!builtin && !existsSync(path)) throw new AppLoadError(`service module ${path} does not exist (check --app)`, { app: path });
+  if (!builtin && !existsSync(path))
+    throw new AppLoadError(`service module ${path} does not exist (check --app)`, { app: path });
   const url = builtin ? path : pathToFileURL(path).href + (fresh ? `?reload=${++reloads}` : "");
   let mod: { default?: unknown };
   try {

@@ -27,7 +27,13 @@ import { XmppConnection } from "../xmpp/connection.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { loadServiceModule } from "./app-loader.ts";
-import { IpcMessageError, parseListenerMessage, type DroneExitReason, type DroneToListener, type RequestDone } from "./ipc.ts";
+import {
+  IpcMessageError,
+  parseListenerMessage,
+  type DroneExitReason,
+  type DroneToListener,
+  type RequestDone,
+} from "./ipc.ts";
 import { preforkLogger } from "./logging.ts";
 import { memoryOverLimit, rssBytes } from "./memory.ts";
 import { CommName, setCommName } from "./proc-title.ts";
@@ -50,7 +56,9 @@ export function processChannel(): DroneChannel | undefined {
       try {
         // The callback form waits until the message is written out (measured: without it a
         // message sent just before exit can be lost).
-        (process.send as (m: unknown, h: undefined, o: object, cb: () => void) => boolean)(msg, undefined, {}, () => flushed?.());
+        (process.send as (m: unknown, h: undefined, o: object, cb: () => void) => boolean)(msg, undefined, {}, () =>
+          flushed?.(),
+        );
       } catch {
         flushed?.();
       }
@@ -99,7 +107,9 @@ export class DroneRuntime {
     this.channel.onMessage((m) => this.onIpc(m));
     this.channel.onDisconnect(() => this.onListenerGone());
     this.initTimer = setTimeout(() => {
-      process.stderr.write(`osrf-prefork drone ${process.pid}: no init message from the listener within ${INIT_TIMEOUT_MS / 1000} s; exiting\n`);
+      process.stderr.write(
+        `osrf-prefork drone ${process.pid}: no init message from the listener within ${INIT_TIMEOUT_MS / 1000} s; exiting\n`,
+      );
       this.exit(1);
     }, INIT_TIMEOUT_MS);
     // The IPC channel is what keeps a drone alive, not this timer.
@@ -168,7 +178,9 @@ export class DroneRuntime {
           keepalive: init.settings.keepalive,
           // 0 means "never chunk" in opensrf.xml; the host wants a size, and one it can cut.
           maxChunkSize:
-            init.settings.maxChunkSize > 0 ? Math.max(MIN_CHUNK_SIZE, init.settings.maxChunkSize) : Number.MAX_SAFE_INTEGER,
+            init.settings.maxChunkSize > 0
+              ? Math.max(MIN_CHUNK_SIZE, init.settings.maxChunkSize)
+              : Number.MAX_SAFE_INTEGER,
           maxBundleSize: init.settings.maxBundleSize,
         },
         logger: log,

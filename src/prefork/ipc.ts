@@ -37,8 +37,10 @@ export type RequestDone = [method: string, status: number, ms: number];
  * Drone → listener. Any message may carry `done`: requests finished since the drone's
  * previous message (the pool ignores it; the metrics read it).
  */
-export type DroneToListener = { done?: RequestDone[] } & (
-  /** Logged in and childInit done; requests handed over before this were queued. */
+export type DroneToListener = {
+  done?: RequestDone[];
+} & /** Logged in and childInit done; requests handed over before this were queued. */
+(
   | { type: "ready"; jid: string }
   /**
    * Running a request (`method`, since epoch ms `since`). `caller` says whom to answer if
@@ -55,7 +57,12 @@ export type DroneToListener = { done?: RequestDone[] } & (
   | { type: "exiting"; reason: DroneExitReason; served: number; detail?: string }
 );
 
-const EXIT_REASONS: ReadonlySet<string> = new Set<DroneExitReason>(["max_requests", "memory", "init_failed", "shutdown"]);
+const EXIT_REASONS: ReadonlySet<string> = new Set<DroneExitReason>([
+  "max_requests",
+  "memory",
+  "init_failed",
+  "shutdown",
+]);
 
 /** Thrown by the parsers for a message of the wrong shape; `raw` is a short preview. */
 export class IpcMessageError extends Error {
@@ -135,7 +142,17 @@ export function parseDroneMessage(m: unknown): DroneToListener {
   }
 }
 
-const STANZA_FIELDS = ["to", "from", "thread", "body", "routerFrom", "routerTo", "routerClass", "routerCommand", "xid"] as const;
+const STANZA_FIELDS = [
+  "to",
+  "from",
+  "thread",
+  "body",
+  "routerFrom",
+  "routerTo",
+  "routerClass",
+  "routerCommand",
+  "xid",
+] as const;
 
 /**
  * Checks a message received from the listener. The `init` payload is checked for the
@@ -148,8 +165,16 @@ export function parseListenerMessage(m: unknown): ListenerToDrone {
   switch (m.type) {
     case "init": {
       const i = m.init;
-      need(isObj(i) && isStr(i.service) && isStr(i.appPath) && isStr(i.hostname), "init needs service, appPath, hostname", "init");
-      need(isObj(i.client) && isObj(i.settings) && isObj(i.log) && isNum(i.maxRequests), "init needs client, settings, log, maxRequests", "init");
+      need(
+        isObj(i) && isStr(i.service) && isStr(i.appPath) && isStr(i.hostname),
+        "init needs service, appPath, hostname",
+        "init",
+      );
+      need(
+        isObj(i.client) && isObj(i.settings) && isObj(i.log) && isNum(i.maxRequests),
+        "init needs client, settings, log, maxRequests",
+        "init",
+      );
       need(Array.isArray(i.logProtect), "init.logProtect must be an array", "init");
       return { type: "init", init: i as unknown as DroneInit };
     }

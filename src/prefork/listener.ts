@@ -166,12 +166,18 @@ export class Listener {
       return;
     }
     if (!this.registration.isRouter(s.from)) {
-      this.log.warn(`${this.service}: dropping a message from ${s.from}: not one of the routers it registered with`, s.xid);
+      this.log.warn(
+        `${this.service}: dropping a message from ${s.from}: not one of the routers it registered with`,
+        s.xid,
+      );
       return;
     }
     this.registration.heard(s.from);
     if (s.body === "") {
-      this.log.warn(`${this.service}: received an empty message from ${s.from}, thread ${s.thread}; dropping it`, s.xid);
+      this.log.warn(
+        `${this.service}: received an empty message from ${s.from}, thread ${s.thread}; dropping it`,
+        s.xid,
+      );
       return;
     }
     this.pool.dispatch(s);

@@ -245,7 +245,9 @@ export class Pool {
   private place(stanza: Stanza): boolean {
     for (let d = this.idle.pop(); d; d = this.idle.pop()) {
       if (this.handTo(d, stanza)) return true;
-      this.log.warn(`drone ${d.pid} of ${this.opts.service} does not take messages (IPC channel closed); discarding it`);
+      this.log.warn(
+        `drone ${d.pid} of ${this.opts.service} does not take messages (IPC channel closed); discarding it`,
+      );
       this.discard(d);
     }
     while (this.canSpawn()) {
@@ -253,7 +255,9 @@ export class Pool {
       if (!d) break;
       if (this.handTo(d, stanza)) return true;
       // osrf_prefork.c kills cur_child here (the wrong drone, possibly NULL): kill the new one.
-      this.log.warn(`new drone ${d.pid} of ${this.opts.service} does not take messages (IPC channel closed); killing it`);
+      this.log.warn(
+        `new drone ${d.pid} of ${this.opts.service} does not take messages (IPC channel closed); killing it`,
+      );
       this.discard(d);
       this.startFailed(d, "its IPC channel was closed before the first message");
     }
@@ -263,7 +267,11 @@ export class Pool {
   private enqueue(stanza: Stanza): DispatchResult {
     if (this.backlog.length < this.limits.maxBacklogQueue) {
       const now = this.clock.now();
-      if (this.backlog.length === 0 && this.alive() >= this.limits.maxChildren && now - this.lastQueueLog >= QUEUE_LOG_INTERVAL_MS) {
+      if (
+        this.backlog.length === 0 &&
+        this.alive() >= this.limits.maxChildren &&
+        now - this.lastQueueLog >= QUEUE_LOG_INTERVAL_MS
+      ) {
         this.lastQueueLog = now;
         this.log.warn(
           `Could not launch a new drone for ${this.opts.service} as ${this.alive()} drones were already running; ` +
@@ -503,7 +511,8 @@ export class Pool {
           d.method = undefined;
         }
         if (msg.reason === "memory") this.log.info(`drone ${d.pid} of ${this.opts.service} retires: ${d.exitNote}`);
-        else this.log.debug(`drone ${d.pid} of ${this.opts.service} exiting after ${msg.served} requests (${d.exitNote})`);
+        else
+          this.log.debug(`drone ${d.pid} of ${this.opts.service} exiting after ${msg.served} requests (${d.exitNote})`);
         if (d.place !== "retiring") {
           this.unlink(d);
           d.place = "retiring";
@@ -538,7 +547,9 @@ export class Pool {
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     if (target) {
       const method = methodOf(d);
-      this.log.warn(`drone ${d.pid} of ${this.opts.service} died (${how}) while running ${method ?? "a request"}; answering its caller`);
+      this.log.warn(
+        `drone ${d.pid} of ${this.opts.service} died (${how}) while running ${method ?? "a request"}; answering its caller`,
+      );
       const failure: PoolFailure = { kind: "died", pid: d.pid, code, signal, starting: !d.ready };
       if (method !== undefined) failure.method = method;
       this.opts.hooks.fail(target, failure);

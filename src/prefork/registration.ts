@@ -156,7 +156,9 @@ export class Registration {
     // Prosody bounces without the original content (empty command): only (un)registrations go there.
     if (s.routerCommand !== "" && s.routerCommand !== "register" && s.routerCommand !== "unregister") return false;
     if (s.routerCommand === "unregister" || !this.wanted) {
-      this.logger.debug(`${this.service}: ${s.routerCommand || "a message"} to ${s.from} bounced; not registered, nothing to do`);
+      this.logger.debug(
+        `${this.service}: ${s.routerCommand || "a message"} to ${s.from} bounced; not registered, nothing to do`,
+      );
       return true;
     }
     const condition = `${s.error?.type ?? "?"}/${s.error?.condition ?? "?"}`;
@@ -224,7 +226,9 @@ export class Registration {
 
   private send(command: "register" | "unregister"): void {
     if (this.targets.length === 0) {
-      this.logger.warn(`${this.service}: no router in /config/opensrf/routers lists this service; not ${command}ing anywhere`);
+      this.logger.warn(
+        `${this.service}: no router in /config/opensrf/routers lists this service; not ${command}ing anywhere`,
+      );
       return;
     }
     for (const r of this.targets) this.sendTo(r, command, false);

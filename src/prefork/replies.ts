@@ -71,7 +71,10 @@ export function errorReply(target: ErrorTarget, status: FailureStatus, logger: L
         .map((m) => m.threadTrace);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
-      logger.warn(`cannot answer ${to} (${status.code} ${status.text}): its message does not decode: ${e.message}`, xid);
+      logger.warn(
+        `cannot answer ${to} (${status.code} ${status.text}): its message does not decode: ${e.message}`,
+        xid,
+      );
       return undefined;
     }
   }

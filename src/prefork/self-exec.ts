@@ -13,5 +13,7 @@ export function isCompiled(): boolean {
 
 /** The command that runs `osrf-prefork drone`: the binary itself, or bun with src/cli.ts. */
 export function droneCommand(): string[] {
-  return isCompiled() ? [process.execPath, "drone"] : [process.execPath, resolve(import.meta.dir, "../cli.ts"), "drone"];
+  return isCompiled()
+    ? [process.execPath, "drone"]
+    : [process.execPath, resolve(import.meta.dir, "../cli.ts"), "drone"];
 }

@@ -6,7 +6,13 @@ import { Client } from "../client/client.ts";
 import { readCoreConfig } from "../config/core.ts";
 import type { CoreConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat, OsrfLogger } from "../log/logger.ts";
-import { describeEndpoint, PoolMetrics, startStatusServers, statusEndpoints, type StatusServer } from "../metrics/index.ts";
+import {
+  describeEndpoint,
+  PoolMetrics,
+  startStatusServers,
+  statusEndpoints,
+  type StatusServer,
+} from "../metrics/index.ts";
 import { makeResource } from "../protocol/ids.ts";
 import { XmppConnection } from "../xmpp/connection.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
@@ -80,21 +86,29 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   const client = new Client({ transport, routerName: core.opensrf.routerName, logger });
   // Until the listener takes the connection over, only the client's own replies matter.
   transport.onStanza((s) => void client.dispatch(s));
-  const source: SettingsSource = o.settingsFromBus ? { kind: "bus", client, host: o.host } : fileSource(settingsFile, o.host);
+  const source: SettingsSource = o.settingsFromBus
+    ? { kind: "bus", client, host: o.host }
+    : fileSource(settingsFile, o.host);
   try {
     settings ??= await loadSettings(source, o.service);
     for (const w of settings.warnings) logger.warn(w);
     try {
       await definition.init?.({ service: o.service, log: logger, client });
     } catch (e) {
-      throw new AppLoadError(`the init hook of ${appPath} failed: ${(e as Error).message}`, { service: o.service, app: appPath });
+      throw new AppLoadError(`the init hook of ${appPath} failed: ${(e as Error).message}`, {
+        service: o.service,
+        app: appPath,
+      });
     }
   } catch (e) {
     await transport.close();
     throw e;
   }
 
-  const spawner = new BunDroneSpawner({ init: droneInit(core, o, appPath, settings), jitter: settings.maxRequestsJitter });
+  const spawner = new BunDroneSpawner({
+    init: droneInit(core, o, appPath, settings),
+    jitter: settings.maxRequestsJitter,
+  });
   const metrics = new PoolMetrics(o.service);
   transport.onOnline((reconnected) => metrics.online(reconnected));
   let current = core;

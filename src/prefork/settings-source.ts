@@ -42,9 +42,12 @@ export async function loadSettings(source: SettingsSource, service: string): Pro
       .request(SETTINGS_SERVICE, HOST_CONFIG_METHOD, [source.host], { timeout: source.timeout ?? 30 })
       .first();
   } catch (e) {
-    throw new SettingsError(`cannot get settings for host ${source.host} from ${SETTINGS_SERVICE}: ${(e as Error).message}`, {
-      service,
-    });
+    throw new SettingsError(
+      `cannot get settings for host ${source.host} from ${SETTINGS_SERVICE}: ${(e as Error).message}`,
+      {
+        service,
+      },
+    );
   }
   if (answer === null || typeof answer !== "object" || Array.isArray(answer)) {
     throw new SettingsError(

@@ -59,7 +59,9 @@ export class BunDroneSpawner implements DroneSpawner {
         onExit: (_p, code, signal) => events.exit(code, signal === null ? null : String(signal)),
       });
     } catch (e) {
-      throw new SpawnError(`cannot start ${this.command.join(" ")}: ${(e as Error).message}`, { service: init.service });
+      throw new SpawnError(`cannot start ${this.command.join(" ")}: ${(e as Error).message}`, {
+        service: init.service,
+      });
     }
     const handle: DroneHandle = {
       pid: proc.pid,
@@ -81,7 +83,9 @@ export class BunDroneSpawner implements DroneSpawner {
     };
     if (!handle.send({ type: "init", init })) {
       handle.kill("SIGKILL");
-      throw new SpawnError(`drone ${proc.pid} closed its IPC channel before its init message`, { service: init.service });
+      throw new SpawnError(`drone ${proc.pid} closed its IPC channel before its init message`, {
+        service: init.service,
+      });
     }
     return handle;
   }

@@ -46,7 +46,8 @@ export function xmlEscapingExtra(text: string): number {
   // The native regex scan skips plain runs; a megabyte result has few escapable characters.
   let extra = 0;
   ESCAPABLE.lastIndex = 0;
-  for (let m = ESCAPABLE.exec(text); m !== null; m = ESCAPABLE.exec(text)) extra += escapeExtra(text.charCodeAt(m.index));
+  for (let m = ESCAPABLE.exec(text); m !== null; m = ESCAPABLE.exec(text))
+    extra += escapeExtra(text.charCodeAt(m.index));
   return extra;
 }
 
@@ -202,10 +203,7 @@ export class PartialAssembler {
       entry.length += content.length;
       if (entry.length > this.maxLength) {
         this.parts.delete(trace);
-        throw new ProtocolError(
-          "payload.__p.content",
-          `partial response exceeds ${this.maxLength} characters`,
-        );
+        throw new ProtocolError("payload.__p.content", `partial response exceeds ${this.maxLength} characters`);
       }
       return { done: false };
     }

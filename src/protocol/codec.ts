@@ -8,27 +8,11 @@
  * non-ASCII character as a lowercase `\uxxxx`), so bodies are pure ASCII.
  */
 import { describeValue, ProtocolError } from "./errors.ts";
-import type {
-  JsonValue,
-  MessageHeader,
-  MessageType,
-  OsrfMessage,
-  ResultClass,
-} from "./types.ts";
+import type { JsonValue, MessageHeader, MessageType, OsrfMessage, ResultClass } from "./types.ts";
 
-const MESSAGE_TYPES: readonly MessageType[] = [
-  "CONNECT",
-  "DISCONNECT",
-  "REQUEST",
-  "RESULT",
-  "STATUS",
-];
+const MESSAGE_TYPES: readonly MessageType[] = ["CONNECT", "DISCONNECT", "REQUEST", "RESULT", "STATUS"];
 
-const RESULT_CLASSES: readonly ResultClass[] = [
-  "osrfResult",
-  "osrfResultPartial",
-  "osrfResultPartialComplete",
-];
+const RESULT_CLASSES: readonly ResultClass[] = ["osrfResult", "osrfResultPartial", "osrfResultPartialComplete"];
 
 // Integers travel as digit strings (C) or JSON numbers (Perl); nothing else is a valid form.
 const DIGITS = /^[0-9]+$/;
@@ -229,10 +213,7 @@ function escapeNonAscii(json: string): string {
 function stringifyDeep(root: unknown): string {
   const out: string[] = [];
   const onPath = new Set<object>();
-  type Frame =
-    | { kind: "value"; value: unknown }
-    | { kind: "text"; text: string }
-    | { kind: "leave"; obj: object };
+  type Frame = { kind: "value"; value: unknown } | { kind: "text"; text: string } | { kind: "leave"; obj: object };
   const stack: Frame[] = [{ kind: "value", value: root }];
 
   while (stack.length > 0) {

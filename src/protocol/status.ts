@@ -62,9 +62,7 @@ export const Texts = {
   partialResponse: "Partial Response",
   partialFinalized: "Partial Response Finalized",
   backlogFull: "Service unavailable: no available children and backlog queue at limit",
-  methodNotFound: (method: string, service: string) =>
-    `Method [${method}] not found for service ${service}`,
-  notEnoughParams: (method: string, service: string) =>
-    `Not enough params for method ${method} / service ${service}`,
+  methodNotFound: (method: string, service: string) => `Method [${method}] not found for service ${service}`,
+  notEnoughParams: (method: string, service: string) => `Not enough params for method ${method} / service ${service}`,
   unknownServerError: "An unknown server error occurred",
 } as const;

@@ -10,13 +10,7 @@
 export type MessageType = "CONNECT" | "DISCONNECT" | "REQUEST" | "RESULT" | "STATUS";
 
 /** A JSON value as it travels in params and results (class hints are kept as-is). */
-export type JsonValue =
-  | null
-  | boolean
-  | number
-  | string
-  | JsonValue[]
-  | { [key: string]: JsonValue };
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** Fields every osrfMessage carries. */
 export interface MessageHeader {
@@ -63,9 +57,4 @@ export type ResultMessage = MessageHeader & { type: "RESULT"; payload: ResultPay
 export type StatusMessage = MessageHeader & { type: "STATUS"; payload: StatusPayload };
 
 /** One osrfMessage. */
-export type OsrfMessage =
-  | ConnectMessage
-  | DisconnectMessage
-  | RequestMessage
-  | ResultMessage
-  | StatusMessage;
+export type OsrfMessage = ConnectMessage | DisconnectMessage | RequestMessage | ResultMessage | StatusMessage;

@@ -90,7 +90,10 @@ export class OsrfRouter {
         if (s.routerClass) void this.unregister(s.routerClass, s.from);
         return;
       default:
-        this.log.warn(`unknown router_command "${s.routerCommand}" from ${s.from}; expected register or unregister`, s.xid);
+        this.log.warn(
+          `unknown router_command "${s.routerCommand}" from ${s.from}; expected register or unregister`,
+          s.xid,
+        );
     }
   }
 
@@ -182,12 +185,18 @@ export class OsrfRouter {
     const recovered = bounce.body ? bounce : this.sent.recover(bounce.from);
     const s = recovered && completeStanza(recovered, bounce.to);
     if (!s || !s.routerFrom) {
-      this.log.info(`network error from ${bounce.from} (class ${className}) with nothing left to resend; ignoring`, bounce.xid);
+      this.log.info(
+        `network error from ${bounce.from} (class ${className}) with nothing left to resend; ignoring`,
+        bounce.xid,
+      );
       return;
     }
     const caller = s.routerFrom;
     if (this.registry.hasNode(className, bounce.from)) {
-      this.log.warn(`node ${bounce.from} of ${className} is unreachable (${bounce.error?.condition}); removing it`, s.xid);
+      this.log.warn(
+        `node ${bounce.from} of ${className} is unreachable (${bounce.error?.condition}); removing it`,
+        s.xid,
+      );
       this.registry.unregister(className, bounce.from);
     }
     if (this.registry.nodeCount(className) > 0) {
@@ -195,14 +204,26 @@ export class OsrfRouter {
       return;
     }
     // C answers an XMPP error here; a STATUS on the caller's thread is clearer and fails it at once.
-    this.replyStatus(conn, s, caller, StatusCode.SERVICEUNAVAILABLE, `Service ${className} has no listener left (its last listener went away)`);
+    this.replyStatus(
+      conn,
+      s,
+      caller,
+      StatusCode.SERVICEUNAVAILABLE,
+      `Service ${className} has no listener left (its last listener went away)`,
+    );
     void this.closeIfUnused(className);
   }
 
   private forward(className: string, conn: Transport, s: Stanza, caller: string): void {
     const node = this.registry.nextNode(className);
     if (!node) {
-      this.replyStatus(conn, s, caller, StatusCode.SERVICEUNAVAILABLE, `Service ${className} has no registered listener`);
+      this.replyStatus(
+        conn,
+        s,
+        caller,
+        StatusCode.SERVICEUNAVAILABLE,
+        `Service ${className} has no registered listener`,
+      );
       return;
     }
     this.log.debug(`routing message from ${caller} to ${node.jid}`, s.xid);

@@ -50,7 +50,10 @@ function documentFor(ctx: MethodContext<JsonValue[]>, reload: JsonValue | undefi
 
 function stringParam(ctx: MethodContext<JsonValue[]>, value: JsonValue | undefined, what: string): string {
   if (typeof value !== "string" || value === "") {
-    throw new MethodException(StatusCode.BADREQUEST, `${ctx.method} needs ${what} as a non-empty string, got ${JSON.stringify(value ?? null)}`);
+    throw new MethodException(
+      StatusCode.BADREQUEST,
+      `${ctx.method} needs ${what} as a non-empty string, got ${JSON.stringify(value ?? null)}`,
+    );
   }
   return value;
 }
@@ -58,7 +61,8 @@ function stringParam(ctx: MethodContext<JsonValue[]>, value: JsonValue | undefin
 const hostConfigGet = defineMethod({
   name: "opensrf.settings.host_config.get",
   argc: 1,
-  notes: "Returns the host's config: /opensrf/default of opensrf.xml overlaid by /opensrf/hosts/<host>. PARAMS(host, [reload])",
+  notes:
+    "Returns the host's config: /opensrf/default of opensrf.xml overlaid by /opensrf/hosts/<host>. PARAMS(host, [reload])",
   signature: {
     desc: "The merged settings of one host",
     params: [
@@ -87,11 +91,16 @@ function xpathMethod(name: string) {
   return defineMethod({
     name,
     argc: 1,
-    notes: "Returns every node of opensrf.xml the XPath selects, each converted like host_config.get. PARAMS(xpath, [reload])",
+    notes:
+      "Returns every node of opensrf.xml the XPath selects, each converted like host_config.get. PARAMS(xpath, [reload])",
     signature: {
       desc: "Settings nodes selected by an XPath",
       params: [
-        { name: "xpath", desc: "e.g. /opensrf/default/apps/opensrf.math; relative paths start at <opensrf>", type: "string" },
+        {
+          name: "xpath",
+          desc: "e.g. /opensrf/default/apps/opensrf.math; relative paths start at <opensrf>",
+          type: "string",
+        },
         { name: "reload", desc: "read opensrf.xml again first", type: "boolean" },
       ],
       return: { desc: "array of converted nodes in document order ([] if none)", type: "array" },
@@ -110,7 +119,12 @@ function xpathMethod(name: string) {
 
 export default defineService({
   name: "opensrf.settings",
-  methods: [hostConfigGet, defaultConfigGet, xpathMethod("opensrf.settings.xpath.get"), xpathMethod("opensrf.settings.xpath.get.raw")],
+  methods: [
+    hostConfigGet,
+    defaultConfigGet,
+    xpathMethod("opensrf.settings.xpath.get"),
+    xpathMethod("opensrf.settings.xpath.get.raw"),
+  ],
   // In the listener: refuse to start on a file that cannot be served.
   init(env) {
     const doc = SettingsDocument.load(settingsFile());

@@ -145,7 +145,10 @@ function applyPredicates(nodes: XNode[], predicates: Predicate[]): XNode[] {
         cur = cur.length ? [cur[cur.length - 1]!] : [];
         break;
       case "attr":
-        cur = cur.filter((n) => Object.hasOwn(n.el.attributes, p.name) && (p.value === undefined || n.el.attributes[p.name] === p.value));
+        cur = cur.filter(
+          (n) =>
+            Object.hasOwn(n.el.attributes, p.name) && (p.value === undefined || n.el.attributes[p.name] === p.value),
+        );
         break;
       case "child":
         cur = cur.filter((n) =>
@@ -222,7 +225,8 @@ function parsePath(text: string, whole: string): Path {
       const m = NAME.exec(rest.slice(at.length));
       if (!m) bad(`expected a name, *, . or .. at "${rest || "(end)"}"`);
       test = at + m![0];
-      if (rest.slice(at.length + m![0].length).startsWith("(")) bad(`functions and axes such as ${m![0]}() are not supported`);
+      if (rest.slice(at.length + m![0].length).startsWith("("))
+        bad(`functions and axes such as ${m![0]}() are not supported`);
     }
     rest = rest.slice(test.length);
     if (rest.startsWith("::")) bad("axes (name::) are not supported");
@@ -268,5 +272,7 @@ function parsePredicate(p: string, bad: (why: string) => never): Predicate {
   if (!m) return bad(`predicate [${p}] is not supported (use [n], [last()], [@a], [@a='v'], [child] or [child='v'])`);
   const value = m[3] ?? m[4];
   const name = m[2]!;
-  return m[1] ? { kind: "attr", name, ...(value !== undefined ? { value } : {}) } : { kind: "child", name, ...(value !== undefined ? { value } : {}) };
+  return m[1]
+    ? { kind: "attr", name, ...(value !== undefined ? { value } : {}) }
+    : { kind: "child", name, ...(value !== undefined ? { value } : {}) };
 }

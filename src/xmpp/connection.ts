@@ -268,7 +268,10 @@ export class XmppConnection implements Transport {
       // start() can wait forever for "online" if the socket closes mid-login without an error.
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(Object.assign(new Error("timed out"), { name: "TimeoutError" })), this.xmpp.timeout);
+        timer = setTimeout(
+          () => reject(Object.assign(new Error("timed out"), { name: "TimeoutError" })),
+          this.xmpp.timeout,
+        );
       });
       try {
         await Promise.race([this.xmpp.start(), timeout]);
@@ -291,7 +294,11 @@ export class XmppConnection implements Transport {
    * Decode with one StringDecoder per socket instead.
    */
   private decodeUtf8AcrossChunks(): void {
-    const x = this.xmpp as unknown as { _onData(data: Buffer): void; socket: unknown; parser: { write(s: string): void } | null };
+    const x = this.xmpp as unknown as {
+      _onData(data: Buffer): void;
+      socket: unknown;
+      parser: { write(s: string): void } | null;
+    };
     let socket: unknown;
     let decoder = new StringDecoder("utf8");
     x._onData = (data: Buffer) => {
@@ -319,8 +326,10 @@ export class XmppConnection implements Transport {
 
 function describeConnectFailure(opts: ConnectionOptions, e: Error & { condition?: string; code?: string }): string {
   const who = `${opts.username}@${opts.domain} at ${opts.host}:${opts.port}`;
-  if (e.code === "ECONNREFUSED") return `cannot reach the XMPP server for ${who}: connection refused (is it running? check <server>/<port>)`;
-  if (e.condition === "not-authorized") return `XMPP login refused for ${who}: wrong username or password (check <username>/<passwd>)`;
+  if (e.code === "ECONNREFUSED")
+    return `cannot reach the XMPP server for ${who}: connection refused (is it running? check <server>/<port>)`;
+  if (e.condition === "not-authorized")
+    return `XMPP login refused for ${who}: wrong username or password (check <username>/<passwd>)`;
   if (e.name === "TimeoutError") return `XMPP login for ${who} timed out (server not answering)`;
   return `XMPP login for ${who} failed: ${e.condition ?? e.message}`;
 }

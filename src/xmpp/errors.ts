@@ -44,9 +44,7 @@ export class BounceError extends TransportError {
     readonly thread: string,
     readonly error: StanzaError,
   ) {
-    super(
-      `message to ${to} bounced: ${error.condition}${error.text ? ` (${error.text})` : ""}`,
-    );
+    super(`message to ${to} bounced: ${error.condition}${error.text ? ` (${error.text})` : ""}`);
     this.name = "BounceError";
   }
 }

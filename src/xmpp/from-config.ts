@@ -18,7 +18,12 @@ export function clientConnectionOptions(cfg: ClientConfig, resource: string, log
 }
 
 /** Connection settings for a router connection from `/config/routers/router/transport`. */
-export function routerConnectionOptions(cfg: RouterConfig, resource: string, logger: Logger, maxStanzaSize: number): ConnectionOptions {
+export function routerConnectionOptions(
+  cfg: RouterConfig,
+  resource: string,
+  logger: Logger,
+  maxStanzaSize: number,
+): ConnectionOptions {
   const t = cfg.transport;
   return {
     host: cfg.host,

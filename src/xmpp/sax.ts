@@ -87,7 +87,12 @@ function showChar(c: number): string {
 
 function isXmlChar(cp: number): boolean {
   return (
-    cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff)
+    cp === 0x9 ||
+    cp === 0xa ||
+    cp === 0xd ||
+    (cp >= 0x20 && cp <= 0xd7ff) ||
+    (cp >= 0xe000 && cp <= 0xfffd) ||
+    (cp >= 0x10000 && cp <= 0x10ffff)
   );
 }
 
@@ -224,7 +229,8 @@ export class XmlTokenizer {
    */
   write(chunk: string | Uint8Array): void {
     if (this.ended || this.state === DEAD) return;
-    const data = typeof chunk === "string" ? chunk : (this.decoder ??= new TextDecoder("utf-8")).decode(chunk, { stream: true });
+    const data =
+      typeof chunk === "string" ? chunk : (this.decoder ??= new TextDecoder("utf-8")).decode(chunk, { stream: true });
     try {
       this.run(data);
     } catch (e) {

@@ -75,7 +75,8 @@ function preview(el: XmlElement): string {
 // Characters outside XML 1.0's Char production (raw control characters, U+FFFE/U+FFFF, lone
 // surrogates) and `&` not starting a reference: ltx lets both through, an XMPP server would
 // reject them, and re-encoding such a stanza would get our own stream closed.
-const ILLEGAL_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const ILLEGAL_CHAR =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const BARE_AMP = /&(?!#[0-9]+;|#x[0-9a-fA-F]+;|[A-Za-z_:][-\w.:]*;)/;
 // Where `&` may appear literally.
 const LITERAL_SECTIONS = /<!\[CDATA\[[\s\S]*?\]\]>|<!--[\s\S]*?-->|<\?[\s\S]*?\?>/g;
@@ -84,10 +85,19 @@ function checkCharacters(xml: string): void {
   const bad = ILLEGAL_CHAR.exec(xml);
   if (bad) {
     const code = bad[0].charCodeAt(0).toString(16).padStart(4, "0");
-    throw new StanzaDecodeError(`not well-formed XML: illegal character U+${code.toUpperCase()} at offset ${bad.index}`, xml.slice(0, 200));
+    throw new StanzaDecodeError(
+      `not well-formed XML: illegal character U+${code.toUpperCase()} at offset ${bad.index}`,
+      xml.slice(0, 200),
+    );
   }
-  if (xml.includes("&") && BARE_AMP.test(xml.includes("<!") || xml.includes("<?") ? xml.replace(LITERAL_SECTIONS, "") : xml)) {
-    throw new StanzaDecodeError("not well-formed XML: '&' not starting an entity or character reference", xml.slice(0, 200));
+  if (
+    xml.includes("&") &&
+    BARE_AMP.test(xml.includes("<!") || xml.includes("<?") ? xml.replace(LITERAL_SECTIONS, "") : xml)
+  ) {
+    throw new StanzaDecodeError(
+      "not well-formed XML: '&' not starting an entity or character reference",
+      xml.slice(0, 200),
+    );
   }
 }
 

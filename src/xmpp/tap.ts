@@ -22,7 +22,11 @@ export function tapTransport(inner: Transport, observe: (dir: TapDirection, xml:
     },
     onStanza(handler) {
       inner.onStanza((s) => {
-        observe("recv", encodeStanza(s) + (s.error ? ` <!-- error: ${s.error.condition}${s.error.text ? ` (${s.error.text})` : ""} -->` : ""));
+        observe(
+          "recv",
+          encodeStanza(s) +
+            (s.error ? ` <!-- error: ${s.error.condition}${s.error.text ? ` (${s.error.text})` : ""} -->` : ""),
+        );
         handler(s);
       });
     },

@@ -63,7 +63,11 @@ export async function startBus(): Promise<Bus> {
 }
 
 /** Waits until `cond` holds, polling; throws `what` after `timeoutMs`. */
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+export async function waitUntil(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
   const end = performance.now() + timeoutMs;
   while (!(await cond())) {
     if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -79,7 +83,9 @@ export function alive(pid: number): boolean {
     return false;
   }
   try {
-    const stat = Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)]).stdout.toString().trim();
+    const stat = Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)])
+      .stdout.toString()
+      .trim();
     return stat !== "" && !stat.startsWith("Z");
   } catch {
     return true;
@@ -109,9 +115,20 @@ export async function ensureLinuxBinary(): Promise<void> {
   } catch {
     // Not built yet.
   }
-  const sources = Math.max(newest(join(ROOT, "src")), ...["build.ts", "package.json"].map((f) => statSync(join(ROOT, f)).mtimeMs));
+  const sources = Math.max(
+    newest(join(ROOT, "src")),
+    ...["build.ts", "package.json"].map((f) => statSync(join(ROOT, f)).mtimeMs),
+  );
   if (built > sources) return;
-  const proc = Bun.spawn([process.execPath, "run", "build.ts", "linux-x64"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const proc = Bun.spawn([process.execPath, "run", "build.ts", "linux-x64"], {
+    cwd: ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (code !== 0) throw new Error(`bun run build.ts linux-x64 failed (${code}):\n${out}\n${err}`);
 }

@@ -9,7 +9,10 @@ import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
  * A plain OpenSRF client (srfsh-like resource) logged in with the `/config/opensrf` account
  * of an opensrf_core.xml, owning its connection.
  */
-export async function connectTestClient(coreFile: string, opts: { timeout?: number; reconnect?: boolean } = {}): Promise<Client> {
+export async function connectTestClient(
+  coreFile: string,
+  opts: { timeout?: number; reconnect?: boolean } = {},
+): Promise<Client> {
   const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
   const conn = await XmppConnection.connect({
     ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),

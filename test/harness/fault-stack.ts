@@ -126,8 +126,18 @@ export class FaultStack {
     const router = this.router;
     const before = this.classOnlineCount(name);
     const proc = CliProcess.start([
-      "serve", "--service", name, "--app", join(this.dir, `${name}.ts`), "--config", this.coreFile,
-      "--settings", join(this.dir, "opensrf.xml"), "--host", "testhost", ...this.logArgs(name),
+      "serve",
+      "--service",
+      name,
+      "--app",
+      join(this.dir, `${name}.ts`),
+      "--config",
+      this.coreFile,
+      "--settings",
+      join(this.dir, "opensrf.xml"),
+      "--host",
+      "testhost",
+      ...this.logArgs(name),
     ]);
     this.serves.set(name, proc);
     await this.whileRunning(proc, `serve ${name}`, this.waitClassOnline(name, before, router));
@@ -143,7 +153,8 @@ export class FaultStack {
   async waitClassOnline(name: string, before: number, router = this.router, timeoutMs = 20_000): Promise<void> {
     const end = performance.now() + timeoutMs;
     while (router.output.split(`class ${name} online`).length - 1 <= before) {
-      if (performance.now() > end) throw new Error(`class ${name} not online within ${timeoutMs} ms\n${router.output.slice(-2000)}`);
+      if (performance.now() > end)
+        throw new Error(`class ${name} not online within ${timeoutMs} ms\n${router.output.slice(-2000)}`);
       await Bun.sleep(25);
     }
   }

@@ -203,7 +203,9 @@ export async function waitForRouterClass(
   let last: unknown;
   while (Date.now() < until) {
     try {
-      const classes = (await client.request(routerName, "opensrf.router.info.class.list", [], { timeout: 2 }).first()) as string[];
+      const classes = (await client
+        .request(routerName, "opensrf.router.info.class.list", [], { timeout: 2 })
+        .first()) as string[];
       if (classes.includes(service) === present) return;
       last = classes;
     } catch (e) {

@@ -47,7 +47,9 @@ export async function legacyLogin(opts: LegacyLoginOptions): Promise<LegacySessi
     const id = opts.mode === "digest" ? "123456789" : "123";
     const secret =
       opts.mode === "digest"
-        ? `<digest>${createHash("sha1").update(streamId + opts.password, "utf8").digest("hex")}</digest>`
+        ? `<digest>${createHash("sha1")
+            .update(streamId + opts.password, "utf8")
+            .digest("hex")}</digest>`
         : `<password>${xmlEscape(opts.password)}</password>`;
     conn.send(
       `<iq id='${id}' type='set'><query xmlns='jabber:iq:auth'>` +
@@ -59,7 +61,8 @@ export async function legacyLogin(opts: LegacyLoginOptions): Promise<LegacySessi
       const stanza = await conn.nextStanza(timeoutMs);
       // Prosody sends stream features even on pre-1.0 streams; the C client ignores them too.
       if (stanza.startsWith("<stream:features")) continue;
-      if (stanza.startsWith("<stream:error")) throw new Error(`legacy ${opts.mode} login of ${opts.user} failed: ${stanza}`);
+      if (stanza.startsWith("<stream:error"))
+        throw new Error(`legacy ${opts.mode} login of ${opts.user} failed: ${stanza}`);
       if (!stanza.startsWith("<iq") || firstTagAttr(stanza, "id") !== id) continue;
       // A result that carries a <query> is the field list (prosody's answer to <digest>), not success.
       if (firstTagAttr(stanza, "type") !== "result" || /<query[\s>/]/.test(stanza)) {

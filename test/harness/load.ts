@@ -93,7 +93,18 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const every = o.progressEvery ?? 1000;
   const latencies: number[] = [];
   const r: LoadResult = {
-    sent: 0, answered: 0, ok: 0, wrong: 0, errors: {}, lost: 0, unsent: 0, samples: {}, elapsedMs: 0, p50: 0, p99: 0, maxMs: 0,
+    sent: 0,
+    answered: 0,
+    ok: 0,
+    wrong: 0,
+    errors: {},
+    lost: 0,
+    unsent: 0,
+    samples: {},
+    elapsedMs: 0,
+    p50: 0,
+    p99: 0,
+    maxMs: 0,
   };
   const sample = (kind: string, text: string) => {
     const list = (r.samples[kind] ??= []);
@@ -138,8 +149,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   function finish(final: boolean): LoadResult {
     const sorted = [...latencies].sort((a, b) => a - b);
-    const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0);
-    const out = { ...r, errors: { ...r.errors }, elapsedMs: performance.now() - t0, p50: pct(0.5), p99: pct(0.99), maxMs: sorted.at(-1) ?? 0 };
+    const pct = (p: number) =>
+      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0;
+    const out = {
+      ...r,
+      errors: { ...r.errors },
+      elapsedMs: performance.now() - t0,
+      p50: pct(0.5),
+      p99: pct(0.99),
+      maxMs: sorted.at(-1) ?? 0,
+    };
     if (final) out.unsent = o.total - r.sent;
     return out;
   }
@@ -230,7 +249,8 @@ export async function waitUntil(
 ): Promise<void> {
   const end = performance.now() + timeoutMs;
   while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? `\n${detail()}` : ""}`);
+    if (performance.now() > end)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? `\n${detail()}` : ""}`);
     await Bun.sleep(stepMs);
   }
 }

@@ -19,7 +19,10 @@ export interface CliResult {
 }
 
 /** Run a short-lived command to completion (bounded by `timeoutMs`). */
-export async function runCli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  opts: { timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<CliResult> {
   const proc = Bun.spawn([...cliCommand(), ...args], {
     cwd: ROOT,
     stdout: "pipe",
@@ -95,7 +98,8 @@ export class CliProcess {
   /** Waits for `ready`, failing at once (with the output so far) if the process exits first. */
   async untilReady(ready: Promise<unknown>): Promise<void> {
     const first = await Promise.race([ready.then(() => "ready" as const), this.proc.exited]);
-    if (first !== "ready") throw new Error(`osrf-prefork exited with code ${first} during start-up:\n${this.output.slice(-3000)}`);
+    if (first !== "ready")
+      throw new Error(`osrf-prefork exited with code ${first} during start-up:\n${this.output.slice(-3000)}`);
   }
 
   /** Send a signal and wait for exit (SIGKILL after `graceMs`). Returns the exit code. */

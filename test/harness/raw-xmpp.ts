@@ -204,7 +204,11 @@ export class RawXmppConnection {
    * Sends a stream header and waits for the server's.
    * Without `version` this is the pre-1.0 form real OpenSRF clients send (no stream features).
    */
-  async openStream(opts: { to: string; version?: string; timeoutMs?: number }): Promise<{ id: string; header: string }> {
+  async openStream(opts: {
+    to: string;
+    version?: string;
+    timeoutMs?: number;
+  }): Promise<{ id: string; header: string }> {
     const version = opts.version ? ` version='${xmlEscape(opts.version)}'` : "";
     this.send(
       `<stream:stream to='${xmlEscape(opts.to)}' xmlns='jabber:client' ` +
@@ -279,7 +283,11 @@ export interface XmppTarget {
 }
 
 /** Opens a 1.0 stream on `c` and authenticates with SASL PLAIN; throws with the server's answer. */
-async function saslPlain(c: RawXmppConnection, t: XmppTarget & { user: string; password: string }, timeoutMs: number): Promise<void> {
+async function saslPlain(
+  c: RawXmppConnection,
+  t: XmppTarget & { user: string; password: string },
+  timeoutMs: number,
+): Promise<void> {
   await c.openStream({ to: t.domain, version: "1.0", timeoutMs });
   const features = await c.nextStanza(timeoutMs);
   if (!features.includes("PLAIN")) throw new Error(`server does not offer SASL PLAIN: ${features}`);
@@ -322,7 +330,8 @@ export async function saslLogin(
     );
     const bound = await c.nextStanza(timeoutMs);
     const jid = /<jid>([^<]+)<\/jid>/.exec(bound)?.[1];
-    if (firstTagAttr(bound, "type") !== "result" || jid === undefined) throw new Error(`resource bind of ${t.user} failed: ${bound}`);
+    if (firstTagAttr(bound, "type") !== "result" || jid === undefined)
+      throw new Error(`resource bind of ${t.user} failed: ${bound}`);
     return { jid, send: (xml) => c.send(xml), nextStanza: (ms = 5000) => c.nextStanza(ms), close: () => c.close() };
   } catch (err) {
     c.close();
@@ -334,7 +343,9 @@ export async function saslLogin(
  * Authenticates with SASL PLAIN on a fresh connection and closes it: proves a real login works.
  * Throws with the server's answer when it is not `<success>`.
  */
-export async function saslPlainCheck(t: XmppTarget & { user: string; password: string; timeoutMs?: number }): Promise<void> {
+export async function saslPlainCheck(
+  t: XmppTarget & { user: string; password: string; timeoutMs?: number },
+): Promise<void> {
   const timeoutMs = t.timeoutMs ?? 5000;
   const c = await RawXmppConnection.connect({ host: t.host, port: t.port, timeoutMs });
   try {
@@ -348,7 +359,9 @@ export async function saslPlainCheck(t: XmppTarget & { user: string; password: s
  * Creates an account with in-band registration (XEP-0077) on a fresh, unauthenticated stream.
  * Much faster than the servers' admin CLIs, which start a whole runtime per call.
  */
-export async function inBandRegister(t: XmppTarget & { user: string; password: string; timeoutMs?: number }): Promise<void> {
+export async function inBandRegister(
+  t: XmppTarget & { user: string; password: string; timeoutMs?: number },
+): Promise<void> {
   const timeoutMs = t.timeoutMs ?? 5000;
   const c = await RawXmppConnection.connect({ host: t.host, port: t.port, timeoutMs });
   try {

@@ -355,7 +355,11 @@ class ProsodyServer extends BaseServer {
       stdout: "pipe",
       stderr: "pipe",
     });
-    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    const [out, err, code] = await Promise.all([
+      new Response(p.stdout).text(),
+      new Response(p.stderr).text(),
+      p.exited,
+    ]);
     if (code !== 0) throw new Error(`prosodyctl register ${user} failed (${code}): ${out}${err}`);
   }
 }
@@ -444,11 +448,16 @@ class EjabberdServer extends BaseServer {
     const d = this.dir;
     return [
       findBinary("ejabberdctl"),
-      "--config-dir", d,
-      "--ctl-config", join(d, "ejabberdctl.cfg"),
-      "--config", join(d, "ejabberd.yml"),
-      "--spool", join(d, "spool"),
-      "--logs", join(d, "logs"),
+      "--config-dir",
+      d,
+      "--ctl-config",
+      join(d, "ejabberdctl.cfg"),
+      "--config",
+      join(d, "ejabberd.yml"),
+      "--spool",
+      join(d, "spool"),
+      "--logs",
+      join(d, "logs"),
       "foreground",
     ];
   }

@@ -361,7 +361,9 @@ describe("stateless requests (opensrf.math)", () => {
     // And through the Client, the text names method and service.
     const { xid, error } = await callFails("opensrf.math", "x", []);
     expect(error.message).toContain("osrfMethodException 404: Method [x] not found for service opensrf.math");
-    expect(brief(svc.math.wire.sentWithXid(xid))).toEqual([exception("404", "Method [x] not found for service opensrf.math")]);
+    expect(brief(svc.math.wire.sentWithXid(xid))).toEqual([
+      exception("404", "Method [x] not found for service opensrf.math"),
+    ]);
   });
 
   test("a MethodException from the handler keeps its code and text (div by zero → 400)", async () => {
@@ -375,7 +377,9 @@ describe("streaming (opensrf.stream)", () => {
   test("count 5: five RESULTs 1..5 then 205, all threadTrace 1", async () => {
     const { xid, results } = await call("opensrf.stream", "count", [5]);
     expect(results).toEqual([1, 2, 3, 4, 5]);
-    expect(brief(svc.stream.wire.sentWithXid(xid))).toEqual([1, 2, 3, 4, 5].map((n) => ok("1", n)).concat([complete()]));
+    expect(brief(svc.stream.wire.sentWithXid(xid))).toEqual(
+      [1, 2, 3, 4, 5].map((n) => ok("1", n)).concat([complete()]),
+    );
   });
 
   test("count with a delay streams: each result is sent (and received) before the request completes", async () => {
@@ -408,9 +412,7 @@ describe("streaming (opensrf.stream)", () => {
     const { xid, results } = await call("opensrf.stream", "count", [n]);
     expect(results).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     const bodies = svc.stream.wire.sentWithXid(xid);
-    expect(brief(bodies)).toEqual(
-      Array.from({ length: n }, (_, i) => ok("1", i + 1)).concat([complete()]),
-    );
+    expect(brief(bodies)).toEqual(Array.from({ length: n }, (_, i) => ok("1", i + 1)).concat([complete()]));
     expect(bodies.length).toBeGreaterThan(1);
     expect(bodies.length).toBeLessThan(n / 10);
     for (const b of bodies) {
@@ -489,7 +491,11 @@ describe("streaming (opensrf.stream)", () => {
       { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
     );
     const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
-    const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [out, err] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     clearTimeout(timer);
     expect(err).toBe("exit=0\n");
     expect(out.length).toBe(size + 3);
@@ -547,7 +553,13 @@ describe("stateful sessions (opensrf.cart)", () => {
     for (const s of [s1, s2]) {
       const sent = svc.cart.wire.sentOnThread(threadOf(s));
       expect(brief(sent)).toEqual([
-        { type: "STATUS", threadTrace: "0", cls: "osrfConnectStatus", status: "Connection Successful", statusCode: "200" },
+        {
+          type: "STATUS",
+          threadTrace: "0",
+          cls: "osrfConnectStatus",
+          status: "Connection Successful",
+          statusCode: "200",
+        },
       ]);
       expect(sent[0]!.from).toBe(svc.cart.jid);
     }
@@ -566,9 +578,12 @@ describe("stateful sessions (opensrf.cart)", () => {
     expect(direct[0]!.to).toBe(routerJid("opensrf.cart"));
     expect(direct.slice(1).every((s) => s.to === svc.cart.jid)).toBe(true);
     // threadTraces count up within the session.
-    expect(svc.cart.wire.sentOnThread(threadOf(s1)).flatMap((s) => s.raw).map((m) => m.__p.threadTrace)).toEqual([
-      "0", "1", "1", "2", "2", "3", "3", "4", "4", "5", "5",
-    ]);
+    expect(
+      svc.cart.wire
+        .sentOnThread(threadOf(s1))
+        .flatMap((s) => s.raw)
+        .map((m) => m.__p.threadTrace),
+    ).toEqual(["0", "1", "1", "2", "2", "3", "3", "4", "4", "5", "5"]);
 
     s1.disconnect();
     await until(() => svc.cart.host.activeSessions() === 1, 5000, "s1 to end");
@@ -597,7 +612,11 @@ describe("stateful sessions (opensrf.cart)", () => {
     const out = caller.wire.sent((m) => m.xid === xid);
     expect(out.map((m) => [m.to, m.thread])).toEqual([[routerJid("opensrf.cart"), threadOf(s)]]);
     expect(brief(svc.cart.wire.sentWithXid(xid))).toEqual([
-      exception("400", "opensrf.cart total needs a stateful session: CONNECT first, then call it on the same thread", "2"),
+      exception(
+        "400",
+        "opensrf.cart total needs a stateful session: CONNECT first, then call it on the same thread",
+        "2",
+      ),
     ]);
   });
 
@@ -626,7 +645,11 @@ describe("stateful sessions (opensrf.cart)", () => {
     // The session is gone: the cart is empty again for a stateless call.
     sendRaw(svcJid, thread, encodeBody([request(3, "total", [])]));
     expect(brief([await replyOn(thread, 4)])).toEqual([
-      exception("400", "opensrf.cart.ka1 total needs a stateful session: CONNECT first, then call it on the same thread", "3"),
+      exception(
+        "400",
+        "opensrf.cart.ka1 total needs a stateful session: CONNECT first, then call it on the same thread",
+        "3",
+      ),
     ]);
   });
 
@@ -658,14 +681,30 @@ describe("stateful sessions (opensrf.cart)", () => {
       "the 408",
     );
     expect(brief([got])).toEqual([
-      { type: "STATUS", threadTrace: "0", cls: "osrfConnectStatus", status: "Disconnected on timeout", statusCode: "408" },
+      {
+        type: "STATUS",
+        threadTrace: "0",
+        cls: "osrfConnectStatus",
+        status: "Disconnected on timeout",
+        statusCode: "408",
+      },
     ]);
     expect(s.connected).toBe(false);
   });
 
   test("`osrf-prefork request --connect` against the cart", async () => {
     const xid = makeXid();
-    const r = await runCli(["request", "--config", config, "--connect", "--xid", xid, "opensrf.cart", "add_item", '"apple", 0.5, 3']);
+    const r = await runCli([
+      "request",
+      "--config",
+      config,
+      "--connect",
+      "--xid",
+      xid,
+      "opensrf.cart",
+      "add_item",
+      '"apple", 0.5, 3',
+    ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("1\n");
@@ -678,7 +717,13 @@ describe("stateful sessions (opensrf.cart)", () => {
     expect(got[0]!.from).toBe(routerJid("opensrf.cart"));
     expect(got[1]!.from).toBe(got[0]!.routerFrom);
     expect(brief(svc.cart.wire.sentOnThread(thread))).toEqual([
-      { type: "STATUS", threadTrace: "0", cls: "osrfConnectStatus", status: "Connection Successful", statusCode: "200" },
+      {
+        type: "STATUS",
+        threadTrace: "0",
+        cls: "osrfConnectStatus",
+        status: "Connection Successful",
+        statusCode: "200",
+      },
       ok("1", 1),
       complete("1"),
     ]);
@@ -719,7 +764,12 @@ describe("system methods", () => {
     const { xid, results } = await call("opensrf.math", "opensrf.system.method.all");
     const names = (results as Array<{ api_name: string }>).map((d) => d.api_name);
     for (const m of ["add", "sub", "mult", "div"]) expect(names).toContain(m), expect(names).toContain(`${m}.atomic`);
-    for (const m of ["opensrf.system.echo", "opensrf.system.method", "opensrf.system.method.all", "opensrf.system.time"]) {
+    for (const m of [
+      "opensrf.system.echo",
+      "opensrf.system.method",
+      "opensrf.system.method.all",
+      "opensrf.system.time",
+    ]) {
       expect(names).toContain(m);
       expect(names).toContain(`${m}.atomic`);
     }
@@ -786,7 +836,9 @@ describe("failures", () => {
     // The failure is logged, with the stack, under the request's xid.
     const logged = streamLog.lines.filter((l) => l.xid === xid && l.level === "error");
     expect(logged).toHaveLength(1);
-    expect(logged[0]!.msg).toContain("opensrf.stream fail failed: Error: opensrf.stream fail: failing as asked\n    at ");
+    expect(logged[0]!.msg).toContain(
+      "opensrf.stream fail failed: Error: opensrf.stream fail: failing as asked\n    at ",
+    );
     // Others (and the same service) are still served.
     const [a, b] = await Promise.all([call("opensrf.stream", "count", [2]), call("opensrf.math", "add", [1, 1])]);
     expect(a.results).toEqual([1, 2]);
@@ -833,7 +885,12 @@ describe("context propagation", () => {
   test("ctx.call passes the caller's xid (and locale, tz, ingress) downstream; replies copy locale and tz", async () => {
     const xid = makeXid();
     const results = await caller.client
-      .request("opensrf.relay", "add", [2, 3], { xid, locale: "fr-CA", tz: "America/Montreal", ingress: "test-ingress" })
+      .request("opensrf.relay", "add", [2, 3], {
+        xid,
+        locale: "fr-CA",
+        tz: "America/Montreal",
+        ingress: "test-ingress",
+      })
       .collect();
     expect(results).toEqual([5]);
     // The relay's nested request, as it went out.
@@ -876,7 +933,12 @@ describe("context propagation", () => {
       method: "context",
       stateful: false,
     });
-    expect(svc.relay.wire.sentWithXid(xid).flatMap((s) => s.raw).map((m) => m.__p.locale)).toEqual(["de-DE", "de-DE"]);
+    expect(
+      svc.relay.wire
+        .sentWithXid(xid)
+        .flatMap((s) => s.raw)
+        .map((m) => m.__p.locale),
+    ).toEqual(["de-DE", "de-DE"]);
   });
 
   test("init and childInit ran before serving, once each", async () => {
@@ -889,7 +951,12 @@ describe("logging", () => {
   test("each request is logged (activity) with its xid, method and params", async () => {
     const { xid } = await call("opensrf.math", "add", [2, 2]);
     const lines = mathLog.lines.filter((l) => l.xid === xid);
-    expect(lines).toContainEqual({ level: "activity", msg: "Running opensrf.math add [ 2,2 ]", xid, service: "opensrf.math" });
+    expect(lines).toContainEqual({
+      level: "activity",
+      msg: "Running opensrf.math add [ 2,2 ]",
+      xid,
+      service: "opensrf.math",
+    });
     const bad = await callFails("opensrf.math", "add", [7]);
     const warn = mathLog.lines.filter((l) => l.xid === bad.xid);
     expect(warn.map((l) => l.level)).toEqual(["activity", "warn"]);
@@ -902,7 +969,9 @@ describe("logging", () => {
     const echo = await call("opensrf.auth", "auth.echo", ["visible", 1]);
     expect(echo.results).toEqual([["visible", 1]]);
     expect(existsSync(authLogFile)).toBe(true);
-    const lines = readFileSync(authLogFile, "utf8").split("\n").filter((l) => l !== "");
+    const lines = readFileSync(authLogFile, "utf8")
+      .split("\n")
+      .filter((l) => l !== "");
     const parsed = lines.map((l) => OSRF_LINE_PATTERN.exec(l)).filter((m) => m !== null);
     expect(parsed).toHaveLength(lines.length);
     const of = (xid: string) => parsed.filter((m) => m[7] === xid).map((m) => [m[1], m[3], Number(m[4]), m[8]]);
@@ -910,7 +979,9 @@ describe("logging", () => {
       ["opensrf.auth", "ACT", process.pid, "Running opensrf.auth auth.login [ **PARAMS REDACTED** ]"],
       ["opensrf.auth", "INFO", process.pid, "login for alice"],
     ]);
-    expect(of(echo.xid)).toEqual([["opensrf.auth", "ACT", process.pid, 'Running opensrf.auth auth.echo [ "visible",1 ]']]);
+    expect(of(echo.xid)).toEqual([
+      ["opensrf.auth", "ACT", process.pid, 'Running opensrf.auth auth.echo [ "visible",1 ]'],
+    ]);
     expect(lines.join("\n")).not.toContain("s3cret-pw");
   });
 });

@@ -19,7 +19,11 @@ test("bench --smoke completes and prints the ratio table", async () => {
     stdin: "ignore",
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), 150_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   clearTimeout(timer);
   if (code !== 0) throw new Error(`bench --smoke exited with ${code}\n${stderr.slice(-3000)}\n${stdout.slice(-2000)}`);
 
@@ -28,7 +32,13 @@ test("bench --smoke completes and prints the ratio table", async () => {
   const rows = stdout.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| case") && !l.startsWith("|---"));
   const row = (name: string) => rows.filter((l) => l.startsWith(`| ${name}`));
   expect(row("relay: echo-sized round trip").length).toBeGreaterThan(0);
-  for (const name of ["opensrf.system.echo", "opensrf.math add", "session (CONNECT", "opensrf.stream big", "in-process"]) {
+  for (const name of [
+    "opensrf.system.echo",
+    "opensrf.math add",
+    "session (CONNECT",
+    "opensrf.stream big",
+    "in-process",
+  ]) {
     const found = row(name);
     expect(found.length).toBeGreaterThan(0);
     // The last column is the ratio to the relay ceiling: a number for every row.

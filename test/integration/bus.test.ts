@@ -105,11 +105,19 @@ describe("osrf-prefork request through the router", () => {
 describe("router", () => {
   test("answers its info methods like the C router", async () => {
     expect(await classList()).toContain("test.bus");
-    const stats = (await client.request("router", "opensrf.router.info.stats.class", ["test.bus"]).first()) as Record<string, number>;
+    const stats = (await client.request("router", "opensrf.router.info.stats.class", ["test.bus"]).first()) as Record<
+      string,
+      number
+    >;
     expect(Object.keys(stats).sort()).toEqual(listeners.map((l) => l.conn.jid).sort());
-    const all = (await client.request("router", "opensrf.router.info.stats.class.node.all").first()) as Record<string, number>;
+    const all = (await client.request("router", "opensrf.router.info.stats.class.node.all").first()) as Record<
+      string,
+      number
+    >;
     expect(typeof all["test.bus"]).toBe("number");
-    await expect(client.request("router", "opensrf.router.no.such").collect()).rejects.toThrow("Router method not found");
+    await expect(client.request("router", "opensrf.router.no.such").collect()).rejects.toThrow(
+      "Router method not found",
+    );
   });
 
   test("two listeners of one class share the load", async () => {
@@ -129,7 +137,10 @@ describe("router", () => {
     expect(labels).toEqual(Array(10).fill("b"));
     expect(a.served).toBe(before);
     // The router dropped the dead node after its first bounce.
-    const stats = (await client.request("router", "opensrf.router.info.stats.class", ["test.bus"]).first()) as Record<string, number>;
+    const stats = (await client.request("router", "opensrf.router.info.stats.class", ["test.bus"]).first()) as Record<
+      string,
+      number
+    >;
     expect(Object.keys(stats)).toEqual([b.conn.jid]);
   });
 

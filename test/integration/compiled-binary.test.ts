@@ -41,7 +41,10 @@ describe.skipIf(!HOST_OK)("compiled linux-x64 binary", () => {
     appDir = join(bus.dir, "app");
     mkdirSync(join(appDir, "lib"), { recursive: true });
     mkdirSync(join(appDir, "node_modules/tiny-pad"), { recursive: true });
-    writeFileSync(join(appDir, "node_modules/tiny-pad/package.json"), JSON.stringify({ name: "tiny-pad", main: "index.js" }));
+    writeFileSync(
+      join(appDir, "node_modules/tiny-pad/package.json"),
+      JSON.stringify({ name: "tiny-pad", main: "index.js" }),
+    );
     writeFileSync(join(appDir, "node_modules/tiny-pad/index.js"), "module.exports = (s, n) => s.padStart(n, '.');\n");
     writeFileSync(join(appDir, "lib/shout.js"), "export const shout = (s) => s.toUpperCase();\n");
     writeFileSync(join(appDir, "service.ts"), APP);
@@ -57,42 +60,67 @@ describe.skipIf(!HOST_OK)("compiled linux-x64 binary", () => {
   test("version", async () => {
     const r = await runCli(["version"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`osrf-prefork ${(await Bun.file(join(ROOT, "package.json")).json()).version} (bun ${Bun.version}, linux-x64)\n`);
+    expect(r.stdout).toBe(
+      `osrf-prefork ${(await Bun.file(join(ROOT, "package.json")).json()).version} (bun ${Bun.version}, linux-x64)\n`,
+    );
   });
 
-  test("router, serve and request from the binary; drones are the binary too", async () => {
-    expect(bus.router.proc.pid).toBeGreaterThan(0);
-    serve = CliProcess.start([
-      "serve", "--service", "test.compiled", "--app", join(appDir, "service.ts"), "--config", bus.coreFile,
-      "--settings", join(ROOT, "test/fixtures/config/opensrf.xml"), "--host", "nohost", "--logfile", "stderr", "--loglevel", "3",
-    ]);
-    await Promise.race([
-      bus.online("test.compiled"),
-      serve.proc.exited.then((c) => Promise.reject(new Error(`serve exited ${c}:\n${serve!.output}`))),
-    ]);
-    const r = await runCli(["request", "--config", bus.coreFile, "test.compiled", "hello", '"ops"']);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe('"...OPS"\n');
+  test(
+    "router, serve and request from the binary; drones are the binary too",
+    async () => {
+      expect(bus.router.proc.pid).toBeGreaterThan(0);
+      serve = CliProcess.start([
+        "serve",
+        "--service",
+        "test.compiled",
+        "--app",
+        join(appDir, "service.ts"),
+        "--config",
+        bus.coreFile,
+        "--settings",
+        join(ROOT, "test/fixtures/config/opensrf.xml"),
+        "--host",
+        "nohost",
+        "--logfile",
+        "stderr",
+        "--loglevel",
+        "3",
+      ]);
+      await Promise.race([
+        bus.online("test.compiled"),
+        serve.proc.exited.then((c) => Promise.reject(new Error(`serve exited ${c}:\n${serve!.output}`))),
+      ]);
+      const r = await runCli(["request", "--config", bus.coreFile, "test.compiled", "hello", '"ops"']);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe('"...OPS"\n');
 
-    const drone = (await bus.client.request("test.compiled", "pid").first()) as number;
-    expect(readlinkSync(`/proc/${drone}/exe`)).toBe(BIN);
-    expect(readlinkSync(`/proc/${serve.pid}/exe`)).toBe(BIN);
-  }, TIMEOUT);
+      const drone = (await bus.client.request("test.compiled", "pid").first()) as number;
+      expect(readlinkSync(`/proc/${drone}/exe`)).toBe(BIN);
+      expect(readlinkSync(`/proc/${serve.pid}/exe`)).toBe(BIN);
+    },
+    TIMEOUT,
+  );
 
-  test("a MethodException thrown by the app reaches the caller with its code", async () => {
-    const r = await runCli(["request", "--config", bus.coreFile, "test.compiled", "refuse"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("403: not for you");
-  }, TIMEOUT);
+  test(
+    "a MethodException thrown by the app reaches the caller with its code",
+    async () => {
+      const r = await runCli(["request", "--config", bus.coreFile, "test.compiled", "refuse"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("403: not for you");
+    },
+    TIMEOUT,
+  );
 
-  test("start --all with the built-in settings server, then stop --all", async () => {
-    const dir = join(bus.dir, "host");
-    mkdirSync(dir);
-    const settings = join(dir, "opensrf.xml");
-    writeFileSync(
-      settings,
-      `<opensrf version="0.0.3">
+  test(
+    "start --all with the built-in settings server, then stop --all",
+    async () => {
+      const dir = join(bus.dir, "host");
+      mkdirSync(dir);
+      const settings = join(dir, "opensrf.xml");
+      writeFileSync(
+        settings,
+        `<opensrf version="0.0.3">
   <default>
     <dirs><pid>${dir}/run</pid></dirs>
     <apps>
@@ -105,24 +133,33 @@ describe.skipIf(!HOST_OK)("compiled linux-x64 binary", () => {
   <hosts><binhost><activeapps><appname>test.started</appname><appname>opensrf.settings</appname></activeapps></binhost></hosts>
 </opensrf>
 `,
-    );
-    const common = ["--config", bus.coreFile, "--settings", settings, "--host", "binhost"];
-    const start = await runCli(["start", "--all", ...common], { timeoutMs: TIMEOUT });
-    expect(start.stderr).toBe("");
-    expect(start.code).toBe(0);
-    // The settings server first, as osrf_control does.
-    expect(start.stdout).toMatch(/^opensrf\.settings: started \(pid \d+.*\ntest\.started: started \(pid \d+/);
+      );
+      const common = ["--config", bus.coreFile, "--settings", settings, "--host", "binhost"];
+      const start = await runCli(["start", "--all", ...common], { timeoutMs: TIMEOUT });
+      expect(start.stderr).toBe("");
+      expect(start.code).toBe(0);
+      // The settings server first, as osrf_control does.
+      expect(start.stdout).toMatch(/^opensrf\.settings: started \(pid \d+.*\ntest\.started: started \(pid \d+/);
 
-    await Promise.all([bus.online("opensrf.settings"), bus.online("test.started")]);
-    const host = await runCli(["request", "--config", bus.coreFile, "opensrf.settings", "opensrf.settings.host_config.get", '"binhost"']);
-    expect(host.code).toBe(0);
-    expect(JSON.parse(host.stdout).apps["test.started"].unix_config).toEqual({ min_children: 1, max_children: 1 });
-    const hello = await runCli(["request", "--config", bus.coreFile, "test.started", "hello", '"bin"']);
-    expect(hello.stdout).toBe('"...BIN"\n');
+      await Promise.all([bus.online("opensrf.settings"), bus.online("test.started")]);
+      const host = await runCli([
+        "request",
+        "--config",
+        bus.coreFile,
+        "opensrf.settings",
+        "opensrf.settings.host_config.get",
+        '"binhost"',
+      ]);
+      expect(host.code).toBe(0);
+      expect(JSON.parse(host.stdout).apps["test.started"].unix_config).toEqual({ min_children: 1, max_children: 1 });
+      const hello = await runCli(["request", "--config", bus.coreFile, "test.started", "hello", '"bin"']);
+      expect(hello.stdout).toBe('"...BIN"\n');
 
-    const stop = await runCli(["stop", "--all", "--pid-dir", join(dir, "run")], { timeoutMs: TIMEOUT });
-    expect(stop.code).toBe(0);
-    expect(stop.stdout).toMatch(/^opensrf\.settings: stopped \(pid \d+, SIGTERM/m);
-    expect(stop.stdout).toMatch(/^test\.started: stopped \(pid \d+, SIGTERM/m);
-  }, TIMEOUT);
+      const stop = await runCli(["stop", "--all", "--pid-dir", join(dir, "run")], { timeoutMs: TIMEOUT });
+      expect(stop.code).toBe(0);
+      expect(stop.stdout).toMatch(/^opensrf\.settings: stopped \(pid \d+, SIGTERM/m);
+      expect(stop.stdout).toMatch(/^test\.started: stopped \(pid \d+, SIGTERM/m);
+    },
+    TIMEOUT,
+  );
 });

@@ -46,7 +46,13 @@ beforeAll(async () => {
         name: SERVICE,
         app: APP,
         keepalive: 2,
-        unix: { min_children: 2, max_children: 4, max_requests: 1_000_000, max_backlog_queue: 5000, max_requests_jitter: 0 },
+        unix: {
+          min_children: 2,
+          max_children: 4,
+          max_requests: 1_000_000,
+          max_backlog_queue: 5000,
+          max_requests_jitter: 0,
+        },
       },
     ],
     // Debug level: messages that get no reply (stray DISCONNECT, RESULT, …) are logged with their reason.
@@ -79,47 +85,113 @@ function badBodies(): string[] {
   const msg = (p: string) => `[{"__c":"osrfMessage","__p":${p}}]`;
   const reqP = (extra: string) => msg(`{"threadTrace":"1","type":"REQUEST",${extra}}`);
   return [
-    " ", "x", "registering", "{", "[", "]", "[{", "null", "true", "0", "-1", '"a string"', "{}", "[]", "[[]]", "[1,2,3]", "[null]",
-    '["osrfMessage"]', '[{"__c":"osrfMessage"}]', '[{"__p":{}}]', msg("null"), msg("[]"), msg("{}"), msg('{"type":"REQUEST"}'),
-    msg('{"threadTrace":"1"}'), msg('{"threadTrace":"1","type":"REQUEST"}'), reqP('"payload":null'), reqP('"payload":{"__c":"osrfMethod"}'),
-    reqP('"payload":{"__c":"osrfMethod","__p":{}}'), reqP('"payload":{"__c":"osrfMethod","__p":{"method":42}}'),
-    reqP('"payload":{"__c":"osrfMethod","__p":{"method":"work","params":{}}}'), reqP('"payload":{"__c":"osrfMethod","__p":{"method":"work","params":"x"}}'),
+    " ",
+    "x",
+    "registering",
+    "{",
+    "[",
+    "]",
+    "[{",
+    "null",
+    "true",
+    "0",
+    "-1",
+    '"a string"',
+    "{}",
+    "[]",
+    "[[]]",
+    "[1,2,3]",
+    "[null]",
+    '["osrfMessage"]',
+    '[{"__c":"osrfMessage"}]',
+    '[{"__p":{}}]',
+    msg("null"),
+    msg("[]"),
+    msg("{}"),
+    msg('{"type":"REQUEST"}'),
+    msg('{"threadTrace":"1"}'),
+    msg('{"threadTrace":"1","type":"REQUEST"}'),
+    reqP('"payload":null'),
+    reqP('"payload":{"__c":"osrfMethod"}'),
+    reqP('"payload":{"__c":"osrfMethod","__p":{}}'),
+    reqP('"payload":{"__c":"osrfMethod","__p":{"method":42}}'),
+    reqP('"payload":{"__c":"osrfMethod","__p":{"method":"work","params":{}}}'),
+    reqP('"payload":{"__c":"osrfMethod","__p":{"method":"work","params":"x"}}'),
     // Wrong class hints.
-    reqP('"payload":{"__c":"notAMethod","__p":{"method":"work"}}'), reqP('"payload":{"__c":"osrfResult","__p":{"method":"work"}}'),
-    '[{"__c":"osrfMethod","__p":{"threadTrace":"1","type":"REQUEST"}}]', '[{"__c":"","__p":{"threadTrace":"1","type":"REQUEST"}}]',
-    '[{"__c":null,"__p":{"threadTrace":"1","type":"REQUEST"}}]', '[{"__c":["osrfMessage"],"__p":{}}]',
+    reqP('"payload":{"__c":"notAMethod","__p":{"method":"work"}}'),
+    reqP('"payload":{"__c":"osrfResult","__p":{"method":"work"}}'),
+    '[{"__c":"osrfMethod","__p":{"threadTrace":"1","type":"REQUEST"}}]',
+    '[{"__c":"","__p":{"threadTrace":"1","type":"REQUEST"}}]',
+    '[{"__c":null,"__p":{"threadTrace":"1","type":"REQUEST"}}]',
+    '[{"__c":["osrfMessage"],"__p":{}}]',
     // Wrong types.
     msg('{"threadTrace":"x","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
     msg('{"threadTrace":-1,"type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
     msg('{"threadTrace":1.5,"type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
-    msg('{"threadTrace":"99999999999999999999","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
+    msg(
+      '{"threadTrace":"99999999999999999999","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}',
+    ),
     msg('{"threadTrace":{},"type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
     msg('{"threadTrace":"1","type":"REQUEST","locale":5,"payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
-    msg('{"threadTrace":"1","type":"REQUEST","api_level":"one","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
+    msg(
+      '{"threadTrace":"1","type":"REQUEST","api_level":"one","payload":{"__c":"osrfMethod","__p":{"method":"work"}}}',
+    ),
     msg('{"threadTrace":"1","type":"REQUEST","tz":[],"payload":{"__c":"osrfMethod","__p":{"method":"work"}}}'),
     // Unknown message types.
-    msg('{"threadTrace":"1","type":"EXPLODE"}'), msg('{"threadTrace":"1","type":"request"}'), msg('{"threadTrace":"1","type":7}'),
-    msg('{"threadTrace":"1","type":""}'), msg('{"threadTrace":"1","type":null}'),
+    msg('{"threadTrace":"1","type":"EXPLODE"}'),
+    msg('{"threadTrace":"1","type":"request"}'),
+    msg('{"threadTrace":"1","type":7}'),
+    msg('{"threadTrace":"1","type":""}'),
+    msg('{"threadTrace":"1","type":null}'),
     // Results and statuses nobody asked for, and broken ones.
     msg('{"threadTrace":"1","type":"RESULT","payload":{"__c":"osrfResult","__p":{"status":"OK","statusCode":"abc"}}}'),
-    msg('{"threadTrace":"1","type":"RESULT","payload":{"__c":"osrfWhatever","__p":{"status":"OK","statusCode":"200"}}}'),
-    msg('{"threadTrace":"1","type":"STATUS","payload":{"__c":"osrfConnectStatus","__p":{"status":5,"statusCode":"200"}}}'),
-    encodeBody([result(1, "unsolicited")]), encodeBody([complete(1)]),
+    msg(
+      '{"threadTrace":"1","type":"RESULT","payload":{"__c":"osrfWhatever","__p":{"status":"OK","statusCode":"200"}}}',
+    ),
+    msg(
+      '{"threadTrace":"1","type":"STATUS","payload":{"__c":"osrfConnectStatus","__p":{"status":5,"statusCode":"200"}}}',
+    ),
+    encodeBody([result(1, "unsolicited")]),
+    encodeBody([complete(1)]),
     // Stray DISCONNECTs.
-    encodeBody([disconnect(1)]), encodeBody([disconnect(0), disconnect(7)]),
+    encodeBody([disconnect(1)]),
+    encodeBody([disconnect(0), disconnect(7)]),
     // Prototype games.
     '[{"__proto__":{"polluted":true},"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"work","params":[1]}}}}]',
     '[{"__c":"osrfMessage","__p":{"__proto__":{"type":"REQUEST"},"threadTrace":"1"}}]',
-    REQ("constructor"), REQ("__proto__"), REQ("toString"), REQ("hasOwnProperty", [1]),
+    REQ("constructor"),
+    REQ("__proto__"),
+    REQ("toString"),
+    REQ("hasOwnProperty", [1]),
     // Valid JSON, bad requests.
-    REQ("no.such.method"), REQ(""), REQ("work"), REQ("work", [{ deep: [1, { x: null }] }]), REQ("echo", ["\u0000", "\ud800", "é€😀 <&> ' \""]),
-    REQ("opensrf.system.echo", Array.from({ length: 1000 }, (_, i) => i)),
+    REQ("no.such.method"),
+    REQ(""),
+    REQ("work"),
+    REQ("work", [{ deep: [1, { x: null }] }]),
+    REQ("echo", ["\u0000", "\ud800", "é€😀 <&> ' \""]),
+    REQ(
+      "opensrf.system.echo",
+      Array.from({ length: 1000 }, (_, i) => i),
+    ),
     // Escapes and XML-special text (escaped on the wire, literal in the body).
-    "[\"\\ud800\"]", "[\"\\u0000\"]", "[1e999]", "[NaN]", "[undefined]", "[0x10]", "['single']", "[1,]", "\ufeff[]",
-    "&bogus; &#0; &#xD800; <x/> ]]> <![CDATA[", REQ("echo", ["&amp;", "&#0;", "<body>", "]]>"]),
+    '["\\ud800"]',
+    '["\\u0000"]',
+    "[1e999]",
+    "[NaN]",
+    "[undefined]",
+    "[0x10]",
+    "['single']",
+    "[1,]",
+    "\ufeff[]",
+    "&bogus; &#0; &#xD800; <x/> ]]> <![CDATA[",
+    REQ("echo", ["&amp;", "&#0;", "<body>", "]]>"]),
     // Huge strings and deep nesting.
-    REQ("m".repeat(100_000)), `["${"x".repeat(1_000_000)}"]`, REQ("echo", ["y".repeat(500_000)]),
-    `${"[".repeat(100_000)}${"]".repeat(100_000)}`, `[${'{"a":'.repeat(50_000)}1${"}".repeat(50_000)}]`, `[${"[".repeat(200_000)}`,
+    REQ("m".repeat(100_000)),
+    `["${"x".repeat(1_000_000)}"]`,
+    REQ("echo", ["y".repeat(500_000)]),
+    `${"[".repeat(100_000)}${"]".repeat(100_000)}`,
+    `[${'{"a":'.repeat(50_000)}1${"}".repeat(50_000)}]`,
+    `[${"[".repeat(200_000)}`,
     REQ("echo", [JSON.parse(`${"[".repeat(2000)}${"]".repeat(2000)}`)]),
     // Several messages, one bad.
     `[${REQ("work", [1]).slice(1, -1)},{"__c":"garbage"}]`,
@@ -140,7 +212,29 @@ function prng(seed: number): () => number {
 
 // Raw control characters cannot travel in XML at all (a stanza holding one is not
 // well-formed and the server closes the sender's stream), so they appear as JSON escapes.
-const NOISE = ['"', "{", "}", "[", "]", ",", ":", "\\", "\\u0000", "\\ud800", "é", "😀", "\ud800", "\udfff", "-", "e", "null", "<", "&", "\n", " "];
+const NOISE = [
+  '"',
+  "{",
+  "}",
+  "[",
+  "]",
+  ",",
+  ":",
+  "\\",
+  "\\u0000",
+  "\\ud800",
+  "é",
+  "😀",
+  "\ud800",
+  "\udfff",
+  "-",
+  "e",
+  "null",
+  "<",
+  "&",
+  "\n",
+  " ",
+];
 
 /** Random mutations of a valid request: cuts, insertions, replacements, truncations. */
 function fuzzBodies(n: number, seed: number): string[] {
@@ -196,7 +290,10 @@ function cases(to: string, label: string, bodies: string[], replies: boolean): C
   const out: Case[] = [];
   bodies.forEach((body, i) => {
     const thread = `${label}-${i}`;
-    out.push({ stanza: { to, thread, body, xid: `${label}-xid-${i}` }, answer: replies && answerable(body, thread, to.startsWith("router@")) });
+    out.push({
+      stanza: { to, thread, body, xid: `${label}-xid-${i}` },
+      answer: replies && answerable(body, thread, to.startsWith("router@")),
+    });
   });
   return out;
 }
@@ -215,7 +312,12 @@ const RAW_REFUSED = [
   "<!DOCTYPE x [<!ENTITY e 'boom'>]><message to='<TO>'><body>&e;</body></message>",
 ];
 /** Invalid UTF-8 byte sequences inside a body. */
-const RAW_BAD_UTF8 = [Buffer.from([0xff, 0xfe]), Buffer.from([0xc3]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xf8, 0x88, 0x80, 0x80, 0x80])];
+const RAW_BAD_UTF8 = [
+  Buffer.from([0xff, 0xfe]),
+  Buffer.from([0xc3]),
+  Buffer.from([0xed, 0xa0, 0x80]),
+  Buffer.from([0xf8, 0x88, 0x80, 0x80, 0x80]),
+];
 /** Raw XML that is valid but odd: it is delivered. */
 const RAW_ODD = [
   "<message to='<TO>'><thread>raw-1</thread><body>[]</body><body>[1]</body></message>",
@@ -273,7 +375,9 @@ describe("bad input", () => {
     const serve = stack.serve(SERVICE);
     const listenerPid = stack.listenerPid(SERVICE);
     const routerPid = stack.router.pid;
-    const stats = (await stack.client.request("router", "opensrf.router.info.stats.class", [SERVICE]).first()) as Record<string, number>;
+    const stats = (await stack.client
+      .request("router", "opensrf.router.info.stats.class", [SERVICE])
+      .first()) as Record<string, number>;
     const listenerJid = Object.keys(stats)[0]!;
     expect(listenerJid).toContain(`${SERVICE}_listener_`);
 
@@ -292,14 +396,24 @@ describe("bad input", () => {
     const viaRouter = [...bad, encodeBody([connect(0)]), ...fuzzBodies(300, 1)];
     const all: Case[] = [
       ...cases(`router@localhost/${SERVICE}`, "router", viaRouter, true),
-      ...cases(`router@localhost/${SERVICE}`, "router-nothread", bad.slice(0, 20), false).map((c) => ({ ...c, stanza: { ...c.stanza, thread: "" } })),
+      ...cases(`router@localhost/${SERVICE}`, "router-nothread", bad.slice(0, 20), false).map((c) => ({
+        ...c,
+        stanza: { ...c.stanza, thread: "" },
+      })),
       ...cases(`router@localhost/${SERVICE}`, "router-spoof", bad.slice(0, 20), true).map((c) => ({
         ...c,
         // Forged router fields: the class JID forwards it anyway, with the real sender as router_from.
-        stanza: { ...c.stanza, routerFrom: "opensrf@localhost/someone-else", routerCommand: "register", routerClass: "x" },
+        stanza: {
+          ...c.stanza,
+          routerFrom: "opensrf@localhost/someone-else",
+          routerCommand: "register",
+          routerClass: "x",
+        },
       })),
       ...cases(listenerJid, "listener", [...bad, ...fuzzBodies(100, 2)], false),
-      ...droneJids.flatMap((jid, d) => cases(jid, `drone${d}`, [...bad, encodeBody([connect(0)]), ...fuzzBodies(150, 3 + d)], true)),
+      ...droneJids.flatMap((jid, d) =>
+        cases(jid, `drone${d}`, [...bad, encodeBody([connect(0)]), ...fuzzBodies(150, 3 + d)], true),
+      ),
     ];
     const raw = RAW_REFUSED.length * 2 + RAW_BAD_UTF8.length + RAW_ODD.length * 2;
     console.log(`fault-bad-input: sending ${all.length} generated stanzas and ${raw} raw ones`);
@@ -329,16 +443,25 @@ describe("bad input", () => {
       c.close();
     }
     const odd = await rawSession();
-    for (const to of [`router@localhost/${SERVICE}`, droneJids[0]!]) for (const xml of RAW_ODD) odd.send(xml.replaceAll("<TO>", to));
+    for (const to of [`router@localhost/${SERVICE}`, droneJids[0]!])
+      for (const xml of RAW_ODD) odd.send(xml.replaceAll("<TO>", to));
     await Bun.sleep(200);
     odd.close();
 
     // Every answerable one is answered with a status (or a result) on its own thread.
     const expected = all.filter((c) => c.answer);
     const missing = () => expected.filter((c) => !inbox.has(c.stanza.thread!));
-    await waitUntil(`answers to ${expected.length} messages`, () => missing().length === 0, 45_000, 100, () =>
-      `missing ${missing().length}: ${missing().slice(0, 5).map((c) => `${c.stanza.to} ${c.stanza.thread} ${String(c.stanza.body).slice(0, 120)}`).join("\n")}\n` +
-      `serve: ${problems(serve.output)}\nrouter: ${problems(stack.router.output)}\nxmpp: ${stack.xmpp.logTail(20)}`,
+    await waitUntil(
+      `answers to ${expected.length} messages`,
+      () => missing().length === 0,
+      45_000,
+      100,
+      () =>
+        `missing ${missing().length}: ${missing()
+          .slice(0, 5)
+          .map((c) => `${c.stanza.to} ${c.stanza.thread} ${String(c.stanza.body).slice(0, 120)}`)
+          .join("\n")}\n` +
+        `serve: ${problems(serve.output)}\nrouter: ${problems(stack.router.output)}\nxmpp: ${stack.xmpp.logTail(20)}`,
     );
     let statuses = 0;
     for (const c of expected) {
@@ -354,7 +477,15 @@ describe("bad input", () => {
         `${all.length - expected.length} not answerable; ${droppedAtListener} dropped and logged by the listener; ` +
         `${refused} of ${RAW_REFUSED.length * 2 + RAW_BAD_UTF8.length} raw stanzas refused by the XMPP server (sender's stream closed)`,
     );
-    expect(unexpected.map((c) => `${c.stanza.thread} ${JSON.stringify(c.stanza.body)} -> ${inbox.get(c.stanza.thread!)!.map((s) => s.body).join(" | ")}`)).toEqual([]);
+    expect(
+      unexpected.map(
+        (c) =>
+          `${c.stanza.thread} ${JSON.stringify(c.stanza.body)} -> ${inbox
+            .get(c.stanza.thread!)!
+            .map((s) => s.body)
+            .join(" | ")}`,
+      ),
+    ).toEqual([]);
     expect(accepted).toEqual([]);
     expect(droppedAtListener).toBeGreaterThanOrEqual(bad.length + 100);
     // Logged with their reasons.
@@ -372,7 +503,9 @@ describe("bad input", () => {
     expect(attacker.isOnline).toBe(true);
 
     // Still serving normally: stateless, and a session.
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => stack.client.request(SERVICE, "work", [i]).first()));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => stack.client.request(SERVICE, "work", [i]).first()),
+    );
     expect(answers.map((v) => (v as number[])[0])).toEqual([...Array(20).keys()]);
     const session = stack.client.session(SERVICE);
     await session.connect();

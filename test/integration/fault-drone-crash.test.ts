@@ -29,7 +29,13 @@ beforeAll(async () => {
       {
         name: SERVICE,
         app: APP,
-        unix: { min_children: MIN, max_children: MAX, max_backlog_queue: 5000, max_requests: 100000, max_requests_jitter: 0 },
+        unix: {
+          min_children: MIN,
+          max_children: MAX,
+          max_backlog_queue: 5000,
+          max_requests: 100000,
+          max_requests_jitter: 0,
+        },
       },
     ],
     clientTimeout: 20,
@@ -87,11 +93,17 @@ describe("drone crashes under load", () => {
 
     // The pool returns to its bounds and serves normally.
     expect(isAlive(listener)).toBe(true);
-    await waitUntil(`${MIN}..${MAX} drones`, () => {
-      const n = stack.dronePids(SERVICE).length;
-      return n >= MIN && n <= MAX;
-    }, 15_000);
-    const after = await Promise.all(Array.from({ length: 10 }, (_, i) => stack.client.request(SERVICE, "work", [i, 0]).first()));
+    await waitUntil(
+      `${MIN}..${MAX} drones`,
+      () => {
+        const n = stack.dronePids(SERVICE).length;
+        return n >= MIN && n <= MAX;
+      },
+      15_000,
+    );
+    const after = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => stack.client.request(SERVICE, "work", [i, 0]).first()),
+    );
     expect(after.map((v) => (v as number[])[0])).toEqual([...Array(10).keys()]);
     await Bun.sleep(1500);
     const n = stack.dronePids(SERVICE).length;

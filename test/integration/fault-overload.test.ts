@@ -32,7 +32,13 @@ beforeAll(async () => {
         name: SERVICE,
         app: APP,
         keepalive: 3,
-        unix: { min_children: 1, max_children: MAX_CHILDREN, max_backlog_queue: BACKLOG, max_requests: 1_000_000, max_requests_jitter: 0 },
+        unix: {
+          min_children: 1,
+          max_children: MAX_CHILDREN,
+          max_backlog_queue: BACKLOG,
+          max_requests: 1_000_000,
+          max_requests_jitter: 0,
+        },
       },
     ],
     clientTimeout: 20,
@@ -71,7 +77,9 @@ describe("overload", () => {
     );
     const connected = outcomes.filter((o) => "ok" in o).length;
     const refused = outcomes.filter((o) => !("ok" in o));
-    console.log(`fault-overload (sessions): 20 CONNECTs → ${connected} sessions served, ${refused.length} refused with 503`);
+    console.log(
+      `fault-overload (sessions): 20 CONNECTs → ${connected} sessions served, ${refused.length} refused with 503`,
+    );
     expect(connected).toBe(MAX_CHILDREN + BACKLOG);
     expect(refused).toHaveLength(20 - MAX_CHILDREN - BACKLOG);
     for (const r of refused) expect(r).toEqual({ kind: "status 503", text: Texts.backlogFull });

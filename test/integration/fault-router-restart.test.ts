@@ -29,7 +29,11 @@ let stack: FaultStack;
 beforeAll(async () => {
   stack = await FaultStack.start({
     services: [
-      { name: SERVICE, app: APP, unix: { min_children: 2, max_children: 3, max_requests: 100000, register_interval: INTERVAL } },
+      {
+        name: SERVICE,
+        app: APP,
+        unix: { min_children: 2, max_children: 3, max_requests: 100000, register_interval: INTERVAL },
+      },
     ],
     clientTimeout: 10,
   });
@@ -52,7 +56,9 @@ async function served(i: number): Promise<boolean> {
 async function recovery(from: number, limitMs = 20_000): Promise<number> {
   for (let i = 0; !(await served(2_000_000 + i)); i++) {
     if (performance.now() - from > limitMs) {
-      throw new Error(`not served within ${limitMs} ms of the router's return\n${stack.serve(SERVICE).output.slice(-3000)}`);
+      throw new Error(
+        `not served within ${limitMs} ms of the router's return\n${stack.serve(SERVICE).output.slice(-3000)}`,
+      );
     }
     await Bun.sleep(50);
   }
@@ -93,7 +99,12 @@ describe("router restart", () => {
       await stack.router.stop("SIGKILL");
       const down = performance.now();
       // Longer than register_interval: at least one registration bounces.
-      await stack.serve(SERVICE).waitFor(/registration with router router@localhost\/router bounced \(\w+\/[\w-]+\): the router is not online/, 10_000);
+      await stack
+        .serve(SERVICE)
+        .waitFor(
+          /registration with router router@localhost\/router bounced \(\w+\/[\w-]+\): the router is not online/,
+          10_000,
+        );
       const bouncedAfter = (performance.now() - down) / 1000;
       // Callers are answered at once meanwhile (their message to the class JID bounces).
       const t = performance.now();
@@ -107,7 +118,10 @@ describe("router restart", () => {
       // bounces, or the router forwarding to it again, whichever it sees first.
       await stack
         .serve(SERVICE)
-        .waitFor(/registered again with router router@localhost\/router \(\d+ registration\(s\) bounced|router router@localhost\/router forwards to us again/, 10_000);
+        .waitFor(
+          /registered again with router router@localhost\/router \(\d+ registration\(s\) bounced|router router@localhost\/router forwards to us again/,
+          10_000,
+        );
       return { outage: (up - down) / 1000, bouncedAfter, seconds };
     });
     console.log(
@@ -141,7 +155,11 @@ describe("router restart", () => {
     expect(r.wrong).toBe(0);
     expect(r.answered).toBe(r.sent);
     // Steady again.
-    await waitUntil("a burst served", async () => (await Promise.all([1, 2, 3, 4, 5].map(served))).every(Boolean), 5000);
+    await waitUntil(
+      "a burst served",
+      async () => (await Promise.all([1, 2, 3, 4, 5].map(served))).every(Boolean),
+      5000,
+    );
   }, 60_000);
 
   test("USR1 still unregisters for good: the periodic registration does not bring the service back", async () => {

@@ -18,7 +18,12 @@ import { readCoreConfig } from "../../src/config/core.ts";
 import type { Logger } from "../../src/log/types.ts";
 import { REDACTED_PARAMS } from "../../src/log/redact.ts";
 import { DroneRuntime, type DroneChannel } from "../../src/prefork/drone.ts";
-import { IpcMessageError, parseDroneMessage, parseListenerMessage, type DroneToListener } from "../../src/prefork/ipc.ts";
+import {
+  IpcMessageError,
+  parseDroneMessage,
+  parseListenerMessage,
+  type DroneToListener,
+} from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
 import type { DroneEvents, DroneHandle } from "../../src/prefork/types.ts";
 import { encodeBody } from "../../src/protocol/codec.ts";
@@ -113,7 +118,10 @@ describe("secrets", () => {
     expect(lines.some((l) => l.startsWith(`OpenSRF Listener [${SERVICE}]`))).toBe(true);
     expect(lines.filter((l) => l.startsWith(`OpenSRF Drone [${SERVICE}]`)).length).toBe(drones.length);
     const elsewhere = ps.filter((p) => !ours.has(p.pid) && secretForms().some((s) => p.args.includes(s)));
-    if (elsewhere.length) console.log(`fault-security: WARNING: processes not started by this test show a test password in ps: ${elsewhere.map((p) => p.args.slice(0, 120)).join(" | ")}`);
+    if (elsewhere.length)
+      console.log(
+        `fault-security: WARNING: processes not started by this test show a test password in ps: ${elsewhere.map((p) => p.args.slice(0, 120)).join(" | ")}`,
+      );
     for (const secret of secretForms()) {
       expect(lines.filter((l) => l.includes(secret))).toEqual([]);
       for (const pid of [listener, stack.router.pid, ...drones]) {
@@ -128,8 +136,11 @@ describe("secrets", () => {
         }
       }
     }
-    for (const [where, text] of [...everything(), ["cli stdout", cli.stdout], ["cli stderr", cli.stderr]] as Array<[string, string]>) {
-      for (const secret of secretForms()) expect({ where, leaks: text.includes(secret) }).toEqual({ where, leaks: false });
+    for (const [where, text] of [...everything(), ["cli stdout", cli.stdout], ["cli stderr", cli.stderr]] as Array<
+      [string, string]
+    >) {
+      for (const secret of secretForms())
+        expect({ where, leaks: text.includes(secret) }).toEqual({ where, leaks: false });
     }
     // The run did log (level 5): an empty log would prove nothing.
     expect(readFileSync(stack.logFile(SERVICE), "utf8").length).toBeGreaterThan(1000);
@@ -139,18 +150,23 @@ describe("secrets", () => {
     expect(await stack.client.request(SERVICE, "secret.login", ["alice", SECRET_PARAM]).first()).toBe("welcome alice");
     await expect(stack.client.request(SERVICE, "secret.fail", ["alice", SECRET_PARAM]).first()).rejects.toThrow();
     expect(await stack.client.request(SERVICE, "mark", ["not-protected-param"]).first()).toBe("not-protected-param");
-    await waitUntil("activity lines", () => readFileSync(stack.logFile(SERVICE), "utf8").includes("not-protected-param"));
+    await waitUntil("activity lines", () =>
+      readFileSync(stack.logFile(SERVICE), "utf8").includes("not-protected-param"),
+    );
     const log = readFileSync(stack.logFile(SERVICE), "utf8");
     expect(log).toContain(`Running ${SERVICE} secret.login [ ${REDACTED_PARAMS} ]`);
     expect(log).toContain(`Running ${SERVICE} secret.fail [ ${REDACTED_PARAMS} ]`);
     expect(log).toContain(`Running ${SERVICE} mark [ "not-protected-param" ]`);
-    for (const [where, text] of everything()) expect({ where, leaks: text.includes(SECRET_PARAM) }).toEqual({ where, leaks: false });
+    for (const [where, text] of everything())
+      expect({ where, leaks: text.includes(SECRET_PARAM) }).toEqual({ where, leaks: false });
   }, 30_000);
 });
 
 describe("who may talk to whom", () => {
   test("a request sent straight to the listener JID by a plain client is dropped and logged, never run", async () => {
-    const stats = (await stack.client.request("router", "opensrf.router.info.stats.class", [SERVICE]).first()) as Record<string, number>;
+    const stats = (await stack.client
+      .request("router", "opensrf.router.info.stats.class", [SERVICE])
+      .first()) as Record<string, number>;
     const listenerJid = Object.keys(stats)[0]!;
     const raw = await XmppConnection.connect({
       ...clientConnectionOptions(readCoreConfig(stack.coreFile).opensrf, makeResource("", "intruder"), quietLogger()),
@@ -162,11 +178,18 @@ describe("who may talk to whom", () => {
       for (let i = 0; i < 5; i++) {
         raw.send({ to: listenerJid, thread: `direct-${i}`, body: encodeBody([request(1, "mark", [`direct-${i}`])]) });
         // Forged router fields change nothing: the XMPP server stamps `from`.
-        raw.send({ to: listenerJid, thread: `forged-${i}`, routerFrom: "router@localhost/router", body: encodeBody([request(1, "mark", [`forged-${i}`])]) });
+        raw.send({
+          to: listenerJid,
+          thread: `forged-${i}`,
+          routerFrom: "router@localhost/router",
+          body: encodeBody([request(1, "mark", [`forged-${i}`])]),
+        });
       }
       await waitUntil("10 drop lines", () => {
         const log = readFileSync(stack.logFile(SERVICE), "utf8");
-        return log.split(`dropping a message from ${raw.jid}: not one of the routers it registered with`).length - 1 >= 10;
+        return (
+          log.split(`dropping a message from ${raw.jid}: not one of the routers it registered with`).length - 1 >= 10
+        );
       });
       // Through the router the same request runs.
       expect(await stack.client.request(SERVICE, "mark", ["via-router"]).first()).toBe("via-router");
@@ -202,24 +225,82 @@ describe("who may talk to whom", () => {
 function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
   const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = { lines, error: put("ERR"), warn: put("WARN"), info: put("INFO"), debug: put("DEBG"), internal: put("INT"), activity: put("ACT"), child: () => l, reopen: () => {} };
+  const l = {
+    lines,
+    error: put("ERR"),
+    warn: put("WARN"),
+    info: put("INFO"),
+    debug: put("DEBG"),
+    internal: put("INT"),
+    activity: put("ACT"),
+    child: () => l,
+    reopen: () => {},
+  };
   return l;
 }
 
 const BAD_TO_DRONE: unknown[] = [
-  null, undefined, 42, "init", [], {}, { type: 1 }, { type: "explode" },
-  { type: "init" }, { type: "init", init: null }, { type: "init", init: { service: "s" } },
-  { type: "init", init: { service: "s", appPath: "/x", hostname: "h", client: {}, settings: {}, log: {}, maxRequests: "10", logProtect: [] } },
-  { type: "request" }, { type: "request", stanza: "<message/>" }, { type: "request", stanza: { to: "a", from: "b" } },
-  { type: "request", stanza: { to: 1, from: "", thread: "", body: "", routerFrom: "", routerTo: "", routerClass: "", routerCommand: "", xid: "" } },
-  { type: "shutdown" }, { type: "shutdown", graceful: "yes" },
+  null,
+  undefined,
+  42,
+  "init",
+  [],
+  {},
+  { type: 1 },
+  { type: "explode" },
+  { type: "init" },
+  { type: "init", init: null },
+  { type: "init", init: { service: "s" } },
+  {
+    type: "init",
+    init: {
+      service: "s",
+      appPath: "/x",
+      hostname: "h",
+      client: {},
+      settings: {},
+      log: {},
+      maxRequests: "10",
+      logProtect: [],
+    },
+  },
+  { type: "request" },
+  { type: "request", stanza: "<message/>" },
+  { type: "request", stanza: { to: "a", from: "b" } },
+  {
+    type: "request",
+    stanza: {
+      to: 1,
+      from: "",
+      thread: "",
+      body: "",
+      routerFrom: "",
+      routerTo: "",
+      routerClass: "",
+      routerCommand: "",
+      xid: "",
+    },
+  },
+  { type: "shutdown" },
+  { type: "shutdown", graceful: "yes" },
 ];
 
 const BAD_TO_LISTENER: unknown[] = [
-  null, 7, "ready", [], {}, { type: "ready" }, { type: "ready", jid: 5 }, { type: "busy", method: "m" },
-  { type: "busy", method: "m", since: 1, caller: { to: "x" } }, { type: "busy", method: "m", since: 1, caller: { to: "x", thread: "t", xid: "", threadTraces: ["1"] } },
-  { type: "waiting" }, { type: "available", served: "1", rssBytes: 0 }, { type: "exiting", reason: "bored", served: 1 },
-  { type: "exiting", reason: "shutdown", served: 1, detail: 5 }, { type: "hello" },
+  null,
+  7,
+  "ready",
+  [],
+  {},
+  { type: "ready" },
+  { type: "ready", jid: 5 },
+  { type: "busy", method: "m" },
+  { type: "busy", method: "m", since: 1, caller: { to: "x" } },
+  { type: "busy", method: "m", since: 1, caller: { to: "x", thread: "t", xid: "", threadTraces: ["1"] } },
+  { type: "waiting" },
+  { type: "available", served: "1", rssBytes: 0 },
+  { type: "exiting", reason: "bored", served: 1 },
+  { type: "exiting", reason: "shutdown", served: 1, detail: 5 },
+  { type: "hello" },
 ];
 
 class FakeChannel implements DroneChannel {
@@ -270,7 +351,15 @@ describe("IPC messages are checked on both ends", () => {
     const pool = new Pool({
       service: "svc",
       spawner: { spawn: (ev) => ((events = ev), handle) },
-      limits: { minChildren: 1, maxChildren: 1, maxBacklogQueue: 0, minSpareChildren: 0, maxSpareChildren: 0, requestTimeout: 0, crashBackoffMax: 60 },
+      limits: {
+        minChildren: 1,
+        maxChildren: 1,
+        maxBacklogQueue: 0,
+        minSpareChildren: 0,
+        maxSpareChildren: 0,
+        requestTimeout: 0,
+        crashBackoffMax: 60,
+      },
       hooks: { fail: () => {} },
       logger,
       clock: { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} },
@@ -278,7 +367,9 @@ describe("IPC messages are checked on both ends", () => {
     pool.start();
     expect(pool.stats().total).toBe(1);
     for (const m of BAD_TO_LISTENER) events!.message(m);
-    expect(logger.lines.filter((l) => l.startsWith("WARN drone 4242 of svc: bad IPC message"))).toHaveLength(BAD_TO_LISTENER.length);
+    expect(logger.lines.filter((l) => l.startsWith("WARN drone 4242 of svc: bad IPC message"))).toHaveLength(
+      BAD_TO_LISTENER.length,
+    );
     expect(pool.stats()).toMatchObject({ idle: 1, active: 0, retiring: 0, total: 1 });
   });
 });
@@ -307,7 +398,7 @@ function descendants(rows: PsRow[], root: number): Set<number> {
   const queue = [root];
   while (queue.length) {
     const p = queue.shift()!;
-    for (const r of rows) if (r.ppid === p && !out.has(r.pid)) (out.add(r.pid), queue.push(r.pid));
+    for (const r of rows) if (r.ppid === p && !out.has(r.pid)) out.add(r.pid), queue.push(r.pid);
   }
   return out;
 }

@@ -24,7 +24,13 @@ let stack: FaultStack;
 
 beforeAll(async () => {
   stack = await FaultStack.start({
-    services: [{ name: SERVICE, app: APP, unix: { min_children: 2, max_children: 4, max_backlog_queue: 1000, max_requests: 100000 } }],
+    services: [
+      {
+        name: SERVICE,
+        app: APP,
+        unix: { min_children: 2, max_children: 4, max_backlog_queue: 1000, max_requests: 100000 },
+      },
+    ],
     // "Lost" means no answer at all: a generous timeout keeps a slow machine from counting as loss.
     clientTimeout: 30,
   });
@@ -70,7 +76,8 @@ describe("XMPP server restart under load", () => {
     let probes = 0;
     while (!(await served(1_000_000 + probes))) {
       probes++;
-      if (performance.now() - serverBack > 20_000) throw new Error(`no recovery within 20 s\n${stack.serve(SERVICE).output.slice(-3000)}`);
+      if (performance.now() - serverBack > 20_000)
+        throw new Error(`no recovery within 20 s\n${stack.serve(SERVICE).output.slice(-3000)}`);
       await Bun.sleep(50);
     }
     const recovered = performance.now();
@@ -106,11 +113,16 @@ describe("XMPP server restart under load", () => {
     expect(out).toMatch(/registering with the routers again/);
     // The listener and every drone logged their own reconnect (after backoff), the router too.
     expect(out).toMatch(new RegExp(`reconnected to XMPP as opensrf@localhost/${SERVICE}_listener_`));
-    for (const pid of drones) expect(out).toMatch(new RegExp(`\\[INFO:${pid}:[^\\]]*\\] reconnected to XMPP as opensrf@localhost/${SERVICE}_drone_`));
+    for (const pid of drones)
+      expect(out).toMatch(
+        new RegExp(`\\[INFO:${pid}:[^\\]]*\\] reconnected to XMPP as opensrf@localhost/${SERVICE}_drone_`),
+      );
     expect(stack.router.output).toMatch(new RegExp(`reconnected to XMPP as router@localhost/${SERVICE}`));
     expect(stack.router.output).toMatch(/reconnected to XMPP as router@localhost\/router/);
     // Steady state again: a burst of requests all succeed.
-    const after = await Promise.all(Array.from({ length: 20 }, (_, i) => stack.client.request(SERVICE, "work", [i, 0]).first()));
+    const after = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => stack.client.request(SERVICE, "work", [i, 0]).first()),
+    );
     expect(after.map((v) => (v as number[])[0])).toEqual([...Array(20).keys()]);
   }, 80_000);
 });

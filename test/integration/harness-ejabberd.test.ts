@@ -84,7 +84,15 @@ describe("harness: ejabberd", () => {
 
   test("legacy auth: a wrong digest is refused", async () => {
     await expect(
-      legacyLogin({ host: server.host, port: server.port, domain: server.domain, user: "alice", password: "nope", resource: "x", mode: "digest" }),
+      legacyLogin({
+        host: server.host,
+        port: server.port,
+        domain: server.domain,
+        user: "alice",
+        password: "nope",
+        resource: "x",
+        mode: "digest",
+      }),
     ).rejects.toThrow(/legacy digest login/);
   });
 
@@ -97,7 +105,15 @@ describe("harness: ejabberd", () => {
     expect(processesOf({ pid, dir: "\0none" })).toEqual([]);
     const alice = await xmppClientLogin(server, "alice", "alice-pw", "after-restart");
     sessions.push(alice);
-    const c = await legacyLogin({ host: server.host, port, domain: server.domain, user: "bob", password: "bob-pw", resource: "c", mode: "digest" });
+    const c = await legacyLogin({
+      host: server.host,
+      port,
+      domain: server.domain,
+      user: "bob",
+      password: "bob-pw",
+      resource: "c",
+      mode: "digest",
+    });
     c.close();
   });
 
@@ -106,7 +122,15 @@ describe("harness: ejabberd", () => {
     await server.addUser("carol", "carol-pw"); // not yet flushed to disk when killed
     process.kill(server.pid, "SIGKILL");
     await server.restart();
-    const c = await legacyLogin({ host: server.host, port: server.port, domain: server.domain, user: "carol", password: "carol-pw", resource: "c", mode: "digest" });
+    const c = await legacyLogin({
+      host: server.host,
+      port: server.port,
+      domain: server.domain,
+      user: "carol",
+      password: "carol-pw",
+      resource: "c",
+      mode: "digest",
+    });
     c.close();
   });
 

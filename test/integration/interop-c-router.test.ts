@@ -71,12 +71,18 @@ beforeAll(async () => {
   srfsh = await login("opensrf", "_vm_1795547651.056703_28979");
   serve = CliProcess.start([
     "serve",
-    "--service", "opensrf.math",
-    "--app", join(ROOT, "examples/math.ts"),
-    "--config", writeCoreConfig(xmpp),
-    "--settings", join(dir, "opensrf.xml"),
-    "--logfile", "stderr",
-    "--loglevel", "2",
+    "--service",
+    "opensrf.math",
+    "--app",
+    join(ROOT, "examples/math.ts"),
+    "--config",
+    writeCoreConfig(xmpp),
+    "--settings",
+    join(dir, "opensrf.xml"),
+    "--logfile",
+    "stderr",
+    "--loglevel",
+    "2",
   ]);
 }, 60_000);
 
@@ -121,7 +127,13 @@ describe("serve behind the C router (wire emulation, ejabberd)", () => {
 
   test("a stateful session: CONNECT via the router, then straight to the drone, DISCONNECT (sample J)", async () => {
     const thread = "1795547651.063365.179554765128979";
-    cClass.send(cForward(thread, "1795547651289792", '[{"__c":"osrfMessage","__p":{"threadTrace":"0","locale":"en-US","api_level":1,"type":"CONNECT"}}]'));
+    cClass.send(
+      cForward(
+        thread,
+        "1795547651289792",
+        '[{"__c":"osrfMessage","__p":{"threadTrace":"0","locale":"en-US","api_level":1,"type":"CONNECT"}}]',
+      ),
+    );
     const connected = await nextMessage(srfsh);
     expect(connected.stanza.body).toBe(
       '[{"__c":"osrfMessage","__p":{"threadTrace":"0","locale":"en-US","api_level":1,"type":"STATUS","payload":{"__c":"osrfConnectStatus","__p":{"status":"Connection Successful","statusCode":"200"}}}}]',
@@ -142,8 +154,13 @@ describe("serve behind the C router (wire emulation, ejabberd)", () => {
         `<thread>${thread}</thread><body>[{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":"en-US","api_level":1,"type":"DISCONNECT"}}]</body></message>`,
     );
     // DISCONNECT gets no reply; the drone is free again and serves the next forward.
-    cClass.send(cForward("1795547651.064982.179554765128979", "1795547651289794",
-      '[{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":"en-US","ingress":"srfsh","api_level":1,"type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"no.such.method","params":[1]}}}}]'));
+    cClass.send(
+      cForward(
+        "1795547651.064982.179554765128979",
+        "1795547651289794",
+        '[{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":"en-US","ingress":"srfsh","api_level":1,"type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"no.such.method","params":[1]}}}}]',
+      ),
+    );
     const notFound = await nextMessage(srfsh);
     expect(notFound.stanza.body).toBe(
       '[{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":"en-US","api_level":1,"type":"STATUS","payload":{"__c":"osrfMethodException","__p":{"status":"Method [no.such.method] not found for service opensrf.math","statusCode":"404"}}}}]',
@@ -155,6 +172,11 @@ describe("serve behind the C router (wire emulation, ejabberd)", () => {
     let { stanza } = await nextMessage(cRouter);
     // A periodic re-registration may come first; it is the same idempotent command.
     while (stanza.routerCommand === "register") ({ stanza } = await nextMessage(cRouter));
-    expect(stanza).toMatchObject({ from: listenerJid, routerClass: "opensrf.math", routerCommand: "unregister", body: "unregistering" });
+    expect(stanza).toMatchObject({
+      from: listenerJid,
+      routerClass: "opensrf.math",
+      routerCommand: "unregister",
+      body: "unregistering",
+    });
   }, 30_000);
 });

@@ -114,7 +114,15 @@ async function waitOffline(jid: string): Promise<void> {
 }
 
 async function classList(): Promise<string[]> {
-  const r = await runCli(["request", "--config", config, "--timeout", "10", "router", "opensrf.router.info.class.list"]);
+  const r = await runCli([
+    "request",
+    "--config",
+    config,
+    "--timeout",
+    "10",
+    "router",
+    "opensrf.router.info.class.list",
+  ]);
   if (r.code !== 0) throw new Error(`class.list failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim()) as string[];
 }
@@ -125,7 +133,9 @@ async function waitForClasses(want: string[]): Promise<void> {
     if (JSON.stringify(have) === JSON.stringify(want)) return;
     await Bun.sleep(50);
   }
-  throw new Error(`classes never became ${JSON.stringify(want)}: ${JSON.stringify(await classList())}\n${router.output.slice(-2000)}`);
+  throw new Error(
+    `classes never became ${JSON.stringify(want)}: ${JSON.stringify(await classList())}\n${router.output.slice(-2000)}`,
+  );
 }
 
 beforeAll(async () => {
@@ -240,7 +250,14 @@ describe("a C client calling a C service through our router (samples F, H)", () 
   });
 
   test("the router counted the forward", async () => {
-    const r = await runCli(["request", "--config", config, "router", "opensrf.router.info.stats.class.summary", '"opensrf.math"']);
+    const r = await runCli([
+      "request",
+      "--config",
+      config,
+      "router",
+      "opensrf.router.info.stats.class.summary",
+      '"opensrf.math"',
+    ]);
     expect(r.code).toBe(0);
     expect(Number(r.stdout.trim())).toBeGreaterThanOrEqual(1);
   });
@@ -274,9 +291,27 @@ describe("a C client calling our TestListener through our router", () => {
     expect(reply.thread).toBe("ts-echo");
     expect(reply.xid).toBe("1795547651289791");
     expect(decodeBody(reply.body)).toEqual([
-      { type: "RESULT", threadTrace: 1, locale: "en-US", apiLevel: 1, payload: { className: "osrfResult", status: "OK", statusCode: 200, content: "hello" } },
-      { type: "RESULT", threadTrace: 1, locale: "en-US", apiLevel: 1, payload: { className: "osrfResult", status: "OK", statusCode: 200, content: 42 } },
-      { type: "STATUS", threadTrace: 1, locale: "en-US", apiLevel: 1, payload: { className: "osrfConnectStatus", status: "Request Complete", statusCode: 205 } },
+      {
+        type: "RESULT",
+        threadTrace: 1,
+        locale: "en-US",
+        apiLevel: 1,
+        payload: { className: "osrfResult", status: "OK", statusCode: 200, content: "hello" },
+      },
+      {
+        type: "RESULT",
+        threadTrace: 1,
+        locale: "en-US",
+        apiLevel: 1,
+        payload: { className: "osrfResult", status: "OK", statusCode: 200, content: 42 },
+      },
+      {
+        type: "STATUS",
+        threadTrace: 1,
+        locale: "en-US",
+        apiLevel: 1,
+        payload: { className: "osrfConnectStatus", status: "Request Complete", statusCode: 205 },
+      },
     ]);
   });
 
@@ -290,7 +325,11 @@ describe("a C client calling our TestListener through our router", () => {
         threadTrace: 1,
         locale: "en-US",
         apiLevel: 1,
-        payload: { className: "osrfMethodException", status: "Method [no.such.method] not found for service test.interop", statusCode: 404 },
+        payload: {
+          className: "osrfMethodException",
+          status: "Method [no.such.method] not found for service test.interop",
+          statusCode: 404,
+        },
       },
     ]);
   });
@@ -308,7 +347,14 @@ describe("registration and failure, as C listeners do them", () => {
     const l2 = await cLogin(second);
     l2.send(registerText("opensrf.math", second));
     for (let i = 0; i < 100; i++) {
-      const r = await runCli(["request", "--config", config, "router", "opensrf.router.info.stats.class", '"opensrf.math"']);
+      const r = await runCli([
+        "request",
+        "--config",
+        config,
+        "router",
+        "opensrf.router.info.stats.class",
+        '"opensrf.math"',
+      ]);
       if (Object.keys(JSON.parse(r.stdout.trim())).length === 2) break;
       await Bun.sleep(50);
     }
@@ -321,24 +367,41 @@ describe("registration and failure, as C listeners do them", () => {
       const got = parseStanza(await nextMessage(l2));
       expect([got.to, got.thread, got.routerFrom]).toEqual([`opensrf@localhost/${second}`, `fo-${i}`, SRFSH_JID]);
     }
-    const r = await runCli(["request", "--config", config, "router", "opensrf.router.info.stats.class", '"opensrf.math"']);
+    const r = await runCli([
+      "request",
+      "--config",
+      config,
+      "router",
+      "opensrf.router.info.stats.class",
+      '"opensrf.math"',
+    ]);
     expect(Object.keys(JSON.parse(r.stdout.trim()))).toEqual([`opensrf@localhost/${second}`]);
     // ejabberd's bounce (the whole message, type="error") is what told the router.
-    expect(router.output).toContain(`node ${MATH_LISTENER_JID} of opensrf.math is unreachable (service-unavailable); removing it`);
+    expect(router.output).toContain(
+      `node ${MATH_LISTENER_JID} of opensrf.math is unreachable (service-unavailable); removing it`,
+    );
 
     // The last listener dies too: the caller gets a 503 on its threadTrace instead of a timeout.
     l2.close();
     await waitOffline(`opensrf@localhost/${second}`);
     srfsh.send(F_REQUEST.replace("<thread>1795547651.059807.179554765128979</thread>", "<thread>fo-last</thread>"));
     const reply = parseStanza(await nextMessage(srfsh));
-    expect([reply.from, reply.thread, reply.xid]).toEqual(["router@localhost/opensrf.math", "fo-last", "1795547651289791"]);
+    expect([reply.from, reply.thread, reply.xid]).toEqual([
+      "router@localhost/opensrf.math",
+      "fo-last",
+      "1795547651289791",
+    ]);
     expect(decodeBody(reply.body)).toEqual([
       {
         type: "STATUS",
         threadTrace: 1,
         locale: "en-US",
         apiLevel: 1,
-        payload: { className: "osrfMethodException", status: "Service opensrf.math has no listener left (its last listener went away)", statusCode: 503 },
+        payload: {
+          className: "osrfMethodException",
+          status: "Service opensrf.math has no listener left (its last listener went away)",
+          statusCode: 503,
+        },
       },
     ]);
     await waitForClasses(["opensrf.settings", "opensrf.cslow", "opensrf.dbmath", "test.interop"]);

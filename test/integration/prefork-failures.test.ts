@@ -108,8 +108,21 @@ async function settle(p: Promise<unknown>): Promise<{ ok: unknown } | { code: nu
 
 async function startServe(service: string, appFile = "app.ts"): Promise<void> {
   const proc = CliProcess.start([
-    "serve", "--service", service, "--app", join(dir, appFile), "--config", coreFile,
-    "--settings", join(dir, "opensrf.xml"), "--host", "testhost", "--logfile", "stderr", "--loglevel", "3",
+    "serve",
+    "--service",
+    service,
+    "--app",
+    join(dir, appFile),
+    "--config",
+    coreFile,
+    "--settings",
+    join(dir, "opensrf.xml"),
+    "--host",
+    "testhost",
+    "--logfile",
+    "stderr",
+    "--loglevel",
+    "3",
   ]);
   serves.set(service, proc);
   await proc.untilReady(router.waitFor(new RegExp(`class ${service.replace(".", "\\.")} online`), 20_000));
@@ -136,119 +149,170 @@ afterAll(async () => {
 }, TEST_TIMEOUT_MS);
 
 describe("failures", () => {
-  test("kill -9 of a busy drone: the caller gets an error status within 1 s; the pool returns to min_children", async () => {
-    const marker = join(dir, "busy.pid");
-    const pending = settle(client.request(FAIL, "block", [marker, 30_000]).first());
-    await waitUntil("the drone to start the request", () => {
+  test(
+    "kill -9 of a busy drone: the caller gets an error status within 1 s; the pool returns to min_children",
+    async () => {
+      const marker = join(dir, "busy.pid");
+      const pending = settle(client.request(FAIL, "block", [marker, 30_000]).first());
+      await waitUntil("the drone to start the request", () => {
+        try {
+          return readFileSync(marker, "utf8").length > 0;
+        } catch {
+          return false;
+        }
+      });
+      const pid = Number(readFileSync(marker, "utf8"));
+      const t0 = performance.now();
+      process.kill(pid, "SIGKILL");
+      const r = await pending;
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(r).toMatchObject({ code: 500 });
+      expect((r as { text: string }).text).toContain(
+        `${FAIL}: the worker (pid ${pid}) running block died (killed by SIGKILL)`,
+      );
+      await waitUntil("min_children", () => dronePids(FAIL).length === 1 && !dronePids(FAIL).includes(pid));
+      expect(typeof (await client.request(FAIL, "pid").first())).toBe("number");
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "request_timeout: a hung drone is killed and its caller answered",
+    async () => {
+      const t0 = performance.now();
+      const r = await settle(client.request(FAIL, "hang").first());
+      const elapsed = performance.now() - t0;
+      expect(r).toMatchObject({ code: 500 });
+      expect((r as { text: string }).text).toMatch(
+        /hang did not finish within 2 s \(request_timeout\); its worker \(pid \d+\) was stopped/,
+      );
+      expect(elapsed).toBeGreaterThanOrEqual(1900);
+      await waitUntil("pool refilled", () => dronePids(FAIL).length >= 1);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "backlog full: the caller gets STATUS 503 instead of silence",
+    async () => {
+      // max_children 2 run, max_backlog_queue 2 wait, the rest are refused.
+      const calls = Array.from({ length: 6 }, () => settle(client.request(FAIL, "sleep", [1500]).first()));
+      const results = await Promise.all(calls);
+      const refused = results.filter((r) => "code" in r);
+      expect(refused).toEqual([
+        { code: 503, text: Texts.backlogFull },
+        { code: 503, text: Texts.backlogFull },
+      ]);
+      expect(results.filter((r) => "ok" in r)).toHaveLength(4);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "the backlog is served in arrival order",
+    async () => {
+      // One drone: everything after the first waits in the backlog.
+      const results = (await Promise.all(
+        Array.from({ length: 12 }, (_, i) => client.request(ORDER, "seq", [i]).first()),
+      )) as Array<[number, number]>;
+      const seqs = results.map(([, s]) => s);
+      expect(results.map(([n]) => n)).toEqual([...Array(12).keys()]);
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "max_memory_mb: a drone above it retires after its request",
+    async () => {
+      const pid = (await client.request(FAIL, "grow", [160]).first()) as number;
+      await waitUntil("the drone to exit", () => !dronePids(FAIL).includes(pid));
+      await serves
+        .get(FAIL)!
+        .waitFor(
+          new RegExp(
+            `drone ${pid} of ${FAIL.replace(".", "\\.")} retires: memory: private memory [\\d.]+ MB is above max_memory_mb 96`,
+          ),
+          5000,
+        );
+      const next = (await client.request(FAIL, "pid").first()) as number;
+      expect(next).not.toBe(pid);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "SIGTERM to a busy drone: it finishes the request, then exits and is replaced",
+    async () => {
+      const marker = join(dir, "term.pid");
+      const pending = settle(client.request(FAIL, "block", [marker, 800]).first());
+      await waitUntil("the drone to start the request", () => {
+        try {
+          return readFileSync(marker, "utf8").length > 0;
+        } catch {
+          return false;
+        }
+      });
+      const pid = Number(readFileSync(marker, "utf8"));
+      process.kill(pid, "SIGTERM");
+      expect(await pending).toEqual({ ok: "finished" });
+      await waitUntil(
+        "the drone to exit and be replaced",
+        () => !dronePids(FAIL).includes(pid) && dronePids(FAIL).length >= 1,
+      );
+      expect(serves.get(FAIL)!.output).not.toContain(`drone ${pid} of ${FAIL} died`);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "drones failing at start-up: clear warning, growing backoff, callers answered",
+    async () => {
+      await startServe(CRASH, "crash.ts");
+      const serve = serves.get(CRASH)!;
+      const t0 = performance.now();
+      const r = await settle(client.request(CRASH, "pid").first());
+      expect(performance.now() - t0).toBeLessThan(10_000);
+      expect(r).toMatchObject({ code: 500 });
+      expect((r as { text: string }).text).toMatch(
+        /^test\.crash: the worker \(pid \d+\) given this request died during start-up \(exit code 1\)$/,
+      );
+      await serve.waitFor(
+        /WARN:\d+:listener:0:\] drones for test\.crash exit during start-up \(last: \d+ exit code 1: init_failed: no database today\); next spawn in 2 s/,
+        15_000,
+      );
+      expect(serve.output).toMatch(/next spawn in 1 s/);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "messages that do not come from a router are dropped",
+    async () => {
+      const stats = (await client.request("router", "opensrf.router.info.stats.class", [ORDER]).first()) as Record<
+        string,
+        number
+      >;
+      const listenerJid = Object.keys(stats)[0]!;
+      expect(listenerJid).toContain(`${ORDER}_listener_testhost_`);
+      const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+      const raw = await XmppConnection.connect({
+        ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "raw"), logger),
+        reconnect: false,
+      });
+      const got: unknown[] = [];
+      raw.onStanza((s) => got.push(...decodeBody(s.body)));
       try {
-        return readFileSync(marker, "utf8").length > 0;
-      } catch {
-        return false;
+        raw.send({ to: listenerJid, thread: "not-from-a-router", body: encodeBody([request(1, "seq", [1])]) });
+        await serves
+          .get(ORDER)!
+          .waitFor(/dropping a message from opensrf@localhost\/_raw_.*not one of the routers/, 5000);
+        await Bun.sleep(300);
+        expect(got).toEqual([]);
+      } finally {
+        await raw.close();
       }
-    });
-    const pid = Number(readFileSync(marker, "utf8"));
-    const t0 = performance.now();
-    process.kill(pid, "SIGKILL");
-    const r = await pending;
-    expect(performance.now() - t0).toBeLessThan(1000);
-    expect(r).toMatchObject({ code: 500 });
-    expect((r as { text: string }).text).toContain(`${FAIL}: the worker (pid ${pid}) running block died (killed by SIGKILL)`);
-    await waitUntil("min_children", () => dronePids(FAIL).length === 1 && !dronePids(FAIL).includes(pid));
-    expect(typeof (await client.request(FAIL, "pid").first())).toBe("number");
-  }, TEST_TIMEOUT_MS);
-
-  test("request_timeout: a hung drone is killed and its caller answered", async () => {
-    const t0 = performance.now();
-    const r = await settle(client.request(FAIL, "hang").first());
-    const elapsed = performance.now() - t0;
-    expect(r).toMatchObject({ code: 500 });
-    expect((r as { text: string }).text).toMatch(/hang did not finish within 2 s \(request_timeout\); its worker \(pid \d+\) was stopped/);
-    expect(elapsed).toBeGreaterThanOrEqual(1900);
-    await waitUntil("pool refilled", () => dronePids(FAIL).length >= 1);
-  }, TEST_TIMEOUT_MS);
-
-  test("backlog full: the caller gets STATUS 503 instead of silence", async () => {
-    // max_children 2 run, max_backlog_queue 2 wait, the rest are refused.
-    const calls = Array.from({ length: 6 }, () => settle(client.request(FAIL, "sleep", [1500]).first()));
-    const results = await Promise.all(calls);
-    const refused = results.filter((r) => "code" in r);
-    expect(refused).toEqual([
-      { code: 503, text: Texts.backlogFull },
-      { code: 503, text: Texts.backlogFull },
-    ]);
-    expect(results.filter((r) => "ok" in r)).toHaveLength(4);
-  }, TEST_TIMEOUT_MS);
-
-  test("the backlog is served in arrival order", async () => {
-    // One drone: everything after the first waits in the backlog.
-    const results = (await Promise.all(
-      Array.from({ length: 12 }, (_, i) => client.request(ORDER, "seq", [i]).first()),
-    )) as Array<[number, number]>;
-    const seqs = results.map(([, s]) => s);
-    expect(results.map(([n]) => n)).toEqual([...Array(12).keys()]);
-    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);
-  }, TEST_TIMEOUT_MS);
-
-  test("max_memory_mb: a drone above it retires after its request", async () => {
-    const pid = (await client.request(FAIL, "grow", [160]).first()) as number;
-    await waitUntil("the drone to exit", () => !dronePids(FAIL).includes(pid));
-    await serves
-      .get(FAIL)!
-      .waitFor(new RegExp(`drone ${pid} of ${FAIL.replace(".", "\\.")} retires: memory: private memory [\\d.]+ MB is above max_memory_mb 96`), 5000);
-    const next = (await client.request(FAIL, "pid").first()) as number;
-    expect(next).not.toBe(pid);
-  }, TEST_TIMEOUT_MS);
-
-  test("SIGTERM to a busy drone: it finishes the request, then exits and is replaced", async () => {
-    const marker = join(dir, "term.pid");
-    const pending = settle(client.request(FAIL, "block", [marker, 800]).first());
-    await waitUntil("the drone to start the request", () => {
-      try {
-        return readFileSync(marker, "utf8").length > 0;
-      } catch {
-        return false;
-      }
-    });
-    const pid = Number(readFileSync(marker, "utf8"));
-    process.kill(pid, "SIGTERM");
-    expect(await pending).toEqual({ ok: "finished" });
-    await waitUntil("the drone to exit and be replaced", () => !dronePids(FAIL).includes(pid) && dronePids(FAIL).length >= 1);
-    expect(serves.get(FAIL)!.output).not.toContain(`drone ${pid} of ${FAIL} died`);
-  }, TEST_TIMEOUT_MS);
-
-  test("drones failing at start-up: clear warning, growing backoff, callers answered", async () => {
-    await startServe(CRASH, "crash.ts");
-    const serve = serves.get(CRASH)!;
-    const t0 = performance.now();
-    const r = await settle(client.request(CRASH, "pid").first());
-    expect(performance.now() - t0).toBeLessThan(10_000);
-    expect(r).toMatchObject({ code: 500 });
-    expect((r as { text: string }).text).toMatch(/^test\.crash: the worker \(pid \d+\) given this request died during start-up \(exit code 1\)$/);
-    await serve.waitFor(
-      /WARN:\d+:listener:0:\] drones for test\.crash exit during start-up \(last: \d+ exit code 1: init_failed: no database today\); next spawn in 2 s/,
-      15_000,
-    );
-    expect(serve.output).toMatch(/next spawn in 1 s/);
-  }, TEST_TIMEOUT_MS);
-
-  test("messages that do not come from a router are dropped", async () => {
-    const stats = (await client.request("router", "opensrf.router.info.stats.class", [ORDER]).first()) as Record<string, number>;
-    const listenerJid = Object.keys(stats)[0]!;
-    expect(listenerJid).toContain(`${ORDER}_listener_testhost_`);
-    const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-    const raw = await XmppConnection.connect({
-      ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "raw"), logger),
-      reconnect: false,
-    });
-    const got: unknown[] = [];
-    raw.onStanza((s) => got.push(...decodeBody(s.body)));
-    try {
-      raw.send({ to: listenerJid, thread: "not-from-a-router", body: encodeBody([request(1, "seq", [1])]) });
-      await serves.get(ORDER)!.waitFor(/dropping a message from opensrf@localhost\/_raw_.*not one of the routers/, 5000);
-      await Bun.sleep(300);
-      expect(got).toEqual([]);
-    } finally {
-      await raw.close();
-    }
-  }, TEST_TIMEOUT_MS);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -137,13 +137,20 @@ beforeAll(async () => {
   client = await connectTestClient(coreFile);
   serve = CliProcess.start([
     "serve",
-    "--service", SERVICE,
-    "--app", join(dir, "app.ts"),
-    "--config", coreFile,
-    "--settings", join(dir, "opensrf.xml"),
-    "--host", "testhost",
-    "--logfile", "stderr",
-    "--loglevel", "3",
+    "--service",
+    SERVICE,
+    "--app",
+    join(dir, "app.ts"),
+    "--config",
+    coreFile,
+    "--settings",
+    join(dir, "opensrf.xml"),
+    "--host",
+    "testhost",
+    "--logfile",
+    "stderr",
+    "--loglevel",
+    "3",
   ]);
   await serve.untilReady(router.waitFor(new RegExp(`class ${SERVICE.replace(".", "\\.")} online`), 20_000));
 }, 30_000);
@@ -156,150 +163,219 @@ afterAll(async () => {
 }, TEST_TIMEOUT_MS);
 
 describe("serve", () => {
-  test("registers with the router and answers through drones", async () => {
-    expect(await classList()).toContain(SERVICE);
-    const pid = (await client.request(SERVICE, "pid").first()) as number;
-    await waitUntil("min_children drones", () => drones().length >= 2);
-    expect(drones().map((d) => d.pid)).toContain(pid);
-  }, TEST_TIMEOUT_MS);
-
-  test("ps shows the OpenSRF process titles", async () => {
-    const [listener] = psRows(["-p", String(serve.pid)]);
-    expect(listener!.args).toStartWith(`OpenSRF Listener [${SERVICE}]`);
-    expect(listener!.comm).toBe("osrf-listener");
-    await waitUntil("drones logged in", () => drones().length >= 2 && drones().every((d) => d.comm === "osrf-drone"));
-    for (const d of drones()) expect(d.args).toStartWith(`OpenSRF Drone [${SERVICE}]`);
-  }, TEST_TIMEOUT_MS);
-
-  test("a drone is replaced after max_requests (6)", async () => {
-    const served = new Map<number, number>();
-    for (let i = 0; i < 20; i++) {
+  test(
+    "registers with the router and answers through drones",
+    async () => {
+      expect(await classList()).toContain(SERVICE);
       const pid = (await client.request(SERVICE, "pid").first()) as number;
-      served.set(pid, (served.get(pid) ?? 0) + 1);
-    }
-    expect(served.size).toBeGreaterThanOrEqual(4);
-    for (const n of served.values()) expect(n).toBeLessThanOrEqual(6);
-    expect(serve.output).not.toMatch(/died|exit during start-up/);
-    // childInit ran in every drone that served, childExit in every one that left.
-    const retired = [...served].filter(([, n]) => n === 6).map(([pid]) => pid);
-    expect(retired.length).toBeGreaterThanOrEqual(2);
-    await waitUntil("childExit of retired drones", () => retired.every((pid) => readFileSync(hookLog, "utf8").includes(`exit ${pid}\n`)));
-    for (const pid of served.keys()) expect(readFileSync(hookLog, "utf8")).toContain(`init ${pid}\n`);
-  }, TEST_TIMEOUT_MS);
+      await waitUntil("min_children drones", () => drones().length >= 2);
+      expect(drones().map((d) => d.pid)).toContain(pid);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("grows to max_children under load and shrinks back to the spare bounds", async () => {
-    let peak = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        peak = Math.max(peak, drones().length);
-        await Bun.sleep(30);
+  test(
+    "ps shows the OpenSRF process titles",
+    async () => {
+      const [listener] = psRows(["-p", String(serve.pid)]);
+      expect(listener!.args).toStartWith(`OpenSRF Listener [${SERVICE}]`);
+      expect(listener!.comm).toBe("osrf-listener");
+      await waitUntil("drones logged in", () => drones().length >= 2 && drones().every((d) => d.comm === "osrf-drone"));
+      for (const d of drones()) expect(d.args).toStartWith(`OpenSRF Drone [${SERVICE}]`);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "a drone is replaced after max_requests (6)",
+    async () => {
+      const served = new Map<number, number>();
+      for (let i = 0; i < 20; i++) {
+        const pid = (await client.request(SERVICE, "pid").first()) as number;
+        served.set(pid, (served.get(pid) ?? 0) + 1);
       }
-    })();
-    const calls = Array.from({ length: 8 }, () => client.request(SERVICE, "sleep", [700]).first());
-    const pids = (await Promise.all(calls)) as number[];
-    sampling = false;
-    await sampler;
-    expect(pids).toHaveLength(8);
-    expect(peak).toBe(4);
-    expect(new Set(pids).size).toBe(4);
-    // All idle: 4 > max_spare_children 2, so two retire; min_children 2 stay.
-    await waitUntil("pool back to 2 drones", () => drones().length === 2);
-    await Bun.sleep(1200); // a maintenance tick later, still within bounds
-    expect(drones().length).toBe(2);
-  }, TEST_TIMEOUT_MS);
+      expect(served.size).toBeGreaterThanOrEqual(4);
+      for (const n of served.values()) expect(n).toBeLessThanOrEqual(6);
+      expect(serve.output).not.toMatch(/died|exit during start-up/);
+      // childInit ran in every drone that served, childExit in every one that left.
+      const retired = [...served].filter(([, n]) => n === 6).map(([pid]) => pid);
+      expect(retired.length).toBeGreaterThanOrEqual(2);
+      await waitUntil("childExit of retired drones", () =>
+        retired.every((pid) => readFileSync(hookLog, "utf8").includes(`exit ${pid}\n`)),
+      );
+      for (const pid of served.keys()) expect(readFileSync(hookLog, "utf8")).toContain(`init ${pid}\n`);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("a stateful session stays on one drone", async () => {
-    const session = client.session(SERVICE);
-    await session.connect();
-    expect((session as unknown as { remote: string }).remote).toContain(`${SERVICE}_drone_testhost_`);
-    const pid = (await session.request("put", ["cart"]).first()) as number;
-    // Busy the other drones meanwhile: the session must not move.
-    const noise = Array.from({ length: 3 }, () => client.request(SERVICE, "sleep", [300]).first());
-    for (let i = 0; i < 4; i++) expect(await session.request("get").first()).toEqual(["cart", pid]);
-    await Promise.all(noise);
-    session.disconnect();
-  }, TEST_TIMEOUT_MS);
+  test(
+    "grows to max_children under load and shrinks back to the spare bounds",
+    async () => {
+      let peak = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          peak = Math.max(peak, drones().length);
+          await Bun.sleep(30);
+        }
+      })();
+      const calls = Array.from({ length: 8 }, () => client.request(SERVICE, "sleep", [700]).first());
+      const pids = (await Promise.all(calls)) as number[];
+      sampling = false;
+      await sampler;
+      expect(pids).toHaveLength(8);
+      expect(peak).toBe(4);
+      expect(new Set(pids).size).toBe(4);
+      // All idle: 4 > max_spare_children 2, so two retire; min_children 2 stay.
+      await waitUntil("pool back to 2 drones", () => drones().length === 2);
+      await Bun.sleep(1200); // a maintenance tick later, still within bounds
+      expect(drones().length).toBe(2);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("a drone's own calls are answered on its connection, inside a session too", async () => {
-    const [me, other] = (await client.request(SERVICE, "relay").first()) as [number, number];
-    expect(me).not.toBe(other);
-    const session = client.session(SERVICE);
-    await session.connect();
-    const pid = (await session.request("put", ["x"]).first()) as number;
-    const [inSession, called] = (await session.request("relay").first()) as [number, number];
-    expect(inSession).toBe(pid);
-    expect(called).not.toBe(pid);
-    expect(await session.request("get").first()).toEqual(["x", pid]);
-    session.disconnect();
-  }, TEST_TIMEOUT_MS);
+  test(
+    "a stateful session stays on one drone",
+    async () => {
+      const session = client.session(SERVICE);
+      await session.connect();
+      expect((session as unknown as { remote: string }).remote).toContain(`${SERVICE}_drone_testhost_`);
+      const pid = (await session.request("put", ["cart"]).first()) as number;
+      // Busy the other drones meanwhile: the session must not move.
+      const noise = Array.from({ length: 3 }, () => client.request(SERVICE, "sleep", [300]).first());
+      for (let i = 0; i < 4; i++) expect(await session.request("get").first()).toEqual(["cart", pid]);
+      await Promise.all(noise);
+      session.disconnect();
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("an idle session ends after keepalive with STATUS 408 from the drone", async () => {
-    const core = readCoreConfig(coreFile).opensrf;
-    const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
-    const raw = await XmppConnection.connect({ ...clientConnectionOptions(core, makeResource("", "raw"), logger), reconnect: false });
-    const got: Array<{ from: string; msg: OsrfMessage; at: number }> = [];
-    raw.onStanza((s: Stanza) => {
-      for (const msg of decodeBody(s.body)) got.push({ from: s.from, msg, at: performance.now() });
-    });
-    try {
-      raw.send({ to: `router@${xmpp.domain}/${SERVICE}`, thread: "keepalive-test-thread", body: encodeBody([connect(0)]) });
-      await waitUntil("408", () => got.length >= 2, 8000);
-      const [ok, timeout] = got;
-      expect(ok!.msg).toMatchObject({ type: "STATUS", payload: { statusCode: 200 } });
-      expect(ok!.from).toContain(`${SERVICE}_drone_`);
-      expect(timeout!.msg).toMatchObject({
-        type: "STATUS",
-        threadTrace: 0,
-        payload: { className: "osrfConnectStatus", statusCode: 408, status: "Disconnected on timeout" },
+  test(
+    "a drone's own calls are answered on its connection, inside a session too",
+    async () => {
+      const [me, other] = (await client.request(SERVICE, "relay").first()) as [number, number];
+      expect(me).not.toBe(other);
+      const session = client.session(SERVICE);
+      await session.connect();
+      const pid = (await session.request("put", ["x"]).first()) as number;
+      const [inSession, called] = (await session.request("relay").first()) as [number, number];
+      expect(inSession).toBe(pid);
+      expect(called).not.toBe(pid);
+      expect(await session.request("get").first()).toEqual(["x", pid]);
+      session.disconnect();
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "an idle session ends after keepalive with STATUS 408 from the drone",
+    async () => {
+      const core = readCoreConfig(coreFile).opensrf;
+      const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+      const raw = await XmppConnection.connect({
+        ...clientConnectionOptions(core, makeResource("", "raw"), logger),
+        reconnect: false,
       });
-      expect(timeout!.from).toBe(ok!.from);
-      expect(timeout!.at - ok!.at).toBeGreaterThan(1500);
-    } finally {
-      await raw.close();
-    }
-  }, TEST_TIMEOUT_MS);
+      const got: Array<{ from: string; msg: OsrfMessage; at: number }> = [];
+      raw.onStanza((s: Stanza) => {
+        for (const msg of decodeBody(s.body)) got.push({ from: s.from, msg, at: performance.now() });
+      });
+      try {
+        raw.send({
+          to: `router@${xmpp.domain}/${SERVICE}`,
+          thread: "keepalive-test-thread",
+          body: encodeBody([connect(0)]),
+        });
+        await waitUntil("408", () => got.length >= 2, 8000);
+        const [ok, timeout] = got;
+        expect(ok!.msg).toMatchObject({ type: "STATUS", payload: { statusCode: 200 } });
+        expect(ok!.from).toContain(`${SERVICE}_drone_`);
+        expect(timeout!.msg).toMatchObject({
+          type: "STATUS",
+          threadTrace: 0,
+          payload: { className: "osrfConnectStatus", statusCode: 408, status: "Disconnected on timeout" },
+        });
+        expect(timeout!.from).toBe(ok!.from);
+        expect(timeout!.at - ok!.at).toBeGreaterThan(1500);
+      } finally {
+        await raw.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("--settings-from-bus asks opensrf.settings host_config.get for --host", async () => {
-    const common = ["--config", coreFile, "--host", "testhost", "--logfile", "stderr", "--loglevel", "3"];
-    const settingsServer = CliProcess.start([
-      "serve", "--service", "opensrf.settings", "--app", join(dir, "settings-app.ts"), "--settings", join(dir, "opensrf.xml"), ...common,
-    ]);
-    let bus: CliProcess | undefined;
-    try {
-      await settingsServer.untilReady(router.waitFor(/class opensrf\.settings online/, 20_000));
-      bus = CliProcess.start(["serve", "--service", "test.bus", "--app", join(dir, "app.ts"), "--settings-from-bus", ...common]);
-      await bus.waitFor(/Prefork launching drones for test\.bus with max_requests=77, min_children=1, max_children=2\b/, 20_000);
-      await router.waitFor(/class test\.bus online/, 20_000);
-      expect(typeof (await client.request("test.bus", "pid").first())).toBe("number");
-    } finally {
-      if (bus) expect(await bus.stop("SIGTERM")).toBe(0);
-      expect(await settingsServer.stop("SIGTERM")).toBe(0);
-    }
-  }, TEST_TIMEOUT_MS);
+  test(
+    "--settings-from-bus asks opensrf.settings host_config.get for --host",
+    async () => {
+      const common = ["--config", coreFile, "--host", "testhost", "--logfile", "stderr", "--loglevel", "3"];
+      const settingsServer = CliProcess.start([
+        "serve",
+        "--service",
+        "opensrf.settings",
+        "--app",
+        join(dir, "settings-app.ts"),
+        "--settings",
+        join(dir, "opensrf.xml"),
+        ...common,
+      ]);
+      let bus: CliProcess | undefined;
+      try {
+        await settingsServer.untilReady(router.waitFor(/class opensrf\.settings online/, 20_000));
+        bus = CliProcess.start([
+          "serve",
+          "--service",
+          "test.bus",
+          "--app",
+          join(dir, "app.ts"),
+          "--settings-from-bus",
+          ...common,
+        ]);
+        await bus.waitFor(
+          /Prefork launching drones for test\.bus with max_requests=77, min_children=1, max_children=2\b/,
+          20_000,
+        );
+        await router.waitFor(/class test\.bus online/, 20_000);
+        expect(typeof (await client.request("test.bus", "pid").first())).toBe("number");
+      } finally {
+        if (bus) expect(await bus.stop("SIGTERM")).toBe(0);
+        expect(await settingsServer.stop("SIGTERM")).toBe(0);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("start-up errors: one line naming the problem, exit code 2", async () => {
-    const base = ["serve", "--service", SERVICE, "--config", coreFile, "--host", "testhost"];
-    const missing = await runCli([...base, "--app", join(dir, "nope.ts"), "--settings", join(dir, "opensrf.xml")]);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr.trim()).toBe(`osrf-prefork: ${SERVICE}: service module ${join(dir, "nope.ts")} does not exist (check --app)`);
-    const bad = join(dir, "bad.xml");
-    writeFileSync(bad, SETTINGS.replace("<min_children>2</min_children>", "<min_children>lots</min_children>"));
-    const invalid = await runCli([...base, "--app", join(dir, "app.ts"), "--settings", bad]);
-    expect(invalid.code).toBe(2);
-    expect(invalid.stderr.trim().split("\n")).toHaveLength(1);
-    expect(invalid.stderr).toContain(`/apps/${SERVICE}/unix_config/min_children: invalid value "lots"`);
-  }, TEST_TIMEOUT_MS);
+  test(
+    "start-up errors: one line naming the problem, exit code 2",
+    async () => {
+      const base = ["serve", "--service", SERVICE, "--config", coreFile, "--host", "testhost"];
+      const missing = await runCli([...base, "--app", join(dir, "nope.ts"), "--settings", join(dir, "opensrf.xml")]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr.trim()).toBe(
+        `osrf-prefork: ${SERVICE}: service module ${join(dir, "nope.ts")} does not exist (check --app)`,
+      );
+      const bad = join(dir, "bad.xml");
+      writeFileSync(bad, SETTINGS.replace("<min_children>2</min_children>", "<min_children>lots</min_children>"));
+      const invalid = await runCli([...base, "--app", join(dir, "app.ts"), "--settings", bad]);
+      expect(invalid.code).toBe(2);
+      expect(invalid.stderr.trim().split("\n")).toHaveLength(1);
+      expect(invalid.stderr).toContain(`/apps/${SERVICE}/unix_config/min_children: invalid value "lots"`);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("USR1 unregisters and USR2 registers again (router class list)", async () => {
-    process.kill(serve.pid, "SIGUSR1");
-    await waitUntil("class gone", async () => !(await classList()).includes(SERVICE));
-    const online = () => router.output.match(new RegExp(`class ${SERVICE} online`, "g"))?.length ?? 0;
-    const before = online();
-    process.kill(serve.pid, "SIGUSR2");
-    await waitUntil("class back", async () => (await classList()).includes(SERVICE));
-    // The router opens its connection for the class again before it can forward.
-    await waitUntil("router class connection", () => online() > before);
-    expect(typeof (await client.request(SERVICE, "pid").first())).toBe("number");
-  }, TEST_TIMEOUT_MS);
+  test(
+    "USR1 unregisters and USR2 registers again (router class list)",
+    async () => {
+      process.kill(serve.pid, "SIGUSR1");
+      await waitUntil("class gone", async () => !(await classList()).includes(SERVICE));
+      const online = () => router.output.match(new RegExp(`class ${SERVICE} online`, "g"))?.length ?? 0;
+      const before = online();
+      process.kill(serve.pid, "SIGUSR2");
+      await waitUntil("class back", async () => (await classList()).includes(SERVICE));
+      // The router opens its connection for the class again before it can forward.
+      await waitUntil("router class connection", () => online() > before);
+      expect(typeof (await client.request(SERVICE, "pid").first())).toBe("number");
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -59,7 +59,10 @@ function droneProcs(): number[] {
   return out
     .split("\n")
     .map((l) => /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null && !m[2]!.startsWith("Z") && m[3]!.startsWith(`OpenSRF Drone [${SERVICE}]`))
+    .filter(
+      (m): m is RegExpExecArray =>
+        m !== null && !m[2]!.startsWith("Z") && m[3]!.startsWith(`OpenSRF Drone [${SERVICE}]`),
+    )
     .map((m) => Number(m[1]));
 }
 
@@ -76,8 +79,21 @@ const onlineCount = () => router.output.match(new RegExp(`class ${SERVICE} onlin
 async function startServe(): Promise<CliProcess> {
   const before = onlineCount();
   const proc = CliProcess.start([
-    "serve", "--service", SERVICE, "--app", join(dir, "app.ts"), "--config", coreFile,
-    "--settings", join(dir, "opensrf.xml"), "--host", "testhost", "--logfile", "stderr", "--loglevel", "3",
+    "serve",
+    "--service",
+    SERVICE,
+    "--app",
+    join(dir, "app.ts"),
+    "--config",
+    coreFile,
+    "--settings",
+    join(dir, "opensrf.xml"),
+    "--host",
+    "testhost",
+    "--logfile",
+    "stderr",
+    "--loglevel",
+    "3",
   ]);
   started.push(proc);
   await proc.untilReady(waitUntil("registration", () => onlineCount() > before, 20_000));
@@ -115,65 +131,83 @@ afterAll(async () => {
 }, TEST_TIMEOUT_MS);
 
 describe("signals", () => {
-  test("HUP under load: no request lost, drones replaced, the new code answers afterwards", async () => {
-    const serve = await startServe();
-    const before = (await call(0)) as { ok: [string, number] };
-    expect(before.ok[0]).toBe("v1");
-    const oldDrones = droneProcs();
+  test(
+    "HUP under load: no request lost, drones replaced, the new code answers afterwards",
+    async () => {
+      const serve = await startServe();
+      const before = (await call(0)) as { ok: [string, number] };
+      expect(before.ok[0]).toBe("v1");
+      const oldDrones = droneProcs();
 
-    const load = Array.from({ length: 24 }, (_, i) => call(100 + (i % 4) * 50));
-    await Bun.sleep(150);
-    writeFileSync(join(dir, "app.ts"), app("v2"));
-    writeFileSync(join(dir, "opensrf.xml"), settings(5, 6));
-    process.kill(serve.pid, "SIGHUP");
-    const more = Array.from({ length: 12 }, () => call(50));
-    const results = await Promise.all([...load, ...more]);
+      const load = Array.from({ length: 24 }, (_, i) => call(100 + (i % 4) * 50));
+      await Bun.sleep(150);
+      writeFileSync(join(dir, "app.ts"), app("v2"));
+      writeFileSync(join(dir, "opensrf.xml"), settings(5, 6));
+      process.kill(serve.pid, "SIGHUP");
+      const more = Array.from({ length: 12 }, () => call(50));
+      const results = await Promise.all([...load, ...more]);
 
-    expect(results.filter((r) => "error" in r)).toEqual([]);
-    await waitUntil("old drones gone", () => oldDrones.every((p) => !droneProcs().includes(p)));
-    const after = (await call(0)) as { ok: [string, number] };
-    expect(after.ok[0]).toBe("v2");
-    expect(oldDrones).not.toContain(after.ok[1]);
-    // The settings were re-read too: more drones than the old max_children 4.
-    await waitUntil("min_children 5", () => droneProcs().length >= 5);
-    expect(await serve.stop("SIGTERM")).toBe(0);
-    writeFileSync(join(dir, "opensrf.xml"), settings(2, 4));
-  }, TEST_TIMEOUT_MS);
+      expect(results.filter((r) => "error" in r)).toEqual([]);
+      await waitUntil("old drones gone", () => oldDrones.every((p) => !droneProcs().includes(p)));
+      const after = (await call(0)) as { ok: [string, number] };
+      expect(after.ok[0]).toBe("v2");
+      expect(oldDrones).not.toContain(after.ok[1]);
+      // The settings were re-read too: more drones than the old max_children 4.
+      await waitUntil("min_children 5", () => droneProcs().length >= 5);
+      expect(await serve.stop("SIGTERM")).toBe(0);
+      writeFileSync(join(dir, "opensrf.xml"), settings(2, 4));
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("TERM under load: every accepted request is answered, exit 0, no drone left", async () => {
-    writeFileSync(join(dir, "app.ts"), app("v1"));
-    const serve = await startServe();
-    const load = Array.from({ length: 30 }, () => call(300));
-    await Bun.sleep(200);
-    serve.proc.kill("SIGTERM");
-    const results = await Promise.all(load);
-    // Sent before TERM, all reached the listener: served (backlog included), none lost.
-    expect(results.filter((r) => "error" in r)).toEqual([]);
-    expect(await serve.proc.exited).toBe(0);
-    expect(serve.output).toContain("un-registering with router");
-    await waitUntil("drones gone", () => droneProcs().length === 0, 5000);
-  }, TEST_TIMEOUT_MS);
+  test(
+    "TERM under load: every accepted request is answered, exit 0, no drone left",
+    async () => {
+      writeFileSync(join(dir, "app.ts"), app("v1"));
+      const serve = await startServe();
+      const load = Array.from({ length: 30 }, () => call(300));
+      await Bun.sleep(200);
+      serve.proc.kill("SIGTERM");
+      const results = await Promise.all(load);
+      // Sent before TERM, all reached the listener: served (backlog included), none lost.
+      expect(results.filter((r) => "error" in r)).toEqual([]);
+      expect(await serve.proc.exited).toBe(0);
+      expect(serve.output).toContain("un-registering with router");
+      await waitUntil("drones gone", () => droneProcs().length === 0, 5000);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("INT: immediate stop, exit 0, drones killed", async () => {
-    const serve = await startServe();
-    await waitUntil("drones", () => droneProcs().length >= 2);
-    const busy = call(10_000);
-    await Bun.sleep(200);
-    const t0 = performance.now();
-    serve.proc.kill("SIGINT");
-    expect(await serve.proc.exited).toBe(0);
-    expect(performance.now() - t0).toBeLessThan(3000);
-    // The running request is answered (503 shutting down), not left to time out.
-    expect(await busy).toEqual({ error: expect.stringContaining(`503: Service unavailable: ${SERVICE} is shutting down`) });
-    await waitUntil("drones gone", () => droneProcs().length === 0, 3000);
-  }, TEST_TIMEOUT_MS);
+  test(
+    "INT: immediate stop, exit 0, drones killed",
+    async () => {
+      const serve = await startServe();
+      await waitUntil("drones", () => droneProcs().length >= 2);
+      const busy = call(10_000);
+      await Bun.sleep(200);
+      const t0 = performance.now();
+      serve.proc.kill("SIGINT");
+      expect(await serve.proc.exited).toBe(0);
+      expect(performance.now() - t0).toBeLessThan(3000);
+      // The running request is answered (503 shutting down), not left to time out.
+      expect(await busy).toEqual({
+        error: expect.stringContaining(`503: Service unavailable: ${SERVICE} is shutting down`),
+      });
+      await waitUntil("drones gone", () => droneProcs().length === 0, 3000);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
   // Last: the router keeps the dead listener's registration until a forward bounces.
-  test("drones exit when their listener dies (IPC channel closed)", async () => {
-    const serve = await startServe();
-    await waitUntil("drones", () => droneProcs().length >= 2);
-    serve.proc.kill("SIGKILL");
-    await serve.proc.exited;
-    await waitUntil("orphaned drones to exit", () => droneProcs().length === 0, 5000);
-  }, TEST_TIMEOUT_MS);
+  test(
+    "drones exit when their listener dies (IPC channel closed)",
+    async () => {
+      const serve = await startServe();
+      await waitUntil("drones", () => droneProcs().length >= 2);
+      serve.proc.kill("SIGKILL");
+      await serve.proc.exited;
+      await waitUntil("orphaned drones to exit", () => droneProcs().length === 0, 5000);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

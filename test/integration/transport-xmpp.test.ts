@@ -16,7 +16,6 @@ import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 setDefaultTimeout(60_000);
 
-
 /** Collects what a connection receives; `next` waits for a matching stanza. */
 class Inbox {
   private items: Stanza[] = [];
@@ -117,7 +116,14 @@ describe("large stanzas", () => {
     const unit = `{"k":"<a href=\\"x\\">&amp; 'q' é €€€€€€€€ 日本語日本語 😀😀 </a>"},`;
     const body = `[${unit.repeat(Math.ceil(1_048_576 / unit.length))}0]`;
     expect(Buffer.byteLength(body)).toBeGreaterThan(1_048_576);
-    a.send({ to: b.jid, thread: "t-1mb", body, xid: "xid-1mb", routerFrom: "opensrf@localhost/caller", routerClass: "cls" });
+    a.send({
+      to: b.jid,
+      thread: "t-1mb",
+      body,
+      xid: "xid-1mb",
+      routerFrom: "opensrf@localhost/caller",
+      routerClass: "cls",
+    });
     const got = await inbox.next((s) => s.thread === "t-1mb", 30_000);
     expect(got.body.length).toBe(body.length);
     expect(got.body === body).toBe(true);
@@ -148,7 +154,7 @@ describe("large stanzas", () => {
 });
 
 describe("bounces", () => {
-  test("a message to an offline JID comes back as type=\"error\" with `error` set", async () => {
+  test('a message to an offline JID comes back as type="error" with `error` set', async () => {
     const a = await connect();
     const inbox = new Inbox(a);
     const offline = "router@localhost/opensrf.nobody";
@@ -212,13 +218,23 @@ describe("reconnect", () => {
     expect(a.isOnline).toBe(true);
     expect(a.jid).toBe(jidA);
     expect((await inA.next((s) => s.thread === "queued")).body).toBe("[0]");
-    expect(logA.lines.some(({ level: lvl, msg: m }) => lvl === "warn" && m.startsWith(`lost XMPP connection ${jidA}; reconnecting in 100 ms`))).toBe(true);
-    expect(logA.lines.some(({ level: lvl, msg: m }) => lvl === "info" && m === `reconnected to XMPP as ${jidA}`)).toBe(true);
+    expect(
+      logA.lines.some(
+        ({ level: lvl, msg: m }) =>
+          lvl === "warn" && m.startsWith(`lost XMPP connection ${jidA}; reconnecting in 100 ms`),
+      ),
+    ).toBe(true);
+    expect(logA.lines.some(({ level: lvl, msg: m }) => lvl === "info" && m === `reconnected to XMPP as ${jidA}`)).toBe(
+      true,
+    );
     // One reconnect loop: one loss, one success, and each failed attempt retries once with
     // the backoff doubling up to its ceiling.
     expect(logA.lines.filter(({ msg: m }) => m.startsWith("lost XMPP connection"))).toHaveLength(1);
     expect(logA.lines.filter(({ msg: m }) => m.startsWith("reconnected to XMPP"))).toHaveLength(1);
-    const retries = logA.lines.map(({ msg: m }) => /; retrying in (\d+) ms$/.exec(m)?.[1]).filter((x) => x !== undefined).map(Number);
+    const retries = logA.lines
+      .map(({ msg: m }) => /; retrying in (\d+) ms$/.exec(m)?.[1])
+      .filter((x) => x !== undefined)
+      .map(Number);
     expect(retries).toEqual(retries.map((_, i) => Math.min(200 * 2 ** i, 400)));
 
     a.send({ to: b.jid, thread: "after-a", body: "[1]" });

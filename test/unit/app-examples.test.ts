@@ -44,7 +44,11 @@ function serve(definition: ServiceDefinition) {
     const statuses = out.flatMap((m): StatusPayload[] => (m.type === "STATUS" ? [m.payload] : []));
     return { results, status: statuses.at(-1) };
   }
-  return { host, send, call: (method: string, params: JsonValue[] = []) => send(`t-${method}`, [request(1, method, params)]) };
+  return {
+    host,
+    send,
+    call: (method: string, params: JsonValue[] = []) => send(`t-${method}`, [request(1, method, params)]),
+  };
 }
 
 describe("examples/math.ts", () => {
@@ -143,7 +147,13 @@ describe("examples/cart.ts", () => {
   test("validates items", async () => {
     const { send } = serve(cart);
     await send("s", [connect(0)]);
-    for (const params of [["", 1], ["tea", -1], ["tea", "1"], ["tea", 1, 0], ["tea", 1, 1.5]] as JsonValue[][]) {
+    for (const params of [
+      ["", 1],
+      ["tea", -1],
+      ["tea", "1"],
+      ["tea", 1, 0],
+      ["tea", 1, 1.5],
+    ] as JsonValue[][]) {
       const { status } = await send("s", [request(1, "add_item", params)]);
       expect(status).toMatchObject({ className: "osrfMethodException", statusCode: 400 });
     }

@@ -316,10 +316,9 @@ describe("bundling, streaming and chunking", () => {
     await r.host.handle(stanza(newThread(), [req("count", [100])]));
     expect(r.transport.sent).toHaveLength(1);
     const msgs = r.messages();
-    expect(msgs.map((m) => (m.type === "RESULT" ? m.payload.content : m.type === "STATUS" && m.payload.statusCode))).toEqual([
-      ...Array.from({ length: 100 }, (_, i) => i + 1),
-      205,
-    ]);
+    expect(
+      msgs.map((m) => (m.type === "RESULT" ? m.payload.content : m.type === "STATUS" && m.payload.statusCode)),
+    ).toEqual([...Array.from({ length: 100 }, (_, i) => i + 1), 205]);
     expect((r.transport.sent[0]?.body ?? "").length).toBeLessThan(25600);
   });
 
@@ -358,7 +357,12 @@ describe("bundling, streaming and chunking", () => {
     });
     const r = rig(svc, { service: "opensrf.x" });
     await r.host.handle(stanza(newThread(), [req("mixed", [])]));
-    expect(r.messages().map((m) => (m.type === "RESULT" ? m.payload.content : "205"))).toEqual(["a", null, ["b"], "205"]);
+    expect(r.messages().map((m) => (m.type === "RESULT" ? m.payload.content : "205"))).toEqual([
+      "a",
+      null,
+      ["b"],
+      "205",
+    ]);
   });
 
   test("a sync generator streams too; a respond after the request ended is dropped", async () => {
@@ -476,7 +480,9 @@ describe("stateful sessions", () => {
     const thread = newThread();
     const out1 = await r.host.handle(stanza(thread, [connect(0)]));
     expect(out1).toEqual({ session: "open", thread });
-    expect(r.transport.sent).toEqual([{ from: DRONE, to: CALLER, thread, xid: "1795547651289791", body: SAMPLE_J_CONNECTED }]);
+    expect(r.transport.sent).toEqual([
+      { from: DRONE, to: CALLER, thread, xid: "1795547651289791", body: SAMPLE_J_CONNECTED },
+    ]);
     expect(r.host.activeSessions()).toBe(1);
 
     // After CONNECT the caller talks to the drone directly.
@@ -576,7 +582,12 @@ describe("stateful sessions", () => {
     const a = r.host.handle(stanza(thread, [req("slow", [80], 1)], { direct: true }));
     const b = r.host.handle(stanza(thread, [req("count", [1], 2)], { direct: true }));
     await Promise.all([a, b]);
-    expect(r.messages().slice(1).map((m) => m.threadTrace)).toEqual([1, 1, 2, 2]);
+    expect(
+      r
+        .messages()
+        .slice(1)
+        .map((m) => m.threadTrace),
+    ).toEqual([1, 1, 2, 2]);
   });
 
   test("CONNECT and a REQUEST in one body; CONNECT+DISCONNECT in one body reports closed", async () => {
@@ -586,9 +597,9 @@ describe("stateful sessions", () => {
       session: "open",
       thread: t1,
     });
-    expect(r.messages().map((m) => (m.type === "RESULT" ? m.payload.content : m.type === "STATUS" && m.payload.statusCode))).toEqual([
-      200, 1, 205,
-    ]);
+    expect(
+      r.messages().map((m) => (m.type === "RESULT" ? m.payload.content : m.type === "STATUS" && m.payload.statusCode)),
+    ).toEqual([200, 1, 205]);
     const t2 = newThread();
     expect(await r.host.handle(stanza(t2, [connect(0), disconnect(0)]))).toEqual({ session: "closed", thread: t2 });
   });
@@ -633,7 +644,9 @@ describe("bounces, bad bodies, close", () => {
       threadTrace: 0,
       payload: { className: "osrfMethodException", statusCode: 400 },
     });
-    expect(m?.type === "STATUS" && m.payload.status).toStartWith("Bad Request: bad osrfMessage at body: not valid JSON");
+    expect(m?.type === "STATUS" && m.payload.status).toStartWith(
+      "Bad Request: bad osrfMessage at body: not valid JSON",
+    );
     expect(r.transport.sent[0]).toMatchObject({ to: CALLER, thread });
   });
 
@@ -707,7 +720,9 @@ describe("context", () => {
     });
     const r = rig(svc, { service: "opensrf.x" });
     const thread = newThread();
-    await r.host.handle(stanza(thread, [req("proxy.atomic", [5], 9, { locale: "de-DE", tz: "Europe/Berlin" })], { xid: "x9" }));
+    await r.host.handle(
+      stanza(thread, [req("proxy.atomic", [5], 9, { locale: "de-DE", tz: "Europe/Berlin" })], { xid: "x9" }),
+    );
     expect(seen).toEqual({
       params: [5],
       method: "proxy",

@@ -16,7 +16,6 @@ import { completeStanza } from "../../src/xmpp/stanza.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "../../src/xmpp/types.ts";
 
-
 class FakeTransport implements Transport {
   readonly jid = "opensrf@localhost/_testhost_1795547651.056703_28979";
   readonly domain = "localhost";
@@ -77,7 +76,14 @@ const tick = () => new Promise((r) => setTimeout(r, 0));
 beforeEach(() => {
   t = new FakeTransport();
   log = new RecordingLogger();
-  client = new Client({ transport: t, routerName: "router", logger: log, timeout: 5, ingress: "test-ingress", ownTransport: true });
+  client = new Client({
+    transport: t,
+    routerName: "router",
+    logger: log,
+    timeout: 5,
+    ingress: "test-ingress",
+    ownTransport: true,
+  });
 });
 
 afterEach(async () => {
@@ -86,7 +92,10 @@ afterEach(async () => {
 
 describe("stateless requests", () => {
   test("the REQUEST goes to router@domain/<service> with a new thread and xid", () => {
-    void client.request("opensrf.math", "add", [2, 2]).collect().catch(() => {});
+    void client
+      .request("opensrf.math", "add", [2, 2])
+      .collect()
+      .catch(() => {});
     const s = only(t.take());
     expect(s.to).toBe(MATH);
     expect(s.from).toBe(t.jid);
@@ -106,8 +115,14 @@ describe("stateless requests", () => {
   });
 
   test("each request gets its own thread; request options set xid, locale and ingress", () => {
-    void client.request("opensrf.math", "add", [1], { xid: "my-xid", locale: "fr-CA", ingress: "other" }).collect().catch(() => {});
-    void client.request("opensrf.math", "add", [2]).collect().catch(() => {});
+    void client
+      .request("opensrf.math", "add", [1], { xid: "my-xid", locale: "fr-CA", ingress: "other" })
+      .collect()
+      .catch(() => {});
+    void client
+      .request("opensrf.math", "add", [2])
+      .collect()
+      .catch(() => {});
     const [a, b] = t.take();
     expect(a!.thread).not.toBe(b!.thread);
     expect(a!.xid).toBe("my-xid");
@@ -122,7 +137,9 @@ describe("stateless requests", () => {
     expect(await p).toEqual(["hello", 42]);
     expect(client.inFlight).toBe(0);
     // A late reply on the finished thread is not ours any more.
-    expect(client.dispatch(completeStanza({ to: t.jid, thread: s.thread, body: encodeBody([result(1, 1)]) }, DRONE))).toBe(false);
+    expect(
+      client.dispatch(completeStanza({ to: t.jid, thread: s.thread, body: encodeBody([result(1, 1)]) }, DRONE)),
+    ).toBe(false);
   });
 
   test("results stream as they arrive, one message per stanza", async () => {
@@ -177,7 +194,9 @@ describe("stateless requests", () => {
     expect(e.statusText).toBe("Method [no.such.method] not found for service opensrf.math");
     expect(e.className).toBe("osrfMethodException");
     expect(e.context).toEqual({ service: "opensrf.math", method: "no.such.method", thread: s.thread, xid: "x-404" });
-    expect(e.message).toBe("opensrf.math no.such.method: osrfMethodException 404: Method [no.such.method] not found for service opensrf.math");
+    expect(e.message).toBe(
+      "opensrf.math no.such.method: osrfMethodException 404: Method [no.such.method] not found for service opensrf.math",
+    );
     expect(client.inFlight).toBe(0);
   });
 
@@ -186,9 +205,11 @@ describe("stateless requests", () => {
     const s = only(t.take());
     t.reply(s, DRONE, [result(1, 1), status(1, "osrfMethodException", 500, "An unknown server error occurred")]);
     const got: JsonValue[] = [];
-    const r = await settled((async () => {
-      for await (const v of req) got.push(v);
-    })());
+    const r = await settled(
+      (async () => {
+        for await (const v of req) got.push(v);
+      })(),
+    );
     expect(got).toEqual([1]);
     expect(r.ok).toBe(false);
     expect((r as unknown as { error: RequestError }).error.statusCode).toBe(500);
@@ -197,7 +218,10 @@ describe("stateless requests", () => {
   test("1xx and other 2xx statuses keep the request open", async () => {
     const p = client.request("opensrf.math", "m").collect();
     const s = only(t.take());
-    t.reply(s, DRONE, [status(1, "osrfContinueStatus", 100, "Please hold.  Creating a new Heart"), status(1, "osrfStatus", 202, "Accepted")]);
+    t.reply(s, DRONE, [
+      status(1, "osrfContinueStatus", 100, "Please hold.  Creating a new Heart"),
+      status(1, "osrfStatus", 202, "Accepted"),
+    ]);
     await tick();
     expect(client.inFlight).toBe(1);
     t.reply(s, DRONE, [result(1, "done"), complete(1)]);
@@ -225,7 +249,9 @@ describe("stateless requests", () => {
     const fine = client.request("opensrf.math", "m").collect();
     const [, toMath] = t.take();
     // prosody: type="error" with neither thread nor body.
-    expect(client.dispatch(completeStanza({ to: t.jid, error: UNAVAILABLE }, "router@localhost/opensrf.gone"))).toBe(true);
+    expect(client.dispatch(completeStanza({ to: t.jid, error: UNAVAILABLE }, "router@localhost/opensrf.gone"))).toBe(
+      true,
+    );
     const r = await settled(gone);
     expect(r.ok).toBe(false);
     expect((r as unknown as { error: Error }).error).toBeInstanceOf(DeliveryError);
@@ -235,8 +261,13 @@ describe("stateless requests", () => {
   });
 
   test("a bodiless bounce from a JID we are not talking to is not ours", () => {
-    void client.request("opensrf.math", "m").collect().catch(() => {});
-    expect(client.dispatch(completeStanza({ to: t.jid, error: UNAVAILABLE }, "router@localhost/opensrf.other"))).toBe(false);
+    void client
+      .request("opensrf.math", "m")
+      .collect()
+      .catch(() => {});
+    expect(client.dispatch(completeStanza({ to: t.jid, error: UNAVAILABLE }, "router@localhost/opensrf.other"))).toBe(
+      false,
+    );
     expect(client.inFlight).toBe(1);
   });
 
@@ -274,7 +305,11 @@ describe("stateless requests", () => {
     t.deliver({ from: DRONE, thread: s.thread, body: "{not json" });
     const r = await settled(p);
     expect((r as unknown as { error: Error }).error).toBeInstanceOf(ProtocolError);
-    expect(log.lines.some(({ level: lvl, msg: m }) => lvl === "warn" && m.startsWith(`bad reply from ${DRONE}: bad osrfMessage at body`))).toBe(true);
+    expect(
+      log.lines.some(
+        ({ level: lvl, msg: m }) => lvl === "warn" && m.startsWith(`bad reply from ${DRONE}: bad osrfMessage at body`),
+      ),
+    ).toBe(true);
   });
 
   test("a transport refusing the stanza (too large) fails the request with that error", async () => {
@@ -335,7 +370,11 @@ describe("stateful sessions", () => {
     const p = session.request("add", [3, 3]).collect();
     const first = only(t.take());
     expect(first.to).toBe(DRONE);
-    t.deliver({ from: DRONE, thread, body: encodeBody([status(0, "osrfConnectStatus", 408, "Disconnected on timeout")]) });
+    t.deliver({
+      from: DRONE,
+      thread,
+      body: encodeBody([status(0, "osrfConnectStatus", 408, "Disconnected on timeout")]),
+    });
     expect(session.connected).toBe(false);
     const resent = only(t.take());
     expect(resent.to).toBe(MATH);
@@ -345,7 +384,11 @@ describe("stateful sessions", () => {
     t.reply(resent, "opensrf@localhost/opensrf.math_drone_other_1.0_2", [result(1, 6), complete(1)]);
     expect(await p).toEqual([6]);
     // Nothing pending: a 408 re-sends nothing.
-    t.deliver({ from: DRONE, thread, body: encodeBody([status(0, "osrfConnectStatus", 408, "Disconnected on timeout")]) });
+    t.deliver({
+      from: DRONE,
+      thread,
+      body: encodeBody([status(0, "osrfConnectStatus", 408, "Disconnected on timeout")]),
+    });
     expect(t.sent).toEqual([]);
   });
 
@@ -374,7 +417,9 @@ describe("stateful sessions", () => {
     const session = client.session("opensrf.math");
     const c = session.connect();
     const s = only(t.take());
-    t.reply(s, MATH, [methodException(0, 503, "Service opensrf.math has no listener left (its last listener went away)")]);
+    t.reply(s, MATH, [
+      methodException(0, 503, "Service opensrf.math has no listener left (its last listener went away)"),
+    ]);
     const r = await settled(c);
     expect((r as unknown as { error: RequestError }).error).toBeInstanceOf(RequestError);
     expect((r as unknown as { error: RequestError }).error.statusCode).toBe(503);

@@ -43,7 +43,13 @@ const DRONE = "opensrf@localhost/opensrf.math_drone_vm_1795547578.326919_28594";
 describe("connection lost", () => {
   test("calls in flight fail at once with a DeliveryError; a connected session keeps its drone", async () => {
     const t = new FakeTransport();
-    const client = new Client({ transport: t, routerName: "router", logger: new RecordingLogger(), timeout: 60, ownTransport: true });
+    const client = new Client({
+      transport: t,
+      routerName: "router",
+      logger: new RecordingLogger(),
+      timeout: 60,
+      ownTransport: true,
+    });
     const session = client.session("opensrf.math");
     const connecting = session.connect();
     t.reply(t.sent[0]!, DRONE, encodeBody([connectOk(0)]));
@@ -53,10 +59,15 @@ describe("connection lost", () => {
     const t0 = performance.now();
     t.lose();
     for (const p of [a, b]) {
-      const e = await p.then(() => undefined, (err: Error) => err);
+      const e = await p.then(
+        () => undefined,
+        (err: Error) => err,
+      );
       expect(e).toBeInstanceOf(DeliveryError);
       expect((e as DeliveryError).condition).toBe("connection-lost");
-      expect(e!.message).toMatch(/^opensrf\.math add: the connection to the XMPP server was lost while waiting for the reply \(the request may or may not have run; thread \S+, xid \S+\)$/);
+      expect(e!.message).toMatch(
+        /^opensrf\.math add: the connection to the XMPP server was lost while waiting for the reply \(the request may or may not have run; thread \S+, xid \S+\)$/,
+      );
     }
     expect(performance.now() - t0).toBeLessThan(100);
     expect(client.inFlight).toBe(0);
@@ -74,7 +85,12 @@ describe("connection lost", () => {
 
   test("nothing in flight: nothing happens", async () => {
     const t = new FakeTransport();
-    const client = new Client({ transport: t, routerName: "router", logger: new RecordingLogger(), ownTransport: true });
+    const client = new Client({
+      transport: t,
+      routerName: "router",
+      logger: new RecordingLogger(),
+      ownTransport: true,
+    });
     t.lose();
     expect(client.inFlight).toBe(0);
     await client.close();

@@ -151,7 +151,9 @@ describe("defaults and our additions", () => {
   });
 
   test("<server> and <max_stanza_size>", () => {
-    const c = readCoreConfigFromString(core("<server>127.0.0.1</server><max_stanza_size>2048</max_stanza_size>")).opensrf;
+    const c = readCoreConfigFromString(
+      core("<server>127.0.0.1</server><max_stanza_size>2048</max_stanza_size>"),
+    ).opensrf;
     expect(c.server).toBe("127.0.0.1");
     expect(c.maxStanzaSize).toBe(2048);
   });
@@ -173,12 +175,15 @@ describe("defaults and our additions", () => {
   });
 
   test("an empty <services> does not filter (as C)", () => {
-    const c = readCoreConfigFromString(core("<routers><router><name>r</name><domain>x</domain><services/></router></routers>"));
+    const c = readCoreConfigFromString(
+      core("<routers><router><name>r</name><domain>x</domain><services/></router></routers>"),
+    );
     expect(c.opensrf.routers).toEqual([{ name: "r", domain: "x" }]);
   });
 
   test("the first of several <domain> wins, as in C", () => {
-    const xml = "<config><opensrf><domain>one</domain><domain>two</domain><username>u</username><passwd>p</passwd></opensrf></config>";
+    const xml =
+      "<config><opensrf><domain>one</domain><domain>two</domain><username>u</username><passwd>p</passwd></opensrf></config>";
     expect(readCoreConfigFromString(xml).opensrf.domain).toBe("one");
   });
 
@@ -204,7 +209,10 @@ describe("defaults and our additions", () => {
 
   test("log_protect match strings", () => {
     const cfg = readCoreConfigFromString(
-      core("", "<shared><log_protect><match_string>open-ils.auth</match_string><match_string> open-ils.x.y </match_string></log_protect></shared>"),
+      core(
+        "",
+        "<shared><log_protect><match_string>open-ils.auth</match_string><match_string> open-ils.x.y </match_string></log_protect></shared>",
+      ),
     );
     expect(cfg.logProtect).toEqual(["open-ils.auth", "open-ils.x.y"]);
   });
@@ -216,7 +224,9 @@ describe("errors: one line naming file and path", () => {
     ["username", "<domain>d</domain><passwd>p</passwd>", "/config/opensrf/username", "XMPP account name"],
     ["passwd", "<domain>d</domain><username>u</username>", "/config/opensrf/passwd", "password"],
   ])("missing %s", (_name, inner, path, expected) => {
-    const err = configError(() => readCoreConfigFromString(`<config><opensrf>${inner}</opensrf></config>`, "opensrf_core.xml"));
+    const err = configError(() =>
+      readCoreConfigFromString(`<config><opensrf>${inner}</opensrf></config>`, "opensrf_core.xml"),
+    );
     expect(err.file).toBe("opensrf_core.xml");
     expect(err.path).toBe(path);
     expect(err.message).toStartWith(`opensrf_core.xml: ${path}: missing required element (expected `);
@@ -225,7 +235,10 @@ describe("errors: one line naming file and path", () => {
 
   test("the exact message for a missing domain", () => {
     const err = configError(() =>
-      readCoreConfigFromString("<config><opensrf><username>u</username><passwd>p</passwd></opensrf></config>", "opensrf_core.xml"),
+      readCoreConfigFromString(
+        "<config><opensrf><username>u</username><passwd>p</passwd></opensrf></config>",
+        "opensrf_core.xml",
+      ),
     );
     expect(err.message).toBe(
       "opensrf_core.xml: /config/opensrf/domain: missing required element (expected the XMPP domain, e.g. <domain>localhost</domain>)",
@@ -234,7 +247,9 @@ describe("errors: one line naming file and path", () => {
 
   test("an empty required element counts as missing", () => {
     const err = configError(() =>
-      readCoreConfigFromString("<config><opensrf><domain>d</domain><username>u</username><passwd>  </passwd></opensrf></config>"),
+      readCoreConfigFromString(
+        "<config><opensrf><domain>d</domain><username>u</username><passwd>  </passwd></opensrf></config>",
+      ),
     );
     expect(err.path).toBe("/config/opensrf/passwd");
     expect(err.message).toContain("empty");

@@ -32,7 +32,9 @@ function configError(fn: () => unknown): ConfigError {
 
 /** The sample file as installed for sample M (autotools substitutions applied). */
 function installedSample(): string {
-  return readFileSync(SETTINGS, "utf8").replaceAll("LOCALSTATEDIR", "/openils/var").replaceAll("SYSCONFDIR", "/openils/conf");
+  return readFileSync(SETTINGS, "utf8")
+    .replaceAll("LOCALSTATEDIR", "/openils/var")
+    .replaceAll("SYSCONFDIR", "/openils/conf");
 }
 
 describe("readSettingsFile: XML to JSON as the settings server does", () => {
@@ -101,7 +103,9 @@ describe("hostConfig compared with the real settings server (sample M)", () => {
   test("dirs, server_type and cache timing are identical", () => {
     expect(host.dirs).toEqual(SAMPLE_M.dirs);
     expect(host.server_type).toBe(SAMPLE_M.server_type as string);
-    expect(lookup(host, "/cache/global/max_cache_time")).toBe(lookup(SAMPLE_M, "/cache/global/max_cache_time") as number);
+    expect(lookup(host, "/cache/global/max_cache_time")).toBe(
+      lookup(SAMPLE_M, "/cache/global/max_cache_time") as number,
+    );
   });
 
   test("activeapps.appname is an array of names (that install listed fewer apps)", () => {
@@ -247,7 +251,9 @@ describe("readPreforkSettings", () => {
   });
 
   function settingsFor(unix: Record<string, unknown>, top: Record<string, unknown> = {}): SettingsTree {
-    return { apps: { svc: { keepalive: "5", ...top, unix_config: { max_backlog_queue: "5", ...unix } } } } as SettingsTree;
+    return {
+      apps: { svc: { keepalive: "5", ...top, unix_config: { max_backlog_queue: "5", ...unix } } },
+    } as SettingsTree;
   }
 
   test("our keys, read from unix_config", () => {
@@ -296,12 +302,22 @@ describe("readPreforkSettings", () => {
     ["{ max_children: '0' }", { max_children: "0" }, {}, "/apps/svc/unix_config/max_children"],
     ["{ max_requests: '1.5' }", { max_requests: "1.5" }, {}, "/apps/svc/unix_config/max_requests"],
     ["{ max_requests: -3 }", { max_requests: -3 }, {}, "/apps/svc/unix_config/max_requests"],
-    ["{ max_backlog_queue: { x: '1' } }", { max_backlog_queue: { x: "1" } }, {}, "/apps/svc/unix_config/max_backlog_queue"],
+    [
+      "{ max_backlog_queue: { x: '1' } }",
+      { max_backlog_queue: { x: "1" } },
+      {},
+      "/apps/svc/unix_config/max_backlog_queue",
+    ],
     ["{ max_requests_jitter: '1' }", { max_requests_jitter: "1" }, {}, "/apps/svc/unix_config/max_requests_jitter"],
     ["{ request_timeout: 'soon' }", { request_timeout: "soon" }, {}, "/apps/svc/unix_config/request_timeout"],
     ["{ keepalive: '0' }", {}, { keepalive: "0" }, "/apps/svc/keepalive"],
     ["{ keepalive: 'x' }", {}, { keepalive: "x" }, "/apps/svc/keepalive"],
-    ["{ min_children: '20', max_children: '10' }", { min_children: "20", max_children: "10" }, {}, "/apps/svc/unix_config/min_children"],
+    [
+      "{ min_children: '20', max_children: '10' }",
+      { min_children: "20", max_children: "10" },
+      {},
+      "/apps/svc/unix_config/min_children",
+    ],
   ] as const)("bad value %s → ConfigError", (_label, unix, top, path) => {
     const err = configError(() => readPreforkSettings(settingsFor(unix, top), "svc", "/etc/opensrf.xml"));
     expect(err.path).toBe(path);

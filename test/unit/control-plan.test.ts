@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../src/config/errors.ts";
 import { readSettingsFromString } from "../../src/config/settings.ts";
-import { argsClaim, pidFilePath, pidState, readPidFile, removePidFile, writePidFile } from "../../src/control/pidfile.ts";
+import {
+  argsClaim,
+  pidFilePath,
+  pidState,
+  readPidFile,
+  removePidFile,
+  writePidFile,
+} from "../../src/control/pidfile.ts";
 import { planHost } from "../../src/control/plan.ts";
 
 const XML = `<opensrf>
@@ -36,10 +43,18 @@ describe("planHost", () => {
     expect(plan.services).toEqual([
       { service: "opensrf.settings", kind: "settings" },
       { service: "x.ts", kind: "serve", app: "/etc/osrf/apps/x.ts" },
-      { service: "x.perl", kind: "skip", reason: "language perl is not served by osrf-prefork (start it with osrf_control)" },
+      {
+        service: "x.perl",
+        kind: "skip",
+        reason: "language perl is not served by osrf-prefork (start it with osrf_control)",
+      },
       { service: "x.js", kind: "serve", app: "/abs/x.js" },
       { service: "x.c", kind: "skip", reason: "language c is not served by osrf-prefork (start it with osrf_control)" },
-      { service: "x.unknown", kind: "skip", reason: "listed in activeapps but /etc/osrf/opensrf.xml has no /apps/x.unknown section" },
+      {
+        service: "x.unknown",
+        kind: "skip",
+        reason: "listed in activeapps but /etc/osrf/opensrf.xml has no /apps/x.unknown section",
+      },
     ]);
   });
 

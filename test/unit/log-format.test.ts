@@ -28,7 +28,9 @@ function record(over: Partial<LogRecord> = {}): LogRecord {
 
 describe("OpenSRF line format", () => {
   test("a file line, exactly", () => {
-    expect(formatOsrfLine(record())).toBe("opensrf.math 2025-03-04 05:06:07 [INFO:4242:drone:0:17400000004242] hello world");
+    expect(formatOsrfLine(record())).toBe(
+      "opensrf.math 2025-03-04 05:06:07 [INFO:4242:drone:0:17400000004242] hello world",
+    );
   });
 
   test("C's level labels, padded to four characters except ACT", () => {

@@ -68,7 +68,12 @@ describe("file logging", () => {
 
   test("the clock is local time, as C's localtime()", () => {
     const file = tempFile();
-    const log = createLogger({ service: "s", logfile: file, loglevel: 3, now: () => new Date(2025, 0, 2, 3, 4, 5).getTime() });
+    const log = createLogger({
+      service: "s",
+      logfile: file,
+      loglevel: 3,
+      now: () => new Date(2025, 0, 2, 3, 4, 5).getTime(),
+    });
     log.info("t");
     log.close();
     expect(lines(file)[0]).toStartWith("s 2025-01-02 03:04:05 [INFO:");
@@ -124,7 +129,12 @@ describe("file logging", () => {
     log.info("after reopen via child");
     log.close();
     const parsed = lines(file).map((l) => OSRF_LINE_PATTERN.exec(l));
-    expect(parsed.map((m) => m?.[1])).toEqual(["opensrf.math/inst1", "listener/inst1", "listener/inst1", "listener/inst1"]);
+    expect(parsed.map((m) => m?.[1])).toEqual([
+      "opensrf.math/inst1",
+      "listener/inst1",
+      "listener/inst1",
+      "listener/inst1",
+    ]);
     expect(parsed.map((m) => m?.[5])).toEqual(["osrf-prefork", "pool", "osrf-prefork", "osrf-prefork"]);
   });
 
@@ -143,7 +153,14 @@ describe("file logging", () => {
     log.activity(formatCall("opensrf.math", "add", [1, 2], []), "x9");
     log.close();
     const obj = JSON.parse(lines(file)[0] ?? "");
-    expect(obj).toMatchObject({ level: "activity", service: "s", pid: process.pid, xid: "x9", file: "router", msg: "CALL: opensrf.math add 1,2" });
+    expect(obj).toMatchObject({
+      level: "activity",
+      service: "s",
+      pid: process.pid,
+      xid: "x9",
+      file: "router",
+      msg: "CALL: opensrf.math add 1,2",
+    });
     expect(Number.isNaN(Date.parse(obj.ts))).toBe(false);
   });
 });
@@ -159,10 +176,14 @@ describe("passwords never reach a log line", () => {
 
   const attempts = (log: ReturnType<typeof createLogger>): void => {
     log.info(`config: ${JSON.stringify(core)}`);
-    log.debug(`SEND <iq type='set'><query xmlns='jabber:iq:auth'><username>opensrf</username><password>${PASS}</password></query></iq>`);
+    log.debug(
+      `SEND <iq type='set'><query xmlns='jabber:iq:auth'><username>opensrf</username><password>${PASS}</password></query></iq>`,
+    );
     log.warn(`connecting to xmpp://router:${ROUTER_PASS}@private.localhost:5222`);
     log.error(`login failed for opensrf with password=${PASS}`);
-    log.activity(formatCall("open-ils.auth", "open-ils.auth.login", [{ username: "admin", password: PASS }], core.logProtect));
+    log.activity(
+      formatCall("open-ils.auth", "open-ils.auth.login", [{ username: "admin", password: PASS }], core.logProtect),
+    );
     log.activity(formatCall("opensrf.math", "add", [{ password: PASS }], core.logProtect));
     log.internal(`RECV <body>[{&quot;password&quot;:&quot;${PASS}&quot;}]</body>`);
   };
@@ -183,7 +204,9 @@ describe("passwords never reach a log line", () => {
   test("a protected method's params are redacted", () => {
     const file = tempFile();
     const log = createLogger({ service: "s", logfile: file, loglevel: 3 });
-    log.activity(formatCall("open-ils.auth", "open-ils.auth.authenticate.complete", [{ pin: "1234" }], ["open-ils.auth"]));
+    log.activity(
+      formatCall("open-ils.auth", "open-ils.auth.authenticate.complete", [{ pin: "1234" }], ["open-ils.auth"]),
+    );
     log.close();
     expect(lines(file)[0]).toEndWith("] CALL: open-ils.auth open-ils.auth.authenticate.complete **PARAMS REDACTED**");
   });
@@ -298,7 +321,13 @@ describe("syslog", () => {
   test("default facilities local0/local1, long messages cut like C, secrets masked", () => {
     const path = join(DIR, "syslog2.sock");
     const rx = receiver(path);
-    const log = createLogger({ service: "s", logfile: "syslog", loglevel: 3, syslogPath: path, secrets: ["s3cr3t-value"] });
+    const log = createLogger({
+      service: "s",
+      logfile: "syslog",
+      loglevel: 3,
+      syslogPath: path,
+      secrets: ["s3cr3t-value"],
+    });
     log.info("x".repeat(2000));
     log.activity("act");
     log.warn("the password is s3cr3t-value");

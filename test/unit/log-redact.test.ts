@@ -25,7 +25,9 @@ describe("isProtected (C's prefix match)", () => {
 describe("formatParams", () => {
   test("JSON of the params without the outer brackets, as C logs them", () => {
     expect(formatParams("add", [2, 2], PROTECT)).toBe("2,2");
-    expect(formatParams("opensrf.system.echo", ["hello", 42, { a: [1, null] }], PROTECT)).toBe('"hello",42,{"a":[1,null]}');
+    expect(formatParams("opensrf.system.echo", ["hello", 42, { a: [1, null] }], PROTECT)).toBe(
+      '"hello",42,{"a":[1,null]}',
+    );
     expect(formatParams("x", [], PROTECT)).toBe("");
   });
 
@@ -53,7 +55,10 @@ describe("maskSecrets", () => {
   const SECRET = "Tr0ub4dor&3";
 
   test.each([
-    ["legacy auth iq", `<iq id='123' type='set'><query xmlns='jabber:iq:auth'><username>opensrf</username><password>${SECRET}</password><resource>r</resource></query></iq>`],
+    [
+      "legacy auth iq",
+      `<iq id='123' type='set'><query xmlns='jabber:iq:auth'><username>opensrf</username><password>${SECRET}</password><resource>r</resource></query></iq>`,
+    ],
     ["digest", `<query><digest>597ce5262d1f60ca2fdb1d96ee519ce23f76aed3</digest></query>`],
     ["config element", `<passwd>${SECRET}</passwd>`],
     ["element with attributes", `<password type="plain">${SECRET}</password>`],
@@ -75,7 +80,9 @@ describe("maskSecrets", () => {
   test("ordinary text is unchanged", () => {
     const text = 'CALL: opensrf.math add 2,2 from opensrf@localhost/_host_1_2 {"username":"u"}';
     expect(maskSecrets(text)).toBe(text);
-    expect(maskSecrets("No password specified in configuration file x")).toBe("No password specified in configuration file x");
+    expect(maskSecrets("No password specified in configuration file x")).toBe(
+      "No password specified in configuration file x",
+    );
   });
 
   test("literal secrets are masked anywhere; very short ones are not", () => {

@@ -14,12 +14,14 @@ function drone(m: PoolMetrics, pid: number) {
   let events!: DroneEvents;
   const seen: unknown[] = [];
   const killed: string[] = [];
-  const handle = m.observeSpawner({
-    spawn(e) {
-      events = e;
-      return { pid, send: () => true, kill: (s) => void killed.push(s) };
-    },
-  }).spawn({ message: (msg) => seen.push(msg), exit: (code, sig) => seen.push({ exit: [code, sig] }) });
+  const handle = m
+    .observeSpawner({
+      spawn(e) {
+        events = e;
+        return { pid, send: () => true, kill: (s) => void killed.push(s) };
+      },
+    })
+    .spawn({ message: (msg) => seen.push(msg), exit: (code, sig) => seen.push({ exit: [code, sig] }) });
   const send = (msg: ListenerToDrone) => handle.send(msg);
   return {
     handle,
@@ -118,11 +120,23 @@ describe("PoolMetrics", () => {
     const m = new PoolMetrics("svc");
     const d = drone(m, 17);
     d.say({ type: "busy", method: "b", since: 0, done: [["a", 205, 2]] });
-    d.say({ type: "waiting", thread: "t", done: [["b", 205, 4], ["b", 500, 1]] });
+    d.say({
+      type: "waiting",
+      thread: "t",
+      done: [
+        ["b", 205, 4],
+        ["b", 500, 1],
+      ],
+    });
     d.say({ type: "exiting", reason: "max_requests", served: 3, done: [["b", 205, 1], "junk", [1, 2, 3]] });
     expect(m.requests).toBe(4);
     expect(m.byMethod.get("a")).toEqual(new Map([[205, 1]]));
-    expect(m.byMethod.get("b")).toEqual(new Map([[205, 2], [500, 1]]));
+    expect(m.byMethod.get("b")).toEqual(
+      new Map([
+        [205, 2],
+        [500, 1],
+      ]),
+    );
     expect(m.durations().count).toBe(4);
     expect(m.drones()[0]!.requests).toBe(4);
   });
@@ -162,7 +176,13 @@ describe("status report", () => {
     b.say({ type: "busy", method: "opensrf.math.slow", since: now + 1000 });
     now += 3500;
     m.failure({ kind: "overload" });
-    return buildStatus({ metrics: m, backlog: () => 4, pid: 200, now: () => now, rssOf: (pid) => (pid === 203 ? 30 * 1024 * 1024 : undefined) });
+    return buildStatus({
+      metrics: m,
+      backlog: () => 4,
+      pid: 200,
+      now: () => now,
+      rssOf: (pid) => (pid === 203 ? 30 * 1024 * 1024 : undefined),
+    });
   }
 
   test("JSON: service, counters, drones by state and each drone", () => {
@@ -180,9 +200,33 @@ describe("status report", () => {
       overloadRejections: 1,
     });
     expect(s.processes).toEqual([
-      { pid: 201, state: "idle", startedAt: 1_700_000_000_000, requests: 1, method: null, methodAgeMs: null, rssBytes: 50 * 1024 * 1024 },
-      { pid: 202, state: "busy", startedAt: 1_700_000_000_000, requests: 0, method: "opensrf.math.slow", methodAgeMs: 2500, rssBytes: null },
-      { pid: 203, state: "starting", startedAt: 1_700_000_000_000, requests: 0, method: null, methodAgeMs: null, rssBytes: 30 * 1024 * 1024 },
+      {
+        pid: 201,
+        state: "idle",
+        startedAt: 1_700_000_000_000,
+        requests: 1,
+        method: null,
+        methodAgeMs: null,
+        rssBytes: 50 * 1024 * 1024,
+      },
+      {
+        pid: 202,
+        state: "busy",
+        startedAt: 1_700_000_000_000,
+        requests: 0,
+        method: "opensrf.math.slow",
+        methodAgeMs: 2500,
+        rssBytes: null,
+      },
+      {
+        pid: 203,
+        state: "starting",
+        startedAt: 1_700_000_000_000,
+        requests: 0,
+        method: null,
+        methodAgeMs: null,
+        rssBytes: 30 * 1024 * 1024,
+      },
     ]);
   });
 
@@ -212,7 +256,15 @@ describe("status report", () => {
   });
 
   test("helpers", () => {
-    expect(alignColumns([["a", "1", "x"], ["bbb", "22", "y"]], new Set([1]))).toEqual(["a     1  x", "bbb  22  y"]);
+    expect(
+      alignColumns(
+        [
+          ["a", "1", "x"],
+          ["bbb", "22", "y"],
+        ],
+        new Set([1]),
+      ),
+    ).toEqual(["a     1  x", "bbb  22  y"]);
     expect([9, 252, 7300, 3 * 86400 + 4 * 3600].map(formatUptime)).toEqual(["9s", "4m 12s", "2h 1m", "3d 4h"]);
   });
 });

@@ -31,7 +31,9 @@ describe("text format pieces", () => {
 
   test("awkward label values survive a round trip through the parser", () => {
     const nasty = 'open"srf\\math\nadd';
-    const text = new PrometheusText().family("t_total", "counter", "Help with \\ and\nnewline", [{ labels: { method: nasty }, value: 2 }]).toString();
+    const text = new PrometheusText()
+      .family("t_total", "counter", "Help with \\ and\nnewline", [{ labels: { method: nasty }, value: 2 }])
+      .toString();
     const f = family(text, "t_total");
     expect(f.type).toBe("COUNTER");
     expect(f.help).toBe("Help with \\ and\nnewline");
@@ -44,7 +46,9 @@ describe("text format pieces", () => {
     const text = new PrometheusText().histogram("d_seconds", "Durations", h.snapshot()).toString();
     const f = family(text, "d_seconds");
     expect(f.type).toBe("HISTOGRAM");
-    expect(f.metrics).toEqual([{ buckets: { "0.1": "2", "1": "3", "10": "4", "+Inf": "5" }, count: "5", sum: "22.65" }]);
+    expect(f.metrics).toEqual([
+      { buckets: { "0.1": "2", "1": "3", "10": "4", "+Inf": "5" }, count: "5", sum: "22.65" },
+    ]);
     expect(text.endsWith("\n")).toBe(true);
   });
 });
@@ -52,13 +56,19 @@ describe("text format pieces", () => {
 /** A spawner whose drones are driven by the test. */
 function fakeDrone(m: PoolMetrics, pid: number) {
   let events!: DroneEvents;
-  const handle: DroneHandle = m.observeSpawner({
-    spawn(e) {
-      events = e;
-      return { pid, send: () => true, kill: () => {} };
-    },
-  }).spawn({ message: () => {}, exit: () => {} });
-  return { handle, say: (msg: unknown) => events.message(msg), exit: (code: number | null, sig: string | null) => events.exit(code, sig) };
+  const handle: DroneHandle = m
+    .observeSpawner({
+      spawn(e) {
+        events = e;
+        return { pid, send: () => true, kill: () => {} };
+      },
+    })
+    .spawn({ message: () => {}, exit: () => {} });
+  return {
+    handle,
+    say: (msg: unknown) => events.message(msg),
+    exit: (code: number | null, sig: string | null) => events.exit(code, sig),
+  };
 }
 
 describe("renderMetrics", () => {
@@ -70,7 +80,16 @@ describe("renderMetrics", () => {
     b.say({ type: "ready", jid: "b" });
     a.handle.send({ type: "request", stanza: {} as never });
     a.say({ type: "busy", method: "add", since: Date.now() });
-    a.say({ type: "available", served: 1, rssBytes: 1, done: [["add", 205, 3], ["add", 404, 1], ['we"ird', 500, 1500]] });
+    a.say({
+      type: "available",
+      served: 1,
+      rssBytes: 1,
+      done: [
+        ["add", 205, 3],
+        ["add", 404, 1],
+        ['we"ird', 500, 1500],
+      ],
+    });
     b.exit(null, "SIGKILL");
     m.failure({ kind: "overload" });
     m.online(false);
@@ -84,7 +103,9 @@ describe("renderMetrics", () => {
     }
     expect(parsed.map((f) => f.name).sort()).toEqual(Object.values(MetricName).sort());
 
-    expect(family(text, MetricName.info).metrics).toEqual([{ labels: { service: "opensrf.math", version: expect.any(String) }, value: "1" }]);
+    expect(family(text, MetricName.info).metrics).toEqual([
+      { labels: { service: "opensrf.math", version: expect.any(String) }, value: "1" },
+    ]);
     expect(family(text, MetricName.processStart).metrics).toEqual([{ value: "1700000000" }]);
     const drones = Object.fromEntries(family(text, MetricName.drones).metrics.map((s) => [s.labels!.state, s.value]));
     expect(drones).toEqual({ starting: "0", idle: "1", busy: "0", retiring: "0" });
@@ -111,7 +132,12 @@ describe("renderMetrics", () => {
   test("buckets of the duration histogram never decrease", () => {
     const m = new PoolMetrics("s");
     const a = fakeDrone(m, 1);
-    a.say({ type: "available", served: 1, rssBytes: 1, done: Array.from({ length: 50 }, (_, i) => ["m", 205, i * 97]) });
+    a.say({
+      type: "available",
+      served: 1,
+      rssBytes: 1,
+      done: Array.from({ length: 50 }, (_, i) => ["m", 205, i * 97]),
+    });
     const buckets = family(renderMetrics({ metrics: m, backlog: () => 0 }), MetricName.duration).metrics[0]!.buckets!;
     // Object keys that look like integers come first: order by the bound itself.
     const values = Object.entries(buckets)

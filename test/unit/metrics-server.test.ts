@@ -68,14 +68,22 @@ describe("status endpoint", () => {
   test("a socket left by a dead listener is replaced; one in use is not", async () => {
     const path = join(dir(), "b.sock");
     // A socket file with nobody listening: what a SIGKILLed listener leaves.
-    const child = Bun.spawn([process.execPath, "-e", `Bun.serve({ unix: ${JSON.stringify(path)}, fetch: () => new Response("") }); setInterval(() => {}, 1000)`]);
+    const child = Bun.spawn([
+      process.execPath,
+      "-e",
+      `Bun.serve({ unix: ${JSON.stringify(path)}, fetch: () => new Response("") }); setInterval(() => {}, 1000)`,
+    ]);
     const end = Date.now() + 5000;
     while (!existsSync(path) && Date.now() < end) await Bun.sleep(20);
     child.kill("SIGKILL");
     await child.exited;
     expect(existsSync(path)).toBe(true);
     await serve({ kind: "socket", path });
-    const err = await startStatusServer({ endpoint: { kind: "socket", path }, metrics: new PoolMetrics("svc2"), backlog: () => 0 }).catch((e) => e);
+    const err = await startStatusServer({
+      endpoint: { kind: "socket", path },
+      metrics: new PoolMetrics("svc2"),
+      backlog: () => 0,
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(StatusEndpointError);
     expect((err as Error).message).toBe(`status socket ${path} is in use by a running listener`);
   });
@@ -83,14 +91,22 @@ describe("status endpoint", () => {
   test("a path that is not a socket is left alone", async () => {
     const path = join(dir(), "file");
     writeFileSync(path, "keep me");
-    await expect(serve({ kind: "socket", path })).rejects.toThrow(`status socket path ${path} exists and is not a socket`);
+    await expect(serve({ kind: "socket", path })).rejects.toThrow(
+      `status socket path ${path} exists and is not a socket`,
+    );
   });
 
   test("a port in use: one line naming it; servers already started are stopped", async () => {
     const port = await freePort();
     await serve({ kind: "port", port });
     const path = join(dir(), "c.sock");
-    const err = await startStatusServers([{ kind: "socket", path }, { kind: "port", port }], { metrics: new PoolMetrics("x"), backlog: () => 0 }).catch((e) => e);
+    const err = await startStatusServers(
+      [
+        { kind: "socket", path },
+        { kind: "port", port },
+      ],
+      { metrics: new PoolMetrics("x"), backlog: () => 0 },
+    ).catch((e) => e);
     expect((err as Error).message).toStartWith(`cannot serve status on 127.0.0.1:${port}:`);
     expect(existsSync(path)).toBe(false);
   });
@@ -101,12 +117,17 @@ describe("status endpoint", () => {
     expect(err).toBeInstanceOf(StatusUnreachableError);
     expect((err as Error).message).toBe(`no status endpoint at unix socket ${path} (no such socket)`);
     const port = await freePort();
-    await expect(fetchFromEndpoint({ kind: "port", port }, "/status")).rejects.toThrow(`no status endpoint at 127.0.0.1:${port} (connection refused)`);
+    await expect(fetchFromEndpoint({ kind: "port", port }, "/status")).rejects.toThrow(
+      `no status endpoint at 127.0.0.1:${port} (connection refused)`,
+    );
   });
 
   test("statusEndpoints: socket and port each optional", () => {
     expect(statusEndpoints("", 0)).toEqual([]);
-    expect(statusEndpoints("/s", 9100)).toEqual([{ kind: "socket", path: "/s" }, { kind: "port", port: 9100 }]);
+    expect(statusEndpoints("/s", 9100)).toEqual([
+      { kind: "socket", path: "/s" },
+      { kind: "port", port: 9100 },
+    ]);
   });
 });
 
@@ -153,17 +174,29 @@ describe("locating a service's endpoint", () => {
     const existing = join(d, "x.sock");
     writeFileSync(existing, "");
     const missing = join(d, "y.sock");
-    expect(pickEndpoint([{ kind: "socket", path: missing }, { kind: "socket", path: existing }, { kind: "port", port: 1 }])).toEqual({
+    expect(
+      pickEndpoint([
+        { kind: "socket", path: missing },
+        { kind: "socket", path: existing },
+        { kind: "port", port: 1 },
+      ]),
+    ).toEqual({
       kind: "socket",
       path: existing,
     });
-    expect(pickEndpoint([{ kind: "socket", path: missing }, { kind: "port", port: 1 }])).toEqual({ kind: "port", port: 1 });
+    expect(
+      pickEndpoint([
+        { kind: "socket", path: missing },
+        { kind: "port", port: 1 },
+      ]),
+    ).toEqual({ kind: "port", port: 1 });
     expect(pickEndpoint([{ kind: "socket", path: missing }])).toBeUndefined();
   });
 });
 
 describe("opensrf.xml keys", () => {
-  const tree = (unix: Record<string, unknown>) => ({ apps: { svc: { keepalive: "5", unix_config: unix } } }) as SettingsTree;
+  const tree = (unix: Record<string, unknown>) =>
+    ({ apps: { svc: { keepalive: "5", unix_config: unix } } }) as SettingsTree;
 
   test("status_port and status_socket: off by default", () => {
     expect(readPreforkSettings(tree({}), "svc")).toMatchObject({ statusPort: 0, statusSocket: "" });
@@ -174,7 +207,11 @@ describe("opensrf.xml keys", () => {
   });
 
   test("a bad status_port names the element", () => {
-    expect(() => readPreforkSettings(tree({ status_port: "70000" }), "svc")).toThrow("/apps/svc/unix_config/status_port");
-    expect(() => readPreforkSettings(tree({ status_port: "http" }), "svc")).toThrow("/apps/svc/unix_config/status_port");
+    expect(() => readPreforkSettings(tree({ status_port: "70000" }), "svc")).toThrow(
+      "/apps/svc/unix_config/status_port",
+    );
+    expect(() => readPreforkSettings(tree({ status_port: "http" }), "svc")).toThrow(
+      "/apps/svc/unix_config/status_port",
+    );
   });
 });

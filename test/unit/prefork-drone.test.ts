@@ -73,14 +73,32 @@ describe("DroneRuntime", () => {
     await done;
     expect(exits).toEqual([1]);
     expect(channel.sent).toEqual([
-      { type: "exiting", reason: "init_failed", served: 0, detail: "service module /nonexistent/app.ts does not exist (check --app)" },
+      {
+        type: "exiting",
+        reason: "init_failed",
+        served: 0,
+        detail: "service module /nonexistent/app.ts does not exist (check --app)",
+      },
     ]);
   });
 
   test("an XMPP login that fails is a start-up failure too; requests queued meanwhile are not served", async () => {
     const { channel, exits, done } = start();
     channel.deliver({ type: "init", init: init(`${import.meta.dir}/../../examples/math.ts`) });
-    channel.deliver({ type: "request", stanza: { to: "", from: "", thread: "t", body: "[]", routerFrom: "", routerTo: "", routerClass: "", routerCommand: "", xid: "" } });
+    channel.deliver({
+      type: "request",
+      stanza: {
+        to: "",
+        from: "",
+        thread: "t",
+        body: "[]",
+        routerFrom: "",
+        routerTo: "",
+        routerClass: "",
+        routerCommand: "",
+        xid: "",
+      },
+    });
     await done;
     expect(exits).toEqual([1]);
     expect(channel.sent).toHaveLength(1);

@@ -49,7 +49,17 @@ class FakeDrone implements DroneHandle {
 function quietLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
   const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = { lines, error: put("ERR"), warn: put("WARN"), info: put("INFO"), debug: put("DEBG"), internal: put("INT"), activity: put("ACT"), child: () => l, reopen: () => {} };
+  const l = {
+    lines,
+    error: put("ERR"),
+    warn: put("WARN"),
+    info: put("INFO"),
+    debug: put("DEBG"),
+    internal: put("INT"),
+    activity: put("ACT"),
+    child: () => l,
+    reopen: () => {},
+  };
   return l;
 }
 
@@ -131,9 +141,14 @@ describe("Listener", () => {
 
   test("XMPP error bounces are logged and dropped", () => {
     const { transport, drones, logger } = setup();
-    transport.handler({ ...fromRouter("x"), error: { type: "cancel", condition: "service-unavailable", text: "User session not found" } });
+    transport.handler({
+      ...fromRouter("x"),
+      error: { type: "cancel", condition: "service-unavailable", text: "User session not found" },
+    });
     expect(drones[0]!.sent).toEqual([]);
-    expect(logger.lines.some((l) => /WARN .*XMPP error \(cancel\/service-unavailable: User session not found\)/.test(l))).toBe(true);
+    expect(
+      logger.lines.some((l) => /WARN .*XMPP error \(cancel\/service-unavailable: User session not found\)/.test(l)),
+    ).toBe(true);
   });
 
   test("a client sharing the connection gets its replies first", () => {
@@ -176,7 +191,10 @@ describe("Listener", () => {
       threadTrace: 0,
       // No `busy` came (drones report only requests that outlast a turn of their event
       // loop): the method is read from the message the drone was handed.
-      payload: { statusCode: 500, status: `svc: the worker (pid ${drones[0]!.pid}) running CONNECT died (killed by SIGKILL)` },
+      payload: {
+        statusCode: 500,
+        status: `svc: the worker (pid ${drones[0]!.pid}) running CONNECT died (killed by SIGKILL)`,
+      },
     });
   });
 
@@ -232,6 +250,8 @@ describe("Listener", () => {
     await listener.reload();
     expect(drones).toHaveLength(1);
     expect(drones[0]!.sent).toEqual([]);
-    expect(logger.lines.some((l) => l.includes("reload failed, keeping the current drones: opensrf.xml: bad value"))).toBe(true);
+    expect(
+      logger.lines.some((l) => l.includes("reload failed, keeping the current drones: opensrf.xml: bad value")),
+    ).toBe(true);
   });
 });

@@ -36,14 +36,28 @@ describe("IPC message checks", () => {
 
   test("refuses wrong shapes with a message naming the problem", () => {
     expect(() => parseDroneMessage(null)).toThrow(IpcMessageError);
-    expect(() => parseDroneMessage({ type: "exiting", reason: "bored", served: 1 })).toThrow(/exiting.reason is not a known reason/);
-    expect(() => parseDroneMessage({ type: "busy", method: "m", since: 1, caller: { to: "a" } })).toThrow(/busy.caller/);
+    expect(() => parseDroneMessage({ type: "exiting", reason: "bored", served: 1 })).toThrow(
+      /exiting.reason is not a known reason/,
+    );
+    expect(() => parseDroneMessage({ type: "busy", method: "m", since: 1, caller: { to: "a" } })).toThrow(
+      /busy.caller/,
+    );
     expect(() => parseDroneMessage({ type: "available", served: Infinity, rssBytes: 1 })).toThrow(/available/);
     expect(() => parseDroneMessage({ type: "init" })).toThrow(/unknown type "init"/);
   });
 
   test("listener messages: request needs a whole stanza, shutdown a boolean", () => {
-    const stanza = { to: "", from: "", thread: "", body: "", routerFrom: "", routerTo: "", routerClass: "", routerCommand: "", xid: "" };
+    const stanza = {
+      to: "",
+      from: "",
+      thread: "",
+      body: "",
+      routerFrom: "",
+      routerTo: "",
+      routerClass: "",
+      routerCommand: "",
+      xid: "",
+    };
     expect(parseListenerMessage({ type: "request", stanza })).toEqual({ type: "request", stanza });
     expect(() => parseListenerMessage({ type: "request", stanza: { ...stanza, body: 1 } })).toThrow(/not a stanza/);
     expect(parseListenerMessage({ type: "shutdown", graceful: false })).toEqual({ type: "shutdown", graceful: false });
@@ -83,20 +97,37 @@ describe("routers", () => {
       { name: "router", domain: "private.localhost" },
       { name: "router", domain: "public.localhost", services: ["opensrf.math"] },
     ];
-    expect(routersFor("opensrf.math", routers).map(routerJid)).toEqual(["router@private.localhost/router", "router@public.localhost/router"]);
+    expect(routersFor("opensrf.math", routers).map(routerJid)).toEqual([
+      "router@private.localhost/router",
+      "router@public.localhost/router",
+    ]);
     expect(routersFor("opensrf.settings", routers).map(routerJid)).toEqual(["router@private.localhost/router"]);
     expect(bareJid("Router@Private.Localhost/opensrf.math")).toBe("router@private.localhost");
   });
 });
 
 function stanza(body: string): Stanza {
-  return { to: "l", from: "router@d/svc", thread: "T", body, routerFrom: "caller@d/r", routerTo: "", routerClass: "", routerCommand: "", xid: "X" };
+  return {
+    to: "l",
+    from: "router@d/svc",
+    thread: "T",
+    body,
+    routerFrom: "caller@d/r",
+    routerTo: "",
+    routerClass: "",
+    routerCommand: "",
+    xid: "X",
+  };
 }
 
 describe("error replies", () => {
   test("one exception per REQUEST/CONNECT of the stanza, none for DISCONNECT", () => {
     const body = encodeBody([request(3, "a", []), disconnect(3), request(4, "b", []), connect(0)]);
-    const reply = errorReply({ kind: "stanza", stanza: stanza(body) }, failureStatus("svc", { kind: "overload" }), log)!;
+    const reply = errorReply(
+      { kind: "stanza", stanza: stanza(body) },
+      failureStatus("svc", { kind: "overload" }),
+      log,
+    )!;
     expect(reply).toMatchObject({ to: "caller@d/r", thread: "T", xid: "X" });
     expect(decodeBody(reply.body!).map((m) => [m.threadTrace, m.type])).toEqual([
       [3, "STATUS"],
@@ -107,8 +138,16 @@ describe("error replies", () => {
 
   test("an undecodable body or one without requests is logged, not answered", () => {
     lines.length = 0;
-    expect(errorReply({ kind: "stanza", stanza: stanza("not json") }, failureStatus("svc", { kind: "shutdown" }), log)).toBeUndefined();
-    expect(errorReply({ kind: "stanza", stanza: stanza(encodeBody([disconnect(1)])) }, failureStatus("svc", { kind: "shutdown" }), log)).toBeUndefined();
+    expect(
+      errorReply({ kind: "stanza", stanza: stanza("not json") }, failureStatus("svc", { kind: "shutdown" }), log),
+    ).toBeUndefined();
+    expect(
+      errorReply(
+        { kind: "stanza", stanza: stanza(encodeBody([disconnect(1)])) },
+        failureStatus("svc", { kind: "shutdown" }),
+        log,
+      ),
+    ).toBeUndefined();
     expect(lines).toHaveLength(2);
   });
 

@@ -109,7 +109,10 @@ function memoryLogger(): Logger & { lines: string[] } {
   return log;
 }
 
-function stanza(thread: string, body = `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"m","params":[]}}}}]`): Stanza {
+function stanza(
+  thread: string,
+  body = `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"m","params":[]}}}}]`,
+): Stanza {
   return {
     to: "opensrf@localhost/svc_listener",
     from: "router@localhost/svc",
@@ -279,7 +282,13 @@ describe("Pool: reaping", () => {
     d.exit(null, "SIGKILL");
     expect(failures).toHaveLength(1);
     expect(threadOf(failures[0]!.target)).toBe("doomed");
-    expect(failures[0]!.failure).toMatchObject({ kind: "died", pid: d.pid, signal: "SIGKILL", method: "slow", starting: false });
+    expect(failures[0]!.failure).toMatchObject({
+      kind: "died",
+      pid: d.pid,
+      signal: "SIGKILL",
+      method: "slow",
+      starting: false,
+    });
     expect(pool.stats()).toMatchObject({ idle: 2, active: 0 });
   });
 
@@ -290,9 +299,17 @@ describe("Pool: reaping", () => {
     pool.dispatch(stanza("sess"));
     const d = spawner.drones.find((x) => x.requests.length > 0)!;
     d.say({ type: "waiting", thread: "sess" });
-    d.say({ type: "busy", method: "m2", since: 1, caller: { to: "c@x/y", thread: "sess", xid: "x", threadTraces: [3] } });
+    d.say({
+      type: "busy",
+      method: "m2",
+      since: 1,
+      caller: { to: "c@x/y", thread: "sess", xid: "x", threadTraces: [3] },
+    });
     d.exit(1);
-    expect(failures[0]!.target).toEqual({ kind: "caller", caller: { to: "c@x/y", thread: "sess", xid: "x", threadTraces: [3] } });
+    expect(failures[0]!.target).toEqual({
+      kind: "caller",
+      caller: { to: "c@x/y", thread: "sess", xid: "x", threadTraces: [3] },
+    });
   });
 
   test("dying while waiting in a session leaves nobody to answer", () => {
@@ -329,7 +346,13 @@ describe("Pool: reaping", () => {
 
 describe("Pool: spare bounds (Net::Server::PreFork)", () => {
   test("grows to keep min_spare idle and shrinks to max_spare, never below min_children", () => {
-    const { pool, spawner } = setup({ minChildren: 1, maxChildren: 6, minSpareChildren: 2, maxSpareChildren: 3, maxBacklogQueue: 10 });
+    const { pool, spawner } = setup({
+      minChildren: 1,
+      maxChildren: 6,
+      minSpareChildren: 2,
+      maxSpareChildren: 3,
+      maxBacklogQueue: 10,
+    });
     pool.start();
     expect(pool.stats()).toMatchObject({ idle: 2, total: 2 });
     spawner.live.forEach((d) => d.ready());
@@ -378,7 +401,9 @@ describe("Pool: start-up crash backoff", () => {
     expect(spawner.live.length).toBe(1);
     spawner.drones[1]!.exit(1); // failure 2: 1 s
     expect(spawner.live.length).toBe(0);
-    expect(logger.lines.at(-1)).toMatch(/WARN drones for svc exit during start-up \(last: \d+ exit code 1\); next spawn in 1 s/);
+    expect(logger.lines.at(-1)).toMatch(
+      /WARN drones for svc exit during start-up \(last: \d+ exit code 1\); next spawn in 1 s/,
+    );
     clock.advance(999);
     expect(spawner.live.length).toBe(0);
     clock.advance(1);

@@ -58,7 +58,17 @@ class ManualClock implements Clock {
 function logger(): Logger & { lines: string[] } {
   const lines: string[] = [];
   const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = { lines, error: put("ERR"), warn: put("WARN"), info: put("INFO"), debug: put("DEBG"), internal: put("INT"), activity: put("ACT"), child: () => l, reopen: () => {} };
+  const l = {
+    lines,
+    error: put("ERR"),
+    warn: put("WARN"),
+    info: put("INFO"),
+    debug: put("DEBG"),
+    internal: put("INT"),
+    activity: put("ACT"),
+    child: () => l,
+    reopen: () => {},
+  };
   return l;
 }
 
@@ -72,15 +82,24 @@ function setup(intervalSeconds = 30) {
   const clock = new ManualClock();
   const log = logger();
   const reg = new Registration(transport, "svc", ROUTERS, log, { intervalSeconds, clock });
-  const registers = (to?: string) => transport.sent.filter((s) => s.routerCommand === "register" && (!to || s.to === to)).length;
+  const registers = (to?: string) =>
+    transport.sent.filter((s) => s.routerCommand === "register" && (!to || s.to === to)).length;
   return { transport, clock, log, reg, registers };
 }
 
 /** A bounce as prosody delivers it: from the JID we wrote to, no body, an error. */
 function bounce(from: string, routerCommand = ""): Stanza {
   return {
-    to: "opensrf@localhost/svc_listener_h_1.0_1", from, thread: "", body: "", routerFrom: "", routerTo: "", routerClass: "",
-    routerCommand, xid: "", error: { type: "cancel", condition: "service-unavailable" },
+    to: "opensrf@localhost/svc_listener_h_1.0_1",
+    from,
+    thread: "",
+    body: "",
+    routerFrom: "",
+    routerTo: "",
+    routerClass: "",
+    routerCommand,
+    xid: "",
+    error: { type: "cancel", condition: "service-unavailable" },
   };
 }
 
@@ -152,7 +171,9 @@ describe("Registration", () => {
     expect(log.lines.filter((l) => l.startsWith("WARN"))).toHaveLength(1);
     // The last one did not bounce: registered again, retries stop.
     clock.advance(2000);
-    expect(log.lines.at(-1)).toMatch(/^INFO svc: registered again with router router@a\.localhost\/router \(6 registration\(s\) bounced over [\d.]+ s\)$/);
+    expect(log.lines.at(-1)).toMatch(
+      /^INFO svc: registered again with router router@a\.localhost\/router \(6 registration\(s\) bounced over [\d.]+ s\)$/,
+    );
     const n = registers(a);
     clock.advance(30_000 - clock.now() - 1); // up to just before the next periodic registration
     expect(registers(a)).toBe(n);

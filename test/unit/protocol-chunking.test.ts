@@ -154,7 +154,12 @@ describe("PartialAssembler", () => {
     threadTrace: t,
     apiLevel: 1,
     type: "RESULT",
-    payload: { className: "osrfResultPartialComplete", status: "Partial Response Finalized", statusCode: 204, content: null },
+    payload: {
+      className: "osrfResultPartialComplete",
+      status: "Partial Response Finalized",
+      statusCode: 204,
+      content: null,
+    },
   });
 
   test("plain results pass through", () => {

@@ -255,8 +255,18 @@ describe("decodeBody", () => {
   test("defaults: api_level 1, params [], content null; extras ignored", () => {
     const msgs = decodeBody(
       JSON.stringify([
-        { __c: "osrfMessage", __p: { threadTrace: "1", type: "REQUEST", payload: { __c: "osrfMethod", __p: { method: "m" } } } },
-        { __c: "osrfMessage", __p: { threadTrace: "1", type: "REQUEST", payload: { __c: "osrfMethod", __p: { method: "m", params: null } } } },
+        {
+          __c: "osrfMessage",
+          __p: { threadTrace: "1", type: "REQUEST", payload: { __c: "osrfMethod", __p: { method: "m" } } },
+        },
+        {
+          __c: "osrfMessage",
+          __p: {
+            threadTrace: "1",
+            type: "REQUEST",
+            payload: { __c: "osrfMethod", __p: { method: "m", params: null } },
+          },
+        },
         {
           __c: "osrfMessage",
           extra: 1,
@@ -265,7 +275,10 @@ describe("decodeBody", () => {
             api_level: "1",
             type: "RESULT",
             future_field: { x: 1 },
-            payload: { __c: "osrfResultPartialComplete", __p: { status: "Partial Response Finalized", statusCode: "204", more: true } },
+            payload: {
+              __c: "osrfResultPartialComplete",
+              __p: { status: "Partial Response Finalized", statusCode: "204", more: true },
+            },
           },
         },
       ]),
@@ -277,7 +290,12 @@ describe("decodeBody", () => {
         threadTrace: 2,
         apiLevel: 1,
         type: "RESULT",
-        payload: { className: "osrfResultPartialComplete", status: "Partial Response Finalized", statusCode: 204, content: null },
+        payload: {
+          className: "osrfResultPartialComplete",
+          status: "Partial Response Finalized",
+          statusCode: 204,
+          content: null,
+        },
       },
     ]);
   });
@@ -293,7 +311,11 @@ describe("decodeBody", () => {
 
   test("STATUS accepts any class name", () => {
     const [m] = decodeBody(
-      wrap({ threadTrace: "1", type: "STATUS", payload: { __c: "osrfServerError", __p: { status: "boom", statusCode: "500" } } }),
+      wrap({
+        threadTrace: "1",
+        type: "STATUS",
+        payload: { __c: "osrfServerError", __p: { status: "boom", statusCode: "500" } },
+      }),
     );
     expect(m?.type === "STATUS" && m.payload.className).toBe("osrfServerError");
   });
@@ -311,7 +333,10 @@ describe("decodeBody", () => {
     expectProtocolError(() => decodeBody(wrap({ threadTrace: 1.5, type: "CONNECT" })), "body[0].__p.threadTrace");
     expectProtocolError(() => decodeBody(wrap({ type: "CONNECT" })), "body[0].__p.threadTrace");
     expectProtocolError(
-      () => decodeBody(wrap({ threadTrace: "1", type: "REQUEST", payload: { __c: "osrfMethod", __p: { method: 5, params: [] } } })),
+      () =>
+        decodeBody(
+          wrap({ threadTrace: "1", type: "REQUEST", payload: { __c: "osrfMethod", __p: { method: 5, params: [] } } }),
+        ),
       "body[0].__p.payload.__p.method",
     );
   });
@@ -376,7 +401,11 @@ describe("encodeBody", () => {
   });
 
   test("encodeJson follows JSON.stringify for undefined, non-finite and toJSON, also when deep", () => {
-    const v = { a: undefined, b: [undefined, Number.NaN, Number.POSITIVE_INFINITY], c: new Date(0) } as unknown as JsonValue;
+    const v = {
+      a: undefined,
+      b: [undefined, Number.NaN, Number.POSITIVE_INFINITY],
+      c: new Date(0),
+    } as unknown as JsonValue;
     expect(encodeJson(v)).toBe(JSON.stringify(v));
     let deep: unknown = v;
     for (let i = 0; i < 100_000; i++) deep = [deep];
@@ -386,9 +415,15 @@ describe("encodeBody", () => {
   test("unrepresentable messages throw ProtocolError with the field", () => {
     expectProtocolError(() => encodeBody([result(1, 1), result(-1, 1)]), "body[1].__p.threadTrace");
     expectProtocolError(() => encodeBody([result(1.5, 1)]), "body[0].__p.threadTrace");
-    expectProtocolError(() => encodeBody([status(1, "osrfConnectStatus", 20.5, "x")]), "body[0].__p.payload.__p.statusCode");
+    expectProtocolError(
+      () => encodeBody([status(1, "osrfConnectStatus", 20.5, "x")]),
+      "body[0].__p.payload.__p.statusCode",
+    );
     expectProtocolError(() => encodeBody([status(1, "", 200, "x")]), "body[0].__p.payload.__c");
-    expectProtocolError(() => encodeBody([{ threadTrace: 1, apiLevel: 1, type: "NOPE" } as unknown as OsrfMessage]), "body[0].__p.type");
+    expectProtocolError(
+      () => encodeBody([{ threadTrace: 1, apiLevel: 1, type: "NOPE" } as unknown as OsrfMessage]),
+      "body[0].__p.type",
+    );
   });
 
   test("cyclic content is a TypeError", () => {
@@ -404,13 +439,20 @@ describe("round trip of random messages", () => {
   const str = () => Array.from({ length: int(8) }, () => ALPHABET[int(ALPHABET.length)]).join("");
   function value(depth: number): JsonValue {
     switch (depth > 3 ? int(4) : int(7)) {
-      case 0: return null;
-      case 1: return rand() < 0.5;
-      case 2: return rand() < 0.5 ? int(1e6) - 5e5 : (rand() - 0.5) * 1e6;
-      case 3: return str();
-      case 4: return Array.from({ length: int(4) }, () => value(depth + 1));
-      case 5: return Object.fromEntries(Array.from({ length: int(4) }, () => [str(), value(depth + 1)]));
-      default: return { __c: str() || "x", __p: value(depth + 1) };
+      case 0:
+        return null;
+      case 1:
+        return rand() < 0.5;
+      case 2:
+        return rand() < 0.5 ? int(1e6) - 5e5 : (rand() - 0.5) * 1e6;
+      case 3:
+        return str();
+      case 4:
+        return Array.from({ length: int(4) }, () => value(depth + 1));
+      case 5:
+        return Object.fromEntries(Array.from({ length: int(4) }, () => [str(), value(depth + 1)]));
+      default:
+        return { __c: str() || "x", __p: value(depth + 1) };
     }
   }
   function message(): OsrfMessage {
@@ -422,15 +464,24 @@ describe("round trip of random messages", () => {
     };
     const t = int(1000);
     switch (int(5)) {
-      case 0: return connect(t, h);
-      case 1: return disconnect(t, h);
-      case 2: return request(t, str(), Array.from({ length: int(4) }, () => value(0)), h);
+      case 0:
+        return connect(t, h);
+      case 1:
+        return disconnect(t, h);
+      case 2:
+        return request(
+          t,
+          str(),
+          Array.from({ length: int(4) }, () => value(0)),
+          h,
+        );
       case 3: {
         const r = result(t, value(0), h);
         if (rand() < 0.2) r.payload.status = null;
         return r;
       }
-      default: return status(t, str() || "osrfConnectStatus", int(600), str(), h);
+      default:
+        return status(t, str() || "osrfConnectStatus", int(600), str(), h);
     }
   }
 

@@ -55,7 +55,14 @@ describe("chunkText and xmlEscapingExtra match the character-by-character defini
     // Sparse or dense escapable characters, and runs of surrogate pairs.
     const dense = rand() < 0.5;
     let t = "";
-    for (let k = 0; k < len; k++) t += dense ? alphabet[Math.floor(rand() * alphabet.length)]! : rand() < 0.05 ? alphabet[2 + Math.floor(rand() * 4)]! : rand() < 0.1 ? "😀" : "x";
+    for (let k = 0; k < len; k++)
+      t += dense
+        ? alphabet[Math.floor(rand() * alphabet.length)]!
+        : rand() < 0.05
+          ? alphabet[2 + Math.floor(rand() * 4)]!
+          : rand() < 0.1
+            ? "😀"
+            : "x";
     texts.push(t);
   }
   texts.push("", "x".repeat(1000), '"'.repeat(100), "😀".repeat(100), `{"a":"${"y".repeat(500)}"}`);
@@ -92,7 +99,7 @@ describe("encodeJson writes every non-ASCII character (and DEL) as lowercase \\u
   const reference = (v: unknown) =>
     JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   const rand = rng(9);
-  const pieces = ["a", "\"", "\\", "\n", "é", "ü", "漢", "😀", "\u007f", "\u0080", "\uffff", "\ud800", "x".repeat(20)];
+  const pieces = ["a", '"', "\\", "\n", "é", "ü", "漢", "😀", "\u007f", "\u0080", "\uffff", "\ud800", "x".repeat(20)];
 
   test("strings and structures, ASCII-only or not", () => {
     for (let i = 0; i < 500; i++) {

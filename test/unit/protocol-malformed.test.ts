@@ -35,10 +35,29 @@ SEED_BODIES.push(
     '"threadTrace":"1","ingress":"opensrf","type":"RESULT","tz":null,"locale":"en-US"}}]',
 );
 
-const WRONG_VALUES: Json[] = [null, true, false, 0, -1, 1.5, 1e300, "", "x", "-3", "9007199254740993", [], [1], {}, { __c: "x" }];
+const WRONG_VALUES: Json[] = [
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  1e300,
+  "",
+  "x",
+  "-3",
+  "9007199254740993",
+  [],
+  [1],
+  {},
+  { __c: "x" },
+];
 
 /** Every (path, holder, key) inside the parsed body, with wire-style paths. */
-function* places(v: Json, path: string): Generator<{ path: string; holder: Json[] | { [k: string]: Json }; key: string | number }> {
+function* places(
+  v: Json,
+  path: string,
+): Generator<{ path: string; holder: Json[] | { [k: string]: Json }; key: string | number }> {
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
       yield { path: `${path}[${i}]`, holder: v, key: i };
@@ -55,7 +74,11 @@ function* places(v: Json, path: string): Generator<{ path: string; holder: Json[
 // params elements and content (any value at all) are passed through unchecked
 const isOpaque = (path: string) => /\.params\[|\.content($|\[|\.)/.test(path);
 
-function mutateEach(body: string, kind: string, edit: (holder: Json[] | { [k: string]: Json }, key: string | number) => void): Case[] {
+function mutateEach(
+  body: string,
+  kind: string,
+  edit: (holder: Json[] | { [k: string]: Json }, key: string | number) => void,
+): Case[] {
   const count = [...places(JSON.parse(body) as Json, "body")].length;
   const out: Case[] = [];
   for (let n = 0; n < count; n++) {
@@ -97,7 +120,18 @@ function generateCases(): Case[] {
   }
 
   // Bad class hints.
-  const hints: Json[] = ["osrfmessage", "OSRFMESSAGE", "osrfMessage ", "", null, 5, "osrfResult", "osrfMethod", "osrfConnectStatus", ["osrfMessage"]];
+  const hints: Json[] = [
+    "osrfmessage",
+    "OSRFMESSAGE",
+    "osrfMessage ",
+    "",
+    null,
+    5,
+    "osrfResult",
+    "osrfMethod",
+    "osrfConnectStatus",
+    ["osrfMessage"],
+  ];
   for (const body of SEED_BODIES) {
     for (const hint of hints) {
       for (const c of mutateEach(body, "class hint", (h, k) => {
@@ -109,7 +143,18 @@ function generateCases(): Case[] {
   }
 
   // Unknown or wrong types, and types that do not match the payload.
-  for (const type of ["FOO", "connect", "REQUEST ", "", "RESULTS", "CONNECT", "DISCONNECT", "REQUEST", "RESULT", "STATUS"]) {
+  for (const type of [
+    "FOO",
+    "connect",
+    "REQUEST ",
+    "",
+    "RESULTS",
+    "CONNECT",
+    "DISCONNECT",
+    "REQUEST",
+    "RESULT",
+    "STATUS",
+  ]) {
     for (const body of SEED_BODIES) {
       const copy = JSON.parse(body) as { __p: { type: string } }[];
       (copy[0] as { __p: { type: string } }).__p.type = type;
@@ -137,22 +182,66 @@ function generateCases(): Case[] {
     { kind: "deep", body: `[${deepObj}]` },
     { kind: "deep", body: "[".repeat(deep) },
     { kind: "deep", body: '{"a":'.repeat(deep) },
-    { kind: "deep", body: `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"m","params":[${deepArr},${deepObj}]}}}}]` },
-    { kind: "deep", body: `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"RESULT","payload":{"__c":"osrfResult","__p":{"status":"OK","statusCode":"200","content":${deepObj}}}}}]` },
+    {
+      kind: "deep",
+      body: `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"m","params":[${deepArr},${deepObj}]}}}}]`,
+    },
+    {
+      kind: "deep",
+      body: `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"RESULT","payload":{"__c":"osrfResult","__p":{"status":"OK","statusCode":"200","content":${deepObj}}}}}]`,
+    },
     { kind: "deep", body: `[{"__c":"osrfMessage","__p":${deepObj}}]` },
     { kind: "deep", body: `[{"__c":"osrfMessage","__p":{"threadTrace":${deepArr},"type":"CONNECT"}}]` },
   );
 
   // Invalid surrogates and escapes.
-  for (const s of ["\\ud800", "\\udfff", "\\udc00\\ud800", "\\ud83d", "\\u12", "\\x41", "\\", "\ud800", "\udfff", "\u0000", "\\u0000"]) {
+  for (const s of [
+    "\\ud800",
+    "\\udfff",
+    "\\udc00\\ud800",
+    "\\ud83d",
+    "\\u12",
+    "\\x41",
+    "\\",
+    "\ud800",
+    "\udfff",
+    "\u0000",
+    "\\u0000",
+  ]) {
     cases.push(
-      { kind: "surrogate", body: `[{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":"${s}","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"${s}","params":["${s}"]}}}}]` },
+      {
+        kind: "surrogate",
+        body: `[{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":"${s}","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"${s}","params":["${s}"]}}}}]`,
+      },
       { kind: "surrogate", body: `[{"__c":"osrfMessage${s}","__p":{"threadTrace":"1","type":"CONNECT"}}]` },
     );
   }
 
   // Not arrays, not JSON.
-  for (const b of ["", " ", "{}", "null", "1", '"[]"', "true", "[", "]", "[,]", "[1,]", "\ufeff[]", "[]\u0000", "[{}]", "[null]", "[[]]", "[1]", '["osrfMessage"]', "NaN", "[Infinity]", "registering", "<body>[]</body>"]) {
+  for (const b of [
+    "",
+    " ",
+    "{}",
+    "null",
+    "1",
+    '"[]"',
+    "true",
+    "[",
+    "]",
+    "[,]",
+    "[1,]",
+    "\ufeff[]",
+    "[]\u0000",
+    "[{}]",
+    "[null]",
+    "[[]]",
+    "[1]",
+    '["osrfMessage"]',
+    "NaN",
+    "[Infinity]",
+    "registering",
+    "<body>[]</body>",
+  ]) {
     cases.push({ kind: "not array", body: b });
   }
 
@@ -199,7 +288,18 @@ describe("malformed bodies", () => {
   test("at least 500 generated cases, of every kind", () => {
     expect(cases.length).toBeGreaterThanOrEqual(500);
     const kinds = new Set(cases.map((c) => c.kind));
-    for (const k of ["truncated", "wrong type", "missing field", "class hint", "type", "huge", "deep", "surrogate", "not array", "noise"]) {
+    for (const k of [
+      "truncated",
+      "wrong type",
+      "missing field",
+      "class hint",
+      "type",
+      "huge",
+      "deep",
+      "surrogate",
+      "not array",
+      "noise",
+    ]) {
       expect(kinds.has(k)).toBe(true);
     }
   });
@@ -283,16 +383,22 @@ describe("field paths of hand-picked cases", () => {
     const req = (p: unknown) => [msg({ threadTrace: "1", type: "REQUEST", payload: p })];
     expect(fieldOf([msg({ threadTrace: "1", type: "REQUEST" })])).toBe("body[0].__p.payload");
     expect(fieldOf(req({ __c: "osrfResult", __p: {} }))).toBe("body[0].__p.payload.__c");
-    expect(fieldOf(req({ __c: "osrfMethod", __p: { method: "m", params: "x" } }))).toBe("body[0].__p.payload.__p.params");
+    expect(fieldOf(req({ __c: "osrfMethod", __p: { method: "m", params: "x" } }))).toBe(
+      "body[0].__p.payload.__p.params",
+    );
     expect(fieldOf(req({ __c: "osrfMethod", __p: { params: [] } }))).toBe("body[0].__p.payload.__p.method");
     const res = (p: unknown) => [msg({ threadTrace: "1", type: "RESULT", payload: p })];
     expect(fieldOf(res({ __c: "osrfMethod", __p: {} }))).toBe("body[0].__p.payload.__c");
     expect(fieldOf(res({ __c: "osrfResult", __p: { status: "OK", statusCode: "abc" } }))).toBe(
       "body[0].__p.payload.__p.statusCode",
     );
-    expect(fieldOf(res({ __c: "osrfResult", __p: { status: 5, statusCode: "200" } }))).toBe("body[0].__p.payload.__p.status");
+    expect(fieldOf(res({ __c: "osrfResult", __p: { status: 5, statusCode: "200" } }))).toBe(
+      "body[0].__p.payload.__p.status",
+    );
     const st = (p: unknown) => [msg({ threadTrace: "1", type: "STATUS", payload: p })];
-    expect(fieldOf(st({ __c: "osrfConnectStatus", __p: { statusCode: "205" } }))).toBe("body[0].__p.payload.__p.status");
+    expect(fieldOf(st({ __c: "osrfConnectStatus", __p: { statusCode: "205" } }))).toBe(
+      "body[0].__p.payload.__p.status",
+    );
     expect(fieldOf(st({ __c: 7, __p: { status: "x", statusCode: "205" } }))).toBe("body[0].__p.payload.__c");
     expect(fieldOf(st({ __c: "osrfConnectStatus", __p: null }))).toBe("body[0].__p.payload.__p");
   });

@@ -98,7 +98,13 @@ describe("RecentForwards", () => {
     setSystemTime();
   });
 
-  const fwd = (to: string, n: number) => ({ to, thread: `t${n}`, body: `[${n}]`, routerFrom: "client@localhost/c", xid: `x${n}` });
+  const fwd = (to: string, n: number) => ({
+    to,
+    thread: `t${n}`,
+    body: `[${n}]`,
+    routerFrom: "client@localhost/c",
+    xid: `x${n}`,
+  });
 
   test("k bodiless bounces from a node recover exactly its last k forwards, newest first", () => {
     const rf = new RecentForwards();

@@ -203,7 +203,9 @@ describe("register / unregister", () => {
   test("a trusted *client* domain is not a server domain: it cannot register", async () => {
     await register("opensrf@public.localhost/opensrf.math_listener_p_1_2");
     expect(router.registry.classNames()).toEqual([]);
-    expect(log.at("warn")).toEqual(["Received message from un-trusted server domain opensrf@public.localhost/opensrf.math_listener_p_1_2"]);
+    expect(log.at("warn")).toEqual([
+      "Received message from un-trusted server domain opensrf@public.localhost/opensrf.math_listener_p_1_2",
+    ]);
   });
 
   test("unregister removes the node; the last one removes the class and closes its connection", async () => {
@@ -246,7 +248,8 @@ describe("register / unregister", () => {
 
   test("everyone unregistering while the class connection logs in: it is closed once open", async () => {
     let release!: () => void;
-    connectHook = (resource) => (resource === "opensrf.math" ? new Promise<void>((r) => (release = r)) : Promise.resolve());
+    connectHook = (resource) =>
+      resource === "opensrf.math" ? new Promise<void>((r) => (release = r)) : Promise.resolve();
     main().deliver({ from: L1, routerClass: "opensrf.math", routerCommand: "register", body: "registering" });
     await tick();
     main().deliver({ from: L1, routerClass: "opensrf.math", routerCommand: "unregister", body: "unregistering" });
@@ -313,7 +316,11 @@ describe("forwarding", () => {
   test("a trusted client domain other than the server domain may send requests", () => {
     const pub = "opensrf@public.localhost/_gw_1_2";
     classConn().deliver({ from: pub, thread: THREAD, body: ADD_BODY, xid: XID });
-    expect(classConn().take().map((s) => [s.to, s.routerFrom])).toEqual([[L1, pub]]);
+    expect(
+      classConn()
+        .take()
+        .map((s) => [s.to, s.routerFrom]),
+    ).toEqual([[L1, pub]]);
   });
 
   test("requests from an untrusted client domain are dropped with a warning", () => {
@@ -327,7 +334,11 @@ describe("forwarding", () => {
 
   test("the body is forwarded as is, even when it is not an osrfMessage (the router does not parse it)", () => {
     classConn().deliver({ from: CLIENT, thread: THREAD, body: "not json at all" });
-    expect(classConn().take().map((s) => [s.to, s.body])).toEqual([[L1, "not json at all"]]);
+    expect(
+      classConn()
+        .take()
+        .map((s) => [s.to, s.body]),
+    ).toEqual([[L1, "not json at all"]]);
   });
 });
 
@@ -366,7 +377,11 @@ describe("bounces", () => {
     const bodies = [1, 2, 3, 4].map((n) => encodeBody([request(1, "add", [n, n])]));
     bodies.forEach((body, i) => classConn().deliver({ from: CLIENT, thread: `t${i}`, body, xid: `x${i}` }));
     // t0, t2 went to L1; t1, t3 to L2.
-    expect(classConn().take().map((s) => [s.to, s.thread])).toEqual([
+    expect(
+      classConn()
+        .take()
+        .map((s) => [s.to, s.thread]),
+    ).toEqual([
       [L1, "t0"],
       [L2, "t1"],
       [L1, "t2"],
@@ -395,7 +410,9 @@ describe("bounces", () => {
     // A third bodiless bounce from L1 has nothing left to stand for.
     classConn().deliver({ from: L1, error: ERR });
     expect(classConn().sent).toEqual([]);
-    expect(log.at("info")).toContain(`network error from ${L1} (class opensrf.math) with nothing left to resend; ignoring`);
+    expect(log.at("info")).toContain(
+      `network error from ${L1} (class opensrf.math) with nothing left to resend; ignoring`,
+    );
   });
 
   test("the last node bouncing: the caller gets osrfMethodException 503 on its threadTrace and the class goes", async () => {
@@ -418,13 +435,15 @@ describe("bounces", () => {
       xid: XID,
     });
     const text = "Service opensrf.math has no listener left (its last listener went away)";
-    expect(decodeBody(reply!.body)).toEqual([7, 8].map((t) => ({
-      type: "STATUS",
-      threadTrace: t,
-      locale: "en-US",
-      apiLevel: 1,
-      payload: { className: "osrfMethodException", status: text, statusCode: 503 },
-    })));
+    expect(decodeBody(reply!.body)).toEqual(
+      [7, 8].map((t) => ({
+        type: "STATUS",
+        threadTrace: t,
+        locale: "en-US",
+        apiLevel: 1,
+        payload: { className: "osrfMethodException", status: text, statusCode: 503 },
+      })),
+    );
     await tick();
     expect(router.registry.classNames()).toEqual([]);
     expect(classConn().closed).toBe(true);
@@ -435,17 +454,32 @@ describe("bounces", () => {
     classConn().deliver({ from: CLIENT, thread: THREAD, body: encodeBody([connect(0)]), xid: XID });
     classConn().deliver({ from: L1, error: ERR });
     const [reply] = classConn().take().slice(1);
-    expect(decodeBody(reply!.body).map((m) => [m.type, m.threadTrace, m.type === "STATUS" && m.payload.statusCode])).toEqual([["STATUS", 0, 503]]);
+    expect(
+      decodeBody(reply!.body).map((m) => [m.type, m.threadTrace, m.type === "STATUS" && m.payload.statusCode]),
+    ).toEqual([["STATUS", 0, 503]]);
   });
 
   test("a last-node bounce with a garbage body: logged, nothing sent back, no throw", async () => {
     await unregister(L2);
     classConn().deliver({ from: CLIENT, thread: THREAD, body: "{garbage", xid: XID });
     classConn().take();
-    expect(() => classConn().deliver({ from: L1, to: "router@localhost/opensrf.math", routerFrom: CLIENT, thread: THREAD, body: "{garbage", error: ERR })).not.toThrow();
+    expect(() =>
+      classConn().deliver({
+        from: L1,
+        to: "router@localhost/opensrf.math",
+        routerFrom: CLIENT,
+        thread: THREAD,
+        body: "{garbage",
+        error: ERR,
+      }),
+    ).not.toThrow();
     expect(classConn().sent).toEqual([]);
-    expect(log.at("warn").some((m) => m.startsWith(`bad message body from ${L1}: bad osrfMessage at body: not valid JSON`))).toBe(true);
-    expect(log.at("warn")).toContain(`dropping message for ${CLIENT}: Service opensrf.math has no listener left (its last listener went away)`);
+    expect(
+      log.at("warn").some((m) => m.startsWith(`bad message body from ${L1}: bad osrfMessage at body: not valid JSON`)),
+    ).toBe(true);
+    expect(log.at("warn")).toContain(
+      `dropping message for ${CLIENT}: Service opensrf.math has no listener left (its last listener went away)`,
+    );
   });
 
   test("two full bounces from one node: the second (node already removed) is still re-sent", () => {
@@ -456,13 +490,17 @@ describe("bounces", () => {
     expect([toL1a!.to, toL1c!.to]).toEqual([L1, L1]);
     classConn().deliver({ ...toL1a!, from: L1, to: toL1a!.from, error: ERR });
     classConn().deliver({ ...toL1c!, from: L1, to: toL1c!.from, error: ERR });
-    expect(classConn().take().map((s) => [s.to, s.thread, s.routerFrom])).toEqual([
+    expect(
+      classConn()
+        .take()
+        .map((s) => [s.to, s.thread, s.routerFrom]),
+    ).toEqual([
       [L2, "a", CLIENT],
       [L2, "c", CLIENT],
     ]);
   });
 
-  test("a type=\"error\" message from a JID that is not a node (a forged bounce) is ignored", () => {
+  test('a type="error" message from a JID that is not a node (a forged bounce) is ignored', () => {
     const forger = "opensrf@localhost/_forger_1_2";
     const victim = "opensrf@localhost/_victim_1_2";
     classConn().deliver({ from: forger, thread: "forged", body: ADD_BODY, routerFrom: victim, xid: "xf", error: ERR });
@@ -521,7 +559,7 @@ describe("router info methods (sample E)", () => {
     await register(L2, "opensrf.math");
   });
 
-  test("class.list: a RESULT (status null, statusCode \"0\") then a separate STATUS 205, as the C router sends", () => {
+  test('class.list: a RESULT (status null, statusCode "0") then a separate STATUS 205, as the C router sends', () => {
     const out = ask("opensrf.router.info.class.list");
     expect(out.map((s) => ({ ...s, body: "" }))).toEqual(
       [0, 1].map(() => ({
@@ -551,7 +589,11 @@ describe("router info methods (sample E)", () => {
       xid: "1795547651289790",
       body: '[{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":"en-US","ingress":"srfsh","api_level":1,"type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"opensrf.router.info.class.list","params":[]}}}}]',
     });
-    expect(main().take().map((s) => s.body)).toEqual([E_RESULT, E_STATUS]);
+    expect(
+      main()
+        .take()
+        .map((s) => s.body),
+    ).toEqual([E_RESULT, E_STATUS]);
   });
 
   test("stats methods", () => {
@@ -576,15 +618,21 @@ describe("router info methods (sample E)", () => {
   });
 
   test("the reply keeps the request's threadTrace and locale", () => {
-    main().deliver({ from: CLIENT, thread: "t", body: encodeBody([request(42, "opensrf.router.info.class.list", [], { locale: "fr-CA" })]) });
-    const msgs = main().take().flatMap((s) => decodeBody(s.body));
+    main().deliver({
+      from: CLIENT,
+      thread: "t",
+      body: encodeBody([request(42, "opensrf.router.info.class.list", [], { locale: "fr-CA" })]),
+    });
+    const msgs = main()
+      .take()
+      .flatMap((s) => decodeBody(s.body));
     expect(msgs.map((m) => [m.type, m.threadTrace, m.locale])).toEqual([
       ["RESULT", 42, "fr-CA"],
       ["STATUS", 42, "fr-CA"],
     ]);
   });
 
-  test("unknown router method: one osrfMethodException 404 \"Router method not found\", no 205", () => {
+  test('unknown router method: one osrfMethodException 404 "Router method not found", no 205', () => {
     const out = ask("opensrf.router.info.nope", [], 3);
     expect(out).toHaveLength(1);
     expect(out[0]!.to).toBe(CLIENT);
@@ -609,7 +657,11 @@ describe("router info methods (sample E)", () => {
   });
 
   test("app requests from an untrusted server domain get no answer", () => {
-    main().deliver({ from: "opensrf@public.localhost/_x_1_2", thread: "t", body: encodeBody([request(1, "opensrf.router.info.class.list", [])]) });
+    main().deliver({
+      from: "opensrf@public.localhost/_x_1_2",
+      thread: "t",
+      body: encodeBody([request(1, "opensrf.router.info.class.list", [])]),
+    });
     expect(main().sent).toEqual([]);
     expect(log.at("warn")).toEqual(["Received message from un-trusted server domain opensrf@public.localhost/_x_1_2"]);
   });
@@ -654,6 +706,6 @@ describe("malformed messages to the router", () => {
     const bad = log.at("warn").filter((m) => m.startsWith(`bad message body from ${CLIENT}: bad osrfMessage at `));
     // Every body but the two empty-array/array-of-nothing-to-answer ones is reported.
     expect(bad.length).toBe(bodies.length - 1);
-    expect(log.at("warn").filter((m) => m.startsWith("unknown router_command \"nonsense\""))).toHaveLength(bodies.length);
+    expect(log.at("warn").filter((m) => m.startsWith('unknown router_command "nonsense"'))).toHaveLength(bodies.length);
   });
 });

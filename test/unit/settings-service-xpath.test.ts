@@ -32,7 +32,10 @@ describe("SettingsDocument", () => {
 
   test("host config: default overlaid by the host, Perl numbers", () => {
     const h = d.hostConfig("h1")!;
-    expect(h).toMatchObject({ dirs: { log: "/var/log" }, apps: { "a.one": { id: 7, keepalive: 9, language: "perl" } } });
+    expect(h).toMatchObject({
+      dirs: { log: "/var/log" },
+      apps: { "a.one": { id: 7, keepalive: 9, language: "perl" } },
+    });
     // 1-10 digits become numbers (leading zeros dropped, as Perl's 0+"012"); 11 digits stay text.
     expect(h.apps).toMatchObject({ "a.two": { keepalive: 12, notes: "12345678901" } });
     expect(d.hostConfig("nohost")).toEqual(d.defaultConfig()!);
@@ -67,7 +70,14 @@ describe("SettingsDocument", () => {
   });
 
   test("xpath outside the subset is refused, not answered wrongly", () => {
-    for (const bad of ["", "/opensrf/default/apps/*[contains(., 'x')]", "child::opensrf", "count(//x)", "/opensrf/[1]", "/a/@b/c"]) {
+    for (const bad of [
+      "",
+      "/opensrf/default/apps/*[contains(., 'x')]",
+      "child::opensrf",
+      "count(//x)",
+      "/opensrf/[1]",
+      "/a/@b/c",
+    ]) {
       expect(() => d.xpath(bad)).toThrow(XPathError);
     }
   });

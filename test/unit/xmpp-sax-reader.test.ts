@@ -41,7 +41,9 @@ function viaReader(chunks: string[]): { stanzas: Stanza[]; elements: string[]; e
   const stanzas: Stanza[] = [];
   const elements: string[] = [];
   const errors: string[] = [];
-  const p = new StreamParser({ childReader: (name) => (name === "message" ? new StanzaReader((s) => stanzas.push(s)) : undefined) });
+  const p = new StreamParser({
+    childReader: (name) => (name === "message" ? new StanzaReader((s) => stanzas.push(s)) : undefined),
+  });
   p.on("element", (el: XmlElement) => elements.push(el.toString()));
   p.on("error", (e: Error) => errors.push(e.message));
   for (const c of chunks) p.write(c);
@@ -49,12 +51,17 @@ function viaReader(chunks: string[]): { stanzas: Stanza[]; elements: string[]; e
 }
 
 /** The element path: StreamParser building trees (or @xmpp/xml's own parser), then decodeStanza. */
-function viaTree(chunks: string[], P: new () => XmppParser = StreamParser): { stanzas: Stanza[]; elements: string[]; errors: string[] } {
+function viaTree(
+  chunks: string[],
+  P: new () => XmppParser = StreamParser,
+): { stanzas: Stanza[]; elements: string[]; errors: string[] } {
   const stanzas: Stanza[] = [];
   const elements: string[] = [];
   const errors: string[] = [];
   const p = new P();
-  p.on("element", (el: XmlElement) => (el.name === "message" ? stanzas.push(decodeStanza(el)) : elements.push(el.toString())));
+  p.on("element", (el: XmlElement) =>
+    el.name === "message" ? stanzas.push(decodeStanza(el)) : elements.push(el.toString()),
+  );
   p.on("error", (e: Error) => errors.push(e.message));
   for (const c of chunks) p.write(c);
   return { stanzas, elements, errors };
@@ -62,7 +69,7 @@ function viaTree(chunks: string[], P: new () => XmppParser = StreamParser): { st
 
 function randomCuts(text: string, n: number, seed: number): string[] {
   let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const points = [...new Set(Array.from({ length: n }, () => Math.floor(rand() * text.length)))].sort((a, b) => a - b);
   const out: string[] = [];
   let last = 0;
@@ -95,9 +102,19 @@ describe("StanzaReader gives what decodeStanza gives on the element tree", () =>
   });
 
   test("other stanzas and nonzas still arrive as elements, in order with the messages", () => {
-    const mixed = STREAM + `<iq type='result' id='1'/>` + ODD[0] + `<presence><status>x</status></presence>` + ODD[1] + `<stream:features><bind/></stream:features>`;
+    const mixed =
+      STREAM +
+      `<iq type='result' id='1'/>` +
+      ODD[0] +
+      `<presence><status>x</status></presence>` +
+      ODD[1] +
+      `<stream:features><bind/></stream:features>`;
     const got = viaReader([mixed]);
-    expect(got.elements).toEqual(["<iq type=\"result\" id=\"1\"/>", "<presence><status>x</status></presence>", "<stream:features><bind/></stream:features>"]);
+    expect(got.elements).toEqual([
+      '<iq type="result" id="1"/>',
+      "<presence><status>x</status></presence>",
+      "<stream:features><bind/></stream:features>",
+    ]);
     expect(got.stanzas.map((s) => s.to)).toEqual(["a@b/c", "a@b/c"]);
   });
 

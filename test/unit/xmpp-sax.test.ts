@@ -179,13 +179,19 @@ describe("XmlTokenizer: what it emits", () => {
   });
 
   test("entities and character references, in text and attribute values", () => {
-    const ev = events(XmlTokenizer, [`<a v="&lt;&gt;&amp;&quot;&apos;&#10;&#x1F600;">&lt;&gt;&amp;&quot;&apos;&#65;&#x42;&#x10FFFF;</a>`]);
+    const ev = events(XmlTokenizer, [
+      `<a v="&lt;&gt;&amp;&quot;&apos;&#10;&#x1F600;">&lt;&gt;&amp;&quot;&apos;&#65;&#x42;&#x10FFFF;</a>`,
+    ]);
     expect(ev[0]).toEqual(["startElement", "a", { v: `<>&"'\n😀` }]);
     expect(ev[1]).toEqual(["text", `<>&"'AB\u{10FFFF}`]);
   });
 
   test("either quote, each holding the other", () => {
-    expect(events(XmlTokenizer, [`<a q="it's" d='say "hi"' e=""/>`])[0]).toEqual(["startElement", "a", { q: "it's", d: 'say "hi"', e: "" }]);
+    expect(events(XmlTokenizer, [`<a q="it's" d='say "hi"' e=""/>`])[0]).toEqual([
+      "startElement",
+      "a",
+      { q: "it's", d: 'say "hi"', e: "" },
+    ]);
   });
 
   test("CDATA is verbatim text; comments and processing instructions are skipped", () => {
@@ -285,7 +291,10 @@ describe("XmlTokenizer: what it refuses", () => {
       const whole = merged(events(XmlTokenizer, [doc]));
       expect(merged(events(XmlTokenizer, [...doc]))).toEqual(whole);
       for (let i = 0; i < 20; i++) {
-        const chunks = cut(doc, Array.from({ length: 3 }, () => Math.floor(rand() * doc.length)));
+        const chunks = cut(
+          doc,
+          Array.from({ length: 3 }, () => Math.floor(rand() * doc.length)),
+        );
         expect(merged(events(XmlTokenizer, chunks))).toEqual(whole);
       }
     }
@@ -337,7 +346,12 @@ describe("long runs parse in linear time", () => {
     const [ev, ms] = timed(() => events(XmlTokenizer, cut(doc, every(doc, 65_536))));
     expect(ms).toBeLessThan(2_000);
     expect((ev[0]![2] as Record<string, string>).to).toHaveLength(1_000_000);
-    expect(ev.filter(([t]) => t === "text").map(([, s]) => s).join("")).toBe(expected);
+    expect(
+      ev
+        .filter(([t]) => t === "text")
+        .map(([, s]) => s)
+        .join(""),
+    ).toBe(expected);
   });
 
   test("text, CDATA, a comment and a tag name, each 1 MB, in 16-byte chunks", () => {
@@ -365,7 +379,10 @@ describe("StreamParser builds the elements @xmpp/xml's Parser builds", () => {
     const stream = STREAM + MESSAGES.join("");
     const rand = rng(11);
     for (let i = 0; i < 50; i++) {
-      const chunks = cut(stream, Array.from({ length: 20 }, () => Math.floor(rand() * stream.length)));
+      const chunks = cut(
+        stream,
+        Array.from({ length: 20 }, () => Math.floor(rand() * stream.length)),
+      );
       const got = stanzas(StreamParser, chunks);
       expect(got).toEqual(stanzas(XmppParser, chunks));
       expect(got).toHaveLength(MESSAGES.length);

@@ -69,7 +69,8 @@ describe("the wire fixture", () => {
 
   test("recorded sizes match the stored C and ejabberd stanzas byte for byte", () => {
     // The Perl line (M c17) is left out: its recorded size is not the size of the stored text.
-    for (const l of LINES.filter((x) => x !== PERL)) expect({ conn: l.conn, bytes: Buffer.byteLength(l.xml) }).toEqual({ conn: l.conn, bytes: l.bytes });
+    for (const l of LINES.filter((x) => x !== PERL))
+      expect({ conn: l.conn, bytes: Buffer.byteLength(l.xml) }).toEqual({ conn: l.conn, bytes: l.bytes });
   });
 });
 
@@ -219,11 +220,24 @@ describe("parseStanza on real traffic", () => {
     const s = parseStanza(
       `<message to='a@b/c' from='d@b/e' router_from='x@b/y' router_class='k' router_command='register' osrf_xid='9'><body>b</body></message>`,
     );
-    expect(s).toEqual({ to: "a@b/c", from: "d@b/e", thread: "", body: "b", routerFrom: "x@b/y", routerTo: "", routerClass: "k", routerCommand: "register", xid: "9" });
+    expect(s).toEqual({
+      to: "a@b/c",
+      from: "d@b/e",
+      thread: "",
+      body: "b",
+      routerFrom: "x@b/y",
+      routerTo: "",
+      routerClass: "k",
+      routerCommand: "register",
+      xid: "9",
+    });
   });
 
   test("a bounce without <error> gets undefined-condition; one without text has no text", () => {
-    expect(parseStanza(`<message type='error' from='a@b/c' to='d@b/e'/>`).error).toEqual({ type: "cancel", condition: "undefined-condition" });
+    expect(parseStanza(`<message type='error' from='a@b/c' to='d@b/e'/>`).error).toEqual({
+      type: "cancel",
+      condition: "undefined-condition",
+    });
     expect(
       parseStanza(
         `<message type='error' from='a@b/c' to='d@b/e'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`,
@@ -232,7 +246,9 @@ describe("parseStanza on real traffic", () => {
   });
 
   test("CDATA and character references in the body are read as text", () => {
-    const s = parseStanza(`<message to="a@b/c" from="d@b/e"><body><![CDATA[[1,"a&b<c"]]]></body><thread>&#x31;&#50;</thread></message>`);
+    const s = parseStanza(
+      `<message to="a@b/c" from="d@b/e"><body><![CDATA[[1,"a&b<c"]]]></body><thread>&#x31;&#50;</thread></message>`,
+    );
     expect(s.body).toBe('[1,"a&b<c"]');
     expect(s.thread).toBe("12");
   });
@@ -302,17 +318,28 @@ describe("bodies of the capture", () => {
     }
   });
 
-  test("E: the router's RESULT has status null and statusCode \"0\", then a separate 205", () => {
+  test('E: the router\'s RESULT has status null and statusCode "0", then a separate 205', () => {
     const [r] = decodeBody(parseStanza(line("E", "c2", "C->S", 0).xml).body);
     expect(r).toEqual({
       type: "RESULT",
       threadTrace: 1,
       locale: "en-US",
       apiLevel: 1,
-      payload: { className: "osrfResult", status: null, statusCode: 0, content: ["opensrf.settings", "opensrf.cslow", "opensrf.math", "opensrf.dbmath"] },
+      payload: {
+        className: "osrfResult",
+        status: null,
+        statusCode: 0,
+        content: ["opensrf.settings", "opensrf.cslow", "opensrf.math", "opensrf.dbmath"],
+      },
     });
     expect(decodeBody(parseStanza(line("E", "c2", "C->S", 1).xml).body)).toEqual([
-      { type: "STATUS", threadTrace: 1, locale: "en-US", apiLevel: 1, payload: { className: "osrfConnectStatus", status: "Request Complete", statusCode: 205 } },
+      {
+        type: "STATUS",
+        threadTrace: 1,
+        locale: "en-US",
+        apiLevel: 1,
+        payload: { className: "osrfConnectStatus", status: "Request Complete", statusCode: 205 },
+      },
     ]);
   });
 
@@ -373,13 +400,42 @@ function malformedCases(): Bad[] {
 
   // Truncations: every proper prefix of a one-root document is incomplete.
   for (const xml of sources) {
-    const cuts = new Set([0, 1, 8, xml.length - 1, xml.length - 2, xml.length - "</message>".length, xml.indexOf("<body>") + 3]);
+    const cuts = new Set([
+      0,
+      1,
+      8,
+      xml.length - 1,
+      xml.length - 2,
+      xml.length - "</message>".length,
+      xml.indexOf("<body>") + 3,
+    ]);
     while (cuts.size < 14) cuts.add(int(xml.length));
     for (const cut of cuts) out.push({ kind: "truncated", xml: xml.slice(0, cut) });
   }
 
   // Bad entity and character references, in text and in attribute values.
-  const badRefs = ["&foo;", "&;", "&#;", "&#x;", "&#xZZ;", "&#0;", "&#x1;", "&#xD800;", "&#1114112;", "&#x110000;", "&#xFFFE;", "&nbsp;", "&copy;", "&amp", "& ", "&lt", "&#65", "&quot", "&#-1;", "&&amp;"];
+  const badRefs = [
+    "&foo;",
+    "&;",
+    "&#;",
+    "&#x;",
+    "&#xZZ;",
+    "&#0;",
+    "&#x1;",
+    "&#xD800;",
+    "&#1114112;",
+    "&#x110000;",
+    "&#xFFFE;",
+    "&nbsp;",
+    "&copy;",
+    "&amp",
+    "& ",
+    "&lt",
+    "&#65",
+    "&quot",
+    "&#-1;",
+    "&&amp;",
+  ];
   for (const ref of badRefs) {
     const xml = pick(sources);
     out.push({ kind: `entity ${ref} in body`, xml: insertAfter(xml, "<body>", ref) });
@@ -392,7 +448,10 @@ function malformedCases(): Bad[] {
     out.push({ kind: "no </body>", xml: xml.replace("</body>", "") });
     out.push({ kind: "no </message>", xml: xml.replace("</message>", "") });
     out.push({ kind: "<opensrf> not self-closed", xml: xml.replace(/(<opensrf[^>]*)\/>/, "$1>") });
-    out.push({ kind: "closing tags swapped", xml: xml.replace("</body>", "").replace("</message>", "</message></body>") });
+    out.push({
+      kind: "closing tags swapped",
+      xml: xml.replace("</body>", "").replace("</message>", "</message></body>"),
+    });
     out.push({ kind: "misspelt </message>", xml: xml.replace("</message>", "</messag>") });
   }
   out.push({ kind: "unterminated comment", xml: "<message><!-- x </message>" });
@@ -400,9 +459,23 @@ function malformedCases(): Bad[] {
   out.push({ kind: "unterminated PI", xml: "<message><?pi x </message>" });
 
   // Wrong root element.
-  for (const root of ["iq", "presence", "Message", "messages", "stream:features", "body", "x:message", "opensrf", "thread", "error"]) {
+  for (const root of [
+    "iq",
+    "presence",
+    "Message",
+    "messages",
+    "stream:features",
+    "body",
+    "x:message",
+    "opensrf",
+    "thread",
+    "error",
+  ]) {
     const xml = pick(sources);
-    out.push({ kind: `root <${root}>`, xml: xml.replace(/^<message/, `<${root}`).replace(/<\/message>$/, `</${root}>`) });
+    out.push({
+      kind: `root <${root}>`,
+      xml: xml.replace(/^<message/, `<${root}`).replace(/<\/message>$/, `</${root}>`),
+    });
   }
   out.push({ kind: "deep wrong root", xml: `<iq>${"<a>".repeat(100_000)}${"</a>".repeat(100_000)}</iq>` });
   out.push({ kind: "self-closed wrong root", xml: "<presence/>" });
@@ -438,7 +511,22 @@ function malformedCases(): Bad[] {
   out.push({ kind: "huge body, then a bad entity", xml: `<message><body>${big}&bogus;</body></message>` });
 
   // Not XML at all.
-  for (const junk of ["", " ", "\n", "x", "<", ">", "</message>", "<message", "<message>", "{\"a\":1}", "[{\"__c\":\"osrfMessage\"}]", "<<message/>", "< message/>", "<!DOCTYPE message>"]) {
+  for (const junk of [
+    "",
+    " ",
+    "\n",
+    "x",
+    "<",
+    ">",
+    "</message>",
+    "<message",
+    "<message>",
+    '{"a":1}',
+    '[{"__c":"osrfMessage"}]',
+    "<<message/>",
+    "< message/>",
+    "<!DOCTYPE message>",
+  ]) {
     out.push({ kind: `junk ${JSON.stringify(junk)}`, xml: junk });
   }
   return out;
@@ -459,7 +547,11 @@ describe("malformed XML", () => {
           failures.push(`${c.kind}: ${(e as Error).name}: ${(e as Error).message.slice(0, 120)}`);
           continue;
         }
-        if (e.name !== "StanzaDecodeError" || !e.message.startsWith("malformed OpenSRF stanza: ") || e.raw.length > 200) {
+        if (
+          e.name !== "StanzaDecodeError" ||
+          !e.message.startsWith("malformed OpenSRF stanza: ") ||
+          e.raw.length > 200
+        ) {
           failures.push(`${c.kind}: badly formed error ${e.name} ${e.message.slice(0, 120)}`);
         }
       }
@@ -480,13 +572,39 @@ describe("malformed XML", () => {
     expect(reason("<iq type='result'/>")).toBe("expected <message>, got <iq>");
     expect(reason("<message><body>&foo;</body></message>")).toBe("not well-formed XML: Illegal XML entity &foo;");
     expect(reason("<message><body>&#0;</body></message>")).toBe("not well-formed XML: Illegal XML character 0x0");
-    expect(reason("<message><body>a\u0001</body></message>")).toBe("not well-formed XML: illegal character U+0001 at offset 16");
-    expect(reason("<message><body>a & b</body></message>")).toBe("not well-formed XML: '&' not starting an entity or character reference");
+    expect(reason("<message><body>a\u0001</body></message>")).toBe(
+      "not well-formed XML: illegal character U+0001 at offset 16",
+    );
+    expect(reason("<message><body>a & b</body></message>")).toBe(
+      "not well-formed XML: '&' not starting an entity or character reference",
+    );
     expect(reason("<message><body>")).toBe("not well-formed XML: Incomplete document");
   });
 
   test("random byte-level mutations of real stanzas: a Stanza of strings or StanzaDecodeError, nothing else", () => {
-    const noise = ["<", ">", "/", "'", '"', "&", ";", "=", " ", "\u0000", "\uffff", "é", "&quot;", "<body>", "</body>", "<thread>", "</opensrf>", "<![CDATA[", "]]>", "<!--", "-->"];
+    const noise = [
+      "<",
+      ">",
+      "/",
+      "'",
+      '"',
+      "&",
+      ";",
+      "=",
+      " ",
+      "\u0000",
+      "\uffff",
+      "é",
+      "&quot;",
+      "<body>",
+      "</body>",
+      "<thread>",
+      "</opensrf>",
+      "<![CDATA[",
+      "]]>",
+      "<!--",
+      "-->",
+    ];
     let accepted = 0;
     let rejected = 0;
     for (let i = 0; i < 600; i++) {
@@ -501,11 +619,22 @@ describe("malformed XML", () => {
       try {
         const s = parseStanza(xml);
         accepted++;
-        for (const k of ["to", "from", "thread", "body", "routerFrom", "routerTo", "routerClass", "routerCommand", "xid"] as const) {
+        for (const k of [
+          "to",
+          "from",
+          "thread",
+          "body",
+          "routerFrom",
+          "routerTo",
+          "routerClass",
+          "routerCommand",
+          "xid",
+        ] as const) {
           expect(typeof s[k]).toBe("string");
         }
       } catch (e) {
-        if (!(e instanceof StanzaDecodeError)) throw new Error(`mutation ${i} raised ${(e as Error).name}: ${(e as Error).message}\n${xml.slice(0, 300)}`);
+        if (!(e instanceof StanzaDecodeError))
+          throw new Error(`mutation ${i} raised ${(e as Error).name}: ${(e as Error).message}\n${xml.slice(0, 300)}`);
         rejected++;
       }
     }
@@ -515,7 +644,9 @@ describe("malformed XML", () => {
   });
 
   test("well-formed but odd input is accepted: deep nesting inside the body, huge attribute values", () => {
-    const deep = parseStanza(`<message to="a@b/c"><body>${"<x>".repeat(50_000)}${"</x>".repeat(50_000)}[]</body></message>`);
+    const deep = parseStanza(
+      `<message to="a@b/c"><body>${"<x>".repeat(50_000)}${"</x>".repeat(50_000)}[]</body></message>`,
+    );
     expect(deep.body).toBe("[]");
     const huge = "y".repeat(2_000_000);
     const s = parseStanza(`<message to="${huge}" from='f@b/c'><opensrf osrf_xid="${huge}"/><body>[]</body></message>`);
