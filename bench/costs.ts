@@ -5,8 +5,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CoreConfig } from "../src/config/types.ts";
 import { PREFORK_DEFAULTS } from "../src/config/settings.ts";
+import type { CoreConfig } from "../src/config/types.ts";
 import { BunDroneSpawner } from "../src/prefork/spawner.ts";
 import type { DroneHandle, DroneInit } from "../src/prefork/types.ts";
 import { BENCH_HOST, ROOT } from "./stack.ts";

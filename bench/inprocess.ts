@@ -5,8 +5,8 @@
  */
 import { join } from "node:path";
 import { createServiceHost } from "../src/app/host.ts";
-import type { ServiceDefinition } from "../src/app/types.ts";
 import { MemoryTransport } from "../src/app/test-doubles.ts";
+import type { ServiceDefinition } from "../src/app/types.ts";
 import { Client } from "../src/client/client.ts";
 import { createLogger } from "../src/log/logger.ts";
 import { encodeBody } from "../src/protocol/codec.ts";

@@ -10,8 +10,8 @@ import { Parser as LtxStreamParser } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { encodeBody } from "../src/protocol/codec.ts";
 import { request } from "../src/protocol/messages.ts";
-import { decodeStanza, encodeStanza, parseStanza } from "../src/xmpp/stanza.ts";
 import { StreamParser, XmlTokenizer } from "../src/xmpp/sax.ts";
+import { decodeStanza, encodeStanza, parseStanza } from "../src/xmpp/stanza.ts";
 
 interface Sax {
   write(s: string): void;

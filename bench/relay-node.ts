@@ -11,8 +11,8 @@
  *   bun bench/relay-node.ts CONFIG.json   (a RelayNodeConfig; prints "ready" once logged in)
  */
 import { readFileSync } from "node:fs";
-import { connect as netConnect, createServer, type Socket } from "node:net";
-import { RawXmppClient, type RawLogin } from "./raw-xmpp.ts";
+import { createServer, connect as netConnect, type Socket } from "node:net";
+import { type RawLogin, RawXmppClient } from "./raw-xmpp.ts";
 
 /** Configuration of one relay process. */
 export interface RelayNodeConfig {

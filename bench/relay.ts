@@ -7,18 +7,18 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { encodeBody } from "../src/protocol/codec.ts";
 import { splitResult } from "../src/protocol/chunking.ts";
+import { encodeBody } from "../src/protocol/codec.ts";
 import {
   complete,
   connect,
   connectOk,
   disconnect,
+  type HeaderOptions,
   request,
   result,
-  type HeaderOptions,
 } from "../src/protocol/messages.ts";
-import { escapeText, encodeStanza } from "../src/xmpp/stanza.ts";
+import { encodeStanza, escapeText } from "../src/xmpp/stanza.ts";
 import { TEST_USERS } from "../test/harness/osrf-config.ts";
 import type { XmppServer } from "../test/harness/xmpp-server.ts";
 import { RawXmppClient } from "./raw-xmpp.ts";

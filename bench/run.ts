@@ -19,22 +19,22 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { cliCommand } from "../test/harness/processes.ts";
 import type { XmppServerKind } from "../test/harness/xmpp-server.ts";
-import { formatComponents, runComponents, type ComponentResult } from "./components.ts";
+import { type ComponentResult, formatComponents, runComponents } from "./components.ts";
 import {
   childrenOf,
   cpuBetween,
   cpuSnapshot,
   droneInit,
-  memory,
-  spawnStorm,
   type Memory,
+  memory,
   type SpawnResult,
+  spawnStorm,
 } from "./costs.ts";
-import { runInProcess, type InProcessResult } from "./inprocess.ts";
-import { runLoad, type LoadPlan, type LoadResult } from "./load.ts";
-import { formatParseResults, runParseBench, type ParseResult } from "./parse.ts";
-import { ADD_PARAMS, BIG_BYTES, ECHO_PARAMS, SESSION_REQUESTS, startRelay, type Relay } from "./relay.ts";
-import { ROOT, startServe, startStack, type Served, type Stack } from "./stack.ts";
+import { type InProcessResult, runInProcess } from "./inprocess.ts";
+import { type LoadPlan, type LoadResult, runLoad } from "./load.ts";
+import { formatParseResults, type ParseResult, runParseBench } from "./parse.ts";
+import { ADD_PARAMS, BIG_BYTES, ECHO_PARAMS, type Relay, SESSION_REQUESTS, startRelay } from "./relay.ts";
+import { ROOT, type Served, type Stack, startServe, startStack } from "./stack.ts";
 
 type Mode = "full" | "quick" | "smoke";
 

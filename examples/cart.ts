@@ -15,10 +15,10 @@
 import {
   defineMethod,
   defineService,
-  MethodException,
-  StatusCode,
   type JsonValue,
   type MethodContext,
+  MethodException,
+  StatusCode,
 } from "osrf-prefork";
 
 /** One cart line. */

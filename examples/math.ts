@@ -12,7 +12,7 @@
  * `nan`), which is not JSON — clients fail to parse that reply. Here it is refused with a
  * clear exception instead.
  */
-import { defineMethod, defineService, MethodException, StatusCode, type JsonValue } from "osrf-prefork";
+import { defineMethod, defineService, type JsonValue, MethodException, StatusCode } from "osrf-prefork";
 
 // C: jsonObjectToSimpleString then strtod — a leading decimal number is used, else 0.
 const LEADING_NUMBER = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/;

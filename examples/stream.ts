@@ -10,7 +10,7 @@
  * - `bad_json` [kind?]: returns a value that is not JSON ("bigint" — the default —,
  *   "cycle" or "function"), which the host refuses with an exception.
  */
-import { defineMethod, defineService, MethodException, StatusCode, type JsonValue } from "osrf-prefork";
+import { defineMethod, defineService, type JsonValue, MethodException, StatusCode } from "osrf-prefork";
 
 const MAX_COUNT = 1_000_000;
 const MAX_BYTES = 64 * 1024 * 1024;

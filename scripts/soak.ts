@@ -19,10 +19,10 @@ import {
   describeLoad,
   fdCount,
   fdKinds,
+  type LoadResult,
   rssKb,
   runLoad,
   waitUntil,
-  type LoadResult,
 } from "../test/harness/load.ts";
 
 export interface SoakOptions {

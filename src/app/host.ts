@@ -17,17 +17,18 @@
  * - A body that does not decode is logged on one line and answered with STATUS
  *   osrfMethodException 400 "Bad Request: <reason>" when the stanza has a thread.
  */
-import { ProtocolError } from "../protocol/errors.ts";
-import { decodeBody, encodeBody } from "../protocol/codec.ts";
+
 import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
+import { decodeBody, encodeBody } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import { connectOk, DEFAULT_LOCALE, methodException, status } from "../protocol/messages.ts";
 import { StatusClass, StatusCode, StatusText, Texts } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { Lanes } from "./lanes.ts";
 import { createRegistry } from "./registry.ts";
-import { serveRequest, type RequestEnv } from "./request.ts";
-import { SessionTable, type SessionRecord } from "./sessions.ts";
+import { type RequestEnv, serveRequest } from "./request.ts";
+import { type SessionRecord, SessionTable } from "./sessions.ts";
 import type {
   HandleOutcome,
   HostSettings,

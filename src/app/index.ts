@@ -2,6 +2,13 @@
  * The application runtime: the API service authors use (`defineService`, `defineMethod`,
  * `MethodException`) and the host that serves a service (`createServiceHost`).
  */
+
+export type { OsrfClient, PendingRequest } from "../client/types.ts";
+export type { Logger } from "../log/types.ts";
+// Re-exported so authors need nothing beyond this module: status codes for
+// MethodException, and the types of params, results and nested calls.
+export { StatusCode } from "../protocol/status.ts";
+export type { JsonValue } from "../protocol/types.ts";
 export { defineMethod, defineService } from "./define.ts";
 export { MethodException, ResultNotSerializableError } from "./errors.ts";
 export { createServiceHost } from "./host.ts";
@@ -29,9 +36,3 @@ export type {
   SessionEndReason,
   SignatureParam,
 } from "./types.ts";
-// Re-exported so authors need nothing beyond this module: status codes for
-// MethodException, and the types of params, results and nested calls.
-export { StatusCode } from "../protocol/status.ts";
-export type { JsonValue } from "../protocol/types.ts";
-export type { PendingRequest, OsrfClient } from "../client/types.ts";
-export type { Logger } from "../log/types.ts";

@@ -6,7 +6,7 @@
 import type { Logger } from "../log/types.ts";
 import { Bundler, splitResult } from "../protocol/chunking.ts";
 import { encodeBody } from "../protocol/codec.ts";
-import { complete, methodException, result, type HeaderOptions } from "../protocol/messages.ts";
+import { complete, type HeaderOptions, methodException, result } from "../protocol/messages.ts";
 import type { JsonValue, OsrfMessage } from "../protocol/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
 

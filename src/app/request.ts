@@ -22,7 +22,7 @@ import { StatusCode, Texts } from "../protocol/status.ts";
 import type { JsonValue, RequestMessage } from "../protocol/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import { MethodException, ResultNotSerializableError } from "./errors.ts";
-import { ReplyWriter, type ReplyLimits } from "./reply.ts";
+import { type ReplyLimits, ReplyWriter } from "./reply.ts";
 import { findJsonProblem } from "./serializable.ts";
 import type { MethodContext, MethodRegistry, MethodSession, RegisteredMethod } from "./types.ts";
 import { loggerWithXid } from "./xid-logger.ts";

@@ -6,8 +6,8 @@ import type { PendingRequest } from "../client/types.ts";
 import { loadClientConfig } from "../config/client.ts";
 import { ConfigError } from "../config/errors.ts";
 import { createLogger } from "../log/logger.ts";
-import { makeResource } from "../protocol/ids.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { makeResource } from "../protocol/ids.ts";
 import { XmppConnection } from "../xmpp/connection.ts";
 import { TransportError } from "../xmpp/errors.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
@@ -46,13 +46,13 @@ export default defineCommand({
     const timeout = Number(args.timeout);
     if (!Number.isFinite(timeout) || timeout <= 0)
       fail(`--timeout must be a positive number of seconds, got "${args.timeout}"`, ExitCode.USAGE);
-    let params;
+    let params: ReturnType<typeof parseParams>;
     try {
       params = parseParams(args._.slice(2).map(String));
     } catch (e) {
       fail((e as Error).message, ExitCode.USAGE);
     }
-    let cfg;
+    let cfg: ReturnType<typeof loadClientConfig>;
     try {
       cfg = loadClientConfig(args.config);
     } catch (e) {

@@ -24,7 +24,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const format = parseLogFormat(args["log-format"]);
-    let core;
+    let core: ReturnType<typeof readCoreConfig>;
     try {
       core = readCoreConfig(args.config);
     } catch (e) {
@@ -69,6 +69,8 @@ export default defineCommand({
     };
     for (const sig of ["SIGTERM", "SIGINT", "SIGQUIT"] as const) process.on(sig, () => void stop());
     // The routing table lives in memory only; HUP just reopens logs for logrotate.
-    process.on("SIGHUP", () => loggers.forEach((l) => l.reopen()));
+    process.on("SIGHUP", () => {
+      for (const l of loggers) l.reopen();
+    });
   },
 });

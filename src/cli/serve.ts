@@ -1,11 +1,11 @@
 import { hostname } from "node:os";
 import { defineCommand } from "citty";
 import { ConfigError } from "../config/errors.ts";
+import { claimPidFile } from "../control/pidfile.ts";
 import { PreforkError, SettingsError } from "../prefork/errors.ts";
 import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefork/proc-title.ts";
 import { startService } from "../prefork/serve.ts";
 import { TransportError } from "../xmpp/errors.ts";
-import { claimPidFile } from "../control/pidfile.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
 

@@ -6,9 +6,9 @@ import { StatusUnreachableError } from "../metrics/errors.ts";
 import {
   activeApps,
   candidateEndpoints,
+  type HostSettings,
   pickEndpoint,
   readHostSettings,
-  type HostSettings,
 } from "../metrics/locate.ts";
 import { renderStatusTable } from "../metrics/table.ts";
 import type { PoolStatus, StatusEndpoint } from "../metrics/types.ts";

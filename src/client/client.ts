@@ -7,7 +7,7 @@ import { StatusCode } from "../protocol/status.ts";
 import type { JsonValue, MessageHeader, OsrfMessage } from "../protocol/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import type { Stanza } from "../xmpp/types.ts";
-import { DeliveryError, RequestError, TimeoutError, type RequestContext } from "./errors.ts";
+import { DeliveryError, type RequestContext, RequestError, TimeoutError } from "./errors.ts";
 import { ResultStream } from "./pending.ts";
 import type { ClientSession, OsrfClient, PendingRequest, RequestOptions } from "./types.ts";
 

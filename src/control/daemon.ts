@@ -34,7 +34,7 @@ export async function startDaemon(
   mkdirSync(dirname(logFile), { recursive: true });
   const out = openSync(logFile, "a", 0o640);
   const startSize = fileSize(logFile);
-  let proc;
+  let proc: Bun.Subprocess;
   try {
     proc = Bun.spawn({ cmd, cwd: "/", detached: true, stdin: "ignore", stdout: out, stderr: out, env: process.env });
   } finally {

@@ -9,12 +9,12 @@ import {
   FACILITY_LOCAL0,
   FACILITY_LOCAL1,
   openSyslogSocket,
-  syslogDatagram,
-  syslogFacility,
   SyslogSeverity,
   type SyslogSocket,
+  syslogDatagram,
+  syslogFacility,
 } from "./syslog.ts";
-import { LogLevel, type Logger } from "./types.ts";
+import { type Logger, LogLevel } from "./types.ts";
 
 /** Line format: OpenSRF's (default) or one JSON object per line. */
 export type LogFormat = "osrf" | "json";

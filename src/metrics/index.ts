@@ -3,16 +3,16 @@
  * Prometheus and status pages, the HTTP endpoint serving them, and the client side used
  * by `osrf-prefork status` (and by `osrf-prefork start`, for the socket path).
  */
-export { describeEndpoint, fetchFromEndpoint, statusSocketPath, DEFAULT_STATUS_HOST } from "./endpoint.ts";
+export { DEFAULT_STATUS_HOST, describeEndpoint, fetchFromEndpoint, statusSocketPath } from "./endpoint.ts";
 export { StatusEndpointError, StatusUnreachableError } from "./errors.ts";
 export { PoolMetrics } from "./pool-metrics.ts";
 export { MetricName, renderMetrics } from "./render.ts";
 export {
+  type StatusServer,
+  type StatusServerOptions,
   startStatusServer,
   startStatusServers,
   statusEndpoints,
-  type StatusServer,
-  type StatusServerOptions,
 } from "./server.ts";
 export { buildStatus, renderStatusText } from "./status.ts";
 export { renderStatusTable } from "./table.ts";

@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { hostConfig, lookup, pidDirOf, readSettingsFile, settingText as text } from "../config/settings.ts";
-import type { SettingsTree, SettingsValue } from "../config/types.ts";
+import type { SettingsTree } from "../config/types.ts";
 import { statusSocketPath } from "./endpoint.ts";
 import type { StatusEndpoint } from "./types.ts";
 

@@ -8,7 +8,7 @@
 import type { RequestDone } from "../prefork/ipc.ts";
 import type { DroneEvents, DroneHandle, DroneSpawner, PoolFailure } from "../prefork/types.ts";
 import { Histogram, type HistogramSnapshot } from "./histogram.ts";
-import { EXIT_CAUSES, LOST_REASONS, type DroneState, type ExitCause, type LostReason } from "./types.ts";
+import { type DroneState, EXIT_CAUSES, type ExitCause, LOST_REASONS, type LostReason } from "./types.ts";
 
 /**
  * Distinct method names kept as labels; later ones count as {@link OTHER_METHOD}. Callers

@@ -7,10 +7,10 @@
 import { existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Server } from "bun";
-import { fetchFromEndpoint, describeEndpoint, DEFAULT_STATUS_HOST } from "./endpoint.ts";
+import { DEFAULT_STATUS_HOST, describeEndpoint, fetchFromEndpoint } from "./endpoint.ts";
 import { StatusEndpointError } from "./errors.ts";
-import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import type { PoolMetrics } from "./pool-metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import { renderMetrics } from "./render.ts";
 import { buildStatus, renderStatusText } from "./status.ts";
 import type { StatusEndpoint } from "./types.ts";

@@ -4,8 +4,8 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import * as serviceApi from "../app/index.ts";
 import { defineService } from "../app/define.ts";
+import * as serviceApi from "../app/index.ts";
 import type { ServiceDefinition } from "../app/types.ts";
 import { AppLoadError } from "./errors.ts";
 

@@ -28,10 +28,10 @@ import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { loadServiceModule } from "./app-loader.ts";
 import {
-  IpcMessageError,
-  parseListenerMessage,
   type DroneExitReason,
   type DroneToListener,
+  IpcMessageError,
+  parseListenerMessage,
   type RequestDone,
 } from "./ipc.ts";
 import { preforkLogger } from "./logging.ts";
@@ -117,7 +117,7 @@ export class DroneRuntime {
   }
 
   private onIpc(raw: unknown): void {
-    let msg;
+    let msg: ReturnType<typeof parseListenerMessage>;
     try {
       msg = parseListenerMessage(raw);
     } catch (e) {
@@ -238,7 +238,7 @@ export class DroneRuntime {
 
   /** Tells the listener what is running and whom to answer should this drone die. */
   private announce(s: Stanza, since = Date.now()): void {
-    let msgs;
+    let msgs: ReturnType<typeof decodeBody>;
     try {
       msgs = decodeBody(s.body);
     } catch {

@@ -39,8 +39,7 @@ export type RequestDone = [method: string, status: number, ms: number];
  */
 export type DroneToListener = {
   done?: RequestDone[];
-} & /** Logged in and childInit done; requests handed over before this were queued. */
-(
+} /** Logged in and childInit done; requests handed over before this were queued. */ & (
   | { type: "ready"; jid: string }
   /**
    * Running a request (`method`, since epoch ms `since`). `caller` says whom to answer if

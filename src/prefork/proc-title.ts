@@ -85,7 +85,7 @@ export function reexecWithTitle(title: string): void {
   const rest = isCompiled() ? process.argv.slice(2) : [...process.execArgv, ...process.argv.slice(1)];
   const strings = [title, ...rest].map(cstring);
   const argv = new BigUint64Array(strings.length + 1);
-  strings.forEach((b, i) => (argv[i] = BigInt(ptr(b))));
+  for (const [i, b] of strings.entries()) argv[i] = BigInt(ptr(b));
   const mark = [cstring(RETITLED_MARK), cstring("1")] as const;
   c.setenv(ptr(mark[0]), ptr(mark[1]), 1);
   const path = cstring(process.execPath);

@@ -9,9 +9,9 @@ import type { LogFormat, OsrfLogger } from "../log/logger.ts";
 import {
   describeEndpoint,
   PoolMetrics,
+  type StatusServer,
   startStatusServers,
   statusEndpoints,
-  type StatusServer,
 } from "../metrics/index.ts";
 import { makeResource } from "../protocol/ids.ts";
 import { XmppConnection } from "../xmpp/connection.ts";

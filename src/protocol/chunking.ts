@@ -6,7 +6,7 @@
  */
 import { encodeJson, encodeMessage } from "./codec.ts";
 import { describeValue, ProtocolError } from "./errors.ts";
-import { makeHeader, type HeaderOptions } from "./messages.ts";
+import { type HeaderOptions, makeHeader } from "./messages.ts";
 import { StatusCode, Texts } from "./status.ts";
 import type { JsonValue, OsrfMessage, ResultMessage } from "./types.ts";
 

@@ -187,7 +187,9 @@ const HEX = "0123456789abcdef";
 const ESCAPED: string[] = [];
 
 function escapeCodeUnit(c: number): string {
-  return (ESCAPED[c] ??= `\\u${HEX[c >> 12]}${HEX[(c >> 8) & 15]}${HEX[(c >> 4) & 15]}${HEX[c & 15]}`);
+  let e = ESCAPED[c];
+  if (e === undefined) ESCAPED[c] = e = `\\u${HEX[c >> 12]}${HEX[(c >> 8) & 15]}${HEX[(c >> 4) & 15]}${HEX[c & 15]}`;
+  return e;
 }
 
 function escapeNonAscii(json: string): string {

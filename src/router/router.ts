@@ -5,8 +5,8 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { complete, connectOk, methodException } from "../protocol/messages.ts";
 import { StatusCode } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
 import { completeStanza } from "../xmpp/stanza.ts";
+import type { Transport } from "../xmpp/transport.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { answerInfoMethod } from "./info-methods.ts";
 import { RecentForwards } from "./recent-forwards.ts";
@@ -184,7 +184,7 @@ export class OsrfRouter {
     }
     const recovered = bounce.body ? bounce : this.sent.recover(bounce.from);
     const s = recovered && completeStanza(recovered, bounce.to);
-    if (!s || !s.routerFrom) {
+    if (!s?.routerFrom) {
       this.log.info(
         `network error from ${bounce.from} (class ${className}) with nothing left to resend; ignoring`,
         bounce.xid,

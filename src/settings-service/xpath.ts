@@ -171,7 +171,7 @@ function stringValue(el: XmlElement): string {
 // ------------------------------------------------------------------------------------
 // Parsing
 
-const NAME = /^[A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?/;
+const NAME = /^[A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?/;
 
 function parse(expr: string): Path[] {
   if (typeof expr !== "string" || expr.trim() === "") throw new XPathError("empty XPath expression");

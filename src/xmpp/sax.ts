@@ -53,7 +53,7 @@ const CDATA = 13;
 const PI = 14;
 const DEAD = 15;
 
-const LT = 60;
+const _LT = 60;
 const GT = 62;
 const SLASH = 47;
 const EQ = 61;
@@ -229,8 +229,12 @@ export class XmlTokenizer {
    */
   write(chunk: string | Uint8Array): void {
     if (this.ended || this.state === DEAD) return;
-    const data =
-      typeof chunk === "string" ? chunk : (this.decoder ??= new TextDecoder("utf-8")).decode(chunk, { stream: true });
+    let data: string;
+    if (typeof chunk === "string") data = chunk;
+    else {
+      this.decoder ??= new TextDecoder("utf-8");
+      data = this.decoder.decode(chunk, { stream: true });
+    }
     try {
       this.run(data);
     } catch (e) {

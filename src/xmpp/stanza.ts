@@ -1,7 +1,7 @@
 import type { XmlElement } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StanzaDecodeError } from "./errors.ts";
-import { XmlTokenizer, type ChildReader } from "./sax.ts";
+import { type ChildReader, XmlTokenizer } from "./sax.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -76,6 +76,7 @@ function preview(el: XmlElement): string {
 // surrogates) and `&` not starting a reference: ltx lets both through, an XMPP server would
 // reject them, and re-encoding such a stanza would get our own stream closed.
 const ILLEGAL_CHAR =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters XML 1.0 forbids
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const BARE_AMP = /&(?!#[0-9]+;|#x[0-9a-fA-F]+;|[A-Za-z_:][-\w.:]*;)/;
 // Where `&` may appear literally.
@@ -134,7 +135,7 @@ function localName(name: string): string {
 }
 
 /** Which direct child of `<message>` a {@link StanzaReader} is inside. */
-const enum Child {
+enum Child {
   None,
   Thread,
   Body,

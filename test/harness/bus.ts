@@ -5,10 +5,10 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Client } from "../../src/client/client.ts";
+import type { Client } from "../../src/client/client.ts";
+import { connectTestClient } from "./client.ts";
 import { TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess } from "./processes.ts";
-import { connectTestClient } from "./client.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
 export interface Bus {

@@ -14,7 +14,7 @@ import { makeResource } from "../../src/protocol/ids.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import { childPids } from "./load.ts";
-import { TEST_USERS, writeCoreConfig, type CoreConfigOptions } from "./osrf-config.ts";
+import { type CoreConfigOptions, TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess } from "./processes.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { RawXmppConnection, type RawSession, firstTagAttr, xmlEscape } from "./raw-xmpp.ts";
+import { firstTagAttr, type RawSession, RawXmppConnection, xmlEscape } from "./raw-xmpp.ts";
 
 /** Options for {@link legacyLogin}. */
 export interface LegacyLoginOptions {

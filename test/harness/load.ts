@@ -107,7 +107,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     maxMs: 0,
   };
   const sample = (kind: string, text: string) => {
-    const list = (r.samples[kind] ??= []);
+    const list = r.samples[kind] ?? [];
+    r.samples[kind] = list;
     if (list.length < MAX_SAMPLES) list.push(text.slice(0, 300));
   };
   let next = 0;

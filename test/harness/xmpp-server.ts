@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import {
   chownSync,
   closeSync,
@@ -11,12 +12,11 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./ports.ts";
-import { RawXmppConnection, inBandRegister, saslPlainCheck } from "./raw-xmpp.ts";
+import { inBandRegister, RawXmppConnection, saslPlainCheck } from "./raw-xmpp.ts";
 
 /** Which XMPP server implementation to run. */
 export type XmppServerKind = "prosody" | "ejabberd";

@@ -17,23 +17,23 @@ import { defineMethod, defineService, type JsonValue } from "../../src/app/index
 import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { TimeoutError } from "../../src/client/errors.ts";
 import type { ClientSession } from "../../src/client/types.ts";
-import { createLogger, type OsrfLogger } from "../../src/log/logger.ts";
 import { OSRF_LINE_PATTERN } from "../../src/log/format.ts";
+import { createLogger, type OsrfLogger } from "../../src/log/logger.ts";
 import { escapedSize } from "../../src/protocol/chunking.ts";
 import { encodeBody } from "../../src/protocol/codec.ts";
 import { makeThread, makeXid } from "../../src/protocol/ids.ts";
 import { connect, disconnect, request } from "../../src/protocol/messages.ts";
 import {
-  startInProcessService,
-  startTestCaller,
   type InProcessService,
   type InProcessServiceOptions,
   type RawOsrfMessage,
+  startInProcessService,
+  startTestCaller,
   type TestCaller,
   type WireStanza,
 } from "../harness/in-process-service.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { cliCommand, CliProcess, runCli } from "../harness/processes.ts";
+import { CliProcess, cliCommand, runCli } from "../harness/processes.ts";
 import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -763,7 +763,10 @@ describe("system methods", () => {
   test("opensrf.system.method.all: one introspection RESULT per method, twins and system methods included", async () => {
     const { xid, results } = await call("opensrf.math", "opensrf.system.method.all");
     const names = (results as Array<{ api_name: string }>).map((d) => d.api_name);
-    for (const m of ["add", "sub", "mult", "div"]) expect(names).toContain(m), expect(names).toContain(`${m}.atomic`);
+    for (const m of ["add", "sub", "mult", "div"]) {
+      expect(names).toContain(m);
+      expect(names).toContain(`${m}.atomic`);
+    }
     for (const m of [
       "opensrf.system.echo",
       "opensrf.system.method",

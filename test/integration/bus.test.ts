@@ -3,7 +3,7 @@
  * protocol, and `osrf-prefork request` as a subprocess.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Client } from "../../src/client/client.ts";
+import type { Client } from "../../src/client/client.ts";
 import { connectTestClient } from "../harness/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { CliProcess, runCli } from "../harness/processes.ts";

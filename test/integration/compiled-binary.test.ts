@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensureLinuxBinary, LINUX_BINARY as BIN, startBus, type Bus } from "../harness/bus.ts";
+import { LINUX_BINARY as BIN, type Bus, ensureLinuxBinary, startBus } from "../harness/bus.ts";
 import { CliProcess, runCli } from "../harness/processes.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");

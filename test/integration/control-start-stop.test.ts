@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RequestError } from "../../src/client/errors.ts";
 import { statusSocketPath } from "../../src/metrics/index.ts";
-import { alive, startBus, waitUntil, type Bus } from "../harness/bus.ts";
+import { alive, type Bus, startBus, waitUntil } from "../harness/bus.ts";
 import { runCli } from "../harness/processes.ts";
 
 const TIMEOUT = 60_000;
@@ -84,6 +84,7 @@ beforeAll(async () => {
   mkdirSync(join(bus.dir, "lib"));
   writeFileSync(
     join(bus.dir, "lib/greeting.ts"),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the file written is TypeScript with a template literal
     "export const greeting = (who: string): string => `hello, ${who}`;\n",
   );
   writeFileSync(join(bus.dir, "alpha.ts"), ALPHA);

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
-import { complete, connect, disconnect, request, result } from "../../src/protocol/messages.ts";
+import { complete, connect, disconnect, result } from "../../src/protocol/messages.ts";
 import type { OsrfMessage } from "../../src/protocol/types.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";

@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { FaultStack } from "../harness/fault-stack.ts";
-import { describeLoad, isAlive, runLoad, waitUntil, type LoadResult } from "../harness/load.ts";
+import { describeLoad, isAlive, type LoadResult, runLoad, waitUntil } from "../harness/load.ts";
 
 const SERVICE = "fault.router";
 const INTERVAL = 3;

@@ -15,14 +15,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { readCoreConfig } from "../../src/config/core.ts";
-import type { Logger } from "../../src/log/types.ts";
 import { REDACTED_PARAMS } from "../../src/log/redact.ts";
-import { DroneRuntime, type DroneChannel } from "../../src/prefork/drone.ts";
+import type { Logger } from "../../src/log/types.ts";
+import { type DroneChannel, DroneRuntime } from "../../src/prefork/drone.ts";
 import {
+  type DroneToListener,
   IpcMessageError,
   parseDroneMessage,
   parseListenerMessage,
-  type DroneToListener,
 } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
 import type { DroneEvents, DroneHandle } from "../../src/prefork/types.ts";
@@ -331,7 +331,10 @@ describe("IPC messages are checked on both ends", () => {
     const warnings: string[] = [];
     const write = process.stderr.write;
     // Before its init the drone has no logger and writes to stderr.
-    process.stderr.write = ((s: string) => (warnings.push(String(s)), true)) as typeof process.stderr.write;
+    process.stderr.write = ((s: string) => {
+      warnings.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
     try {
       const drone = new DroneRuntime(channel, (code) => void exits.push(code));
       drone.start();
@@ -350,7 +353,12 @@ describe("IPC messages are checked on both ends", () => {
     const handle: DroneHandle = { pid: 4242, send: () => true, kill: () => {} };
     const pool = new Pool({
       service: "svc",
-      spawner: { spawn: (ev) => ((events = ev), handle) },
+      spawner: {
+        spawn: (ev) => {
+          events = ev;
+          return handle;
+        },
+      },
       limits: {
         minChildren: 1,
         maxChildren: 1,
@@ -398,7 +406,11 @@ function descendants(rows: PsRow[], root: number): Set<number> {
   const queue = [root];
   while (queue.length) {
     const p = queue.shift()!;
-    for (const r of rows) if (r.ppid === p && !out.has(r.pid)) out.add(r.pid), queue.push(r.pid);
+    for (const r of rows) {
+      if (r.ppid !== p || out.has(r.pid)) continue;
+      out.add(r.pid);
+      queue.push(r.pid);
+    }
   }
   return out;
 }

@@ -4,8 +4,8 @@
  * may be lost, and the listener's descriptors, processes and memory must not grow.
  */
 import { describe, expect, test } from "bun:test";
-import { describeLoad } from "../harness/load.ts";
 import { DEFAULT_SOAK, describeReading, ownFds, runSoak } from "../../scripts/soak.ts";
+import { describeLoad } from "../harness/load.ts";
 
 describe("soak (short)", () => {
   test("3,000 requests, max_requests 50: nothing lost, no fd, process or memory growth", async () => {

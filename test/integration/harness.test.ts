@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync } from "node:fs";
 import { xml } from "@xmpp/client";
 import { legacyLogin } from "../harness/legacy-auth.ts";
-import { xmppClientLogin, type ClientSession } from "../harness/xmpp-client-login.ts";
+import { type ClientSession, xmppClientLogin } from "../harness/xmpp-client-login.ts";
 import { processesOf, startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 // bun's default is 5 s per test and hook; server start, restart and stop can take longer on a busy machine.

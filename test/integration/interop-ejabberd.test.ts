@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { decodeBody } from "../../src/protocol/codec.ts";
 import { parseStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
-import { legacyLogin, type LegacySession } from "../harness/legacy-auth.ts";
+import { type LegacySession, legacyLogin } from "../harness/legacy-auth.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { CliProcess, runCli } from "../harness/processes.ts";
 import { TestListener } from "../harness/test-listener.ts";

@@ -4,18 +4,19 @@
  * Counters must move as requests, crashes and overloads happen; `/metrics` must parse with
  * a real Prometheus text parser; `osrf-prefork status` must show the pool as it is.
  */
-import { connectTestClient } from "../harness/client.ts";
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
-import { Client } from "../../src/client/client.ts";
+import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
 import { MetricName } from "../../src/metrics/render.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
 import { VERSION } from "../../src/version.ts";
+import { connectTestClient } from "../harness/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { freePort } from "../harness/ports.ts";
 import { CliProcess, runCli } from "../harness/processes.ts";

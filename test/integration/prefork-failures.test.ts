@@ -3,12 +3,12 @@
  * a full backlog, the backlog's order, a drone over its memory limit, messages that do
  * not come from a router. Real XMPP server, router, listener and drones.
  */
-import { connectTestClient } from "../harness/client.ts";
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client } from "../../src/client/client.ts";
+import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { createLogger } from "../../src/log/logger.ts";
@@ -18,6 +18,7 @@ import { request } from "../../src/protocol/messages.ts";
 import { Texts } from "../../src/protocol/status.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import { connectTestClient } from "../harness/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { CliProcess } from "../harness/processes.ts";
 import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";

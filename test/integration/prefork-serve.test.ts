@@ -3,12 +3,12 @@
  * drones as real processes, called through the Client. Registration, process titles,
  * pool growth and shrinking, drone recycling, sessions and keepalive, USR1/USR2.
  */
-import { connectTestClient } from "../harness/client.ts";
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client } from "../../src/client/client.ts";
+import type { Client } from "../../src/client/client.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { createLogger } from "../../src/log/logger.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
@@ -18,6 +18,7 @@ import type { OsrfMessage } from "../../src/protocol/types.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
+import { connectTestClient } from "../harness/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { CliProcess, runCli } from "../harness/processes.ts";
 import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";

@@ -3,12 +3,13 @@
  * without losing requests; TERM answers every accepted request and exits 0; INT stops at
  * once and leaves no drone behind.
  */
-import { connectTestClient } from "../harness/client.ts";
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client } from "../../src/client/client.ts";
+import type { Client } from "../../src/client/client.ts";
+import { connectTestClient } from "../harness/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
 import { CliProcess } from "../harness/processes.ts";
 import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";

@@ -5,8 +5,9 @@
  * its info methods and forward requests; the listener that received the garbage must still
  * be connected and serving.
  */
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { Client } from "../../src/client/client.ts";
 import type { Logger } from "../../src/log/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";

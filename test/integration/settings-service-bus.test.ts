@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { RequestError } from "../../src/client/errors.ts";
 import { hostConfig, lookup, readSettingsFile } from "../../src/config/settings.ts";
 import type { SettingsTree } from "../../src/config/types.ts";
-import { startBus, type Bus } from "../harness/bus.ts";
+import { type Bus, startBus } from "../harness/bus.ts";
 import { CliProcess } from "../harness/processes.ts";
 
 const TIMEOUT = 30_000;

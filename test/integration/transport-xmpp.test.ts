@@ -3,10 +3,11 @@
  * OSRF_TEST_XMPP=ejabberd): size limit, large stanzas, bounces, reconnect after a server
  * restart, and the one-line login errors.
  */
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
-import { XmppConnection, type ConnectionOptions } from "../../src/xmpp/connection.ts";
+import { type ConnectionOptions, XmppConnection } from "../../src/xmpp/connection.ts";
 import { ConnectError, StanzaTooLargeError, TransportError } from "../../src/xmpp/errors.ts";
 import { completeStanza, encodeStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { defineMethod, defineService, MethodException, type JsonValue } from "../../src/app/index.ts";
+import { defineMethod, defineService, type JsonValue, MethodException } from "../../src/app/index.ts";
 import { createRegistry } from "../../src/app/registry.ts";
 import { findJsonProblem } from "../../src/app/serializable.ts";
 

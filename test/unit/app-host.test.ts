@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import cart from "../../examples/cart.ts";
 import math from "../../examples/math.ts";
 import stream from "../../examples/stream.ts";
-import cart from "../../examples/cart.ts";
 import {
   createServiceHost,
   defineService,
-  MethodException,
   type HostSettings,
+  MethodException,
   type ServiceDefinition,
   type ServiceHost,
   type SessionEndReason,
@@ -198,7 +198,16 @@ describe("exceptions", () => {
     let ran = false;
     const svc = defineService({
       name: "opensrf.math",
-      methods: [{ name: "add", argc: 2, handler: () => ((ran = true), 0) }],
+      methods: [
+        {
+          name: "add",
+          argc: 2,
+          handler: () => {
+            ran = true;
+            return 0;
+          },
+        },
+      ],
     });
     const r = rig(svc);
     await r.host.handle(stanza(newThread(), [req("add", [1])]));

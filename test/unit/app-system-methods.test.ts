@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import math from "../../examples/math.ts";
 import { createServiceHost, defineService, type ServiceDefinition } from "../../src/app/index.ts";
-import { summarizeMethod } from "../../src/app/system-methods.ts";
 import { createRegistry } from "../../src/app/registry.ts";
+import { summarizeMethod } from "../../src/app/system-methods.ts";
 import { MemoryTransport, RecordingLogger, TableClient } from "../../src/app/test-doubles.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { request } from "../../src/protocol/messages.ts";

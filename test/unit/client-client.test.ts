@@ -2,8 +2,9 @@
  * The OpenSRF client over an in-memory transport: what it sends, how it matches replies
  * (thread, then threadTrace), and how each failure reaches the caller.
  */
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
+
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError, RequestError, TimeoutError } from "../../src/client/errors.ts";
 import { splitResult } from "../../src/protocol/chunking.ts";

@@ -1,5 +1,5 @@
-import { afterAll, describe, expect, test } from "bun:test";
 import { dlopen, FFIType, ptr } from "bun:ffi";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";

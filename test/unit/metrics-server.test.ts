@@ -13,7 +13,7 @@ import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.
 import { StatusEndpointError, StatusUnreachableError } from "../../src/metrics/errors.ts";
 import { activeApps, candidateEndpoints, pickEndpoint, readHostSettings } from "../../src/metrics/locate.ts";
 import { PoolMetrics } from "../../src/metrics/pool-metrics.ts";
-import { startStatusServer, startStatusServers, statusEndpoints, type StatusServer } from "../../src/metrics/server.ts";
+import { type StatusServer, startStatusServer, startStatusServers, statusEndpoints } from "../../src/metrics/server.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
 import { freePort } from "../harness/ports.ts";
 

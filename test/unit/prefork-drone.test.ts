@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { ClientConfig } from "../../src/config/types.ts";
-import { DroneRuntime, type DroneChannel } from "../../src/prefork/drone.ts";
+import { type DroneChannel, DroneRuntime } from "../../src/prefork/drone.ts";
 import type { DroneToListener } from "../../src/prefork/ipc.ts";
 import type { DroneInit } from "../../src/prefork/types.ts";
 
@@ -117,7 +117,10 @@ describe("DroneRuntime", () => {
     const { channel, exits } = start();
     const writes: string[] = [];
     const orig = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((s: string) => (writes.push(String(s)), true)) as typeof process.stderr.write;
+    process.stderr.write = ((s: string) => {
+      writes.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
     try {
       channel.deliver({ type: "request" });
       channel.deliver("junk");

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
 import type { Logger } from "../../src/log/types.ts";
-import { Listener } from "../../src/prefork/listener.ts";
 import type { ListenerToDrone } from "../../src/prefork/ipc.ts";
+import { Listener } from "../../src/prefork/listener.ts";
 import type { DroneEvents, DroneHandle, PoolLimits } from "../../src/prefork/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
@@ -87,7 +87,13 @@ function setup(opts: { routers?: RouterTarget[]; client?: { dispatch(s: Stanza):
     service: "svc",
     transport,
     routers: opts.routers ?? ROUTERS,
-    spawner: { spawn: (ev) => (drones.push(new FakeDrone(ev)), drones.at(-1)!) },
+    spawner: {
+      spawn: (ev) => {
+        const d = new FakeDrone(ev);
+        drones.push(d);
+        return d;
+      },
+    },
     limits: LIMITS,
     shutdownTimeout: 1,
     logger,
@@ -153,7 +159,14 @@ describe("Listener", () => {
 
   test("a client sharing the connection gets its replies first", () => {
     const seen: string[] = [];
-    const { transport, drones } = setup({ client: { dispatch: (s) => (seen.push(s.thread), s.thread === "mine") } });
+    const { transport, drones } = setup({
+      client: {
+        dispatch: (s) => {
+          seen.push(s.thread);
+          return s.thread === "mine";
+        },
+      },
+    });
     transport.handler({ ...fromRouter("[]", "mine"), from: "opensrf@localhost/opensrf.settings_drone_x" });
     expect(seen).toEqual(["mine"]);
     expect(drones[0]!.sent).toEqual([]);
@@ -201,11 +214,11 @@ describe("Listener", () => {
   test("re-registers after the XMPP connection comes back, unless unregistered (USR1)", () => {
     const { transport, listener } = setup();
     transport.sent.length = 0;
-    transport.online.forEach((h) => h(true));
+    for (const h of transport.online) h(true);
     expect(transport.sent.map((s) => s.routerCommand)).toEqual(["register", "register"]);
     listener.unregister();
     transport.sent.length = 0;
-    transport.online.forEach((h) => h(true));
+    for (const h of transport.online) h(true);
     expect(transport.sent).toEqual([]);
     listener.register();
     expect(transport.sent.map((s) => s.routerCommand)).toEqual(["register", "register"]);
@@ -238,7 +251,13 @@ describe("Listener", () => {
       service: "svc",
       transport,
       routers: ROUTERS,
-      spawner: { spawn: (ev) => (drones.push(new FakeDrone(ev)), drones.at(-1)!) },
+      spawner: {
+        spawn: (ev) => {
+          const d = new FakeDrone(ev);
+          drones.push(d);
+          return d;
+        },
+      },
       limits: LIMITS,
       shutdownTimeout: 1,
       logger,

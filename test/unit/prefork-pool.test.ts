@@ -167,7 +167,7 @@ describe("Pool: dispatch", () => {
   test("idle drones are a LIFO stack: the most recently available drone gets the next message", () => {
     const { pool, spawner } = setup({ minChildren: 3, maxChildren: 3 });
     pool.start();
-    spawner.drones.forEach((d) => d.ready());
+    for (const d of spawner.drones) d.ready();
     expect(pool.dispatch(stanza("a"))).toBe("dispatched");
     expect(pool.dispatch(stanza("b"))).toBe("dispatched");
     const [da, db] = ["a", "b"].map((t) => spawner.drones.find((d) => d.requests.includes(t))!);
@@ -275,7 +275,7 @@ describe("Pool: reaping", () => {
   test("a drone that dies mid-request gets its caller answered with the stanza it was handed", () => {
     const { pool, spawner, failures } = setup();
     pool.start();
-    spawner.drones.forEach((d) => d.ready());
+    for (const d of spawner.drones) d.ready();
     pool.dispatch(stanza("doomed"));
     const d = spawner.drones.find((x) => x.requests.length > 0)!;
     d.say({ type: "busy", method: "slow", since: Date.now() });
@@ -295,7 +295,7 @@ describe("Pool: reaping", () => {
   test("busy with a caller (a session request) answers that caller instead", () => {
     const { pool, spawner, failures } = setup();
     pool.start();
-    spawner.drones.forEach((d) => d.ready());
+    for (const d of spawner.drones) d.ready();
     pool.dispatch(stanza("sess"));
     const d = spawner.drones.find((x) => x.requests.length > 0)!;
     d.say({ type: "waiting", thread: "sess" });
@@ -315,7 +315,7 @@ describe("Pool: reaping", () => {
   test("dying while waiting in a session leaves nobody to answer", () => {
     const { pool, spawner, failures } = setup();
     pool.start();
-    spawner.drones.forEach((d) => d.ready());
+    for (const d of spawner.drones) d.ready();
     pool.dispatch(stanza("sess"));
     const d = spawner.drones.find((x) => x.requests.length > 0)!;
     d.say({ type: "waiting", thread: "sess" });
@@ -355,13 +355,13 @@ describe("Pool: spare bounds (Net::Server::PreFork)", () => {
     });
     pool.start();
     expect(pool.stats()).toMatchObject({ idle: 2, total: 2 });
-    spawner.live.forEach((d) => d.ready());
+    for (const d of spawner.live) d.ready();
     for (const t of ["a", "b", "c", "d"]) pool.dispatch(stanza(t));
     // 4 busy, and still 2 spare idle: capped by max_children 6.
     expect(pool.stats()).toMatchObject({ active: 4, idle: 2, total: 6 });
     pool.dispatch(stanza("e"));
     expect(pool.stats()).toMatchObject({ active: 5, idle: 1, total: 6 });
-    spawner.live.forEach((d) => d.ready());
+    for (const d of spawner.live) d.ready();
     for (const d of spawner.live) if (d.requests.length) d.available();
     // 6 idle > max_spare 3: the least recently used are retired.
     const s = pool.stats();
@@ -370,14 +370,14 @@ describe("Pool: spare bounds (Net::Server::PreFork)", () => {
     const retired = spawner.drones.filter((d) => d.sent.some((m) => m.type === "shutdown"));
     expect(retired).toHaveLength(3);
     for (const d of retired) expect(d.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
-    retired.forEach((d) => d.exit(0));
+    for (const d of retired) d.exit(0);
     expect(pool.stats()).toMatchObject({ idle: 3, total: 3 });
   });
 
   test("max_spare never retires below min_children", () => {
     const { pool, spawner } = setup({ minChildren: 4, maxChildren: 6, minSpareChildren: 0, maxSpareChildren: 1 });
     pool.start();
-    spawner.live.forEach((d) => d.ready());
+    for (const d of spawner.live) d.ready();
     expect(pool.stats()).toMatchObject({ idle: 4, retiring: 0 });
   });
 
@@ -446,7 +446,7 @@ describe("Pool: request_timeout", () => {
   test("a drone running too long is killed and its caller answered at once", () => {
     const { pool, spawner, clock, failures } = setup({ requestTimeout: 2 });
     pool.start();
-    spawner.drones.forEach((d) => d.ready());
+    for (const d of spawner.drones) d.ready();
     pool.dispatch(stanza("hang"));
     const d = spawner.drones.find((x) => x.requests.length > 0)!;
     clock.advance(1000);
@@ -465,7 +465,7 @@ describe("Pool: request_timeout", () => {
   test("no time limit while waiting in a session", () => {
     const { pool, spawner, clock, failures } = setup({ requestTimeout: 1 });
     pool.start();
-    spawner.drones.forEach((d) => d.ready());
+    for (const d of spawner.drones) d.ready();
     pool.dispatch(stanza("s"));
     const d = spawner.drones.find((x) => x.requests.length > 0)!;
     d.say({ type: "waiting", thread: "s" });
@@ -538,7 +538,7 @@ describe("Pool: reload (HUP) and stopping", () => {
   test("stop tells idle drones to finish and kills stragglers after the grace period", async () => {
     const { pool, spawner, clock } = setup({ minChildren: 2, maxChildren: 2 });
     pool.start();
-    spawner.drones.forEach((d) => d.ready());
+    for (const d of spawner.drones) d.ready();
     const p = pool.stop(2000);
     expect(spawner.drones.every((d) => d.sent.at(-1)?.type === "shutdown")).toBe(true);
     spawner.drones[0]!.exit(0);

@@ -1,4 +1,3 @@
-import { prng } from "../harness/prng.ts";
 import { describe, expect, test } from "bun:test";
 import { decodeBody, decodeMessage, encodeBody, encodeJson, encodeMessage } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
@@ -14,6 +13,7 @@ import {
 } from "../../src/protocol/messages.ts";
 import { StatusCode, Texts } from "../../src/protocol/status.ts";
 import type { JsonValue, OsrfMessage } from "../../src/protocol/types.ts";
+import { prng } from "../harness/prng.ts";
 
 /**
  * The `<message>` lines of the OpenSRF 3.3.0 wire capture (samples/opensrf-3.3-wire.txt),

@@ -2,12 +2,13 @@
  * Hostile and broken bodies: decodeBody must return well-formed messages or throw
  * ProtocolError, never anything else, and must point at the right field.
  */
-import { prng } from "../harness/prng.ts";
+
 import { describe, expect, test } from "bun:test";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { complete, connect, methodException, request, result } from "../../src/protocol/messages.ts";
 import type { OsrfMessage } from "../../src/protocol/types.ts";
+import { prng } from "../harness/prng.ts";
 
 const { int, pick } = prng(20250101);
 

@@ -375,7 +375,8 @@ describe("bounces", () => {
 
   test("bodiless bounces (prosody): each recovers the next most recent forward to that node", () => {
     const bodies = [1, 2, 3, 4].map((n) => encodeBody([request(1, "add", [n, n])]));
-    bodies.forEach((body, i) => classConn().deliver({ from: CLIENT, thread: `t${i}`, body, xid: `x${i}` }));
+    for (const [i, body] of bodies.entries())
+      classConn().deliver({ from: CLIENT, thread: `t${i}`, body, xid: `x${i}` });
     // t0, t2 went to L1; t1, t3 to L2.
     expect(
       classConn()

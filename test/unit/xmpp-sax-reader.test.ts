@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Parser as XmppParser, type XmlElement } from "@xmpp/xml";
+import { type XmlElement, Parser as XmppParser } from "@xmpp/xml";
 import { StreamParser } from "../../src/xmpp/sax.ts";
 import { decodeStanza, StanzaReader } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
@@ -69,7 +69,10 @@ function viaTree(
 
 function randomCuts(text: string, n: number, seed: number): string[] {
   let s = seed;
-  const rand = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s / 2 ** 31;
+  };
   const points = [...new Set(Array.from({ length: n }, () => Math.floor(rand() * text.length)))].sort((a, b) => a - b);
   const out: string[] = [];
   let last = 0;
@@ -119,7 +122,7 @@ describe("StanzaReader gives what decodeStanza gives on the element tree", () =>
   });
 
   test("a mismatched end tag inside a message is a parser error, and nothing more is read", () => {
-    const got = viaReader([STREAM + `<message><body>x</thread></message>` + ODD[0]]);
+    const got = viaReader([`${STREAM}<message><body>x</thread></message>${ODD[0]}`]);
     expect(got.errors).toEqual(["body must be closed."]);
     expect(got.stanzas).toEqual([]);
   });

@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Parser as XmppParser, type XmlElement } from "@xmpp/xml";
+import { type XmlElement, Parser as XmppParser } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StreamParser, unescapeXml, XmlSyntaxError, XmlTokenizer } from "../../src/xmpp/sax.ts";
 
@@ -86,7 +86,7 @@ const STREAM = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:
 
 /** Well-formed inputs exercising each construct; both tokenizers accept them. */
 const WELL_FORMED = [
-  STREAM + MESSAGES.join("") + "</stream:stream>",
+  `${STREAM + MESSAGES.join("")}</stream:stream>`,
   ...PAYLOADS,
   `<message to='a'><!-- a comment with <tags> & ]] and - --><body>x</body></message>`,
   `<message to='a'><?pi some > thing ?><body><![CDATA[a < b & ]] c]]></body></message>`,
@@ -410,7 +410,7 @@ describe("StreamParser builds the elements @xmpp/xml's Parser builds", () => {
     const p = new StreamParser();
     const errors: Error[] = [];
     p.on("error", (e: Error) => errors.push(e));
-    p.write(STREAM + "<message><body>&bogus;</body></message>");
+    p.write(`${STREAM}<message><body>&bogus;</body></message>`);
     expect(errors.map((e) => e.message)).toEqual(["Illegal XML entity &bogus;"]);
   });
 });

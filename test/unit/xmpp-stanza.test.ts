@@ -4,7 +4,7 @@
  * decode to the same Stanza, encodeStanza writes exactly what C writes, and malformed XML only
  * ever raises StanzaDecodeError.
  */
-import { prng } from "../harness/prng.ts";
+
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +13,7 @@ import { ProtocolError } from "../../src/protocol/errors.ts";
 import { StanzaDecodeError } from "../../src/xmpp/errors.ts";
 import { completeStanza, encodeStanza, parseStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
+import { prng } from "../harness/prng.ts";
 
 const FIXTURE = join(import.meta.dir, "../fixtures/wire/opensrf-3.3-wire.txt");
 const TEXT = readFileSync(FIXTURE, "utf8");
