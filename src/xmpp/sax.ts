@@ -53,7 +53,6 @@ const CDATA = 13;
 const PI = 14;
 const DEAD = 15;
 
-const _LT = 60;
 const GT = 62;
 const SLASH = 47;
 const EQ = 61;
