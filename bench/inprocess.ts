@@ -5,12 +5,12 @@
  */
 import { join } from "node:path";
 import { createServiceHost } from "../src/app/host.ts";
-import { MemoryTransport } from "../src/app/test-doubles.ts";
 import type { ServiceDefinition } from "../src/app/types.ts";
 import { Client } from "../src/client/client.ts";
 import { createLogger } from "../src/log/logger.ts";
 import { encodeBody } from "../src/protocol/codec.ts";
 import { request } from "../src/protocol/messages.ts";
+import { MemoryTransport } from "../src/testing/doubles.ts";
 import type { Stanza } from "../src/xmpp/types.ts";
 import { ADD_PARAMS, ECHO_PARAMS } from "./relay.ts";
 import { ROOT } from "./stack.ts";

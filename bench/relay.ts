@@ -7,6 +7,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { TEST_USERS } from "../devkit/osrf-config.ts";
+import type { XmppServer } from "../devkit/xmpp-server.ts";
 import { splitResult } from "../src/protocol/chunking.ts";
 import { encodeBody } from "../src/protocol/codec.ts";
 import {
@@ -19,8 +21,6 @@ import {
   result,
 } from "../src/protocol/messages.ts";
 import { encodeStanza, escapeText } from "../src/xmpp/stanza.ts";
-import { TEST_USERS } from "../test/harness/osrf-config.ts";
-import type { XmppServer } from "../test/harness/xmpp-server.ts";
 import { RawXmppClient } from "./raw-xmpp.ts";
 import type { RelayNodeConfig } from "./relay-node.ts";
 

@@ -17,8 +17,8 @@ import { execSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
-import { cliCommand } from "../test/harness/processes.ts";
-import type { XmppServerKind } from "../test/harness/xmpp-server.ts";
+import { cliCommand } from "../devkit/processes.ts";
+import type { XmppServerKind } from "../devkit/xmpp-server.ts";
 import { type ComponentResult, formatComponents, runComponents } from "./components.ts";
 import {
   childrenOf,

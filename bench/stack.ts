@@ -6,6 +6,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
+import { CliProcess } from "../devkit/processes.ts";
+import { startXmppServer, type XmppServer, type XmppServerKind } from "../devkit/xmpp-server.ts";
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import type { CoreConfig } from "../src/config/types.ts";
@@ -13,9 +16,6 @@ import { createLogger } from "../src/log/logger.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
-import { TEST_USERS, writeCoreConfig } from "../test/harness/osrf-config.ts";
-import { CliProcess } from "../test/harness/processes.ts";
-import { startXmppServer, type XmppServer, type XmppServerKind } from "../test/harness/xmpp-server.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
 /** Host name of the settings section and the XMPP resources. */

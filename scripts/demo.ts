@@ -12,10 +12,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { connectTestClient } from "../test/harness/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../test/harness/osrf-config.ts";
-import { CliProcess, runCli } from "../test/harness/processes.ts";
-import { startXmppServer, type XmppServer } from "../test/harness/xmpp-server.ts";
+import { connectTestClient } from "../devkit/client.ts";
+import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
+import { CliProcess, runCli } from "../devkit/processes.ts";
+import { startXmppServer, type XmppServer } from "../devkit/xmpp-server.ts";
 
 const once = process.argv.includes("--once");
 const kind = process.argv.includes("--prosody") ? "prosody" : "ejabberd";

@@ -10,19 +10,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import cart from "../../examples/cart.ts";
-import math from "../../examples/math.ts";
-import stream from "../../examples/stream.ts";
-import { defineMethod, defineService, type JsonValue } from "../../src/app/index.ts";
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
-import { TimeoutError } from "../../src/client/errors.ts";
-import type { ClientSession } from "../../src/client/types.ts";
-import { OSRF_LINE_PATTERN } from "../../src/log/format.ts";
-import { createLogger, type OsrfLogger } from "../../src/log/logger.ts";
-import { escapedSize } from "../../src/protocol/chunking.ts";
-import { encodeBody } from "../../src/protocol/codec.ts";
-import { makeThread, makeXid } from "../../src/protocol/ids.ts";
-import { connect, disconnect, request } from "../../src/protocol/messages.ts";
 import {
   type InProcessService,
   type InProcessServiceOptions,
@@ -31,10 +18,23 @@ import {
   startTestCaller,
   type TestCaller,
   type WireStanza,
-} from "../harness/in-process-service.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { CliProcess, cliCommand, runCli } from "../harness/processes.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
+} from "../../devkit/in-process-service.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { CliProcess, cliCommand, runCli } from "../../devkit/processes.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
+import cart from "../../examples/cart.ts";
+import math from "../../examples/math.ts";
+import stream from "../../examples/stream.ts";
+import { defineMethod, defineService, type JsonValue } from "../../src/app/index.ts";
+import { TimeoutError } from "../../src/client/errors.ts";
+import type { ClientSession } from "../../src/client/types.ts";
+import { OSRF_LINE_PATTERN } from "../../src/log/format.ts";
+import { createLogger, type OsrfLogger } from "../../src/log/logger.ts";
+import { escapedSize } from "../../src/protocol/chunking.ts";
+import { encodeBody } from "../../src/protocol/codec.ts";
+import { makeThread, makeXid } from "../../src/protocol/ids.ts";
+import { connect, disconnect, request } from "../../src/protocol/messages.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Bodies of the OpenSRF 3.3.0 capture (samples F, H, I, K) and the exact C replies.

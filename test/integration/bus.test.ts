@@ -3,12 +3,12 @@
  * protocol, and `osrf-prefork request` as a subprocess.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connectTestClient } from "../../devkit/client.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { CliProcess, runCli } from "../../devkit/processes.ts";
+import { TestListener } from "../../devkit/test-listener.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
-import { connectTestClient } from "../harness/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { CliProcess, runCli } from "../harness/processes.ts";
-import { TestListener } from "../harness/test-listener.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 let xmpp: XmppServer;
 let config: string;

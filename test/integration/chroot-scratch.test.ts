@@ -19,7 +19,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { type Bus, ensureLinuxBinary, startBus } from "../harness/bus.ts";
+import { type Bus, ensureLinuxBinary, startBus } from "../../devkit/bus.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const TIMEOUT = 60_000;

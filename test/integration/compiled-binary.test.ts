@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { LINUX_BINARY as BIN, type Bus, ensureLinuxBinary, startBus } from "../harness/bus.ts";
-import { CliProcess, runCli } from "../harness/processes.ts";
+import { LINUX_BINARY as BIN, type Bus, ensureLinuxBinary, startBus } from "../../devkit/bus.ts";
+import { CliProcess, runCli } from "../../devkit/processes.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const HOST_OK = process.platform === "linux" && process.arch === "x64";

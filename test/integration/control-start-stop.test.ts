@@ -7,10 +7,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { alive, type Bus, startBus, waitUntil } from "../../devkit/bus.ts";
+import { runCli } from "../../devkit/processes.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { statusSocketPath } from "../../src/metrics/index.ts";
-import { alive, type Bus, startBus, waitUntil } from "../harness/bus.ts";
-import { runCli } from "../harness/processes.ts";
 
 const TIMEOUT = 60_000;
 

@@ -11,6 +11,10 @@
  * service answers normally afterwards.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { FaultStack, quietLogger } from "../../devkit/fault-stack.ts";
+import { isAlive, waitUntil } from "../../devkit/load.ts";
+import { TEST_USERS } from "../../devkit/osrf-config.ts";
+import { firstTagAttr, RawXmppConnection, xmlEscape } from "../../devkit/raw-xmpp.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
@@ -19,10 +23,6 @@ import type { OsrfMessage } from "../../src/protocol/types.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-import { FaultStack, quietLogger } from "../harness/fault-stack.ts";
-import { isAlive, waitUntil } from "../harness/load.ts";
-import { TEST_USERS } from "../harness/osrf-config.ts";
-import { firstTagAttr, RawXmppConnection, xmlEscape } from "../harness/raw-xmpp.ts";
 
 const SERVICE = "fault.input";
 

@@ -5,8 +5,8 @@
  * timeout). Afterwards the pool is back within min_children..max_children and serves.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../harness/fault-stack.ts";
-import { describeLoad, errorCount, isAlive, runLoad, waitUntil } from "../harness/load.ts";
+import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describeLoad, errorCount, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
 
 const SERVICE = "fault.crash";
 const MIN = 3;

@@ -5,10 +5,10 @@
  * as the load drops.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describeLoad, errorKind, fdCount, isAlive, rssKb, runLoad, waitUntil } from "../../devkit/load.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { Texts } from "../../src/protocol/status.ts";
-import { FaultStack } from "../harness/fault-stack.ts";
-import { describeLoad, errorKind, fdCount, isAlive, rssKb, runLoad, waitUntil } from "../harness/load.ts";
 
 const SERVICE = "fault.overload";
 const MAX_CHILDREN = 3;

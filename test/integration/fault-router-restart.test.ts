@@ -12,8 +12,8 @@
  * the first request served — is measured for both.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../harness/fault-stack.ts";
-import { describeLoad, isAlive, type LoadResult, runLoad, waitUntil } from "../harness/load.ts";
+import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describeLoad, isAlive, type LoadResult, runLoad, waitUntil } from "../../devkit/load.ts";
 
 const SERVICE = "fault.router";
 const INTERVAL = 3;

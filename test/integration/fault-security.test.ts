@@ -14,6 +14,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { FaultStack, quietLogger } from "../../devkit/fault-stack.ts";
+import { childPids, waitUntil } from "../../devkit/load.ts";
+import { TEST_USERS } from "../../devkit/osrf-config.ts";
+import { runCli } from "../../devkit/processes.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { REDACTED_PARAMS } from "../../src/log/redact.ts";
 import type { Logger } from "../../src/log/types.ts";
@@ -31,10 +35,6 @@ import { makeResource } from "../../src/protocol/ids.ts";
 import { request } from "../../src/protocol/messages.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
-import { FaultStack, quietLogger } from "../harness/fault-stack.ts";
-import { childPids, waitUntil } from "../harness/load.ts";
-import { TEST_USERS } from "../harness/osrf-config.ts";
-import { runCli } from "../harness/processes.ts";
 
 const SERVICE = "fault.sec";
 const SECRET_PARAM = "hunter2-param-secret";

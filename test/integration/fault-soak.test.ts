@@ -1,11 +1,11 @@
 /**
- * The soak (scripts/soak.ts, `npm run soak`: 100,000 requests) in a short version for CI:
+ * The soak (devkit/soak.ts; `npm run soak` runs 100,000 requests) in a short version for CI:
  * 3,000 requests with max_requests 50, so some 70 drones are started and retired. Nothing
  * may be lost, and the listener's descriptors, processes and memory must not grow.
  */
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_SOAK, describeReading, ownFds, runSoak } from "../../scripts/soak.ts";
-import { describeLoad } from "../harness/load.ts";
+import { describeLoad } from "../../devkit/load.ts";
+import { DEFAULT_SOAK, describeReading, ownFds, runSoak } from "../../devkit/soak.ts";
 
 describe("soak (short)", () => {
   test("3,000 requests, max_requests 50: nothing lost, no fd, process or memory growth", async () => {

@@ -6,8 +6,8 @@
  * The recovery time — server back to the first request served again — is measured.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../harness/fault-stack.ts";
-import { describeLoad, isAlive, runLoad, waitUntil } from "../harness/load.ts";
+import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describeLoad, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
 
 const SERVICE = "fault.xmpp";
 

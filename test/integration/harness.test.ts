@@ -2,9 +2,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { xml } from "@xmpp/client";
-import { legacyLogin } from "../harness/legacy-auth.ts";
-import { type ClientSession, xmppClientLogin } from "../harness/xmpp-client-login.ts";
-import { processesOf, startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
+import { legacyLogin } from "../../devkit/legacy-auth.ts";
+import { type ClientSession, xmppClientLogin } from "../../devkit/xmpp-client-login.ts";
+import { processesOf, startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 
 // bun's default is 5 s per test and hook; server start, restart and stop can take longer on a busy machine.
 setDefaultTimeout(60_000);

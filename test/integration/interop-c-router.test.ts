@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type LegacySession, legacyLogin } from "../../devkit/legacy-auth.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { CliProcess } from "../../devkit/processes.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import { parseStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
-import { type LegacySession, legacyLogin } from "../harness/legacy-auth.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { CliProcess } from "../harness/processes.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const SETTINGS = `<?xml version="1.0"?>

@@ -10,14 +10,14 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { type LegacySession, legacyLogin } from "../../devkit/legacy-auth.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { CliProcess, runCli } from "../../devkit/processes.ts";
+import { TestListener } from "../../devkit/test-listener.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import { decodeBody } from "../../src/protocol/codec.ts";
 import { parseStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
-import { type LegacySession, legacyLogin } from "../harness/legacy-auth.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { CliProcess, runCli } from "../harness/processes.ts";
-import { TestListener } from "../harness/test-listener.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 setDefaultTimeout(60_000);
 

@@ -10,17 +10,17 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
+import { connectTestClient } from "../../devkit/client.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { freePort } from "../../devkit/ports.ts";
+import { CliProcess, runCli } from "../../devkit/processes.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
 import { MetricName } from "../../src/metrics/render.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
 import { VERSION } from "../../src/version.ts";
-import { connectTestClient } from "../harness/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { freePort } from "../harness/ports.ts";
-import { CliProcess, runCli } from "../harness/processes.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 /** Bun's default is 5 s per test; these start processes and wait on real timers. */
 const TEST_TIMEOUT_MS = 40_000;

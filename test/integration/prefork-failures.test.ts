@@ -8,6 +8,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connectTestClient } from "../../devkit/client.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { CliProcess } from "../../devkit/processes.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
@@ -18,10 +22,6 @@ import { request } from "../../src/protocol/messages.ts";
 import { Texts } from "../../src/protocol/status.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
-import { connectTestClient } from "../harness/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { CliProcess } from "../harness/processes.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 /** Bun's default is 5 s per test; these start processes and wait on real timers. */
 const TEST_TIMEOUT_MS = 30_000;

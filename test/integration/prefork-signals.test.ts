@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connectTestClient } from "../../devkit/client.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { CliProcess } from "../../devkit/processes.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
-import { connectTestClient } from "../harness/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { CliProcess } from "../harness/processes.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 /** Bun's default is 5 s per test; these start processes and wait on real timers. */
 const TEST_TIMEOUT_MS = 30_000;

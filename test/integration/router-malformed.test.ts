@@ -7,19 +7,19 @@
  */
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
+import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { CliProcess } from "../../devkit/processes.ts";
+import { type RawSession, saslLogin, xmlEscape } from "../../devkit/raw-xmpp.ts";
+import { TestListener } from "../../devkit/test-listener.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import { Client } from "../../src/client/client.ts";
 import type { Logger } from "../../src/log/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { complete, connect, disconnect, result } from "../../src/protocol/messages.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-import { TEST_USERS, writeCoreConfig } from "../harness/osrf-config.ts";
-import { CliProcess } from "../harness/processes.ts";
-import { type RawSession, saslLogin, xmlEscape } from "../harness/raw-xmpp.ts";
-import { TestListener } from "../harness/test-listener.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 setDefaultTimeout(60_000);
 

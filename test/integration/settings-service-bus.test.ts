@@ -6,11 +6,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type Bus, startBus } from "../../devkit/bus.ts";
+import { CliProcess } from "../../devkit/processes.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { hostConfig, lookup, readSettingsFile } from "../../src/config/settings.ts";
 import type { SettingsTree } from "../../src/config/types.ts";
-import { type Bus, startBus } from "../harness/bus.ts";
-import { CliProcess } from "../harness/processes.ts";
 
 const TIMEOUT = 30_000;
 const FIXTURES = join(import.meta.dir, "../fixtures/config");

@@ -5,15 +5,15 @@
  */
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
+import { TEST_USERS } from "../../devkit/osrf-config.ts";
+import { freePort } from "../../devkit/ports.ts";
+import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { type ConnectionOptions, XmppConnection } from "../../src/xmpp/connection.ts";
 import { ConnectError, StanzaTooLargeError, TransportError } from "../../src/xmpp/errors.ts";
 import { completeStanza, encodeStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
-import { TEST_USERS } from "../harness/osrf-config.ts";
-import { freePort } from "../harness/ports.ts";
-import { startXmppServer, type XmppServer } from "../harness/xmpp-server.ts";
 
 setDefaultTimeout(60_000);
 

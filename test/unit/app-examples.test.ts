@@ -3,11 +3,11 @@ import cart from "../../examples/cart.ts";
 import math from "../../examples/math.ts";
 import stream from "../../examples/stream.ts";
 import { createServiceHost, type ServiceDefinition, type ServiceHost } from "../../src/app/index.ts";
-import { MemoryTransport, RecordingLogger, TableClient } from "../../src/app/test-doubles.ts";
 import { PartialAssembler } from "../../src/protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
 import type { JsonValue, OsrfMessage, StatusPayload } from "../../src/protocol/types.ts";
+import { MemoryTransport, RecordingLogger, TableClient } from "../../src/testing/doubles.ts";
 
 /** A host for `definition` and a function sending one stanza of messages on `thread`. */
 function serve(definition: ServiceDefinition) {

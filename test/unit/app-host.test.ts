@@ -11,11 +11,11 @@ import {
   type ServiceHost,
   type SessionEndReason,
 } from "../../src/app/index.ts";
-import { MemoryTransport, RecordingLogger, TableClient } from "../../src/app/test-doubles.ts";
 import { PartialAssembler } from "../../src/protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, disconnect, request } from "../../src/protocol/messages.ts";
 import type { JsonValue, OsrfMessage, ResultMessage } from "../../src/protocol/types.ts";
+import { MemoryTransport, RecordingLogger, TableClient } from "../../src/testing/doubles.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
 // Addresses and ids of samples F–K of the OpenSRF 3.3.0 capture.

@@ -3,10 +3,10 @@ import math from "../../examples/math.ts";
 import { createServiceHost, defineService, type ServiceDefinition } from "../../src/app/index.ts";
 import { createRegistry } from "../../src/app/registry.ts";
 import { summarizeMethod } from "../../src/app/system-methods.ts";
-import { MemoryTransport, RecordingLogger, TableClient } from "../../src/app/test-doubles.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { request } from "../../src/protocol/messages.ts";
 import type { JsonValue, OsrfMessage } from "../../src/protocol/types.ts";
+import { MemoryTransport, RecordingLogger, TableClient } from "../../src/testing/doubles.ts";
 
 /** Calls `method` on a fresh host; returns the raw bodies and the decoded messages. */
 async function call(definition: ServiceDefinition, service: string, method: string, params: JsonValue[] = []) {

@@ -4,7 +4,6 @@
  */
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError, RequestError, TimeoutError } from "../../src/client/errors.ts";
 import { splitResult } from "../../src/protocol/chunking.ts";
@@ -12,6 +11,7 @@ import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { complete, connectOk, methodException, result, status } from "../../src/protocol/messages.ts";
 import type { JsonValue, OsrfMessage } from "../../src/protocol/types.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { StanzaTooLargeError } from "../../src/xmpp/errors.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";

@@ -4,11 +4,11 @@
  * afterwards (sent once the stream is back) are unaffected.
  */
 import { describe, expect, test } from "bun:test";
-import { RecordingLogger } from "../../src/app/test-doubles.ts";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError } from "../../src/client/errors.ts";
 import { encodeBody } from "../../src/protocol/codec.ts";
 import { complete, connectOk, result } from "../../src/protocol/messages.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";

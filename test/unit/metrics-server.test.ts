@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
+import { freePort } from "../../devkit/ports.ts";
 import { readPreforkSettings } from "../../src/config/settings.ts";
 import type { SettingsTree } from "../../src/config/types.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
@@ -15,7 +16,6 @@ import { activeApps, candidateEndpoints, pickEndpoint, readHostSettings } from "
 import { PoolMetrics } from "../../src/metrics/pool-metrics.ts";
 import { type StatusServer, startStatusServer, startStatusServers, statusEndpoints } from "../../src/metrics/server.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
-import { freePort } from "../harness/ports.ts";
 
 const servers: StatusServer[] = [];
 afterEach(() => {

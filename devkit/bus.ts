@@ -5,7 +5,7 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { Client } from "../../src/client/client.ts";
+import type { Client } from "../src/client/client.ts";
 import { connectTestClient } from "./client.ts";
 import { TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess } from "./processes.ts";
@@ -92,7 +92,7 @@ export function alive(pid: number): boolean {
   }
 }
 
-const ROOT = resolve(import.meta.dir, "../..");
+const ROOT = resolve(import.meta.dir, "..");
 
 /** The binary `bun run build.ts linux-x64` writes. */
 export const LINUX_BINARY = join(ROOT, "dist/osrf-prefork-linux-x64");

@@ -10,20 +10,20 @@
  * assert the exact osrfMessages on the wire, not just what a client made of them.
  */
 import { hostname } from "node:os";
-import { createServiceHost } from "../../src/app/host.ts";
-import type { ServiceDefinition, ServiceEnv, ServiceHost } from "../../src/app/types.ts";
-import { Client } from "../../src/client/client.ts";
-import { createLogger } from "../../src/log/logger.ts";
-import type { Logger } from "../../src/log/types.ts";
-import { OSRF_MSG_BUNDLE_SIZE, OSRF_MSG_CHUNK_SIZE } from "../../src/protocol/chunking.ts";
-import { decodeBody } from "../../src/protocol/codec.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
-import type { OsrfMessage } from "../../src/protocol/types.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { parseStanza } from "../../src/xmpp/stanza.ts";
-import { tapTransport } from "../../src/xmpp/tap.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
-import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
+import { createServiceHost } from "../src/app/host.ts";
+import type { ServiceDefinition, ServiceEnv, ServiceHost } from "../src/app/types.ts";
+import { Client } from "../src/client/client.ts";
+import { createLogger } from "../src/log/logger.ts";
+import type { Logger } from "../src/log/types.ts";
+import { OSRF_MSG_BUNDLE_SIZE, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
+import { decodeBody } from "../src/protocol/codec.ts";
+import { makeResource } from "../src/protocol/ids.ts";
+import type { OsrfMessage } from "../src/protocol/types.ts";
+import { XmppConnection } from "../src/xmpp/connection.ts";
+import { parseStanza } from "../src/xmpp/stanza.ts";
+import { tapTransport } from "../src/xmpp/tap.ts";
+import type { Transport } from "../src/xmpp/transport.ts";
+import type { OutgoingStanza, Stanza } from "../src/xmpp/types.ts";
 import { TEST_USERS, type XmppEndpoint } from "./osrf-config.ts";
 
 const MAX_STANZA = 10 * 1024 * 1024;

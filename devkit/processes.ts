@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
-const ROOT = resolve(import.meta.dir, "../..");
+const ROOT = resolve(import.meta.dir, "..");
 
 /**
  * How tests run osrf-prefork: the compiled binary when OSRF_PREFORK_BIN is set

@@ -14,7 +14,7 @@
  * `answered = ok + wrong + errors`; `sent = answered + lost`.
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { DeliveryError, RequestError, TimeoutError } from "../../src/client/errors.ts";
+import { DeliveryError, RequestError, TimeoutError } from "../src/client/errors.ts";
 
 /** What one load run does. */
 export interface LoadOptions {

@@ -1,9 +1,9 @@
-import { createLogger } from "../../src/log/logger.ts";
-import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
-import { complete, methodException, result } from "../../src/protocol/messages.ts";
-import { StatusCode, Texts } from "../../src/protocol/status.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
+import { createLogger } from "../src/log/logger.ts";
+import { decodeBody, encodeBody } from "../src/protocol/codec.ts";
+import { makeResource } from "../src/protocol/ids.ts";
+import { complete, methodException, result } from "../src/protocol/messages.ts";
+import { StatusCode, Texts } from "../src/protocol/status.ts";
+import { XmppConnection } from "../src/xmpp/connection.ts";
 import { TEST_USERS, type XmppEndpoint } from "./osrf-config.ts";
 
 /**

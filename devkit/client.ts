@@ -1,9 +1,9 @@
-import { Client } from "../../src/client/client.ts";
-import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import { Client } from "../src/client/client.ts";
+import { readCoreConfig } from "../src/config/core.ts";
+import { createLogger } from "../src/log/logger.ts";
+import { makeResource } from "../src/protocol/ids.ts";
+import { XmppConnection } from "../src/xmpp/connection.ts";
+import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
 
 /**
  * A plain OpenSRF client (srfsh-like resource) logged in with the `/config/opensrf` account
