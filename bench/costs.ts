@@ -5,10 +5,11 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { PREFORK_DEFAULTS } from "../src/config/settings.ts";
+import { PREFORK_DEFAULTS } from "../src/config/prefork-settings.ts";
 import type { CoreConfig } from "../src/config/types.ts";
+import type { DroneInit } from "../src/prefork/ipc.ts";
 import { BunDroneSpawner } from "../src/prefork/spawner.ts";
-import type { DroneHandle, DroneInit } from "../src/prefork/types.ts";
+import type { DroneHandle } from "../src/prefork/types.ts";
 import { BENCH_HOST, ROOT } from "./stack.ts";
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux

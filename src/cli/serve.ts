@@ -1,13 +1,12 @@
 import { hostname } from "node:os";
 import { defineCommand } from "citty";
-import { ConfigError } from "../config/errors.ts";
 import { claimPidFile } from "../control/pidfile.ts";
-import { PreforkError, SettingsError } from "../prefork/errors.ts";
 import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefork/proc-title.ts";
 import { startService } from "../prefork/serve.ts";
-import { TransportError } from "../xmpp/errors.ts";
+import { coreConfigArg, SETTINGS_FILE_DEFAULT } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
+import { failStartup } from "./startup-failure.ts";
 
 export default defineCommand({
   meta: {
@@ -23,14 +22,11 @@ export default defineCommand({
       required: true,
     },
     config: {
-      type: "string",
-      description: "Path to opensrf_core.xml (uses /config/opensrf)",
-      default: process.env.OSRF_CONFIG ?? "/openils/conf/opensrf_core.xml",
+      ...coreConfigArg("opensrf_core.xml (uses /config/opensrf)"),
     },
     settings: {
       type: "string",
-      description:
-        "opensrf.xml to read the service's settings from (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
+      description: `opensrf.xml to read the service's settings from (default: ${SETTINGS_FILE_DEFAULT})`,
     },
     "settings-from-bus": {
       type: "boolean",
@@ -87,10 +83,7 @@ export default defineCommand({
       // Written only once serving, so `osrf-prefork start` can wait for it.
       if (args["pid-file"]) claimPidFile(args["pid-file"]);
     } catch (e) {
-      if (e instanceof SettingsError || e instanceof TransportError)
-        fail(`${args.service}: ${e.message}`, ExitCode.TRANSPORT);
-      if (e instanceof ConfigError || e instanceof PreforkError) fail(`${args.service}: ${e.message}`, ExitCode.USAGE);
-      throw e;
+      failStartup(args.service, e);
     }
   },
 });

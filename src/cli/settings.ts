@@ -2,16 +2,17 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { readCoreConfig } from "../config/core.ts";
+import { settingsFileOf } from "../config/defaults.ts";
 import { ConfigError } from "../config/errors.ts";
 import { claimPidFile } from "../control/pidfile.ts";
 import { BUILTIN_APP_PREFIX } from "../prefork/app-loader.ts";
-import { PreforkError, SettingsError } from "../prefork/errors.ts";
 import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefork/proc-title.ts";
-import { DEFAULT_SETTINGS_FILE, startService } from "../prefork/serve.ts";
+import { startService } from "../prefork/serve.ts";
 import { SettingsDocument } from "../settings-service/document.ts";
 import { SETTINGS_FILE_ENV } from "../settings-service/service.ts";
-import { TransportError } from "../xmpp/errors.ts";
+import { coreConfigArg, SETTINGS_FILE_DEFAULT } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
+import { failStartup } from "./startup-failure.ts";
 
 const SERVICE = "opensrf.settings";
 
@@ -24,13 +25,10 @@ export default defineCommand({
   args: {
     settings: {
       type: "string",
-      description:
-        "opensrf.xml to serve; its /apps/opensrf.settings also sets this listener's pool (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
+      description: `opensrf.xml to serve; its /apps/opensrf.settings also sets this listener's pool (default: ${SETTINGS_FILE_DEFAULT})`,
     },
     config: {
-      type: "string",
-      description: "Path to opensrf_core.xml (uses /config/opensrf)",
-      default: process.env.OSRF_CONFIG ?? "/openils/conf/opensrf_core.xml",
+      ...coreConfigArg("opensrf_core.xml (uses /config/opensrf)"),
     },
     host: {
       type: "string",
@@ -52,7 +50,7 @@ export default defineCommand({
     }
     let file: string;
     try {
-      file = resolve(args.settings ?? readCoreConfig(args.config).opensrf.settingsConfig ?? DEFAULT_SETTINGS_FILE);
+      file = resolve(settingsFileOf(readCoreConfig(args.config), args.settings));
       // Refuse a file that cannot be served before going into the background.
       SettingsDocument.load(file);
     } catch (e) {
@@ -76,10 +74,7 @@ export default defineCommand({
       });
       if (args["pid-file"]) claimPidFile(args["pid-file"]);
     } catch (e) {
-      if (e instanceof SettingsError || e instanceof TransportError)
-        fail(`${SERVICE}: ${e.message}`, ExitCode.TRANSPORT);
-      if (e instanceof ConfigError || e instanceof PreforkError) fail(`${SERVICE}: ${e.message}`, ExitCode.USAGE);
-      throw e;
+      failStartup(SERVICE, e);
     }
   },
 });

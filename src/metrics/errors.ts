@@ -1,13 +1,15 @@
 /**
  * Errors of the status endpoint.
  */
-import { PreforkError } from "../prefork/errors.ts";
-
 /** The status endpoint cannot listen where it was told to (port taken, bad socket path, …). */
-export class StatusEndpointError extends PreforkError {
-  constructor(message: string, service: string) {
-    super(message, { service });
-    this.name = "StatusEndpointError";
+export class StatusEndpointError extends Error {
+  override readonly name = "StatusEndpointError";
+  constructor(
+    message: string,
+    /** The service whose listener wanted the endpoint. */
+    readonly service: string,
+  ) {
+    super(message);
   }
 }
 

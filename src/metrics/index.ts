@@ -5,7 +5,6 @@
  */
 export { DEFAULT_STATUS_HOST, describeEndpoint, fetchFromEndpoint, statusSocketPath } from "./endpoint.ts";
 export { StatusEndpointError, StatusUnreachableError } from "./errors.ts";
-export { PoolMetrics } from "./pool-metrics.ts";
 export { MetricName, renderMetrics } from "./render.ts";
 export {
   type StatusServer,
@@ -16,4 +15,12 @@ export {
 } from "./server.ts";
 export { buildStatus, renderStatusText } from "./status.ts";
 export { renderStatusTable } from "./table.ts";
-export type { DroneState, DroneStatus, ExitCause, PoolStatus, StatusEndpoint } from "./types.ts";
+export type {
+  DroneRecord,
+  DroneState,
+  DroneStatus,
+  ExitCause,
+  PoolReadings,
+  PoolStatus,
+  StatusEndpoint,
+} from "./types.ts";

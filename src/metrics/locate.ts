@@ -4,7 +4,8 @@
  * `status_port` configured under the service's `unix_config`.
  */
 import { existsSync } from "node:fs";
-import { hostConfig, lookup, pidDirOf, readSettingsFile, settingText as text } from "../config/settings.ts";
+import { pidDirOf } from "../config/defaults.ts";
+import { hostConfig, lookup, readSettingsFile, settingText as text } from "../config/settings.ts";
 import type { SettingsTree } from "../config/types.ts";
 import { statusSocketPath } from "./endpoint.ts";
 import type { StatusEndpoint } from "./types.ts";

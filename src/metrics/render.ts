@@ -3,8 +3,8 @@
  * listener, and `osrf_prefork_info` names it (join on the scrape target's labels).
  */
 import { VERSION } from "../version.ts";
-import type { PoolMetrics } from "./pool-metrics.ts";
 import { PrometheusText, type Sample } from "./prometheus.ts";
+import type { PoolReadings } from "./types.ts";
 import { DRONE_STATES } from "./types.ts";
 
 /** Metric family names, for dashboards and tests. */
@@ -25,7 +25,7 @@ export const MetricName = {
 
 /** What a scrape reads. */
 export interface MetricsSource {
-  metrics: PoolMetrics;
+  metrics: PoolReadings;
   /** Messages waiting for a drone now. */
   backlog(): number;
   /** Epoch seconds the process started (default from `performance.timeOrigin`). */

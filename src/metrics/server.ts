@@ -9,16 +9,15 @@ import { dirname } from "node:path";
 import type { Server } from "bun";
 import { DEFAULT_STATUS_HOST, describeEndpoint, fetchFromEndpoint } from "./endpoint.ts";
 import { StatusEndpointError } from "./errors.ts";
-import type { PoolMetrics } from "./pool-metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import { renderMetrics } from "./render.ts";
 import { buildStatus, renderStatusText } from "./status.ts";
-import type { StatusEndpoint } from "./types.ts";
+import type { PoolReadings, StatusEndpoint } from "./types.ts";
 
 /** What {@link startStatusServer} needs. */
 export interface StatusServerOptions {
   endpoint: StatusEndpoint;
-  metrics: PoolMetrics;
+  metrics: PoolReadings;
   /** Messages waiting for a drone now (the pool's backlog). */
   backlog(): number;
 }

@@ -1,15 +1,13 @@
 /**
- * The `/status` report: built from {@link PoolMetrics} and the backlog depth at the moment
+ * The `/status` report: built from {@link PoolReadings} and the backlog depth at the moment
  * it is asked for, as JSON or as plain text laid out like php-fpm's full status page.
  */
-import type { PoolMetrics } from "./pool-metrics.ts";
-import { stateOf } from "./pool-metrics.ts";
 import { rssOfPid } from "./proc.ts";
-import type { PoolStatus } from "./types.ts";
+import type { DroneRecord, DroneState, PoolReadings, PoolStatus } from "./types.ts";
 
 /** Where a report's live numbers come from. */
 export interface StatusSource {
-  metrics: PoolMetrics;
+  metrics: PoolReadings;
   /** Messages waiting for a drone now. */
   backlog(): number;
   /** Listener pid (default this process). */
@@ -104,4 +102,11 @@ export function renderStatusText(s: PoolStatus): string {
     ]),
   );
   return `${[head, ...drones].join("\n\n************************\n")}\n`;
+}
+
+/** A drone's state from what it and the pool said. */
+export function stateOf(d: DroneRecord): DroneState {
+  if (d.retiring) return "retiring";
+  if (!d.ready) return "starting";
+  return d.busy ? "busy" : "idle";
 }

@@ -1,3 +1,5 @@
+import type { HistogramSnapshot } from "./histogram.ts";
+
 /**
  * Shapes of the listener's observability: drone states, why drones exit, the status
  * report served at `/status`, and where that endpoint listens.
@@ -102,3 +104,47 @@ export type StatusEndpoint =
   | { kind: "socket"; path: string }
   /** A TCP port on 127.0.0.1 (`--status-port`, `status_port`). */
   | { kind: "port"; port: number; host?: string };
+
+/** What the pool metrics know about one live drone. */
+export interface DroneRecord {
+  /** 0 until the spawn returned. */
+  pid: number;
+  startedAt: number;
+  ready: boolean;
+  /** Holds a listener message (or the session it opened). */
+  busy: boolean;
+  retiring: boolean;
+  requests: number;
+  method: string | undefined;
+  /** Epoch ms the current method started (drone clock: same host). */
+  since: number | undefined;
+  rssBytes: number | undefined;
+  /** Cause decided before the exit (its `exiting` reason, a retire, a timeout kill). */
+  cause: ExitCause | undefined;
+}
+
+/**
+ * What the reports read from a listener's counters. The prefork server's PoolMetrics
+ * implements it; the reports never see the pool itself.
+ */
+export interface PoolReadings {
+  readonly service: string;
+  /** Epoch ms the listener started. */
+  readonly startedAt: number;
+  readonly spawns: number;
+  readonly accepted: number;
+  /** Requests finished, all methods. */
+  readonly requests: number;
+  readonly overloadRejections: number;
+  readonly xmppReconnects: number;
+  readonly exits: Readonly<Record<ExitCause, number>>;
+  readonly lost: Readonly<Record<LostReason, number>>;
+  /** method → status code → count. */
+  readonly byMethod: ReadonlyMap<string, ReadonlyMap<number, number>>;
+  /** Live drones, oldest first. */
+  drones(): readonly DroneRecord[];
+  /** Drones by state. */
+  stateCounts(): Record<DroneState, number>;
+  /** The request duration histogram (seconds). */
+  durations(): HistogramSnapshot;
+}

@@ -28,7 +28,9 @@ import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { loadServiceModule } from "./app-loader.ts";
 import {
+  type CallerRef,
   type DroneExitReason,
+  type DroneInit,
   type DroneToListener,
   IpcMessageError,
   parseListenerMessage,
@@ -37,7 +39,6 @@ import {
 import { preforkLogger } from "./logging.ts";
 import { memoryOverLimit, rssBytes } from "./memory.ts";
 import { CommName, setCommName } from "./proc-title.ts";
-import type { CallerRef, DroneInit } from "./types.ts";
 
 /** The drone's end of the IPC channel. */
 export interface DroneChannel {

@@ -7,8 +7,42 @@
  * both ends still check shapes: a drone from another build, or a bug, must produce one
  * clear log line rather than a crash deep in the pool.
  */
+
+import type { ClientConfig, PreforkSettings } from "../config/types.ts";
+import type { LogFormat } from "../log/logger.ts";
 import type { Stanza } from "../xmpp/types.ts";
-import type { CallerRef, DroneInit } from "./types.ts";
+
+/** A caller waiting on one stanza: where an error status must go. */
+export interface CallerRef {
+  /** The caller's JID (`router_from`, else `from`). */
+  to: string;
+  thread: string;
+  xid: string;
+  /** threadTraces of the REQUEST/CONNECT messages still unanswered. */
+  threadTraces: number[];
+}
+
+/** Per-service settings a drone needs (the rest of {@link PreforkSettings} is the listener's). */
+export type DroneSettings = Pick<PreforkSettings, "keepalive" | "maxChunkSize" | "maxBundleSize" | "maxMemoryMb">;
+
+/** Everything a drone needs, sent in its `init` IPC message (never on argv or in env: it holds the password). */
+export interface DroneInit {
+  /** Service name, e.g. "opensrf.math". */
+  service: string;
+  /** Absolute path of the service module. */
+  appPath: string;
+  /** Host name used in the drone's XMPP resource. */
+  hostname: string;
+  /** `/config/opensrf` of opensrf_core.xml: XMPP login and logging. */
+  client: ClientConfig;
+  /** `/config/shared/log_protect/match_string`. */
+  logProtect: string[];
+  settings: DroneSettings;
+  /** This drone's own max_requests (jitter already applied). */
+  maxRequests: number;
+  /** Log destination, level and line format after command-line overrides. */
+  log: { logfile: string; loglevel: number; format?: LogFormat };
+}
 
 /** Listener → drone. */
 export type ListenerToDrone =

@@ -27,10 +27,9 @@ import type { Logger } from "../log/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
 import { realClock } from "./clock.ts";
-import { type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
+import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
 import type {
-  CallerRef,
   Clock,
   DroneHandle,
   DroneSpawner,

@@ -2,28 +2,25 @@
  * Starting a listener from files (C `osrf_prefork_run`): read opensrf_core.xml and the
  * service's settings, load the app, log in, run the app's `init`, start drones, register.
  */
+
 import { Client } from "../client/client.ts";
 import { readCoreConfig } from "../config/core.ts";
+import { settingsFileOf } from "../config/defaults.ts";
 import type { CoreConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat, OsrfLogger } from "../log/logger.ts";
-import {
-  describeEndpoint,
-  PoolMetrics,
-  type StatusServer,
-  startStatusServers,
-  statusEndpoints,
-} from "../metrics/index.ts";
+import { describeEndpoint, type StatusServer, startStatusServers, statusEndpoints } from "../metrics/index.ts";
 import { makeResource } from "../protocol/ids.ts";
 import { XmppConnection } from "../xmpp/connection.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import { loadServiceModule, resolveAppPath } from "./app-loader.ts";
 import { AppLoadError } from "./errors.ts";
+import type { DroneInit } from "./ipc.ts";
 import { Listener } from "./listener.ts";
 import { preforkLogger } from "./logging.ts";
+import { PoolMetrics } from "./pool-metrics.ts";
 import { loadSettings, type SettingsSource } from "./settings-source.ts";
 import { installSignalHandlers } from "./signals.ts";
 import { BunDroneSpawner } from "./spawner.ts";
-import type { DroneInit } from "./types.ts";
 
 /** Options of `osrf-prefork serve`. */
 export interface ServeOptions {
@@ -50,7 +47,6 @@ export interface ServeOptions {
 }
 
 /** Where OpenSRF installs opensrf.xml. */
-export const DEFAULT_SETTINGS_FILE = "/openils/conf/opensrf.xml";
 
 /** A started listener. */
 export interface RunningService {
@@ -74,7 +70,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   const logger = listenerLogger(core, o);
   const appPath = resolveAppPath(o.app);
   const definition = await loadServiceModule(appPath);
-  const settingsFile = o.settings ?? core.opensrf.settingsConfig ?? DEFAULT_SETTINGS_FILE;
+  const settingsFile = settingsFileOf(core, o.settings);
 
   // A bad opensrf.xml should fail before anything connects.
   let settings = o.settingsFromBus ? undefined : await loadSettings(fileSource(settingsFile, o.host), o.service);

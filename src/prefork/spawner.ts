@@ -5,12 +5,13 @@
  * less CPU than "advanced" (structured clone) — measured 15–20% less per request for both
  * (BENCHMARKS.md); for a megabyte request the two take the same time.
  */
-import { jitteredMaxRequests } from "./backoff.ts";
+
 import { SpawnError } from "./errors.ts";
-import type { ListenerToDrone } from "./ipc.ts";
+import type { DroneInit, ListenerToDrone } from "./ipc.ts";
+import { jitteredMaxRequests } from "./max-requests.ts";
 import { droneTitle } from "./proc-title.ts";
 import { droneCommand } from "./self-exec.ts";
-import type { DroneEvents, DroneHandle, DroneInit, DroneSpawner } from "./types.ts";
+import type { DroneEvents, DroneHandle, DroneSpawner } from "./types.ts";
 
 /** What {@link BunDroneSpawner} needs. */
 export interface BunSpawnerOptions {

@@ -2,10 +2,9 @@
  * Shapes of the prefork server: the pool's view of a drone process, the clock it runs on,
  * what it reports back to the listener, and what a drone is told when it starts.
  */
-import type { ClientConfig, PreforkSettings } from "../config/types.ts";
-import type { LogFormat } from "../log/logger.ts";
+import type { PreforkSettings } from "../config/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
-import type { ListenerToDrone } from "./ipc.ts";
+import type { CallerRef, ListenerToDrone } from "./ipc.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pool ↔ drone processes
@@ -63,16 +62,6 @@ export type PoolLimits = Pick<
 // ---------------------------------------------------------------------------------------------
 // Failures the listener answers for
 
-/** A caller waiting on one stanza: where an error status must go. */
-export interface CallerRef {
-  /** The caller's JID (`router_from`, else `from`). */
-  to: string;
-  thread: string;
-  xid: string;
-  /** threadTraces of the REQUEST/CONNECT messages still unanswered. */
-  threadTraces: number[];
-}
-
 /**
  * Whom to answer when the pool cannot finish a request: either the stanza the listener
  * received (its body is decoded only then) or a caller a drone described in `busy`.
@@ -110,29 +99,4 @@ export interface PoolStats {
   total: number;
   /** Pids of live drones, idle stack first (top last), then active, then retiring. */
   pids: number[];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Drone start-up
-
-/** Per-service settings a drone needs (the rest of {@link PreforkSettings} is the listener's). */
-export type DroneSettings = Pick<PreforkSettings, "keepalive" | "maxChunkSize" | "maxBundleSize" | "maxMemoryMb">;
-
-/** Everything a drone needs, sent in its `init` IPC message (never on argv or in env: it holds the password). */
-export interface DroneInit {
-  /** Service name, e.g. "opensrf.math". */
-  service: string;
-  /** Absolute path of the service module. */
-  appPath: string;
-  /** Host name used in the drone's XMPP resource. */
-  hostname: string;
-  /** `/config/opensrf` of opensrf_core.xml: XMPP login and logging. */
-  client: ClientConfig;
-  /** `/config/shared/log_protect/match_string`. */
-  logProtect: string[];
-  settings: DroneSettings;
-  /** This drone's own max_requests (jitter already applied). */
-  maxRequests: number;
-  /** Log destination, level and line format after command-line overrides. */
-  log: { logfile: string; loglevel: number; format?: LogFormat };
 }

@@ -5,9 +5,9 @@
 import { describe, expect, test } from "bun:test";
 import parse from "parse-prometheus-text-format";
 import { Histogram } from "../../src/metrics/histogram.ts";
-import { PoolMetrics } from "../../src/metrics/pool-metrics.ts";
 import { escapeHelp, escapeLabelValue, formatValue, PrometheusText } from "../../src/metrics/prometheus.ts";
 import { MetricName, renderMetrics } from "../../src/metrics/render.ts";
+import { PoolMetrics } from "../../src/prefork/pool-metrics.ts";
 import type { DroneEvents, DroneHandle } from "../../src/prefork/types.ts";
 
 function family(text: string, name: string) {

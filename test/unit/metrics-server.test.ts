@@ -8,14 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
 import { freePort } from "../../devkit/ports.ts";
-import { readPreforkSettings } from "../../src/config/settings.ts";
+import { readPreforkSettings } from "../../src/config/prefork-settings.ts";
 import type { SettingsTree } from "../../src/config/types.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
 import { StatusEndpointError, StatusUnreachableError } from "../../src/metrics/errors.ts";
 import { activeApps, candidateEndpoints, pickEndpoint, readHostSettings } from "../../src/metrics/locate.ts";
-import { PoolMetrics } from "../../src/metrics/pool-metrics.ts";
 import { type StatusServer, startStatusServer, startStatusServers, statusEndpoints } from "../../src/metrics/server.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
+import { PoolMetrics } from "../../src/prefork/pool-metrics.ts";
 
 const servers: StatusServer[] = [];
 afterEach(() => {

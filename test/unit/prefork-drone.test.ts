@@ -1,8 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { ClientConfig } from "../../src/config/types.ts";
 import { type DroneChannel, DroneRuntime } from "../../src/prefork/drone.ts";
-import type { DroneToListener } from "../../src/prefork/ipc.ts";
-import type { DroneInit } from "../../src/prefork/types.ts";
+import type { DroneInit, DroneToListener } from "../../src/prefork/ipc.ts";
 
 class FakeChannel implements DroneChannel {
   sent: DroneToListener[] = [];

@@ -5,10 +5,19 @@
  * drones. Everything is plain fields and maps updated in O(1) per event; reports are
  * built only when asked for.
  */
-import type { RequestDone } from "../prefork/ipc.ts";
-import type { DroneEvents, DroneHandle, DroneSpawner, PoolFailure } from "../prefork/types.ts";
-import { Histogram, type HistogramSnapshot } from "./histogram.ts";
-import { type DroneState, EXIT_CAUSES, type ExitCause, LOST_REASONS, type LostReason } from "./types.ts";
+import { Histogram, type HistogramSnapshot } from "../metrics/histogram.ts";
+import { stateOf } from "../metrics/status.ts";
+import {
+  type DroneRecord,
+  type DroneState,
+  EXIT_CAUSES,
+  type ExitCause,
+  LOST_REASONS,
+  type LostReason,
+  type PoolReadings,
+} from "../metrics/types.ts";
+import type { RequestDone } from "./ipc.ts";
+import type { DroneEvents, DroneHandle, DroneSpawner, PoolFailure } from "./types.ts";
 
 /**
  * Distinct method names kept as labels; later ones count as {@link OTHER_METHOD}. Callers
@@ -18,26 +27,8 @@ export const MAX_METHOD_LABELS = 500;
 /** Label of methods beyond {@link MAX_METHOD_LABELS}. */
 export const OTHER_METHOD = "(other)";
 
-/** What the pool metrics know about one live drone. */
-export interface DroneRecord {
-  /** 0 until the spawn returned. */
-  pid: number;
-  startedAt: number;
-  ready: boolean;
-  /** Holds a listener message (or the session it opened). */
-  busy: boolean;
-  retiring: boolean;
-  requests: number;
-  method: string | undefined;
-  /** Epoch ms the current method started (drone clock: same host). */
-  since: number | undefined;
-  rssBytes: number | undefined;
-  /** Cause decided before the exit (its `exiting` reason, a retire, a timeout kill). */
-  cause: ExitCause | undefined;
-}
-
 /** Counters of one listener, and its live drones. */
-export class PoolMetrics {
+export class PoolMetrics implements PoolReadings {
   /** Epoch ms the listener started. */
   readonly startedAt: number;
   spawns = 0;
@@ -219,13 +210,6 @@ export class PoolMetrics {
     if (this.byPid.get(d.pid) === d) this.byPid.delete(d.pid);
     this.exits[d.cause ?? (signal !== null ? "killed" : "crash")]++;
   }
-}
-
-/** A drone's state from what it and the pool said. */
-export function stateOf(d: DroneRecord): DroneState {
-  if (d.retiring) return "retiring";
-  if (!d.ready) return "starting";
-  return d.busy ? "busy" : "idle";
 }
 
 function exitingCause(reason: unknown): ExitCause | undefined {

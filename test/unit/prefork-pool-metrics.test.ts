@@ -3,10 +3,10 @@
  * status report and its text and table renderings.
  */
 import { describe, expect, test } from "bun:test";
-import { MAX_METHOD_LABELS, OTHER_METHOD, PoolMetrics } from "../../src/metrics/pool-metrics.ts";
 import { buildStatus, renderStatusText } from "../../src/metrics/status.ts";
 import { alignColumns, formatUptime, renderStatusTable } from "../../src/metrics/table.ts";
 import type { ListenerToDrone } from "../../src/prefork/ipc.ts";
+import { MAX_METHOD_LABELS, OTHER_METHOD, PoolMetrics } from "../../src/prefork/pool-metrics.ts";
 import type { DroneEvents } from "../../src/prefork/types.ts";
 
 /** A drone the test drives: what the pool would send it, and what it would say back. */
