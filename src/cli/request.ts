@@ -12,6 +12,7 @@ import { XmppConnection } from "../xmpp/connection.ts";
 import { TransportError } from "../xmpp/errors.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import { tapTransport } from "../xmpp/tap.ts";
+import { coreConfigArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
 import { parseParams } from "./params.ts";
@@ -30,9 +31,7 @@ export default defineCommand({
       required: true,
     },
     config: {
-      type: "string",
-      description: "opensrf_core.xml (uses /config/opensrf) or srfsh.xml",
-      default: process.env.OSRF_CONFIG ?? "/openils/conf/opensrf_core.xml",
+      ...coreConfigArg("opensrf_core.xml (uses /config/opensrf) or srfsh.xml"),
     },
     timeout: { type: "string", description: "Seconds to wait for each reply", default: "60" },
     raw: { type: "boolean", description: "Show the XMPP stanzas exchanged (on stderr)", default: false },

@@ -6,6 +6,7 @@ import { OsrfRouter } from "../router/router.ts";
 import { XmppConnection } from "../xmpp/connection.ts";
 import { ConnectError } from "../xmpp/errors.ts";
 import { routerConnectionOptions } from "../xmpp/from-config.ts";
+import { coreConfigArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
 
@@ -16,7 +17,7 @@ export default defineCommand({
       "Run OpenSRF routers from /config/routers/router of opensrf_core.xml (one per entry, or the one for --domain)",
   },
   args: {
-    config: { type: "string", description: "Path to opensrf_core.xml", default: "/openils/conf/opensrf_core.xml" },
+    config: coreConfigArg(),
     domain: { type: "string", description: "Run only the router whose transport server is this domain" },
     logfile: { type: "string", description: "Override <logfile> (a path, 'stderr' or 'syslog')" },
     loglevel: { type: "string", description: "Override <loglevel> (1 error … 5 internal)" },

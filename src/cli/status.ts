@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { defineCommand } from "citty";
+import { DEFAULT_PID_DIR, DEFAULT_SETTINGS_FILE } from "../config/defaults.ts";
 import { ConfigError } from "../config/errors.ts";
 import { describeEndpoint, fetchFromEndpoint } from "../metrics/endpoint.ts";
 import { StatusUnreachableError } from "../metrics/errors.ts";
@@ -13,9 +14,6 @@ import {
 import { renderStatusTable } from "../metrics/table.ts";
 import type { PoolStatus, StatusEndpoint } from "../metrics/types.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
-
-/** Where OpenSRF installs opensrf.xml (as `serve`; not imported from there, which loads the whole server). */
-const DEFAULT_SETTINGS_FILE = "/openils/conf/opensrf.xml";
 
 const HOW_TO_ENABLE =
   "start the service with `osrf-prefork start`, or serve it with --status-socket PATH or --status-port N " +
@@ -43,7 +41,7 @@ export default defineCommand({
     settings: { type: "string", description: "opensrf.xml (for --service and --all)", default: DEFAULT_SETTINGS_FILE },
     "pid-dir": {
       type: "string",
-      description: "Directory of the status sockets (default: dirs/pid of opensrf.xml, else /openils/var/run/opensrf)",
+      description: `Directory of the status sockets (default: dirs/pid of opensrf.xml, else ${DEFAULT_PID_DIR})`,
     },
     host: { type: "string", description: "Host name of the /opensrf/hosts/<host> section (default: this machine's)" },
     timeout: { type: "string", description: "Seconds to wait for an answer", default: "5" },

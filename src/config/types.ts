@@ -1,6 +1,9 @@
 /**
  * Configuration shapes read from opensrf_core.xml, srfsh.xml and opensrf.xml.
  */
+import type { LogConfig } from "../log/types.ts";
+
+export type { LogConfig };
 
 /** A router a client/listener talks to (from `/config/opensrf/routers/router`). */
 export interface RouterTarget {
@@ -10,22 +13,6 @@ export interface RouterTarget {
   domain: string;
   /** When present, only these services register with this router. */
   services?: string[];
-}
-
-/** Logging settings shared by every role. */
-export interface LogConfig {
-  /** A file path, "syslog", or "stderr"/"-" (our addition). */
-  logfile: string;
-  /** 0 none … 5 internal. */
-  loglevel: number;
-  /** syslog facility, e.g. "local2". */
-  syslog?: string;
-  /** syslog facility for activity lines. */
-  actlog?: string;
-  /** Tag appended to the service name in log lines and the syslog ident ("svc/tag"). */
-  logtag?: string;
-  /** `<loglength>`: longest message text sent to syslog (C default 1536 bytes). */
-  loglength?: number;
 }
 
 /** `/config/opensrf` (or `/srfsh`): how a client, listener or drone connects. */

@@ -4,11 +4,12 @@
  */
 import { hostname } from "node:os";
 import { resolve } from "node:path";
+import { coreConfigArg, SETTINGS_FILE_DEFAULT } from "../cli/config-args.ts";
 import { readCoreConfig } from "../config/core.ts";
+import { DEFAULT_PID_DIR, pidDirOf, settingsFileOf } from "../config/defaults.ts";
 import { ConfigError } from "../config/errors.ts";
-import { DEFAULT_PID_DIR, hostConfig, pidDirOf, readSettingsFile } from "../config/settings.ts";
+import { hostConfig, readSettingsFile } from "../config/settings.ts";
 import { statusSocketPath } from "../metrics/index.ts";
-import { DEFAULT_SETTINGS_FILE } from "../prefork/serve.ts";
 import { type ServiceReport, servicesWithPidFiles, startServices, stopServices } from "./control.ts";
 import { type PlannedService, planHost } from "./plan.ts";
 
@@ -30,13 +31,11 @@ export const controlArgs = {
     default: false,
   },
   config: {
-    type: "string",
-    description: "opensrf_core.xml, passed to each listener",
-    default: process.env.OSRF_CONFIG ?? "/openils/conf/opensrf_core.xml",
+    ...coreConfigArg("opensrf_core.xml, passed to each listener"),
   },
   settings: {
     type: "string",
-    description: "opensrf.xml (default: <settings_config> of opensrf_core.xml, else /openils/conf/opensrf.xml)",
+    description: `opensrf.xml (default: ${SETTINGS_FILE_DEFAULT})`,
   },
   host: {
     type: "string",
@@ -102,9 +101,9 @@ function seconds(a: ControlArgs, fallback: number): number {
   return n * 1000;
 }
 
-function settingsFileOf(a: ControlArgs): string {
-  if (a.settings) return resolve(a.settings);
-  return resolve(readCoreConfig(a.config).opensrf.settingsConfig ?? DEFAULT_SETTINGS_FILE);
+/** `--settings`, else the one opensrf_core.xml names (read only when needed). */
+function settingsFileFor(a: ControlArgs): string {
+  return resolve(a.settings || settingsFileOf(readCoreConfig(a.config)));
 }
 
 /** Reads what start needs: opensrf.xml, the plan, and the directories. */
@@ -112,7 +111,7 @@ function resolveForStart(a: ControlArgs): Resolved & { plan: PlannedService[] } 
   // Every listener would fail on a bad opensrf_core.xml: say so once, before starting any.
   readCoreConfig(a.config);
   const host = hostOf(a);
-  const settings = settingsFileOf(a);
+  const settings = settingsFileFor(a);
   const tree = readSettingsFile(settings);
   const plan = planHost(tree, host, settings);
   const dirs = hostConfig(tree, host);
@@ -140,7 +139,7 @@ function resolveForStart(a: ControlArgs): Resolved & { plan: PlannedService[] } 
 function pidDirForStop(a: ControlArgs): string {
   if (a["pid-dir"]) return resolve(a["pid-dir"]);
   try {
-    return resolve(pidDirOf(hostConfig(readSettingsFile(settingsFileOf(a)), hostOf(a))));
+    return resolve(pidDirOf(hostConfig(readSettingsFile(settingsFileFor(a)), hostOf(a))));
   } catch {
     // stop must work even when opensrf.xml is gone or broken.
     return DEFAULT_PID_DIR;

@@ -14,27 +14,15 @@ import {
   syslogDatagram,
   syslogFacility,
 } from "./syslog.ts";
-import { type Logger, LogLevel } from "./types.ts";
+import { type LogConfig, type Logger, LogLevel } from "./types.ts";
 
 /** Line format: OpenSRF's (default) or one JSON object per line. */
 export type LogFormat = "osrf" | "json";
 
-/** Settings for {@link createLogger}; a `LogConfig` from the config readers fits. */
-export interface LoggerOptions {
+/** Settings for {@link createLogger}: the configured {@link LogConfig} plus what the caller adds. */
+export interface LoggerOptions extends LogConfig {
   /** Service name at the start of each line, e.g. "opensrf.math" or "router". */
   service: string;
-  /** A file path (appended to), "stderr" or "-", or "syslog". */
-  logfile: string;
-  /** 0 none, 1 error, 2 warning, 3 info (activity too), 4 debug, 5 internal. */
-  loglevel: number;
-  /** Syslog facility for ordinary lines, e.g. "local2" (default local0). */
-  syslog?: string;
-  /** Syslog facility for activity lines (default local1). */
-  actlog?: string;
-  /** Appended to the service name as "service/tag", as C does. */
-  logtag?: string;
-  /** Longest message sent to syslog; longer ones end in "..." (default 1536, as C). */
-  loglength?: number;
   /** Default "osrf". */
   format?: LogFormat;
   /**

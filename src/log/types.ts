@@ -31,3 +31,19 @@ export interface Logger {
   /** Reopen a log file (after logrotate). */
   reopen(): void;
 }
+
+/** Logging settings shared by every role, as opensrf_core.xml gives them (`<logfile>`, `<loglevel>`, …). */
+export interface LogConfig {
+  /** A file path, "syslog", or "stderr"/"-" (our addition). */
+  logfile: string;
+  /** 0 none … 5 internal. */
+  loglevel: number;
+  /** syslog facility, e.g. "local2". */
+  syslog?: string;
+  /** syslog facility for activity lines. */
+  actlog?: string;
+  /** Tag appended to the service name in log lines and the syslog ident ("svc/tag"). */
+  logtag?: string;
+  /** `<loglength>`: longest message text sent to syslog (C default 1536 bytes). */
+  loglength?: number;
+}

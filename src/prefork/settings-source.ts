@@ -3,7 +3,8 @@
  * bus's `opensrf.settings` service as the C prefork does (`host_config.get` [hostname]).
  */
 import type { OsrfClient } from "../client/types.ts";
-import { hostConfig, readPreforkSettings, readSettingsFile, settingsHostNames } from "../config/settings.ts";
+import { readPreforkSettings } from "../config/prefork-settings.ts";
+import { hostConfig, readSettingsFile, settingsHostNames } from "../config/settings.ts";
 import type { PreforkSettings, SettingsTree } from "../config/types.ts";
 import { SettingsError } from "./errors.ts";
 

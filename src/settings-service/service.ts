@@ -15,9 +15,11 @@
  * Run it with `osrf-prefork settings`, which serves this module under the prefork server
  * as `--app builtin:opensrf.settings` with the file named in {@link SETTINGS_FILE_ENV}.
  */
+
 import { defineMethod, defineService } from "../app/define.ts";
 import { MethodException } from "../app/errors.ts";
 import type { MethodContext } from "../app/types.ts";
+import { DEFAULT_SETTINGS_FILE } from "../config/defaults.ts";
 import { StatusCode } from "../protocol/status.ts";
 import type { JsonValue } from "../protocol/types.ts";
 import { SettingsDocument } from "./document.ts";
@@ -25,12 +27,9 @@ import { XPathError } from "./xpath.ts";
 
 /** Environment variable naming the opensrf.xml to serve (set by `osrf-prefork settings`; drones inherit it). */
 export const SETTINGS_FILE_ENV = "OSRF_PREFORK_SETTINGS_FILE";
-/** Served when {@link SETTINGS_FILE_ENV} is unset: where OpenSRF installs opensrf.xml. */
-export const FALLBACK_SETTINGS_FILE = "/openils/conf/opensrf.xml";
-
-/** The opensrf.xml this process serves. */
+/** The opensrf.xml this process serves ({@link DEFAULT_SETTINGS_FILE} when the variable is unset). */
 export function settingsFile(): string {
-  return process.env[SETTINGS_FILE_ENV] || FALLBACK_SETTINGS_FILE;
+  return process.env[SETTINGS_FILE_ENV] || DEFAULT_SETTINGS_FILE;
 }
 
 let current: SettingsDocument | undefined;

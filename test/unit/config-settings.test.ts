@@ -2,12 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../src/config/errors.ts";
+import { ABS_MAX_CHILDREN, PREFORK_DEFAULTS, readPreforkSettings } from "../../src/config/prefork-settings.ts";
 import {
-  ABS_MAX_CHILDREN,
   hostConfig,
   lookup,
-  PREFORK_DEFAULTS,
-  readPreforkSettings,
   readSettingsFile,
   readSettingsFromString,
   settingsHostNames,

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import type { Logger } from "../../src/log/types.ts";
-import { crashBackoffSeconds, jitteredMaxRequests } from "../../src/prefork/backoff.ts";
+import { crashBackoffSeconds } from "../../src/prefork/backoff.ts";
 import { IpcMessageError, parseDroneMessage, parseListenerMessage } from "../../src/prefork/ipc.ts";
+import { jitteredMaxRequests } from "../../src/prefork/max-requests.ts";
 import { memoryOverLimit, privateBytes } from "../../src/prefork/memory.ts";
 import { bareJid, routerJid, routersFor } from "../../src/prefork/registration.ts";
 import { errorReply, failureStatus } from "../../src/prefork/replies.ts";
