@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { type ControlArgs, controlArgs, runControl } from "../control/commands.ts";
+import { type ControlArgs, controlArgs, runControl } from "./control-command.ts";
 
 export default defineCommand({
   meta: {

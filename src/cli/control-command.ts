@@ -4,14 +4,14 @@
  */
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { coreConfigArg, SETTINGS_FILE_DEFAULT } from "../cli/config-args.ts";
 import { readCoreConfig } from "../config/core.ts";
 import { DEFAULT_PID_DIR, pidDirOf, settingsFileOf } from "../config/defaults.ts";
 import { ConfigError } from "../config/errors.ts";
 import { hostConfig, readSettingsFile } from "../config/settings.ts";
+import { type ServiceReport, servicesWithPidFiles, startServices, stopServices } from "../control/control.ts";
+import { type PlannedService, planHost } from "../control/plan.ts";
 import { statusSocketPath } from "../metrics/index.ts";
-import { type ServiceReport, servicesWithPidFiles, startServices, stopServices } from "./control.ts";
-import { type PlannedService, planHost } from "./plan.ts";
+import { coreConfigArg, SETTINGS_FILE_DEFAULT } from "./config-args.ts";
 
 /** Exit codes of start, stop and restart. */
 export const ControlExit = {
