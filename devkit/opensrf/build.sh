@@ -24,7 +24,10 @@ if [ -z "${OPENSRF_SRC:-}" ] && [ ! -f "$SRC" ]; then
   if [ -n "$COMMON" ] && [ -f "$(dirname "$COMMON")/$DEFAULT_REL" ]; then SRC=$(dirname "$COMMON")/$DEFAULT_REL; fi
 fi
 CACHE_ROOT=${OSRF_PEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/osrf-prefork}
-T0=$SECONDS
+T0=${EPOCHREALTIME/./}
+
+# Elapsed seconds since a ${EPOCHREALTIME/./} stamp, with one decimal (a warm run takes well under 1 s).
+since() { local us=$((${EPOCHREALTIME/./} - $1)); printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000)); }
 
 log() { printf 'opensrf-build: %s\n' "$*" >&2; }
 
@@ -56,7 +59,7 @@ DEST="$CACHE_ROOT/$KEY"
 # ---------------------------------------------------------------------------------------------
 # The Debian packages are the tarball's own `debian-bookworm` list (src/extras/Makefile.install),
 # plus libxml-parser-perl: only a Recommends there, but the Perl XMPP reader needs it.
-step "read package list" "the tarball must contain */src/extras/Makefile.install with a DEBS list"
+step "read package list" "$SRC is not an OpenSRF source .tar.gz (*/src/extras/Makefile.install with a DEBS list)"
 MAKEFILE_INSTALL=$(tar -xzOf "$SRC" --wildcards '*/src/extras/Makefile.install')
 read -r -a PKGS <<<"$(printf '%s\n' "$MAKEFILE_INSTALL" | sed -n '/^DEBS *=/,/^[[:space:]]*$/p' |
   sed -e 's/^DEBS *=//' -e 's/\\/ /g' | tr -s '[:space:]' ' ')"
@@ -84,7 +87,7 @@ daemon_pids() {
 step "apt packages" "install them by hand: apt-get install --no-install-recommends <the packages above>, as root"
 read -r -a MISSING <<<"$(missing_packages | tr '\n' ' ')"
 if [ "${#MISSING[@]}" -gt 0 ]; then
-  T_APT=$SECONDS
+  T_APT=${EPOCHREALTIME/./}
   log "installing ${#MISSING[@]} Debian packages: ${MISSING[*]}"
   if [ "$(id -u)" -eq 0 ]; then
     SUDO=()
@@ -136,11 +139,20 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
   done
   read -r -a STILL <<<"$(missing_packages | tr '\n' ' ')"
   [ "${#STILL[@]}" -eq 0 ] || { log "still missing after apt: ${STILL[*]}"; false; }
-  log "apt done in $((SECONDS - T_APT)) s"
+  log "apt done in $(since "$T_APT") s"
 fi
 
 # ---------------------------------------------------------------------------------------------
 step "cache dir" "make $CACHE_ROOT writable or set OSRF_PEER_CACHE to a writable dir outside the repo"
+CACHE_ROOT=$(realpath -m "$CACHE_ROOT")
+# The build must never land in the repo (it is OpenSRF's code, not ours).
+case "$CACHE_ROOT/" in
+"$(realpath "$REPO")/"*)
+  FIX="set OSRF_PEER_CACHE to a dir outside the repo"
+  log "cache dir $CACHE_ROOT is inside the repo"
+  false
+  ;;
+esac
 mkdir -p "$CACHE_ROOT"
 # Concurrent test files may build at once: one builds, the others wait and reuse.
 exec 9>"$CACHE_ROOT/$KEY.lock"
@@ -156,7 +168,7 @@ complete() {
 }
 
 if complete; then
-  log "reused cache $DEST ($((SECONDS - T0)) s)"
+  log "reused cache $DEST ($(since "$T0") s)"
   printf '%s\n' "$DEST"
   exit 0
 fi
@@ -172,7 +184,7 @@ WORK=$(mktemp -d "$CACHE_ROOT/.build-$KEY.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 BUILD_LOG="$CACHE_ROOT/$KEY.build.log"
 : >"$BUILD_LOG"
-T_BUILD=$SECONDS
+T_BUILD=${EPOCHREALTIME/./}
 log "building $KEY from $SRC (log: $BUILD_LOG)"
 
 step "extract" "the tarball looks damaged; fetch it again"
@@ -218,5 +230,5 @@ printf 'tarball=%s\nsha256=%s\nrecipe=%s\nbuilt=%s\n' "$(basename "$SRC")" "$SHA
 
 step "move into place" "could not rename $S to $DEST (same filesystem?)"
 mv -T "$S" "$DEST"
-log "built $DEST in $((SECONDS - T_BUILD)) s (total $((SECONDS - T0)) s)"
+log "built $DEST in $(since "$T_BUILD") s (total $(since "$T0") s)"
 printf '%s\n' "$DEST"
