@@ -355,15 +355,16 @@ export class OpenSrfStack {
   // osrf-prefork on the same bus
 
   /**
-   * Runs `osrf-prefork <args>` on this bus (tracked, stopped by {@link stop}). For the common
-   * cases use {@link servePrefork}, {@link startPreforkRouter} or {@link startPreforkSettings}.
+   * Runs `osrf-prefork <args>` (tracked as a router, a service's listener or other; stopped by
+   * {@link stop}) without waiting for it. For the common cases use {@link servePrefork},
+   * {@link startPreforkRouter} or {@link startPreforkSettings}, which wait until it serves.
    */
-  startPreforkProcess(args: string[], service?: string): CliProcess {
+  startPreforkProcess(args: string[], as: "router" | { service: string } | "other"): CliProcess {
     const cli = CliProcess.start(args, { env: { ...process.env, HOME: this.paths.home } as Record<string, string> });
     const ref = procRef(cli.pid);
     if (ref) {
-      const role = service === undefined ? "router" : "listener";
-      this.tracked.push({ role, ...(service ? { service } : {}), ref, impl: "prefork", cli });
+      const who = typeof as === "string" ? { role: as } : { role: "listener" as const, service: as.service };
+      this.tracked.push({ ...who, ref, impl: "prefork", cli });
     }
     return cli;
   }
@@ -386,7 +387,7 @@ export class OpenSrfStack {
         this.paths.settings,
         ...extraArgs,
       ],
-      service,
+      { service },
     );
     await this.waitForService(service, this.startTimeoutMs, () => exited(cli));
     return cli;
@@ -394,17 +395,16 @@ export class OpenSrfStack {
 
   /** osrf-prefork's router in place of the C one, from the same opensrf_core.xml. */
   async startPreforkRouter(): Promise<CliProcess> {
-    const cli = this.startPreforkProcess(["router", "--config", this.paths.core, ...this.logArgs()]);
+    const cli = this.startPreforkProcess(["router", "--config", this.paths.core, ...this.logArgs()], "router");
     await this.waitForRouter(this.startTimeoutMs, () => exited(cli));
     return cli;
   }
 
   /** osrf-prefork's built-in opensrf.settings in place of the Perl one, serving the same opensrf.xml. */
   async startPreforkSettings(): Promise<CliProcess> {
-    const cli = this.startPreforkProcess(
-      ["settings", ...this.preforkCommon(), "--settings", this.paths.settings],
-      "opensrf.settings",
-    );
+    const cli = this.startPreforkProcess(["settings", ...this.preforkCommon(), "--settings", this.paths.settings], {
+      service: "opensrf.settings",
+    });
     await this.waitForService("opensrf.settings", this.startTimeoutMs, () => exited(cli));
     return cli;
   }
