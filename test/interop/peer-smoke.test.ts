@@ -126,6 +126,34 @@ describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
   }, 60_000);
 });
 
+describe.skipIf(!HAVE_PEER)("real C services behind osrf-prefork's router and settings server", () => {
+  let stack: OpenSrfStack;
+
+  beforeAll(async () => {
+    stack = await startOpenSrfStack({ router: "prefork", settings: "prefork" });
+  }, 15 * 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  }, 60_000);
+
+  test("the real C opensrf.math got its settings from ours, registered with ours and answers srfsh and Perl", async () => {
+    const procs = stack.processes();
+    const implOf = (role: string, service?: string) =>
+      procs.find((p) => p.role === role && p.service === service)?.impl;
+    expect(implOf("router")).toBe("prefork");
+    expect(implOf("listener", "opensrf.settings")).toBe("prefork");
+    expect(implOf("listener", "opensrf.math")).toBe("opensrf");
+    expect(implOf("listener", "opensrf.dbmath")).toBe("opensrf");
+    const run = await stack.srfsh("request opensrf.math add 2, 2");
+    expect(run.replies[0]?.data, run.stdout + run.stderr).toEqual([4]);
+    const perl = await stack.perl(`
+      print encode_json([OpenSRF::AppSession->create("opensrf.math")->request("add", 2, 2)->gather(1)]), "\\n";
+    `);
+    expect(perl.stdout.trim(), perl.stderr).toBe("[4]");
+  });
+});
+
 async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!(await cond())) {
