@@ -37,9 +37,12 @@ export type SettingsChoice = "perl" | "prefork" | false;
 
 /** Options for {@link createOpenSrfStack} and {@link startOpenSrfStack}. */
 export interface OpenSrfStackOptions {
-  /** Default "c". `false` leaves the bus without a router: start one, then {@link OpenSrfStack.waitForRouter}. */
+  /**
+   * Default "c". `false` starts nothing (every other piece needs a router): start your own,
+   * then {@link OpenSrfStack.waitForRouter} and the pieces you want, in your order.
+   */
   router?: RouterChoice;
-  /** Default "perl". C services need a settings server before they start. */
+  /** Default "perl". `false` starts no C service either: they need a settings server to start. */
   settings?: SettingsChoice;
   /** Real C services to start, in order (default `["opensrf.dbmath", "opensrf.math"]`: math forwards to dbmath). */
   cServices?: string[];
@@ -54,7 +57,11 @@ export interface OpenSrfStackOptions {
   loglevel?: number;
   /** Run a private memcached and list it in opensrf.xml's `<cache>` (default false: no test service uses one). */
   memcached?: boolean;
-  /** ejabberd c2s accept queue (default 128; ejabberd's own 5 drops logins when a pool starts). */
+  /**
+   * ejabberd c2s accept queue (default 1024). ejabberd's own default of 5 makes logins wait
+   * for SYN retransmits or fail when a pool starts: 200 simultaneous connects saw 43 errors
+   * and a 1 s median with 5, none and 30 ms with 128.
+   */
   xmppBacklog?: number;
   /** Bound for each process to become ready (default 60 s; the machine may be loaded). */
   startTimeoutMs?: number;
@@ -98,15 +105,21 @@ let exitHooksInstalled = false;
  * the error carries the relevant log tails.
  */
 export async function startOpenSrfStack(opts: OpenSrfStackOptions = {}): Promise<OpenSrfStack> {
+  const router = opts.router ?? "c";
+  const settings = router === false ? false : (opts.settings ?? "perl");
+  if (opts.cServices?.length && settings === false) {
+    throw new Error("startOpenSrfStack: C services need a router and a settings server; use createOpenSrfStack");
+  }
+  if (router === false && opts.settings) {
+    throw new Error("startOpenSrfStack: a settings server needs a router; use createOpenSrfStack");
+  }
   const stack = await createOpenSrfStack(opts);
   try {
-    const router = opts.router ?? "c";
     if (router === "c") await stack.startRouter();
     else if (router === "prefork") await stack.startPreforkRouter();
-    const settings = opts.settings ?? "perl";
     if (settings === "perl") await stack.startPerlSettings();
     else if (settings === "prefork") await stack.startPreforkSettings();
-    await stack.startCServices(opts.cServices ?? DEFAULT_C_SERVICES);
+    if (settings !== false) await stack.startCServices(opts.cServices ?? DEFAULT_C_SERVICES);
     return stack;
   } catch (err) {
     await stack.stop().catch(() => {});
@@ -121,7 +134,7 @@ export async function startOpenSrfStack(opts: OpenSrfStackOptions = {}): Promise
  */
 export async function createOpenSrfStack(opts: OpenSrfStackOptions = {}): Promise<OpenSrfStack> {
   const peer = opts.peer ?? (await ensurePeer());
-  const xmpp = await startXmppServer({ kind: "ejabberd", users: TEST_USERS, backlog: opts.xmppBacklog ?? 128 });
+  const xmpp = await startXmppServer({ kind: "ejabberd", users: TEST_USERS, backlog: opts.xmppBacklog ?? 1024 });
   let cache: Memcached | undefined;
   try {
     if (opts.memcached) cache = await startMemcached();
