@@ -11,7 +11,7 @@
  * await stack.stop();
  * ```
  */
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -341,14 +341,19 @@ export class OpenSrfStack {
     rmSync(pidFile, { force: true });
     const out = join(this.paths.logDir, `opensrf-c.${name}.out`);
     const cmd = [this.peer.bin("opensrf-c"), "-c", this.paths.core, "-x", "opensrf", "-p", this.paths.pidDir];
+    const before = existsSync(out) ? statSync(out).size : 0;
     const code = await this.runToExit([...cmd, "-h", PEER_DOMAIN, "-a", "start", "-s", name], out);
     if (code !== 0) throw this.failure(`opensrf-c -a start -s ${name} exited with code ${code}`);
+    // opensrf-c exits 0 without starting anything when it cannot get the settings; it prints
+    // "* starting service pid=N S" only when it forked a listener.
+    if (!readFileSync(out).subarray(before).toString().includes("starting service pid=")) {
+      throw this.failure(`opensrf-c started no ${name} listener; is opensrf.settings serving?`);
+    }
     // The daemonized listener writes its pid file just after opensrf-c returns.
     const deadline = performance.now() + 10_000;
     while (!existsSync(pidFile) || !readFileSync(pidFile, "utf8").trim()) {
       if (performance.now() > deadline) {
-        // opensrf-c exits 0 without starting anything when it cannot get the settings.
-        throw this.failure(`opensrf-c started no ${name} listener (no ${pidFile}); is opensrf.settings serving?`);
+        throw this.failure(`the ${name} listener wrote no ${pidFile}`);
       }
       await Bun.sleep(25);
     }
