@@ -55,6 +55,12 @@ export interface StartXmppServerOptions {
   maxStanzaSize?: number;
   /** How long to wait for a working login (default 15 s for prosody, 45 s for ejabberd). */
   startTimeoutMs?: number;
+  /**
+   * Length of the c2s listener's accept queue (ejabberd only). ejabberd 23.01 defaults to 5
+   * (ejabberd_listener's `backlog`), so a burst of logins — a prefork pool starting its drones
+   * at once — can find the queue full and be dropped; raise it for real OpenSRF stacks.
+   */
+  backlog?: number;
 }
 
 const HOST = "127.0.0.1";
@@ -76,10 +82,14 @@ export async function startXmppServer(opts: StartXmppServerOptions = {}): Promis
   const kind = opts.kind ?? defaultKind();
   installExitHooks();
   const maxStanzaSize = opts.maxStanzaSize ?? DEFAULT_MAX_STANZA;
+  if (opts.backlog !== undefined && !(Number.isInteger(opts.backlog) && opts.backlog > 0)) {
+    throw new Error(`startXmppServer: backlog must be a positive integer, not ${opts.backlog}`);
+  }
   // Ports are only reserved until freePort() closes its socket: retry if another process won the race.
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const server = kind === "ejabberd" ? new EjabberdServer(maxStanzaSize) : new ProsodyServer(maxStanzaSize);
+    const server =
+      kind === "ejabberd" ? new EjabberdServer(maxStanzaSize, opts.backlog) : new ProsodyServer(maxStanzaSize);
     try {
       await server.init();
       await server.launch(opts.startTimeoutMs ?? server.defaultTimeoutMs);
@@ -372,6 +382,13 @@ class EjabberdServer extends BaseServer {
   // A private cookie keeps the run away from the ejabberd user's shared ~/.erlang.cookie.
   private readonly cookie = randomBytes(12).toString("hex");
 
+  constructor(
+    maxStanzaSize: number,
+    private readonly backlog?: number,
+  ) {
+    super(maxStanzaSize);
+  }
+
   protected async writeConfig(): Promise<void> {
     const d = this.dir;
     const isRoot = process.getuid?.() === 0;
@@ -402,6 +419,7 @@ class EjabberdServer extends BaseServer {
       `    access: c2s`,
       `    starttls: false`,
       `    starttls_required: false`,
+      ...(this.backlog === undefined ? [] : [`    backlog: ${this.backlog}`]),
       `auth_method: internal`,
       // Plain storage: jabber:iq:auth <digest> needs the clear password (real OpenSRF C clients).
       `auth_password_format: plain`,

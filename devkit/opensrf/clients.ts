@@ -1,0 +1,151 @@
+/**
+ * The real OpenSRF clients, run as child processes: srfsh (C) and the Perl client
+ * (OpenSRF::System / OpenSRF::AppSession).
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** What a client process did. */
+export interface ClientRun {
+  stdout: string;
+  stderr: string;
+  /** Exit code; srfsh exits 0 even when a request failed, so check its output. */
+  code: number;
+  /** True when it was killed for running past its timeout. */
+  timedOut: boolean;
+}
+
+/** One `request` as srfsh printed it. */
+export interface SrfshReply {
+  /** Each `Received Data:` value, JSON-parsed (srfsh pretty-prints JSON; unparsable text is kept as a string). */
+  data: unknown[];
+  /** `Received Exception:` blocks: the status text and code, e.g. `Method [nosuch] not found for service S`, 404. */
+  exceptions: Array<{ name: string; status: string; code: number }>;
+  /** Saw `Request Completed Successfully` (srfsh prints it after exceptions too). */
+  completed: boolean;
+  /** Saw `Received no data from server`: nothing came back (timeout, bounce, unknown service). */
+  noData: boolean;
+}
+
+/** What srfsh printed for a script, split per `request` command. */
+export interface SrfshRun extends ClientRun {
+  /** One entry per `request` in the script, in order. */
+  replies: SrfshReply[];
+}
+
+/** Environment and files a client needs; {@link OpenSrfStack} supplies them. */
+export interface ClientContext {
+  /** Full environment for the child (PATH, LD_LIBRARY_PATH, PERL5LIB, HOME with .srfsh.xml). */
+  env: Record<string, string>;
+  /** Working directory (the stack's private dir). */
+  cwd: string;
+}
+
+async function runProcess(cmd: string[], ctx: ClientContext, stdin: string, timeoutMs: number): Promise<ClientRun> {
+  const proc = Bun.spawn(cmd, {
+    cwd: ctx.cwd,
+    env: ctx.env,
+    stdin: new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill("SIGKILL");
+  }, timeoutMs);
+  try {
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    return { stdout, stderr, code, timedOut };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs the real srfsh non-interactively. srfsh has no `-c`: it treats a non-tty stdin (or a
+ * file named as its argument) as a script, one command per line, and reads its bootstrap
+ * config only from `$HOME/.srfsh.xml`. Each request waits up to srfsh's built-in 120 s, so
+ * `timeoutMs` bounds the whole run.
+ */
+export async function runSrfsh(
+  srfsh: string,
+  commands: string[] | string,
+  ctx: ClientContext,
+  timeoutMs = 30_000,
+): Promise<SrfshRun> {
+  const script = `${Array.isArray(commands) ? commands.join("\n") : commands}\n`;
+  // --safe: no `!shell` escapes, the script is only OpenSRF commands.
+  const run = await runProcess([srfsh, "--safe"], ctx, script, timeoutMs);
+  return { ...run, replies: parseSrfshOutput(run.stdout) };
+}
+
+/**
+ * Splits srfsh output into per-request replies. srfsh echoes each script line after its
+ * `srfsh# ` prompt, prints `\nReceived Data: <json>\n` per result, `\nReceived Exception:\n
+ * Name: …\nStatus: <text>\nStatus: <code>\n` per error, then a dashed footer with
+ * `Request Completed Successfully` and `Request Time in seconds: …`.
+ */
+export function parseSrfshOutput(stdout: string): SrfshReply[] {
+  const replies: SrfshReply[] = [];
+  // Each command starts after a prompt; the first chunk (before any prompt) is empty.
+  for (const chunk of stdout.split(/^srfsh# /m).slice(1)) {
+    if (!/^request\s/.test(chunk)) continue;
+    const reply: SrfshReply = {
+      data: [],
+      exceptions: [],
+      completed: /^Request Completed Successfully$/m.test(chunk),
+      noData: /^Received no data from server$/m.test(chunk),
+    };
+    // A value ends at the newline before the next "\nReceived …" or the "\n-----" footer.
+    const re =
+      /\nReceived Data: ([\s\S]*?)\n(?=\n(?:Received |-{10,}))|\nReceived Exception:\nName: (.*)\nStatus: (.*)\nStatus: (\d+)/g;
+    for (let m = re.exec(chunk); m; m = re.exec(chunk)) {
+      if (m[1] !== undefined) {
+        try {
+          reply.data.push(JSON.parse(m[1]));
+        } catch {
+          reply.data.push(m[1]);
+        }
+      } else {
+        reply.exceptions.push({ name: m[2] ?? "", status: m[3] ?? "", code: Number(m[4]) });
+      }
+    }
+    replies.push(reply);
+  }
+  return replies;
+}
+
+/**
+ * Runs a Perl script with the real OpenSRF Perl client loaded and bootstrapped:
+ * `OpenSRF::System->bootstrap_client(config_file => <opensrf_core.xml>)` has run and
+ * `OpenSRF::AppSession` is imported, so the script can go straight to
+ * `OpenSRF::AppSession->create($service)->request($method, @params)->gather(1)`.
+ * `JSON::XS` is loaded too (`print encode_json(...)` for results the test parses).
+ */
+export async function runPerlClient(
+  script: string,
+  ctx: ClientContext & { core: string; scratchDir: string },
+  opts: { bootstrap?: boolean; timeoutMs?: number } = {},
+): Promise<ClientRun> {
+  const prelude = [
+    "use strict; use warnings;",
+    "use OpenSRF::System; use OpenSRF::AppSession; use JSON::XS;",
+    "$| = 1;",
+    opts.bootstrap === false ? "" : "OpenSRF::System->bootstrap_client(config_file => $ENV{OSRF_PEER_CORE});",
+    "#line 1 script",
+  ].join("\n");
+  // A file rather than -e: Perl then names it in errors, and the script may be any size.
+  const file = join(ctx.scratchDir, `client-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.pl`);
+  writeFileSync(file, `${prelude}\n${script}\n`);
+  return runProcess(
+    ["perl", file],
+    { ...ctx, env: { ...ctx.env, OSRF_PEER_CORE: ctx.core } },
+    "",
+    opts.timeoutMs ?? 30_000,
+  );
+}
