@@ -7,7 +7,7 @@
  * Without the tarball this file prints one "skipped" line (set OPENSRF_SRC); with CI set it fails.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { isRunning, type ProcRef, procRef } from "../../devkit/opensrf/procs.ts";
@@ -38,8 +38,12 @@ describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
     await stack?.stop();
   }, 60_000);
 
-  test("a second build.sh run reuses the cache, in under 5 s", async () => {
-    const t0 = performance.now();
+  test("a second build.sh run reuses the cache: it verifies and builds nothing", async () => {
+    // Whether that takes under 5 s is for .ci/run to show (it times the step); a test that
+    // asserted it would fail on a slow enough machine. What must hold everywhere: no build ran.
+    const marker = join(stack.peer.prefix, ".osrf-peer-complete");
+    const buildLog = `${stack.peer.prefix}.build.log`;
+    const before = [statSync(marker).mtimeMs, existsSync(buildLog) ? statSync(buildLog).mtimeMs : 0];
     const proc = Bun.spawn(["bash", join(ROOT, "devkit/opensrf/build.sh")], {
       env: { ...process.env, OPENSRF_SRC: stack.peer.source },
       stdout: "pipe",
@@ -51,8 +55,9 @@ describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
       proc.exited,
     ]);
     expect({ code, err }).toMatchObject({ code: 0, err: expect.stringContaining("reused cache") });
+    expect(err).not.toContain("building ");
     expect(out.trim()).toBe(stack.peer.prefix);
-    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect([statSync(marker).mtimeMs, existsSync(buildLog) ? statSync(buildLog).mtimeMs : 0]).toEqual(before);
   });
 
   test("real srfsh gets opensrf.math add 2, 2 → 4 from the real C service", async () => {
