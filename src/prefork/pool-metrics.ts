@@ -15,6 +15,7 @@ import {
   LOST_REASONS,
   type LostReason,
   type PoolReadings,
+  type SpawnCause,
 } from "../metrics/types.ts";
 import type { RequestDone } from "./ipc.ts";
 import type { DroneEvents, DroneHandle, DroneSpawner, PoolFailure } from "./types.ts";
@@ -58,7 +59,7 @@ export class PoolMetrics implements PoolReadings {
 
   /** A spawner that reports to these metrics and otherwise behaves as `inner`. */
   observeSpawner(inner: DroneSpawner): DroneSpawner {
-    return { spawn: (events) => this.spawn(inner, events) };
+    return { spawn: (events, cause) => this.spawn(inner, events, cause) };
   }
 
   /** The listener answered a caller with an error (its pool-failure hook). */
@@ -100,7 +101,7 @@ export class PoolMetrics implements PoolReadings {
     return this.duration.snapshot();
   }
 
-  private spawn(inner: DroneSpawner, events: DroneEvents): DroneHandle {
+  private spawn(inner: DroneSpawner, events: DroneEvents, cause: SpawnCause): DroneHandle {
     const d: DroneRecord = {
       pid: 0,
       startedAt: this.now(),
@@ -117,16 +118,19 @@ export class PoolMetrics implements PoolReadings {
     this.live.add(d);
     let handle: DroneHandle;
     try {
-      handle = inner.spawn({
-        message: (m) => {
-          this.onMessage(d, m);
-          events.message(m);
+      handle = inner.spawn(
+        {
+          message: (m) => {
+            this.onMessage(d, m);
+            events.message(m);
+          },
+          exit: (code, signal) => {
+            this.onExit(d, signal);
+            events.exit(code, signal);
+          },
         },
-        exit: (code, signal) => {
-          this.onExit(d, signal);
-          events.exit(code, signal);
-        },
-      });
+        cause,
+      );
     } catch (e) {
       this.live.delete(d);
       throw e;

@@ -1,9 +1,10 @@
 /**
  * Fakes for the pool's unit tests: a clock that only moves when told, drones that are
- * plain objects the test drives, a spawner that keeps them, a logger that keeps lines,
- * and router stanzas.
+ * plain objects the test drives, a spawner that keeps them (and why each was started),
+ * a logger that keeps lines, and router stanzas.
  */
 import type { Logger } from "../../src/log/types.ts";
+import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
 import type { Clock, DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
@@ -49,10 +50,16 @@ export class FakeDrone implements DroneHandle {
   kills: string[] = [];
   sendFails = false;
   exited = false;
-  constructor(private readonly events: DroneEvents) {}
+  /** Called after each message the pool sent it was accepted. */
+  onSent: (msg: ListenerToDrone) => void = () => {};
+  constructor(
+    private readonly events: DroneEvents,
+    readonly cause: SpawnCause,
+  ) {}
   send(msg: ListenerToDrone): boolean {
     if (this.sendFails || this.exited) return false;
     this.sent.push(msg);
+    this.onSent(msg);
     return true;
   }
   kill(signal: NodeJS.Signals): void {
@@ -84,15 +91,19 @@ export class FakeSpawner {
   /** Called on each new drone before it is returned (e.g. to make its send fail). */
   onSpawn: (d: FakeDrone) => void = () => {};
   failSpawn = false;
-  spawn(events: DroneEvents): DroneHandle {
+  spawn(events: DroneEvents, cause: SpawnCause): DroneHandle {
     if (this.failSpawn) throw new Error("spawn refused");
-    const d = new FakeDrone(events);
+    const d = new FakeDrone(events, cause);
     this.onSpawn(d);
     this.drones.push(d);
     return d;
   }
   get live(): FakeDrone[] {
     return this.drones.filter((d) => !d.exited);
+  }
+  /** Drones started for `cause`. */
+  count(cause: SpawnCause): number {
+    return this.drones.filter((d) => d.cause === cause).length;
   }
 }
 

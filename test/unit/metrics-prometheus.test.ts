@@ -63,7 +63,7 @@ function fakeDrone(m: PoolMetrics, pid: number) {
         return { pid, send: () => true, kill: () => {} };
       },
     })
-    .spawn({ message: () => {}, exit: () => {} });
+    .spawn({ message: () => {}, exit: () => {} }, "demand");
   return {
     handle,
     say: (msg: unknown) => events.message(msg),

@@ -7,10 +7,11 @@ import { buildStatus, renderStatusText } from "../../src/metrics/status.ts";
 import { alignColumns, formatUptime, renderStatusTable } from "../../src/metrics/table.ts";
 import type { ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { MAX_METHOD_LABELS, OTHER_METHOD, PoolMetrics } from "../../src/prefork/pool-metrics.ts";
+import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { DroneEvents } from "../../src/prefork/types.ts";
 
 /** A drone the test drives: what the pool would send it, and what it would say back. */
-function drone(m: PoolMetrics, pid: number) {
+function drone(m: PoolMetrics, pid: number, cause: SpawnCause = "demand") {
   let events!: DroneEvents;
   const seen: unknown[] = [];
   const killed: string[] = [];
@@ -21,7 +22,7 @@ function drone(m: PoolMetrics, pid: number) {
         return { pid, send: () => true, kill: (s) => void killed.push(s) };
       },
     })
-    .spawn({ message: (msg) => seen.push(msg), exit: (code, sig) => seen.push({ exit: [code, sig] }) });
+    .spawn({ message: (msg) => seen.push(msg), exit: (code, sig) => seen.push({ exit: [code, sig] }) }, cause);
   const send = (msg: ListenerToDrone) => handle.send(msg);
   return {
     handle,
@@ -50,7 +51,7 @@ describe("PoolMetrics", () => {
     expect(states(m).busy).toBe(1); // pinned to a session
     d.say({ type: "available", served: 1, rssBytes: 5 });
     expect(states(m).idle).toBe(1);
-    d.send({ type: "shutdown", graceful: true });
+    d.send({ type: "shutdown", graceful: true, reason: "spare" });
     expect(states(m).retiring).toBe(1);
     d.exit(0);
     expect(states(m)).toEqual({ starting: 0, idle: 0, busy: 0, retiring: 0 });
@@ -277,7 +278,7 @@ describe("spawn failures", () => {
         throw new Error("no fork today");
       },
     });
-    expect(() => spawner.spawn({ message: () => {}, exit: () => {} })).toThrow("no fork today");
+    expect(() => spawner.spawn({ message: () => {}, exit: () => {} }, "spare")).toThrow("no fork today");
     expect(m.drones()).toEqual([]);
     expect(m.spawns).toBe(0);
   });
@@ -290,7 +291,7 @@ describe("spawn failures", () => {
         return { pid: 7, send: () => true, kill: () => {} };
       },
     });
-    spawner.spawn({ message: () => {}, exit: () => {} });
+    spawner.spawn({ message: () => {}, exit: () => {} }, "demand");
     expect(m.drones()).toEqual([]);
     expect(m.exits.crash).toBe(1);
   });

@@ -8,6 +8,7 @@ const LIMITS: PoolLimits = {
   maxBacklogQueue: 3,
   minSpareChildren: 0,
   maxSpareChildren: 0,
+  spareGrace: 10,
   requestTimeout: 0,
   crashBackoffMax: 8,
 };
@@ -208,54 +209,6 @@ describe("Pool: reaping", () => {
   });
 });
 
-describe("Pool: spare bounds (Net::Server::PreFork)", () => {
-  test("grows to keep min_spare idle and shrinks to max_spare, never below min_children", () => {
-    const { pool, spawner } = setup({
-      minChildren: 1,
-      maxChildren: 6,
-      minSpareChildren: 2,
-      maxSpareChildren: 3,
-      maxBacklogQueue: 10,
-    });
-    pool.start();
-    expect(pool.stats()).toMatchObject({ idle: 2, total: 2 });
-    for (const d of spawner.live) d.ready();
-    for (const t of ["a", "b", "c", "d"]) pool.dispatch(stanza(t));
-    // 4 busy, and still 2 spare idle: capped by max_children 6.
-    expect(pool.stats()).toMatchObject({ active: 4, idle: 2, total: 6 });
-    pool.dispatch(stanza("e"));
-    expect(pool.stats()).toMatchObject({ active: 5, idle: 1, total: 6 });
-    for (const d of spawner.live) d.ready();
-    for (const d of spawner.live) if (d.requests.length) d.available();
-    // 6 idle > max_spare 3: the least recently used are retired.
-    const s = pool.stats();
-    expect(s.idle).toBe(3);
-    expect(s.retiring).toBe(3);
-    const retired = spawner.drones.filter((d) => d.sent.some((m) => m.type === "shutdown"));
-    expect(retired).toHaveLength(3);
-    for (const d of retired) expect(d.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
-    for (const d of retired) d.exit(0);
-    expect(pool.stats()).toMatchObject({ idle: 3, total: 3 });
-  });
-
-  test("max_spare never retires below min_children", () => {
-    const { pool, spawner } = setup({ minChildren: 4, maxChildren: 6, minSpareChildren: 0, maxSpareChildren: 1 });
-    pool.start();
-    for (const d of spawner.live) d.ready();
-    expect(pool.stats()).toMatchObject({ idle: 4, retiring: 0 });
-  });
-
-  test("the 1 s tick re-checks bounds", () => {
-    const { pool, spawner, clock } = setup({ minChildren: 1, maxChildren: 4 });
-    spawner.failSpawn = true;
-    pool.start(); // spawn refused twice: first respawns at once, second backs off 1 s
-    expect(spawner.drones.length).toBe(0);
-    spawner.failSpawn = false;
-    clock.advance(1000);
-    expect(spawner.drones.length).toBe(1);
-  });
-});
-
 describe("Pool: start-up crash backoff", () => {
   test("drones dying before ready back off exponentially, one probe at a time, capped", () => {
     const { pool, spawner, clock, logger } = setup({ minChildren: 2, maxChildren: 4, crashBackoffMax: 4 });
@@ -304,6 +257,16 @@ describe("Pool: start-up crash backoff", () => {
     clock.advance(1000);
     expect(spawner.live[0]!.requests).toEqual(["c"]);
   });
+
+  test("the 1 s tick retries a spawn the spawner refused", () => {
+    const { pool, spawner, clock } = setup({ minChildren: 1, maxChildren: 4 });
+    spawner.failSpawn = true;
+    pool.start(); // spawn refused twice: first respawns at once, second backs off 1 s
+    expect(spawner.drones.length).toBe(0);
+    spawner.failSpawn = false;
+    clock.advance(1000);
+    expect(spawner.drones.length).toBe(1);
+  });
 });
 
 describe("Pool: request_timeout", () => {
@@ -350,13 +313,14 @@ describe("Pool: reload (HUP) and stopping", () => {
     const busy = [old1!, old2!].find((d) => d.requests.length > 0)!;
     const idle = [old1!, old2!].find((d) => d !== busy)!;
     pool.roll();
-    expect(idle.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
+    expect(idle.sent.at(-1)).toEqual({ type: "shutdown", graceful: true, reason: "reload" });
     expect(busy.sent.at(-1)?.type).toBe("request");
     // One new drone: the busy old one still counts towards min_children until it leaves.
     expect(spawner.drones.length).toBe(3);
     busy.available();
-    expect(busy.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
+    expect(busy.sent.at(-1)).toEqual({ type: "shutdown", graceful: true, reason: "reload" });
     expect(spawner.drones.length).toBe(4);
+    expect(spawner.drones.slice(2).map((d) => d.cause)).toEqual(["replace", "replace"]);
     pool.dispatch(stanza("after"));
     const fresh = spawner.drones.slice(2);
     expect(fresh.flatMap((d) => d.requests)).toEqual(["after"]);
