@@ -114,6 +114,10 @@ export interface PoolStatus {
   drones: Record<DroneState, number> & { total: number };
   /** Drones started since the listener started. */
   spawns: number;
+  /** The same, by why the pool started them. */
+  spawnCauses: Record<SpawnCause, number>;
+  /** Drones the pool told to stop, by why (their exits count as `retired`). */
+  retires: Record<RetireCause, number>;
   /** Drone exits by cause. */
   exits: Record<ExitCause, number>;
   /** Callers answered 503 because the backlog was full. */
@@ -158,6 +162,8 @@ export interface PoolReadings {
   /** Epoch ms the listener started. */
   readonly startedAt: number;
   readonly spawns: number;
+  readonly spawnCauses: Readonly<Record<SpawnCause, number>>;
+  readonly retires: Readonly<Record<RetireCause, number>>;
   readonly accepted: number;
   /** Requests finished, all methods. */
   readonly requests: number;

@@ -15,6 +15,9 @@ import {
   LOST_REASONS,
   type LostReason,
   type PoolReadings,
+  RETIRE_CAUSES,
+  type RetireCause,
+  SPAWN_CAUSES,
   type SpawnCause,
 } from "../metrics/types.ts";
 import type { RequestDone } from "./ipc.ts";
@@ -33,6 +36,8 @@ export class PoolMetrics implements PoolReadings {
   /** Epoch ms the listener started. */
   readonly startedAt: number;
   spawns = 0;
+  readonly spawnCauses = Object.fromEntries(SPAWN_CAUSES.map((c) => [c, 0])) as Record<SpawnCause, number>;
+  readonly retires = Object.fromEntries(RETIRE_CAUSES.map((c) => [c, 0])) as Record<RetireCause, number>;
   accepted = 0;
   /** Requests finished, all methods. */
   requests = 0;
@@ -137,6 +142,7 @@ export class PoolMetrics implements PoolReadings {
     }
     d.pid = handle.pid;
     this.spawns++;
+    this.spawnCauses[cause]++;
     if (this.live.has(d)) this.byPid.set(d.pid, d);
     return {
       pid: handle.pid,
@@ -145,9 +151,10 @@ export class PoolMetrics implements PoolReadings {
         if (ok && msg.type === "request") {
           this.accepted++;
           d.busy = true;
-        } else if (msg.type === "shutdown") {
+        } else if (msg.type === "shutdown" && !d.retiring) {
           d.retiring = true;
           d.cause ??= "retired";
+          this.retires[msg.reason]++;
         }
         return ok;
       },
