@@ -151,7 +151,7 @@ export async function spawnStorm(
   const allReadyMs = lastReady - t0;
   await Bun.sleep(300); // let start-up garbage settle before reading memory
   const mem = handles.map((h) => memory(h.pid)).filter((m): m is Memory => m !== undefined);
-  for (const h of handles) if (!h.send({ type: "shutdown", graceful: true })) h.kill("SIGKILL");
+  for (const h of handles) if (!h.send({ type: "shutdown", graceful: true, reason: "shutdown" })) h.kill("SIGKILL");
   const stopped = await Promise.race([Promise.all(exited).then(() => true), Bun.sleep(15_000).then(() => false)]);
   if (!stopped) for (const h of handles) h.kill("SIGKILL");
   readyMs.sort((a, b) => a - b);

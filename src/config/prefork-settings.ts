@@ -18,6 +18,7 @@ export const PREFORK_DEFAULTS: Readonly<Omit<PreforkSettings, "warnings" | "maxS
   keepalive: 5,
   minSpareChildren: 0,
   maxSpareChildren: 0,
+  spareGrace: 10,
   requestTimeout: 0,
   maxMemoryMb: 0,
   maxRequestsJitter: 0.1,
@@ -75,6 +76,7 @@ export function readPreforkSettings(hostTree: SettingsTree, service: string, sou
     keepalive: read(`${app}/keepalive`, seconds("keepalive", true), d.keepalive, "keepalive"),
     minSpareChildren: read(`${unix}/min_spare_children`, count(0, "min_spare_children"), d.minSpareChildren),
     maxSpareChildren: read(`${unix}/max_spare_children`, count(0, "max_spare_children"), d.maxSpareChildren),
+    spareGrace: read(`${unix}/spare_grace`, seconds("spare_grace"), d.spareGrace),
     requestTimeout: read(`${unix}/request_timeout`, seconds("request_timeout"), d.requestTimeout),
     maxMemoryMb: read(`${unix}/max_memory_mb`, count(0, "max_memory_mb"), d.maxMemoryMb),
     maxRequestsJitter: read(

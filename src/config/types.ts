@@ -95,16 +95,24 @@ export interface PreforkSettings {
   /** `/apps/<service>/keepalive`: seconds a stateful session may stay idle (default 5). */
   keepalive: number;
   /**
-   * `unix_config/min_spare_children` (Perl): keep at least this many idle drones, spawning
-   * one per maintenance pass while below it and under maxChildren. 0 (default) = off.
+   * `unix_config/min_spare_children` (Perl): keep at least this many idle drones while under
+   * maxChildren, starting one in the first second of a shortage and twice as many each
+   * further second, up to 32 a second. 0 (default) = off.
    */
   minSpareChildren: number;
   /**
-   * `unix_config/max_spare_children` (Perl): stop one idle drone per maintenance pass while
-   * more than this many are idle and more than minChildren exist. 0 (default) = off.
-   * Like Perl, a value not above minSpareChildren becomes minSpareChildren + 1.
+   * `unix_config/max_spare_children` (Perl): stop idle drones, one per second at most, while
+   * more than this many have been idle for the whole {@link spareGrace} and more than
+   * minChildren exist. 0 (default) = off. Like Perl, a value not above minSpareChildren
+   * becomes minSpareChildren + 1.
    */
   maxSpareChildren: number;
+  /**
+   * `unix_config/spare_grace`: seconds over which the fewest idle drones must have exceeded
+   * maxSpareChildren before any is retired, and that a drone must have been idle itself
+   * (default 10, php-fpm's process_idle_timeout; 0 = judge the last second only).
+   */
+  spareGrace: number;
   /** `unix_config/request_timeout`: seconds one request may run before its drone is replaced; 0 (default) = none. */
   requestTimeout: number;
   /** `unix_config/max_memory_mb`: a drone above this private memory (MB) exits after its request; 0 (default) = none. */

@@ -13,6 +13,7 @@ export const MetricName = {
   processStart: "process_start_time_seconds",
   drones: "osrf_prefork_drones",
   spawns: "osrf_prefork_drone_spawns_total",
+  retires: "osrf_prefork_drone_retires_total",
   exits: "osrf_prefork_drone_exits_total",
   accepted: "osrf_prefork_messages_accepted_total",
   requests: "osrf_prefork_requests_total",
@@ -53,7 +54,19 @@ export function renderMetrics(src: MetricsSource): string {
       "Drone processes by state (starting, idle, busy, retiring)",
       DRONE_STATES.map((state) => ({ labels: { state }, value: states[state] })),
     )
-    .family(MetricName.spawns, "counter", "Drone processes started", [{ value: m.spawns }])
+    // By cause; the sum over causes is the total this family had before it was labelled.
+    .family(
+      MetricName.spawns,
+      "counter",
+      "Drone processes started, by cause (min_children, demand, spare, replace)",
+      Object.entries(m.spawnCauses).map(([cause, value]) => ({ labels: { cause }, value })),
+    )
+    .family(
+      MetricName.retires,
+      "counter",
+      "Drones the pool told to stop, by cause (spare, reload, shutdown)",
+      Object.entries(m.retires).map(([cause, value]) => ({ labels: { cause }, value })),
+    )
     .family(
       MetricName.exits,
       "counter",

@@ -43,6 +43,8 @@ export function buildStatus(src: StatusSource): PoolStatus {
     listenQueue: src.backlog(),
     drones: { ...counts, total: processes.length },
     spawns: m.spawns,
+    spawnCauses: { ...m.spawnCauses },
+    retires: { ...m.retires },
     exits: { ...m.exits },
     overloadRejections: m.overloadRejections,
     xmppReconnects: m.xmppReconnects,
@@ -61,6 +63,14 @@ export function formatAge(ms: number | null): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** The non-zero counts as `a=1 b=2` (`kv` between name and count, `joiner` between pairs); "" when none. */
+export function listCounts(counts: Readonly<Record<string, number>>, kv = "=", joiner = " "): string {
+  return Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k}${kv}${n}`)
+    .join(joiner);
+}
+
 function block(rows: Array<[string, string | number]>): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   return rows.map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join("\n");
@@ -68,10 +78,6 @@ function block(rows: Array<[string, string | number]>): string {
 
 /** Plain text in php-fpm's "full status" layout: the pool, then one block per drone. */
 export function renderStatusText(s: PoolStatus): string {
-  const exits = Object.entries(s.exits)
-    .filter(([, n]) => n > 0)
-    .map(([cause, n]) => `${cause}=${n}`)
-    .join(" ");
   const head = block([
     ["service", s.service],
     ["listener pid", s.pid],
@@ -86,7 +92,9 @@ export function renderStatusText(s: PoolStatus): string {
     ["retiring drones", s.drones.retiring],
     ["total drones", s.drones.total],
     ["spawns", s.spawns],
-    ["exits", exits || "-"],
+    ["spawn causes", listCounts(s.spawnCauses) || "-"],
+    ["retires", listCounts(s.retires) || "-"],
+    ["exits", listCounts(s.exits) || "-"],
     ["overload rejections", s.overloadRejections],
     ["xmpp reconnects", s.xmppReconnects],
   ]);

@@ -2,7 +2,7 @@
  * `osrf-prefork status` output: a summary line or two per service and an aligned table of
  * its drones.
  */
-import { formatAge, formatBytes } from "./status.ts";
+import { formatAge, formatBytes, listCounts } from "./status.ts";
 import type { PoolStatus } from "./types.ts";
 
 /** Cells laid out in columns; `right` marks columns aligned right (numbers). */
@@ -31,19 +31,20 @@ export function formatUptime(seconds: number): string {
   return `${s}s`;
 }
 
+const inParens = (text: string) => (text ? ` (${text})` : "");
+
 /** One service's status as readable text (ends with a newline). */
 export function renderStatusTable(s: PoolStatus): string {
-  const exits = Object.entries(s.exits)
-    .filter(([, n]) => n > 0)
-    .map(([cause, n]) => `${cause} ${n}`)
-    .join(", ");
   const d = s.drones;
+  const retired = Object.values(s.retires).reduce((a, b) => a + b, 0);
   const lines = [
     `${s.service}  (listener pid ${s.pid}, up ${formatUptime(s.startSince)} since ${s.startTime})`,
     `  accepted ${s.accepted}, requests ${s.requests}, listen queue ${s.listenQueue}, ` +
       `overload rejections ${s.overloadRejections}, xmpp reconnects ${s.xmppReconnects}`,
     `  drones ${d.total}: ${d.idle} idle, ${d.busy} busy, ${d.starting} starting, ${d.retiring} retiring; ` +
-      `spawned ${s.spawns}, exited ${exits || "0"}`,
+      `spawned ${s.spawns}${inParens(listCounts(s.spawnCauses, " ", ", "))}, ` +
+      `retired ${retired}${inParens(listCounts(s.retires, " ", ", "))}, ` +
+      `exited ${listCounts(s.exits, " ", ", ") || "0"}`,
   ];
   const rows = [
     ["PID", "STATE", "REQUESTS", "RSS", "AGE", "METHOD"],

@@ -47,6 +47,32 @@ export const EXIT_CAUSES: readonly ExitCause[] = [
   "crash",
 ];
 
+/** Why the pool started a drone (`osrf_prefork_drone_spawns_total{cause}`). */
+export type SpawnCause =
+  /** Filling up to min_children (at start, and after start-up failures). */
+  | "min_children"
+  /** A message arrived with no idle drone (never delayed). */
+  | "demand"
+  /** Fewer than min_spare_children idle (paced by the spawn ramp). */
+  | "spare"
+  /** Replacing a drone that left by itself (max_requests, memory, crash, timeout) or was rolled by a HUP. */
+  | "replace";
+
+/** Every {@link SpawnCause}, so all are exported (as 0) from the start. */
+export const SPAWN_CAUSES: readonly SpawnCause[] = ["min_children", "demand", "spare", "replace"];
+
+/** Why the pool told a drone to stop (`osrf_prefork_drone_retires_total{cause}`). */
+export type RetireCause =
+  /** More idle than max_spare_children for the whole spare_grace. */
+  | "spare"
+  /** Rolled by a HUP (settings and code reload). */
+  | "reload"
+  /** The listener is stopping. */
+  | "shutdown";
+
+/** Every {@link RetireCause}. */
+export const RETIRE_CAUSES: readonly RetireCause[] = ["spare", "reload", "shutdown"];
+
 /** Callers the listener had to answer with an error, by reason (besides overload). */
 export type LostReason = "died" | "timeout" | "shutdown";
 
@@ -88,6 +114,10 @@ export interface PoolStatus {
   drones: Record<DroneState, number> & { total: number };
   /** Drones started since the listener started. */
   spawns: number;
+  /** The same, by why the pool started them. */
+  spawnCauses: Record<SpawnCause, number>;
+  /** Drones the pool told to stop, by why (their exits count as `retired`). */
+  retires: Record<RetireCause, number>;
   /** Drone exits by cause. */
   exits: Record<ExitCause, number>;
   /** Callers answered 503 because the backlog was full. */
@@ -132,6 +162,8 @@ export interface PoolReadings {
   /** Epoch ms the listener started. */
   readonly startedAt: number;
   readonly spawns: number;
+  readonly spawnCauses: Readonly<Record<SpawnCause, number>>;
+  readonly retires: Readonly<Record<RetireCause, number>>;
   readonly accepted: number;
   /** Requests finished, all methods. */
   readonly requests: number;

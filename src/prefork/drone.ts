@@ -136,7 +136,7 @@ export class DroneRuntime {
         this.next();
         return;
       case "shutdown":
-        if (msg.graceful) this.requestStop("told to stop by the listener");
+        if (msg.graceful) this.requestStop(`told to stop by the listener (${msg.reason})`);
         else this.exit(0);
         return;
     }

@@ -10,6 +10,7 @@
 
 import type { ClientConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat } from "../log/logger.ts";
+import { RETIRE_CAUSES, type RetireCause } from "../metrics/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
 
 /** A caller waiting on one stanza: where an error status must go. */
@@ -50,8 +51,11 @@ export type ListenerToDrone =
   | { type: "init"; init: DroneInit }
   /** One message from a router for this service, as received. */
   | { type: "request"; stanza: Stanza }
-  /** Stop: `graceful` finishes the current work first (and runs childExit); otherwise exit now. */
-  | { type: "shutdown"; graceful: boolean };
+  /**
+   * Stop: `graceful` finishes the current work first (and runs childExit); otherwise exit
+   * now. `reason` is why the pool retires it (logged by the drone, counted by the metrics).
+   */
+  | { type: "shutdown"; graceful: boolean; reason: RetireCause };
 
 /** Why a drone leaves by itself. */
 export type DroneExitReason =
@@ -218,7 +222,12 @@ export function parseListenerMessage(m: unknown): ListenerToDrone {
     }
     case "shutdown":
       need(typeof m.graceful === "boolean", "shutdown.graceful must be a boolean", m);
-      return { type: "shutdown", graceful: m.graceful };
+      need(
+        isStr(m.reason) && (RETIRE_CAUSES as readonly string[]).includes(m.reason),
+        `shutdown.reason must be one of ${RETIRE_CAUSES.join(", ")}`,
+        m,
+      );
+      return { type: "shutdown", graceful: m.graceful, reason: m.reason as RetireCause };
     default:
       throw new IpcMessageError(`unknown type "${m.type}"`, preview(m));
   }

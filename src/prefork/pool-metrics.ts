@@ -15,6 +15,10 @@ import {
   LOST_REASONS,
   type LostReason,
   type PoolReadings,
+  RETIRE_CAUSES,
+  type RetireCause,
+  SPAWN_CAUSES,
+  type SpawnCause,
 } from "../metrics/types.ts";
 import type { RequestDone } from "./ipc.ts";
 import type { DroneEvents, DroneHandle, DroneSpawner, PoolFailure } from "./types.ts";
@@ -32,6 +36,8 @@ export class PoolMetrics implements PoolReadings {
   /** Epoch ms the listener started. */
   readonly startedAt: number;
   spawns = 0;
+  readonly spawnCauses = Object.fromEntries(SPAWN_CAUSES.map((c) => [c, 0])) as Record<SpawnCause, number>;
+  readonly retires = Object.fromEntries(RETIRE_CAUSES.map((c) => [c, 0])) as Record<RetireCause, number>;
   accepted = 0;
   /** Requests finished, all methods. */
   requests = 0;
@@ -58,7 +64,7 @@ export class PoolMetrics implements PoolReadings {
 
   /** A spawner that reports to these metrics and otherwise behaves as `inner`. */
   observeSpawner(inner: DroneSpawner): DroneSpawner {
-    return { spawn: (events) => this.spawn(inner, events) };
+    return { spawn: (events, cause) => this.spawn(inner, events, cause) };
   }
 
   /** The listener answered a caller with an error (its pool-failure hook). */
@@ -100,7 +106,7 @@ export class PoolMetrics implements PoolReadings {
     return this.duration.snapshot();
   }
 
-  private spawn(inner: DroneSpawner, events: DroneEvents): DroneHandle {
+  private spawn(inner: DroneSpawner, events: DroneEvents, cause: SpawnCause): DroneHandle {
     const d: DroneRecord = {
       pid: 0,
       startedAt: this.now(),
@@ -117,22 +123,26 @@ export class PoolMetrics implements PoolReadings {
     this.live.add(d);
     let handle: DroneHandle;
     try {
-      handle = inner.spawn({
-        message: (m) => {
-          this.onMessage(d, m);
-          events.message(m);
+      handle = inner.spawn(
+        {
+          message: (m) => {
+            this.onMessage(d, m);
+            events.message(m);
+          },
+          exit: (code, signal) => {
+            this.onExit(d, signal);
+            events.exit(code, signal);
+          },
         },
-        exit: (code, signal) => {
-          this.onExit(d, signal);
-          events.exit(code, signal);
-        },
-      });
+        cause,
+      );
     } catch (e) {
       this.live.delete(d);
       throw e;
     }
     d.pid = handle.pid;
     this.spawns++;
+    this.spawnCauses[cause]++;
     if (this.live.has(d)) this.byPid.set(d.pid, d);
     return {
       pid: handle.pid,
@@ -141,9 +151,10 @@ export class PoolMetrics implements PoolReadings {
         if (ok && msg.type === "request") {
           this.accepted++;
           d.busy = true;
-        } else if (msg.type === "shutdown") {
+        } else if (msg.type === "shutdown" && !d.retiring) {
           d.retiring = true;
           d.cause ??= "retired";
+          this.retires[msg.reason]++;
         }
         return ok;
       },

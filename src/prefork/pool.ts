@@ -12,10 +12,17 @@
  *   right away (the drone queues it until its XMPP login is done). At the maximum, queue
  *   the message in a FIFO backlog of `maxBacklogQueue`; when that is full, the caller gets
  *   STATUS 503 instead of silence.
- * - Spare bounds (Perl Net::Server::PreFork): while fewer than `minSpareChildren` drones
- *   are idle, start more (up to `maxChildren`); while more than `maxSpareChildren` are
- *   idle, retire the least recently used (never below `minChildren`). Checked on every
- *   state change and on a 1 s tick.
+ * - A drone that leaves by itself (max_requests, max_memory_mb, a crash, request_timeout)
+ *   or is rolled by a HUP is replaced at once (php-fpm does the same), so a steady load
+ *   never waits for a drone to log in.
+ * - Spare bounds (Perl Net::Server::PreFork's settings, paced like php-fpm's `dynamic`
+ *   mode, so bursts cannot make the pool thrash): while fewer than `minSpareChildren`
+ *   drones are idle, start more (up to `maxChildren`), one in the first tick, then twice as
+ *   many each tick the shortage lasts, up to 32 per tick. Surplus is judged on the 1 s tick
+ *   only: a drone is retired when *the fewest idle drones seen over the last `spareGrace`
+ *   seconds* exceeded `maxSpareChildren`, at most one per tick, never one that was busy
+ *   within `spareGrace`, and never below `minChildren`. A load that comes back every few
+ *   seconds keeps its drones.
  * - Drones that exit before reporting `ready` count as start-up failures: respawns are
  *   delayed exponentially up to `crashBackoffMax`, with one probe drone at a time.
  * - Beyond C: a drone that dies holding a request, or runs longer than `requestTimeout`
@@ -24,11 +31,13 @@
  *   (another drone, or NULL); here the new drone is killed and the message re-dispatched.
  */
 import type { Logger } from "../log/types.ts";
+import type { RetireCause, SpawnCause } from "../metrics/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
 import { realClock } from "./clock.ts";
 import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
+import { IdleWindow, SpareRamp, SURPLUS_RETIRES_PER_TICK } from "./spare-bounds.ts";
 import type {
   Clock,
   DroneHandle,
@@ -80,6 +89,8 @@ class Drone {
   /** Reported init_failed and is on its way out: still counts as starting until it exits. */
   failing = false;
   served = 0;
+  /** Clock time it last became idle: spawned, or done with the listener's message. */
+  idleSince = 0;
 
   constructor(
     readonly id: number,
@@ -104,6 +115,13 @@ class Drone {
 function methodOf(d: Drone): string | undefined {
   return d.method ?? (d.work ? requestedMethod(d.work) : undefined);
 }
+
+/** Why a drone is retired, for its log line. */
+const RETIRE_WHY: Readonly<Record<RetireCause, string>> = {
+  spare: "more idle drones than max_spare_children for spare_grace",
+  reload: "reload",
+  shutdown: "shutdown",
+};
 
 /** Minimum interval between repeated overload warnings, ms. */
 const OVERLOAD_LOG_INTERVAL_MS = 1000;
@@ -133,11 +151,16 @@ export class Pool {
   private lastOverloadLog = -Infinity;
   private lastQueueLog = -Infinity;
   private suppressedOverloads = 0;
+  /** Drones that left by themselves (or were rolled) and are not replaced yet. */
+  private owed = 0;
+  private readonly spareRamp = new SpareRamp();
+  private readonly idleWindow: IdleWindow;
 
   constructor(private readonly opts: PoolOptions) {
     this.limits = { ...opts.limits };
     this.clock = opts.clock ?? realClock;
     this.log = opts.logger;
+    this.idleWindow = new IdleWindow(this.clock.now(), 0, this.limits.spareGrace * 1000);
   }
 
   /** Starts `minChildren` drones and the maintenance tick. */
@@ -167,6 +190,7 @@ export class Pool {
   /** Replaces the limits (after a settings reload) and re-checks the pool. */
   setLimits(limits: PoolLimits): void {
     this.limits = { ...limits };
+    this.idleWindow.setGrace(limits.spareGrace * 1000);
     this.maintain();
   }
 
@@ -178,7 +202,8 @@ export class Pool {
   roll(): void {
     this.generation++;
     for (const d of [...this.idle]) this.retire(d, "reload");
-    // Busy ones are retired by release() when they report `available`.
+    // Busy ones are retired by release() when they report `available`; retire() counts
+    // every rolled drone as owed a replacement.
     this.maintain();
   }
 
@@ -248,9 +273,11 @@ export class Pool {
         `drone ${d.pid} of ${this.opts.service} does not take messages (IPC channel closed); discarding it`,
       );
       this.discard(d);
+      this.owed++;
     }
+    // Never paced: this message is waiting for a drone.
     while (this.canSpawn()) {
-      const d = this.spawnOne();
+      const d = this.spawnOne("demand");
       if (!d) break;
       if (this.handTo(d, stanza)) return true;
       // osrf_prefork.c kills cur_child here (the wrong drone, possibly NULL): kill the new one.
@@ -362,37 +389,47 @@ export class Pool {
     return this.canSpawn() && (this.crashes === 0 || this.starting() === 0);
   }
 
-  private spawnOne(): Drone | undefined {
+  private spawnOne(cause: SpawnCause): Drone | undefined {
     const d = new Drone(this.nextId++, this.generation);
     try {
-      d.handle = this.opts.spawner.spawn({
-        message: (m) => this.onMessage(d, m),
-        exit: (code, signal) => this.onExit(d, code, signal),
-      });
+      d.handle = this.opts.spawner.spawn(
+        {
+          message: (m) => this.onMessage(d, m),
+          exit: (code, signal) => this.onExit(d, code, signal),
+        },
+        cause,
+      );
     } catch (e) {
       this.startFailed(undefined, `cannot start a drone process: ${(e as Error).message}`);
       return undefined;
     }
-    this.log.debug(`started drone ${d.pid} for ${this.opts.service}`);
+    d.idleSince = this.clock.now();
+    // Whatever the reason, one drone more is one departed drone less to replace.
+    if (this.owed > 0) this.owed--;
+    this.log.debug(`started drone ${d.pid} for ${this.opts.service} (${cause})`);
     return d;
   }
 
-  private spawnIdle(): boolean {
-    const d = this.spawnOne();
+  private spawnIdle(cause: SpawnCause): boolean {
+    const d = this.spawnOne(cause);
     if (!d) return false;
     // Below the top: a fresh drone is not yet logged in, a warm idle one is.
     this.idle.unshift(d);
     return true;
   }
 
-  /** Tells a drone to finish and exit; it leaves the pool's dispatch sets at once. */
-  private retire(d: Drone, why: string): void {
+  /**
+   * Tells a drone to finish and exit; it leaves the pool's dispatch sets at once. A drone
+   * rolled by a reload is owed a replacement; a surplus one or one stopped with the pool is not.
+   */
+  private retire(d: Drone, cause: RetireCause): void {
     this.unlink(d);
     d.place = "retiring";
     this.retiring.add(d);
     d.stopRequested = true;
-    this.log.debug(`retiring drone ${d.pid} of ${this.opts.service} (${why})`);
-    if (!d.handle.send({ type: "shutdown", graceful: true })) d.handle.kill("SIGKILL");
+    if (cause === "reload") this.owed++;
+    this.log.debug(`retiring drone ${d.pid} of ${this.opts.service} (${RETIRE_WHY[cause]})`);
+    if (!d.handle.send({ type: "shutdown", graceful: true, reason: cause })) d.handle.kill("SIGKILL");
   }
 
   /** Kills a drone that cannot be used; its exit is only reaped. */
@@ -434,30 +471,72 @@ export class Pool {
     }, wait);
   }
 
-  /** Brings the pool back within its bounds and serves the backlog. */
+  /**
+   * Serves the backlog and starts what the pool lacks: min_children and replacements at
+   * once, spares at the ramp's pace. Runs after every state change; never retires (that
+   * waits for the tick, see {@link retireSurplus}).
+   */
   private maintain(): void {
     if (this.mode === "stopped" || !this.started) return;
     this.pump();
+    // After the backlog took its drones and before spares are added: the low point.
+    this.idleWindow.note(this.idle.length);
     if (this.mode === "running") {
       const l = this.limits;
-      while (this.serving() < l.minChildren && this.canSpawnSpare() && this.spawnIdle());
-      if (l.minSpareChildren > 0) {
-        while (this.idle.length < l.minSpareChildren && this.canSpawnSpare() && this.spawnIdle());
-      }
-      if (l.maxSpareChildren > 0) {
-        while (this.idle.length > l.maxSpareChildren && this.serving() > l.minChildren) {
-          this.retire(this.idle[0]!, "more idle drones than max_spare_children");
-        }
-      }
+      while (
+        this.serving() < l.minChildren &&
+        this.canSpawnSpare() &&
+        this.spawnIdle(this.owed > 0 ? "replace" : "min_children")
+      );
+      while (this.owed > 0 && this.canSpawnSpare() && this.spawnIdle("replace"));
+      // The ramp is asked last, so a pool at max_children or in a backoff does not speed it up.
+      while (
+        this.idle.length < l.minSpareChildren &&
+        this.canSpawnSpare() &&
+        this.spareRamp.take() &&
+        this.spawnIdle("spare")
+      );
+    } else {
+      this.owed = 0;
     }
     this.checkDrained();
   }
 
+  /**
+   * max_spare_children, on the tick: retires at most {@link SURPLUS_RETIRES_PER_TICK}
+   * least recently used idle drones while even the fewest idle over the last `spareGrace`
+   * seconds exceeded max_spare_children, never one busy within that time, never below
+   * min_children.
+   */
+  private retireSurplus(now: number): void {
+    const l = this.limits;
+    if (this.mode !== "running" || l.maxSpareChildren === 0) return;
+    const low = this.idleWindow.min(now);
+    if (low === undefined) return;
+    const graceMs = l.spareGrace * 1000;
+    let n = Math.min(low - l.maxSpareChildren, this.serving() - l.minChildren, SURPLUS_RETIRES_PER_TICK);
+    for (; n > 0; n--) {
+      // Bottom of the stack first: the drones the load has left alone longest.
+      const d = this.idle.find((x) => now - x.idleSince >= graceMs);
+      if (!d) return;
+      this.retire(d, "spare");
+      this.idleWindow.retired();
+    }
+  }
+
   private scheduleTick(): void {
     this.tickTimer = this.clock.setTimeout(() => {
-      this.maintain();
+      this.tick();
       if (this.mode !== "stopped") this.scheduleTick();
     }, this.opts.tickMs ?? 1000);
+  }
+
+  private tick(): void {
+    const now = this.clock.now();
+    this.idleWindow.close(now, this.idle.length);
+    this.spareRamp.tick();
+    this.retireSurplus(now);
+    this.maintain();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -516,6 +595,8 @@ export class Pool {
           this.unlink(d);
           d.place = "retiring";
           this.retiring.add(d);
+          // Leaving by itself (max_requests, memory, a SIGTERM from outside): replace it now.
+          if (!d.failing) this.owed++;
         }
         break;
     }
@@ -529,11 +610,12 @@ export class Pool {
     d.caller = undefined;
     d.method = undefined;
     this.unlink(d);
-    if (d.generation < this.generation || this.mode === "stopped") {
-      this.retire(d, "reload");
+    if (this.mode === "stopped" || d.generation < this.generation) {
+      this.retire(d, this.mode === "stopped" ? "shutdown" : "reload");
       return;
     }
     d.place = "idle";
+    d.idleSince = this.clock.now();
     this.idle.push(d);
   }
 
@@ -558,6 +640,8 @@ export class Pool {
     } else if (!wasStopping && !target && this.mode !== "stopped") {
       this.log.warn(`drone ${d.pid} of ${this.opts.service} exited unexpectedly (${how}); replacing it`);
     }
+    // A start-up failure is not replaced here: the backoff decides when to try again.
+    if (!wasStopping && d.ready) this.owed++;
     this.maintain();
     if (this.alive() === 0) for (const w of this.exitWaiters.splice(0)) w();
   }
@@ -587,6 +671,7 @@ export class Pool {
       `drone ${d.pid} of ${this.opts.service} ran ${method ?? "a request"} for more than ${seconds} s (request_timeout); killing it`,
     );
     this.discard(d);
+    this.owed++;
     if (target) {
       const failure: PoolFailure = { kind: "timeout", pid: d.pid, seconds };
       if (method !== undefined) failure.method = method;

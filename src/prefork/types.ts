@@ -3,6 +3,7 @@
  * what it reports back to the listener, and what a drone is told when it starts.
  */
 import type { PreforkSettings } from "../config/types.ts";
+import type { SpawnCause } from "../metrics/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import type { CallerRef, ListenerToDrone } from "./ipc.ts";
 
@@ -34,9 +35,10 @@ export interface DroneEvents {
 export interface DroneSpawner {
   /**
    * Starts one drone and sends it its `init` message.
+   * @param cause Why the pool wants it (for the metrics).
    * @throws SpawnError when the process cannot be started at all.
    */
-  spawn(events: DroneEvents): DroneHandle;
+  spawn(events: DroneEvents, cause: SpawnCause): DroneHandle;
 }
 
 /** Timers the pool uses, injectable so unit tests control time. */
@@ -55,6 +57,7 @@ export type PoolLimits = Pick<
   | "maxBacklogQueue"
   | "minSpareChildren"
   | "maxSpareChildren"
+  | "spareGrace"
   | "requestTimeout"
   | "crashBackoffMax"
 >;

@@ -365,6 +365,7 @@ describe("IPC messages are checked on both ends", () => {
         maxBacklogQueue: 0,
         minSpareChildren: 0,
         maxSpareChildren: 0,
+        spareGrace: 10,
         requestTimeout: 0,
         crashBackoffMax: 60,
       },

@@ -213,7 +213,7 @@ describe("observability of a running pool", () => {
   );
 
   test(
-    "kill -9 of a busy drone: exits{cause=killed}, lost{reason=died} and spawns move",
+    "kill -9 of a busy drone: exits{cause=killed}, lost{reason=died} and spawns{cause=replace} move",
     async () => {
       const before = await scrape();
       const marker = join(dir, "busy.pid");
@@ -236,7 +236,12 @@ describe("observability of a running pool", () => {
       const d = (key: string) => get(m, key) - get(before, key);
       expect(d(`${MetricName.exits}{cause=killed}`)).toBe(1);
       expect(d(`${MetricName.lost}{reason=died}`)).toBe(1);
-      expect(d(MetricName.spawns)).toBeGreaterThanOrEqual(1);
+      // Replaced at once, as a drone that left by itself; nothing else started.
+      expect(d(`${MetricName.spawns}{cause=replace}`)).toBe(1);
+      for (const cause of ["min_children", "demand", "spare"])
+        expect(d(`${MetricName.spawns}{cause=${cause}}`)).toBe(0);
+      const s = await status();
+      expect(s.spawns).toBe(Object.values(s.spawnCauses).reduce((a, b) => a + b, 0));
     },
     TEST_TIMEOUT_MS,
   );

@@ -77,6 +77,7 @@ const SETTINGS = `<?xml version="1.0"?>
           <max_requests_jitter>0</max_requests_jitter>
           <min_spare_children>1</min_spare_children>
           <max_spare_children>2</max_spare_children>
+          <spare_grace>1</spare_grace>
           <max_backlog_queue>50</max_backlog_queue>
         </unix_config>
       </${SERVICE}>
@@ -227,7 +228,8 @@ describe("serve", () => {
       expect(pids).toHaveLength(8);
       expect(peak).toBe(4);
       expect(new Set(pids).size).toBe(4);
-      // All idle: 4 > max_spare_children 2, so two retire; min_children 2 stay.
+      // All idle: 4 > max_spare_children 2 for spare_grace (1 s), so two retire, one a
+      // second; min_children 2 stay.
       await waitUntil("pool back to 2 drones", () => drones().length === 2);
       await Bun.sleep(1200); // a maintenance tick later, still within bounds
       expect(drones().length).toBe(2);

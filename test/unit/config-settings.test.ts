@@ -236,6 +236,7 @@ describe("readPreforkSettings", () => {
       keepalive: 5,
       minSpareChildren: 0,
       maxSpareChildren: 0,
+      spareGrace: 10,
       requestTimeout: 0,
       maxMemoryMb: 0,
       maxRequestsJitter: 0.1,
@@ -264,6 +265,7 @@ describe("readPreforkSettings", () => {
         max_chunk_size: "1000",
         max_bundle_size: "0",
         crash_backoff_max: "120",
+        spare_grace: "2.5",
       }),
       "svc",
     );
@@ -275,7 +277,9 @@ describe("readPreforkSettings", () => {
       maxChunkSize: 1000,
       maxBundleSize: 0,
       crashBackoffMax: 120,
+      spareGrace: 2.5,
     });
+    expect(readPreforkSettings(settingsFor({ spare_grace: "0" }), "svc").spareGrace).toBe(0);
   });
 
   test("max_children above 256 is clamped with a warning", () => {
@@ -308,6 +312,8 @@ describe("readPreforkSettings", () => {
     ],
     ["{ max_requests_jitter: '1' }", { max_requests_jitter: "1" }, {}, "/apps/svc/unix_config/max_requests_jitter"],
     ["{ request_timeout: 'soon' }", { request_timeout: "soon" }, {}, "/apps/svc/unix_config/request_timeout"],
+    ["{ spare_grace: '-1' }", { spare_grace: "-1" }, {}, "/apps/svc/unix_config/spare_grace"],
+    ["{ spare_grace: 'later' }", { spare_grace: "later" }, {}, "/apps/svc/unix_config/spare_grace"],
     ["{ keepalive: '0' }", {}, { keepalive: "0" }, "/apps/svc/keepalive"],
     ["{ keepalive: 'x' }", {}, { keepalive: "x" }, "/apps/svc/keepalive"],
     [

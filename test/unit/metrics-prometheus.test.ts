@@ -63,7 +63,7 @@ function fakeDrone(m: PoolMetrics, pid: number) {
         return { pid, send: () => true, kill: () => {} };
       },
     })
-    .spawn({ message: () => {}, exit: () => {} });
+    .spawn({ message: () => {}, exit: () => {} }, pid === 101 ? "min_children" : "demand");
   return {
     handle,
     say: (msg: unknown) => events.message(msg),
@@ -91,6 +91,7 @@ describe("renderMetrics", () => {
       ],
     });
     b.exit(null, "SIGKILL");
+    fakeDrone(m, 103).handle.send({ type: "shutdown", graceful: true, reason: "spare" });
     m.failure({ kind: "overload" });
     m.online(false);
     m.online(true);
@@ -108,8 +109,11 @@ describe("renderMetrics", () => {
     ]);
     expect(family(text, MetricName.processStart).metrics).toEqual([{ value: "1700000000" }]);
     const drones = Object.fromEntries(family(text, MetricName.drones).metrics.map((s) => [s.labels!.state, s.value]));
-    expect(drones).toEqual({ starting: "0", idle: "1", busy: "0", retiring: "0" });
-    expect(family(text, MetricName.spawns).metrics).toEqual([{ value: "2" }]);
+    expect(drones).toEqual({ starting: "0", idle: "1", busy: "0", retiring: "1" });
+    const spawns = Object.fromEntries(family(text, MetricName.spawns).metrics.map((s) => [s.labels!.cause, s.value]));
+    expect(spawns).toEqual({ min_children: "1", demand: "2", spare: "0", replace: "0" });
+    const retires = Object.fromEntries(family(text, MetricName.retires).metrics.map((s) => [s.labels!.cause, s.value]));
+    expect(retires).toEqual({ spare: "1", reload: "0", shutdown: "0" });
     const exits = Object.fromEntries(family(text, MetricName.exits).metrics.map((s) => [s.labels!.cause, s.value]));
     expect(exits).toMatchObject({ killed: "1", crash: "0", max_requests: "0", hung: "0" });
     expect(family(text, MetricName.accepted).metrics).toEqual([{ value: "1" }]);

@@ -69,6 +69,7 @@ const LIMITS: PoolLimits = {
   maxBacklogQueue: 0,
   minSpareChildren: 0,
   maxSpareChildren: 0,
+  spareGrace: 10,
   requestTimeout: 0,
   crashBackoffMax: 60,
 };
@@ -237,7 +238,7 @@ describe("Listener", () => {
     const stopping = listener.stopGracefully();
     await Bun.sleep(5);
     expect(transport.sent.map((s) => s.routerCommand)).toEqual(["unregister", "unregister"]);
-    expect(drones[0]!.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
+    expect(drones[0]!.sent.at(-1)).toEqual({ type: "shutdown", graceful: true, reason: "shutdown" });
     drones[0]!.events.exit(0, null);
     await stopping;
     expect(transport.closed).toBe(true);

@@ -47,7 +47,7 @@ describe("IPC message checks", () => {
     expect(() => parseDroneMessage({ type: "init" })).toThrow(/unknown type "init"/);
   });
 
-  test("listener messages: request needs a whole stanza, shutdown a boolean", () => {
+  test("listener messages: request needs a whole stanza, shutdown a boolean and a known reason", () => {
     const stanza = {
       to: "",
       from: "",
@@ -61,8 +61,14 @@ describe("IPC message checks", () => {
     };
     expect(parseListenerMessage({ type: "request", stanza })).toEqual({ type: "request", stanza });
     expect(() => parseListenerMessage({ type: "request", stanza: { ...stanza, body: 1 } })).toThrow(/not a stanza/);
-    expect(parseListenerMessage({ type: "shutdown", graceful: false })).toEqual({ type: "shutdown", graceful: false });
-    expect(() => parseListenerMessage({ type: "shutdown" })).toThrow(/graceful/);
+    expect(parseListenerMessage({ type: "shutdown", graceful: false, reason: "spare" })).toEqual({
+      type: "shutdown",
+      graceful: false,
+      reason: "spare",
+    });
+    expect(() => parseListenerMessage({ type: "shutdown", reason: "spare" })).toThrow(/graceful/);
+    expect(() => parseListenerMessage({ type: "shutdown", graceful: true })).toThrow(/reason must be one of/);
+    expect(() => parseListenerMessage({ type: "shutdown", graceful: true, reason: "bored" })).toThrow(/reason/);
     // An init message never shows its content (it holds the password) in errors.
     try {
       parseListenerMessage({ type: "init", init: { passwd: "s3cret" } });

@@ -5,12 +5,13 @@
 import { describe, expect, test } from "bun:test";
 import { buildStatus, renderStatusText } from "../../src/metrics/status.ts";
 import { alignColumns, formatUptime, renderStatusTable } from "../../src/metrics/table.ts";
+import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { MAX_METHOD_LABELS, OTHER_METHOD, PoolMetrics } from "../../src/prefork/pool-metrics.ts";
 import type { DroneEvents } from "../../src/prefork/types.ts";
 
 /** A drone the test drives: what the pool would send it, and what it would say back. */
-function drone(m: PoolMetrics, pid: number) {
+function drone(m: PoolMetrics, pid: number, cause: SpawnCause = "demand") {
   let events!: DroneEvents;
   const seen: unknown[] = [];
   const killed: string[] = [];
@@ -21,7 +22,7 @@ function drone(m: PoolMetrics, pid: number) {
         return { pid, send: () => true, kill: (s) => void killed.push(s) };
       },
     })
-    .spawn({ message: (msg) => seen.push(msg), exit: (code, sig) => seen.push({ exit: [code, sig] }) });
+    .spawn({ message: (msg) => seen.push(msg), exit: (code, sig) => seen.push({ exit: [code, sig] }) }, cause);
   const send = (msg: ListenerToDrone) => handle.send(msg);
   return {
     handle,
@@ -50,13 +51,30 @@ describe("PoolMetrics", () => {
     expect(states(m).busy).toBe(1); // pinned to a session
     d.say({ type: "available", served: 1, rssBytes: 5 });
     expect(states(m).idle).toBe(1);
-    d.send({ type: "shutdown", graceful: true });
+    d.send({ type: "shutdown", graceful: true, reason: "spare" });
     expect(states(m).retiring).toBe(1);
     d.exit(0);
     expect(states(m)).toEqual({ starting: 0, idle: 0, busy: 0, retiring: 0 });
     expect(m.exits.retired).toBe(1);
     expect(m.spawns).toBe(1);
     expect(m.accepted).toBe(1);
+  });
+
+  test("spawns are counted by the cause the pool gives, retirements by the reason it sends", () => {
+    const m = new PoolMetrics("svc");
+    const causes: SpawnCause[] = ["min_children", "min_children", "demand", "spare", "replace", "replace", "replace"];
+    const drones = causes.map((c, i) => drone(m, 30 + i, c));
+    expect(m.spawns).toBe(7);
+    expect(m.spawnCauses).toEqual({ min_children: 2, demand: 1, spare: 1, replace: 3 });
+    drones[0]!.send({ type: "shutdown", graceful: true, reason: "spare" });
+    drones[1]!.send({ type: "shutdown", graceful: true, reason: "reload" });
+    drones[2]!.send({ type: "shutdown", graceful: true, reason: "reload" });
+    drones[3]!.send({ type: "shutdown", graceful: false, reason: "shutdown" });
+    // Told twice (a graceful stop, then an immediate one): one retirement.
+    drones[3]!.send({ type: "shutdown", graceful: false, reason: "shutdown" });
+    expect(m.retires).toEqual({ spare: 1, reload: 2, shutdown: 1 });
+    for (const d of drones.slice(0, 4)) d.exit(0);
+    expect(m.exits.retired).toBe(4);
   });
 
   test("the pool still receives every message and exit unchanged", () => {
@@ -165,9 +183,9 @@ describe("status report", () => {
   function sample() {
     let now = 1_700_000_000_000;
     const m = new PoolMetrics("opensrf.math", () => now);
-    const a = drone(m, 201);
-    const b = drone(m, 202);
-    drone(m, 203); // still starting
+    const a = drone(m, 201, "min_children");
+    const b = drone(m, 202, "min_children");
+    drone(m, 203, "spare"); // still starting
     a.say({ type: "ready", jid: "a" });
     b.say({ type: "ready", jid: "b" });
     a.request();
@@ -197,6 +215,8 @@ describe("status report", () => {
       listenQueue: 4,
       drones: { starting: 1, idle: 1, busy: 1, retiring: 0, total: 3 },
       spawns: 3,
+      spawnCauses: { min_children: 2, demand: 0, spare: 1, replace: 0 },
+      retires: { spare: 0, reload: 0, shutdown: 0 },
       overloadRejections: 1,
     });
     expect(s.processes).toEqual([
@@ -235,6 +255,9 @@ describe("status report", () => {
     expect(text).toStartWith("service:             opensrf.math\nlistener pid:        200\n");
     expect(text).toContain("\nlisten queue:        4\n");
     expect(text).toContain("\ntotal drones:        3\n");
+    expect(text).toContain(
+      "\nspawns:              3\nspawn causes:        min_children=2 spare=1\nretires:             -\n",
+    );
     const blocks = text.split("\n\n************************\n");
     expect(blocks).toHaveLength(4);
     expect(blocks[2]).toStartWith("pid:        202\nstate:      busy\n");
@@ -245,7 +268,9 @@ describe("status report", () => {
   test("table: aligned columns, one row per drone", () => {
     const lines = renderStatusTable(sample()).trimEnd().split("\n");
     expect(lines[0]).toStartWith("opensrf.math  (listener pid 200, up 3s since 2023-11-14T22:13:20.000Z)");
-    expect(lines[2]).toContain("drones 3: 1 idle, 1 busy, 1 starting, 0 retiring; spawned 3, exited 0");
+    expect(lines[2]).toContain(
+      "drones 3: 1 idle, 1 busy, 1 starting, 0 retiring; spawned 3 (min_children 2, spare 1), retired 0, exited 0",
+    );
     const table = lines.slice(4);
     expect(table).toEqual([
       "  PID  STATE     REQUESTS      RSS    AGE  METHOD",
@@ -253,6 +278,25 @@ describe("status report", () => {
       "  202  busy             0        -  2.5 s  opensrf.math.slow",
       "  203  starting         0  30.0 MB      -  -",
     ]);
+  });
+
+  test("retirements by cause and exits in the table and the text", () => {
+    const m = new PoolMetrics("svc", () => 1_700_000_000_000);
+    const spare = drone(m, 301, "min_children");
+    const quota = drone(m, 302, "min_children");
+    drone(m, 303, "replace");
+    spare.send({ type: "shutdown", graceful: true, reason: "spare" });
+    spare.exit(0);
+    quota.say({ type: "exiting", reason: "max_requests", served: 9 });
+    quota.exit(0);
+    const s = buildStatus({ metrics: m, backlog: () => 0, pid: 300, now: () => 1_700_000_000_000 });
+    expect(renderStatusTable(s).split("\n")[2]).toBe(
+      "  drones 1: 0 idle, 0 busy, 1 starting, 0 retiring; spawned 3 (min_children 2, replace 1), " +
+        "retired 1 (spare 1), exited max_requests 1, retired 1",
+    );
+    const text = renderStatusText(s);
+    expect(text).toContain("\nspawn causes:        min_children=2 replace=1\nretires:             spare=1\n");
+    expect(text).toContain("\nexits:               max_requests=1 retired=1\n");
   });
 
   test("helpers", () => {
@@ -277,9 +321,10 @@ describe("spawn failures", () => {
         throw new Error("no fork today");
       },
     });
-    expect(() => spawner.spawn({ message: () => {}, exit: () => {} })).toThrow("no fork today");
+    expect(() => spawner.spawn({ message: () => {}, exit: () => {} }, "spare")).toThrow("no fork today");
     expect(m.drones()).toEqual([]);
     expect(m.spawns).toBe(0);
+    expect(m.spawnCauses.spare).toBe(0);
   });
 
   test("an exit reported before spawn() returns is counted once and leaves no drone", () => {
@@ -290,7 +335,7 @@ describe("spawn failures", () => {
         return { pid: 7, send: () => true, kill: () => {} };
       },
     });
-    spawner.spawn({ message: () => {}, exit: () => {} });
+    spawner.spawn({ message: () => {}, exit: () => {} }, "demand");
     expect(m.drones()).toEqual([]);
     expect(m.exits.crash).toBe(1);
   });

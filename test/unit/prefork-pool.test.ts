@@ -1,130 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import type { Logger } from "../../src/log/types.ts";
-import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
-import { Pool } from "../../src/prefork/pool.ts";
-import type { Clock, DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
-import type { Stanza } from "../../src/xmpp/types.ts";
-
-// ---------------------------------------------------------------------------------------------
-// Fakes: a clock that only moves when told, drones that are plain objects.
-
-class FakeClock implements Clock {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(id: unknown): void {
-    this.timers.delete(id as number);
-  }
-  /** Moves time forward, running due timers in order. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
-
-let nextPid = 1000;
-
-class FakeDrone implements DroneHandle {
-  readonly pid = nextPid++;
-  sent: ListenerToDrone[] = [];
-  kills: string[] = [];
-  sendFails = false;
-  exited = false;
-  constructor(private readonly events: DroneEvents) {}
-  send(msg: ListenerToDrone): boolean {
-    if (this.sendFails || this.exited) return false;
-    this.sent.push(msg);
-    return true;
-  }
-  kill(signal: NodeJS.Signals): void {
-    this.kills.push(signal);
-  }
-  /** Threads of the stanzas handed to this drone. */
-  get requests(): string[] {
-    return this.sent.flatMap((m) => (m.type === "request" ? [m.stanza.thread] : []));
-  }
-  say(msg: DroneToListener | Record<string, unknown>): void {
-    this.events.message(msg);
-  }
-  ready(): this {
-    this.say({ type: "ready", jid: `opensrf@localhost/drone_${this.pid}` });
-    return this;
-  }
-  available(served = 1): void {
-    this.say({ type: "available", served, rssBytes: 1 });
-  }
-  exit(code: number | null = 0, signal: string | null = null): void {
-    this.exited = true;
-    this.events.exit(code, signal);
-  }
-}
-
-class FakeSpawner {
-  drones: FakeDrone[] = [];
-  /** Called on each new drone before it is returned (e.g. to make its send fail). */
-  onSpawn: (d: FakeDrone) => void = () => {};
-  failSpawn = false;
-  spawn(events: DroneEvents): DroneHandle {
-    if (this.failSpawn) throw new Error("spawn refused");
-    const d = new FakeDrone(events);
-    this.onSpawn(d);
-    this.drones.push(d);
-    return d;
-  }
-  get live(): FakeDrone[] {
-    return this.drones.filter((d) => !d.exited);
-  }
-}
-
-function memoryLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  const log = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => log,
-    reopen: () => {},
-  };
-  return log;
-}
-
-function stanza(
-  thread: string,
-  body = `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"m","params":[]}}}}]`,
-): Stanza {
-  return {
-    to: "opensrf@localhost/svc_listener",
-    from: "router@localhost/svc",
-    thread,
-    body,
-    routerFrom: "opensrf@localhost/client",
-    routerTo: "",
-    routerClass: "",
-    routerCommand: "",
-    xid: `xid-${thread}`,
-  };
-}
+import type { ErrorTarget, PoolLimits } from "../../src/prefork/types.ts";
+import { fakePool, stanza } from "../harness/pool-fakes.ts";
 
 const LIMITS: PoolLimits = {
   minChildren: 2,
@@ -132,24 +8,13 @@ const LIMITS: PoolLimits = {
   maxBacklogQueue: 3,
   minSpareChildren: 0,
   maxSpareChildren: 0,
+  spareGrace: 10,
   requestTimeout: 0,
   crashBackoffMax: 8,
 };
 
 function setup(limits: Partial<PoolLimits> = {}) {
-  const clock = new FakeClock();
-  const spawner = new FakeSpawner();
-  const logger = memoryLogger();
-  const failures: Array<{ target: ErrorTarget; failure: PoolFailure }> = [];
-  const pool = new Pool({
-    service: "svc",
-    spawner,
-    limits: { ...LIMITS, ...limits },
-    hooks: { fail: (target, failure) => void failures.push({ target, failure }) },
-    logger,
-    clock,
-  });
-  return { clock, spawner, logger, failures, pool };
+  return fakePool({ ...LIMITS, ...limits });
 }
 
 const threadOf = (t: ErrorTarget) => (t.kind === "stanza" ? t.stanza.thread : t.caller.thread);
@@ -344,54 +209,6 @@ describe("Pool: reaping", () => {
   });
 });
 
-describe("Pool: spare bounds (Net::Server::PreFork)", () => {
-  test("grows to keep min_spare idle and shrinks to max_spare, never below min_children", () => {
-    const { pool, spawner } = setup({
-      minChildren: 1,
-      maxChildren: 6,
-      minSpareChildren: 2,
-      maxSpareChildren: 3,
-      maxBacklogQueue: 10,
-    });
-    pool.start();
-    expect(pool.stats()).toMatchObject({ idle: 2, total: 2 });
-    for (const d of spawner.live) d.ready();
-    for (const t of ["a", "b", "c", "d"]) pool.dispatch(stanza(t));
-    // 4 busy, and still 2 spare idle: capped by max_children 6.
-    expect(pool.stats()).toMatchObject({ active: 4, idle: 2, total: 6 });
-    pool.dispatch(stanza("e"));
-    expect(pool.stats()).toMatchObject({ active: 5, idle: 1, total: 6 });
-    for (const d of spawner.live) d.ready();
-    for (const d of spawner.live) if (d.requests.length) d.available();
-    // 6 idle > max_spare 3: the least recently used are retired.
-    const s = pool.stats();
-    expect(s.idle).toBe(3);
-    expect(s.retiring).toBe(3);
-    const retired = spawner.drones.filter((d) => d.sent.some((m) => m.type === "shutdown"));
-    expect(retired).toHaveLength(3);
-    for (const d of retired) expect(d.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
-    for (const d of retired) d.exit(0);
-    expect(pool.stats()).toMatchObject({ idle: 3, total: 3 });
-  });
-
-  test("max_spare never retires below min_children", () => {
-    const { pool, spawner } = setup({ minChildren: 4, maxChildren: 6, minSpareChildren: 0, maxSpareChildren: 1 });
-    pool.start();
-    for (const d of spawner.live) d.ready();
-    expect(pool.stats()).toMatchObject({ idle: 4, retiring: 0 });
-  });
-
-  test("the 1 s tick re-checks bounds", () => {
-    const { pool, spawner, clock } = setup({ minChildren: 1, maxChildren: 4 });
-    spawner.failSpawn = true;
-    pool.start(); // spawn refused twice: first respawns at once, second backs off 1 s
-    expect(spawner.drones.length).toBe(0);
-    spawner.failSpawn = false;
-    clock.advance(1000);
-    expect(spawner.drones.length).toBe(1);
-  });
-});
-
 describe("Pool: start-up crash backoff", () => {
   test("drones dying before ready back off exponentially, one probe at a time, capped", () => {
     const { pool, spawner, clock, logger } = setup({ minChildren: 2, maxChildren: 4, crashBackoffMax: 4 });
@@ -440,6 +257,16 @@ describe("Pool: start-up crash backoff", () => {
     clock.advance(1000);
     expect(spawner.live[0]!.requests).toEqual(["c"]);
   });
+
+  test("the 1 s tick retries a spawn the spawner refused", () => {
+    const { pool, spawner, clock } = setup({ minChildren: 1, maxChildren: 4 });
+    spawner.failSpawn = true;
+    pool.start(); // spawn refused twice: first respawns at once, second backs off 1 s
+    expect(spawner.drones.length).toBe(0);
+    spawner.failSpawn = false;
+    clock.advance(1000);
+    expect(spawner.drones.length).toBe(1);
+  });
 });
 
 describe("Pool: request_timeout", () => {
@@ -486,13 +313,14 @@ describe("Pool: reload (HUP) and stopping", () => {
     const busy = [old1!, old2!].find((d) => d.requests.length > 0)!;
     const idle = [old1!, old2!].find((d) => d !== busy)!;
     pool.roll();
-    expect(idle.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
+    expect(idle.sent.at(-1)).toEqual({ type: "shutdown", graceful: true, reason: "reload" });
     expect(busy.sent.at(-1)?.type).toBe("request");
     // One new drone: the busy old one still counts towards min_children until it leaves.
     expect(spawner.drones.length).toBe(3);
     busy.available();
-    expect(busy.sent.at(-1)).toEqual({ type: "shutdown", graceful: true });
+    expect(busy.sent.at(-1)).toEqual({ type: "shutdown", graceful: true, reason: "reload" });
     expect(spawner.drones.length).toBe(4);
+    expect(spawner.drones.slice(2).map((d) => d.cause)).toEqual(["replace", "replace"]);
     pool.dispatch(stanza("after"));
     const fresh = spawner.drones.slice(2);
     expect(fresh.flatMap((d) => d.requests)).toEqual(["after"]);

@@ -1,0 +1,161 @@
+/**
+ * Fakes for the pool's unit tests: a clock that only moves when told, drones that are
+ * plain objects the test drives, a spawner that keeps them (and why each was started),
+ * a logger that keeps lines, and router stanzas.
+ */
+import type { Logger } from "../../src/log/types.ts";
+import type { SpawnCause } from "../../src/metrics/types.ts";
+import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
+import { Pool } from "../../src/prefork/pool.ts";
+import type { Clock, DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
+import type { Stanza } from "../../src/xmpp/types.ts";
+
+/** A {@link Clock} whose time moves only in {@link advance}, running due timers in order. */
+export class FakeClock implements Clock {
+  t = 0;
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private seq = 0;
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id;
+  }
+  clearTimeout(id: unknown): void {
+    this.timers.delete(id as number);
+  }
+  /** Moves time forward, running due timers in order (those due at once in the order set). */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+let nextPid = 1000;
+
+/** One fake drone: records what the pool sends it; the test makes it speak and exit. */
+export class FakeDrone implements DroneHandle {
+  readonly pid = nextPid++;
+  sent: ListenerToDrone[] = [];
+  kills: string[] = [];
+  sendFails = false;
+  exited = false;
+  /** Called after each message the pool sent it was accepted. */
+  onSent: (msg: ListenerToDrone) => void = () => {};
+  constructor(
+    private readonly events: DroneEvents,
+    readonly cause: SpawnCause,
+  ) {}
+  send(msg: ListenerToDrone): boolean {
+    if (this.sendFails || this.exited) return false;
+    this.sent.push(msg);
+    this.onSent(msg);
+    return true;
+  }
+  kill(signal: NodeJS.Signals): void {
+    this.kills.push(signal);
+  }
+  /** Threads of the stanzas handed to this drone. */
+  get requests(): string[] {
+    return this.sent.flatMap((m) => (m.type === "request" ? [m.stanza.thread] : []));
+  }
+  say(msg: DroneToListener | Record<string, unknown>): void {
+    this.events.message(msg);
+  }
+  ready(): this {
+    this.say({ type: "ready", jid: `opensrf@localhost/drone_${this.pid}` });
+    return this;
+  }
+  available(served = 1): void {
+    this.say({ type: "available", served, rssBytes: 1 });
+  }
+  exit(code: number | null = 0, signal: string | null = null): void {
+    this.exited = true;
+    this.events.exit(code, signal);
+  }
+}
+
+/** Keeps every drone it "started", in order. */
+export class FakeSpawner {
+  drones: FakeDrone[] = [];
+  /** Called on each new drone before it is returned (e.g. to make its send fail). */
+  onSpawn: (d: FakeDrone) => void = () => {};
+  failSpawn = false;
+  spawn(events: DroneEvents, cause: SpawnCause): DroneHandle {
+    if (this.failSpawn) throw new Error("spawn refused");
+    const d = new FakeDrone(events, cause);
+    this.onSpawn(d);
+    this.drones.push(d);
+    return d;
+  }
+  get live(): FakeDrone[] {
+    return this.drones.filter((d) => !d.exited);
+  }
+  /** Drones started for `cause`. */
+  count(cause: SpawnCause): number {
+    return this.drones.filter((d) => d.cause === cause).length;
+  }
+}
+
+/** A logger keeping `LEVEL message` lines. */
+export function memoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const put = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
+  const log = {
+    lines,
+    error: put("ERR"),
+    warn: put("WARN"),
+    info: put("INFO"),
+    debug: put("DEBG"),
+    internal: put("INT"),
+    activity: put("ACT"),
+    child: () => log,
+    reopen: () => {},
+  };
+  return log;
+}
+
+/** A router message for the service on `thread`. */
+export function stanza(
+  thread: string,
+  body = `[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":"m","params":[]}}}}]`,
+): Stanza {
+  return {
+    to: "opensrf@localhost/svc_listener",
+    from: "router@localhost/svc",
+    thread,
+    body,
+    routerFrom: "opensrf@localhost/client",
+    routerTo: "",
+    routerClass: "",
+    routerCommand: "",
+    xid: `xid-${thread}`,
+  };
+}
+
+/** A pool on fakes; failures it reports are collected. */
+export function fakePool(limits: PoolLimits) {
+  const clock = new FakeClock();
+  const spawner = new FakeSpawner();
+  const logger = memoryLogger();
+  const failures: Array<{ target: ErrorTarget; failure: PoolFailure }> = [];
+  const pool = new Pool({
+    service: "svc",
+    spawner,
+    limits,
+    hooks: { fail: (target, failure) => void failures.push({ target, failure }) },
+    logger,
+    clock,
+  });
+  return { clock, spawner, logger, failures, pool };
+}
