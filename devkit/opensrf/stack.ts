@@ -363,7 +363,8 @@ export class OpenSrfStack {
   }
 
   private async waitForCService(name: string): Promise<void> {
-    const t = this.tracked.find((p) => p.role === "listener" && p.service === name);
+    // The newest: a service started again after its listener died is tracked once more.
+    const t = this.tracked.findLast((p) => p.role === "listener" && p.service === name);
     await this.waitForService(name, this.startTimeoutMs, () =>
       t && isRunning(t.ref) ? undefined : `the ${name} listener died`,
     );
