@@ -8,7 +8,9 @@
  * Without the tarball this file prints one "skipped" line (set OPENSRF_SRC); with CI set it fails.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
 import { legacyLogin } from "../../devkit/legacy-auth.ts";
+import type { PeerService } from "../../devkit/opensrf/configs.ts";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { descendants, procRef, signalRef, waitGone } from "../../devkit/opensrf/procs.ts";
 import { createOpenSrfStack, type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
@@ -18,6 +20,14 @@ import { parseStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/router-vs-real.test.ts");
+
+/** An osrf-prefork service on the same bus (examples/math.ts), started by the test that uses it. */
+const TSMATH: PeerService = {
+  name: "opensrf.tsmath",
+  language: "typescript",
+  implementation: resolve(import.meta.dir, "../../examples/math.ts"),
+  unixConfig: { minChildren: 1, maxChildren: 2, minSpareChildren: 1, maxSpareChildren: 1 },
+};
 
 describe.skipIf(!HAVE_PEER)("osrf-prefork router with the real C and Perl listeners registered", () => {
   /** Our router, real listeners. */
@@ -94,6 +104,35 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork router with the real C and Perl listen
       `opensrf@localhost/opensrf.settings_listener_localhost_${ours.listenerPid("opensrf.settings")}`,
     ]);
   });
+
+  test("real srfsh → ours → osrf-prefork serve: results, a stream, a 404, a CONNECT session; SIGTERM unregisters", async () => {
+    const serve = await ours.servePrefork(TSMATH.name, TSMATH.implementation);
+    const run = await ours.srfsh([
+      "request opensrf.tsmath add 2, 2",
+      'request opensrf.tsmath opensrf.system.echo "a", 1',
+      "request opensrf.tsmath nosuch",
+      "open opensrf.tsmath",
+      "request opensrf.tsmath mult 3, 4",
+      "close opensrf.tsmath",
+    ]);
+    expect(run.replies, run.stdout).toEqual([
+      { data: [4], exceptions: [], completed: true, noData: false },
+      { data: ["a", 1], exceptions: [], completed: true, noData: false },
+      {
+        data: [],
+        exceptions: [
+          { name: "osrfMethodException", status: "Method [nosuch] not found for service opensrf.tsmath", code: 404 },
+        ],
+        completed: true,
+        noData: false,
+      },
+      { data: [12], exceptions: [], completed: true, noData: false },
+    ]);
+    expect(run.stdout).toContain("Service opensrf.tsmath opened");
+    expect(await serve.stop("SIGTERM")).toBe(0);
+    await waitFor(async () => !(await ours.classList()).includes(TSMATH.name), "opensrf.tsmath to unregister");
+    expect(router.output).toMatch(/Unregistering opensrf@localhost\/opensrf\.tsmath_listener_\S+ from class/);
+  }, 90_000);
 
   test("srfsh gets the same from ours as from the C router, unknown service and router method included", async () => {
     const script = [
@@ -332,7 +371,7 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork router with the real C and Perl listen
 });
 
 async function startOurs(): Promise<[OpenSrfStack, CliProcess]> {
-  const stack = await createOpenSrfStack();
+  const stack = await createOpenSrfStack({ services: [TSMATH] });
   try {
     const router = await stack.startPreforkRouter();
     await stack.startPerlSettings();
