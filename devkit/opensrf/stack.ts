@@ -287,7 +287,18 @@ export class OpenSrfStack {
    * `ps x | grep 'OpenSRF Listener [S]'`, which would see other stacks on this machine.
    */
   async startPerlSettings(): Promise<void> {
-    const out = openSync(join(this.paths.logDir, "osrf_control.opensrf.settings.out"), "a");
+    await this.startPerlService("opensrf.settings");
+  }
+
+  /**
+   * Starts a real Perl service of opensrf.xml (e.g. `opensrf.slooooooow`, whose
+   * OpenSRF::Application::Slooooooow ships with OpenSRF) the way {@link startPerlSettings} does.
+   * osrf_control reads opensrf.xml itself when opensrf_core.xml names it in
+   * `<settings_config>`; give `config` a core file without it and the service takes its
+   * settings from opensrf.settings over the bus instead, as on a host without the file.
+   */
+  async startPerlService(name: string, opts: { config?: string } = {}): Promise<void> {
+    const out = openSync(join(this.paths.logDir, `osrf_control.${name}.out`), "a");
     let child: Subprocess;
     try {
       child = Bun.spawn(
@@ -295,11 +306,11 @@ export class OpenSrfStack {
           this.peer.bin("osrf_control"),
           "--localhost",
           "--config",
-          this.paths.core,
+          opts.config ?? this.paths.core,
           "--pid-dir",
           this.paths.pidDir,
           "--service",
-          "opensrf.settings",
+          name,
           "--start",
           "--no-daemon",
           "--ignore-orphans",
@@ -310,10 +321,10 @@ export class OpenSrfStack {
       closeSync(out);
     }
     const ref = procRef(child.pid);
-    if (!ref) throw this.failure(`osrf_control for opensrf.settings exited at once (code ${await child.exited})`);
-    this.tracked.push({ role: "listener", service: "opensrf.settings", ref, impl: "opensrf", child });
-    await this.waitForService("opensrf.settings", this.startTimeoutMs, () =>
-      child.exitCode === null ? undefined : `the Perl settings listener exited with code ${child.exitCode}`,
+    if (!ref) throw this.failure(`osrf_control for ${name} exited at once (code ${await child.exited})`);
+    this.tracked.push({ role: "listener", service: name, ref, impl: "opensrf", child });
+    await this.waitForService(name, this.startTimeoutMs, () =>
+      child.exitCode === null ? undefined : `the Perl ${name} listener exited with code ${child.exitCode}`,
     );
   }
 
@@ -363,7 +374,8 @@ export class OpenSrfStack {
   }
 
   private async waitForCService(name: string): Promise<void> {
-    const t = this.tracked.find((p) => p.role === "listener" && p.service === name);
+    // The newest: a service started again after its listener died is tracked once more.
+    const t = this.tracked.findLast((p) => p.role === "listener" && p.service === name);
     await this.waitForService(name, this.startTimeoutMs, () =>
       t && isRunning(t.ref) ? undefined : `the ${name} listener died`,
     );
@@ -418,9 +430,12 @@ export class OpenSrfStack {
     return cli;
   }
 
-  /** osrf-prefork's built-in opensrf.settings in place of the Perl one, serving the same opensrf.xml. */
-  async startPreforkSettings(): Promise<CliProcess> {
-    const cli = this.startPreforkProcess(["settings", ...this.preforkCommon(), "--settings", this.paths.settings], {
+  /**
+   * osrf-prefork's built-in opensrf.settings in place of the Perl one, serving the same
+   * opensrf.xml, or `settingsFile` (e.g. one that differs from what the other programs could read).
+   */
+  async startPreforkSettings(settingsFile = this.paths.settings): Promise<CliProcess> {
+    const cli = this.startPreforkProcess(["settings", ...this.preforkCommon(), "--settings", settingsFile], {
       service: "opensrf.settings",
     });
     await this.waitForService("opensrf.settings", this.startTimeoutMs, () => exited(cli));
@@ -573,8 +588,8 @@ export class OpenSrfStack {
       "router.log",
       "osrfsys.log",
       "opensrf.settings_stderr.log",
-      "osrf_control.opensrf.settings.out",
       "opensrf_router.out",
+      ...this.services.map((s) => `osrf_control.${s.name}.out`),
       ...this.services.map((s) => `opensrf-c.${s.name}.out`),
     ];
     for (const f of files.map((n) => join(this.paths.logDir, n))) {

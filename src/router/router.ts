@@ -102,7 +102,11 @@ export class OsrfRouter {
    * `router@<domain>/<class>` connection is online: a caller who sees the class can reach it.
    */
   private async register(className: string, jid: string): Promise<void> {
-    if (this.registry.hasNode(className, jid)) return;
+    if (this.registry.hasNode(className, jid)) {
+      // C logs every register: a listener's re-registration (SIGUSR2) shows in the log.
+      this.log.info(`Registering class ${className}: node ${jid} is already registered`);
+      return;
+    }
     const key = `${className}\n${jid}`;
     const conn = this.classConns.get(className) ?? this.openClass(className);
     this.pending.add(key);

@@ -5,7 +5,7 @@
  *
  * | method | params | result |
  * |---|---|---|
- * | `opensrf.settings.host_config.get` | host, [reload] | `/opensrf/default` merged with `/opensrf/hosts/<host>` |
+ * | `opensrf.settings.host_config.get` | [host], [reload] | `/opensrf/default` merged with `/opensrf/hosts/<host>` (no host: the default alone) |
  * | `opensrf.settings.default_config.get` | [reload] | `/opensrf/default` |
  * | `opensrf.settings.xpath.get` (and `.raw`) | xpath, [reload] | array of the selected nodes, each converted |
  *
@@ -59,19 +59,25 @@ function stringParam(ctx: MethodContext<JsonValue[]>, value: JsonValue | undefin
 
 const hostConfigGet = defineMethod({
   name: "opensrf.settings.host_config.get",
-  argc: 1,
+  // No argc, as in Perl: without a host (undef, or "") it answers /opensrf/default alone.
   notes:
-    "Returns the host's config: /opensrf/default of opensrf.xml overlaid by /opensrf/hosts/<host>. PARAMS(host, [reload])",
+    "Returns the host's config: /opensrf/default of opensrf.xml overlaid by /opensrf/hosts/<host>. PARAMS([host], [reload])",
   signature: {
     desc: "The merged settings of one host",
     params: [
-      { name: "host", desc: "host name as under /opensrf/hosts (commas join several)", type: "string" },
+      {
+        name: "host",
+        desc: "host name as under /opensrf/hosts (commas join several); none: the default",
+        type: "string",
+      },
       { name: "reload", desc: "read opensrf.xml again first", type: "boolean" },
     ],
     return: { desc: "the host config object, or null if opensrf.xml has neither default nor host", type: "object" },
   },
   handler(ctx, host, reload) {
-    return documentFor(ctx, reload).hostConfig(stringParam(ctx, host, "a host name"));
+    const doc = documentFor(ctx, reload);
+    if (host === undefined || host === null || host === "") return doc.defaultConfig();
+    return doc.hostConfig(stringParam(ctx, host, "a host name"));
   },
 });
 

@@ -124,7 +124,9 @@ export function decodeStanza(el: XmlElement): Stanza {
     routerCommand: o.router_command ?? "",
     xid: o.osrf_xid ?? "",
   };
-  if (a.type === "error") stanza.error = decodeError(el);
+  // libopensrf takes any <error> child for a bounce: the C router's "lost the last node"
+  // answer is a plain <message> with <error type="cancel" code="501"/> and no type="error".
+  if (a.type === "error" || el.getChild("error")) stanza.error = decodeError(el);
   return stanza;
 }
 
@@ -227,7 +229,8 @@ export class StanzaReader implements ChildReader {
       routerCommand: o.router_command ?? "",
       xid: o.osrf_xid ?? "",
     };
-    if (a.type === "error") {
+    // Any <error> child makes a bounce, as in libopensrf (see decodeStanza).
+    if (a.type === "error" || this.errorSeen) {
       const type = this.errorType ?? "cancel";
       stanza.error = !this.errorSeen
         ? { type: "cancel", condition: "undefined-condition" }

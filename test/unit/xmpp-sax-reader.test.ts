@@ -34,7 +34,7 @@ const ODD = [
   `<message type='error' from='a'><error type='wait'><resource-constraint xmlns='${NS}'/></error></message>`,
   `<message type='error' from='a'><error><text xmlns='${NS}'>why <b>not</b> so</text><bad-request xmlns='${NS}'/></error></message>`,
   `<message type='error' from='a'><error type='modify'><custom xmlns='urn:other'/><gone/><text>one</text><text>two</text></error><error type='x'><late/></error></message>`,
-  `<message from='a'><error type='cancel'><item-not-found xmlns='${NS}'/></error><body>not a bounce</body></message>`,
+  `<message from='a'><error type='cancel'><item-not-found xmlns='${NS}'/></error><body>a bounce all the same: any error child</body></message>`,
 ];
 
 function viaReader(chunks: string[]): { stanzas: Stanza[]; elements: string[]; errors: string[] } {

@@ -246,6 +246,22 @@ describe("parseStanza on real traffic", () => {
     ).toEqual({ type: "wait", condition: "resource-constraint" });
   });
 
+  test("an <error> child without type='error' is a bounce too (the C router's lost-last-node answer)", () => {
+    // osrf_router.c sends the caller's own message back with set_msg_error("cancel", 501),
+    // which writes <error type="cancel" code="501"/> and no type on <message>; libopensrf
+    // (transport_session.c) takes any <error> element for a bounce.
+    const body = '[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"REQUEST"}}]';
+    const xml =
+      "<message to='opensrf@localhost/_vm_1' from='router@localhost/opensrf.dbmath'>" +
+      "<error type='cancel' code='501'/><opensrf router_from='' router_to='' router_class='' router_command=''" +
+      ` osrf_xid='42'/><thread>t-1</thread><body>${body.replace(/"/g, "&quot;")}</body></message>`;
+    const s = parseStanza(xml);
+    expect(s.error).toEqual({ type: "cancel", condition: "undefined-condition" });
+    expect([s.from, s.thread, s.body, s.xid]).toEqual(["router@localhost/opensrf.dbmath", "t-1", body, "42"]);
+    // A message without any <error> is not one.
+    expect(parseStanza(xml.replace("<error type='cancel' code='501'/>", "")).error).toBeUndefined();
+  });
+
   test("CDATA and character references in the body are read as text", () => {
     const s = parseStanza(
       `<message to="a@b/c" from="d@b/e"><body><![CDATA[[1,"a&b<c"]]]></body><thread>&#x31;&#50;</thread></message>`,
