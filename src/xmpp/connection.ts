@@ -3,8 +3,8 @@ import { client, type XmppClient } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";
 import type { Logger } from "../log/types.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
-import { StreamParser } from "./sax.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
+import { StreamParser } from "./stream-parser.ts";
 import type { Transport } from "./transport.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 

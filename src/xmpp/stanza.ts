@@ -1,8 +1,9 @@
 import type { XmlElement } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StanzaDecodeError } from "./errors.ts";
-import { type ChildReader, XmlTokenizer } from "./sax.ts";
+import type { ChildReader } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
+import { XmlTokenizer } from "./xml-tokenizer.ts";
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
