@@ -5,6 +5,10 @@
  *
  * @xmpp/xml's `Parser` has no hook for its tokenizer, so {@link StreamParser} subclasses it
  * and swaps the tokenizer through members that are not public API ({@link ParserInternals}).
+ * An @xmpp/client client reassigns its `Parser` on every connect, so {@link useStreamParser}
+ * pins ours with an accessor. Both are checked against the installed @xmpp/xml and
+ * @xmpp/client by test/unit/xmpp-stream-parser.test.ts; re-check them whenever
+ * package-lock.json moves those packages off the versions named there.
  */
 import { Parser, type XmlElement } from "@xmpp/xml";
 import { XmlSyntaxError, XmlTokenizer } from "./xml-tokenizer.ts";
@@ -137,4 +141,14 @@ export class StreamParser extends Parser {
     tokenizer.on("error", (err) => void self.emit("error", err));
     self.parser = tokenizer;
   }
+}
+
+/**
+ * Makes an @xmpp/client client build every stream's parser with `parser` (a
+ * {@link StreamParser} subclass). The client copies its transport's `Parser` onto itself on
+ * each connect (@xmpp/client-core 0.14's `Client#connect`) and `open` constructs it; an
+ * accessor whose setter ignores those copies keeps ours in place across reconnects.
+ */
+export function useStreamParser(xmpp: object, parser: new () => StreamParser): void {
+  Object.defineProperty(xmpp, "Parser", { get: () => parser, set: () => {}, configurable: true });
 }
