@@ -1,3 +1,7 @@
+/**
+ * The XMPP connection every role uses: @xmpp/client logged in over TCP, with our stream parser,
+ * batched pre-serialized writes, no stream management, and our own reconnect with backoff.
+ */
 import { StringDecoder } from "node:string_decoder";
 import { client, type XmppClient } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";

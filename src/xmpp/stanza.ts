@@ -1,3 +1,7 @@
+/**
+ * OpenSRF `<message>` stanzas as XML: encoded exactly as the C library writes them, decoded from an
+ * element tree, from tokenizer events (StanzaReader) or from text.
+ */
 import type { XmlElement } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StanzaDecodeError } from "./errors.ts";
