@@ -23,6 +23,7 @@ import type { OsrfMessage } from "../../src/protocol/types.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
+import { prng } from "../harness/prng.ts";
 
 const SERVICE = "fault.input";
 
@@ -198,18 +199,6 @@ function badBodies(): string[] {
   ];
 }
 
-/** A small deterministic PRNG (mulberry32), so every run sends the same garbage. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // Raw control characters cannot travel in XML at all (a stanza holding one is not
 // well-formed and the server closes the sender's stream), so they appear as JSON escapes.
 const NOISE = [
@@ -238,8 +227,8 @@ const NOISE = [
 
 /** Random mutations of a valid request: cuts, insertions, replacements, truncations. */
 function fuzzBodies(n: number, seed: number): string[] {
-  const rnd = prng(seed);
-  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
+  // Seeded, so every run sends the same garbage.
+  const { next: rnd, pick } = prng(seed);
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     let s = REQ(pick(["work", "echo", "opensrf.system.echo"]), [i, "p"]);
