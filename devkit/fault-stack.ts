@@ -8,14 +8,13 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
-import { createLogger } from "../src/log/logger.ts";
-import type { Logger } from "../src/log/types.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
 import { childPids } from "./load.ts";
 import { type CoreConfigOptions, TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess } from "./processes.ts";
+import { quietLogger } from "./quiet-logger.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
 /** One service of the stack. */
@@ -43,11 +42,6 @@ export interface FaultStackOptions {
   clientTimeout?: number;
   /** Start the serve processes now (default true). */
   startServices?: boolean;
-}
-
-/** Quiet logger for test-side connections. */
-export function quietLogger(service = "test"): Logger {
-  return createLogger({ service, logfile: "stderr", loglevel: 1 });
 }
 
 function settingsXml(services: StackService[]): string {

@@ -1,13 +1,13 @@
 /**
  * Fakes for the pool's unit tests: a clock that only moves when told, drones that are
  * plain objects the test drives, a spawner that keeps them (and why each was started),
- * a logger that keeps lines, and router stanzas.
+ * and router stanzas; the logger is the public RecordingLogger.
  */
-import type { Logger } from "../../src/log/types.ts";
 import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
 import type { Clock, DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
 /** A {@link Clock} whose time moves only in {@link advance}, running due timers in order. */
@@ -107,24 +107,6 @@ export class FakeSpawner {
   }
 }
 
-/** A logger keeping `LEVEL message` lines. */
-export function memoryLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  const log = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => log,
-    reopen: () => {},
-  };
-  return log;
-}
-
 /** A router message for the service on `thread`. */
 export function stanza(
   thread: string,
@@ -147,7 +129,7 @@ export function stanza(
 export function fakePool(limits: PoolLimits) {
   const clock = new FakeClock();
   const spawner = new FakeSpawner();
-  const logger = memoryLogger();
+  const logger = new RecordingLogger();
   const failures: Array<{ target: ErrorTarget; failure: PoolFailure }> = [];
   const pool = new Pool({
     service: "svc",

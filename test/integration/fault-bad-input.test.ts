@@ -11,9 +11,10 @@
  * service answers normally afterwards.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack, quietLogger } from "../../devkit/fault-stack.ts";
+import { FaultStack } from "../../devkit/fault-stack.ts";
 import { isAlive, waitUntil } from "../../devkit/load.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
+import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { firstTagAttr, RawXmppConnection, xmlEscape } from "../../devkit/raw-xmpp.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";

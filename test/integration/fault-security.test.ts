@@ -14,13 +14,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { FaultStack, quietLogger } from "../../devkit/fault-stack.ts";
+import { FaultStack } from "../../devkit/fault-stack.ts";
 import { childPids, waitUntil } from "../../devkit/load.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { runCli } from "../../devkit/processes.ts";
+import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { REDACTED_PARAMS } from "../../src/log/redact.ts";
-import type { Logger } from "../../src/log/types.ts";
 import { type DroneChannel, DroneRuntime } from "../../src/prefork/drone.ts";
 import {
   type DroneToListener,
@@ -33,6 +33,7 @@ import type { DroneEvents, DroneHandle } from "../../src/prefork/types.ts";
 import { encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { request } from "../../src/protocol/messages.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 
@@ -222,23 +223,6 @@ describe("who may talk to whom", () => {
 // ---------------------------------------------------------------------------------------------
 // IPC, unit level
 
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => l,
-    reopen: () => {},
-  };
-  return l;
-}
-
 const BAD_TO_DRONE: unknown[] = [
   null,
   undefined,
@@ -348,7 +332,7 @@ describe("IPC messages are checked on both ends", () => {
   });
 
   test("the pool given malformed messages by a drone logs each and keeps the drone's state", () => {
-    const logger = recordingLogger();
+    const logger = new RecordingLogger();
     let events: DroneEvents | undefined;
     const handle: DroneHandle = { pid: 4242, send: () => true, kill: () => {} };
     const pool = new Pool({
@@ -376,7 +360,7 @@ describe("IPC messages are checked on both ends", () => {
     pool.start();
     expect(pool.stats().total).toBe(1);
     for (const m of BAD_TO_LISTENER) events!.message(m);
-    expect(logger.lines.filter((l) => l.startsWith("WARN drone 4242 of svc: bad IPC message"))).toHaveLength(
+    expect(logger.messages("warn").filter((m) => m.startsWith("drone 4242 of svc: bad IPC message"))).toHaveLength(
       BAD_TO_LISTENER.length,
     );
     expect(pool.stats()).toMatchObject({ idle: 1, active: 0, retiring: 0, total: 1 });

@@ -11,11 +11,11 @@ import { join } from "node:path";
 import { connectTestClient } from "../../devkit/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
 import { CliProcess } from "../../devkit/processes.ts";
+import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { request } from "../../src/protocol/messages.ts";
@@ -296,7 +296,7 @@ describe("failures", () => {
       >;
       const listenerJid = Object.keys(stats)[0]!;
       expect(listenerJid).toContain(`${ORDER}_listener_testhost_`);
-      const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+      const logger = quietLogger();
       const raw = await XmppConnection.connect({
         ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "raw"), logger),
         reconnect: false,

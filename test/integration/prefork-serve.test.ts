@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { connectTestClient } from "../../devkit/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
 import { CliProcess, runCli } from "../../devkit/processes.ts";
+import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { connect } from "../../src/protocol/messages.ts";
@@ -274,7 +274,7 @@ describe("serve", () => {
     "an idle session ends after keepalive with STATUS 408 from the drone",
     async () => {
       const core = readCoreConfig(coreFile).opensrf;
-      const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+      const logger = quietLogger();
       const raw = await XmppConnection.connect({
         ...clientConnectionOptions(core, makeResource("", "raw"), logger),
         reconnect: false,

@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
-import type { Logger } from "../../src/log/types.ts";
 import type { ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { Listener } from "../../src/prefork/listener.ts";
 import type { DroneEvents, DroneHandle, PoolLimits } from "../../src/prefork/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
 import { Texts } from "../../src/protocol/status.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 
@@ -46,23 +46,6 @@ class FakeDrone implements DroneHandle {
   }
 }
 
-function quietLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => l,
-    reopen: () => {},
-  };
-  return l;
-}
-
 const LIMITS: PoolLimits = {
   minChildren: 1,
   maxChildren: 1,
@@ -83,7 +66,7 @@ const ROUTERS: RouterTarget[] = [
 function setup(opts: { routers?: RouterTarget[]; client?: { dispatch(s: Stanza): boolean } } = {}) {
   const transport = new FakeTransport();
   const drones: FakeDrone[] = [];
-  const logger = quietLogger();
+  const logger = new RecordingLogger();
   const listener = new Listener({
     service: "svc",
     transport,
@@ -137,12 +120,12 @@ describe("Listener", () => {
     transport.handler({ ...fromRouter(body, "T2"), from: "router@public.localhost/svc" });
     transport.handler({ ...fromRouter(body, "T3"), from: "opensrf@localhost/_someone" });
     expect(drones[0]!.sent).toHaveLength(1);
-    expect(logger.lines.filter((l) => l.includes("not one of the routers it registered with"))).toHaveLength(2);
+    expect(logger.messages().filter((m) => m.includes("not one of the routers it registered with"))).toHaveLength(2);
     // Bare JIDs compare case-insensitively: accepted (the one drone is busy and there is
     // no backlog, so it is answered with 503 rather than dropped).
     transport.sent.length = 0;
     transport.handler({ ...fromRouter(body, "T4"), from: "Router2@LOCALHOST/svc" });
-    expect(logger.lines.filter((l) => l.includes("not one of the routers it registered with"))).toHaveLength(2);
+    expect(logger.messages().filter((m) => m.includes("not one of the routers it registered with"))).toHaveLength(2);
     expect(transport.sent.map((s) => s.thread)).toEqual(["T4"]);
   });
 
@@ -154,7 +137,7 @@ describe("Listener", () => {
     });
     expect(drones[0]!.sent).toEqual([]);
     expect(
-      logger.lines.some((l) => /WARN .*XMPP error \(cancel\/service-unavailable: User session not found\)/.test(l)),
+      logger.messages("warn").some((m) => /XMPP error \(cancel\/service-unavailable: User session not found\)/.test(m)),
     ).toBe(true);
   });
 
@@ -228,7 +211,9 @@ describe("Listener", () => {
   test("warns when no router lists the service", () => {
     const { transport, logger } = setup({ routers: [{ name: "router", domain: "d", services: ["other"] }] });
     expect(transport.sent).toEqual([]);
-    expect(logger.lines.some((l) => l.includes("no router in /config/opensrf/routers lists this service"))).toBe(true);
+    expect(logger.messages().some((m) => m.includes("no router in /config/opensrf/routers lists this service"))).toBe(
+      true,
+    );
   });
 
   test("graceful stop: unregisters, stops idle drones, closes the connection", async () => {
@@ -247,7 +232,7 @@ describe("Listener", () => {
   test("a failed reload keeps the drones", async () => {
     const transport = new FakeTransport();
     const drones: FakeDrone[] = [];
-    const logger = quietLogger();
+    const logger = new RecordingLogger();
     const listener = new Listener({
       service: "svc",
       transport,
@@ -271,7 +256,7 @@ describe("Listener", () => {
     expect(drones).toHaveLength(1);
     expect(drones[0]!.sent).toEqual([]);
     expect(
-      logger.lines.some((l) => l.includes("reload failed, keeping the current drones: opensrf.xml: bad value")),
+      logger.messages().some((m) => m.includes("reload failed, keeping the current drones: opensrf.xml: bad value")),
     ).toBe(true);
   });
 });
