@@ -17,6 +17,19 @@ import { CliProcess } from "./processes.ts";
 import { quietLogger } from "./quiet-logger.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
+/**
+ * A service module whose `work(i, ms)` answers `[i, its drone's pid]` after `ms` ms: the
+ * fault tests' load, which tells who served each request and can hold a drone busy.
+ */
+export const WORK_APP = `
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  methods: [
+    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
+  ],
+};
+`;
+
 /** One service of the stack. */
 export interface StackService {
   name: string;
@@ -74,6 +87,7 @@ export class FaultStack {
   readonly serves = new Map<string, CliProcess>();
   client!: Client;
   private readonly extraClients: Client[] = [];
+  private readonly rawConnections: XmppConnection[] = [];
   private readonly loglevel: number;
 
   private constructor(readonly opts: FaultStackOptions) {
@@ -169,6 +183,19 @@ export class FaultStack {
     return c;
   }
 
+  /**
+   * A bare XMPP login of the stack's client account (no OpenSRF client on it, no reconnect),
+   * for sending stanzas by hand; closed by {@link stop}.
+   */
+  async rawConnection(label: string): Promise<XmppConnection> {
+    const conn = await XmppConnection.connect({
+      ...clientConnectionOptions(readCoreConfig(this.coreFile).opensrf, makeResource("", label), quietLogger()),
+      reconnect: false,
+    });
+    this.rawConnections.push(conn);
+    return conn;
+  }
+
   serve(name: string): CliProcess {
     const p = this.serves.get(name);
     if (!p) throw new Error(`no serve process for ${name}`);
@@ -186,6 +213,7 @@ export class FaultStack {
 
   /** Everything the stack started is stopped; its temp dirs are removed. */
   async stop(): Promise<void> {
+    for (const c of this.rawConnections.splice(0)) await c.close().catch(() => {});
     for (const c of this.extraClients.splice(0)) await c.close().catch(() => {});
     for (const p of this.serves.values()) await p.stop("SIGTERM", 10_000).catch(() => {});
     if (this.router) await this.router.stop("SIGTERM", 5000).catch(() => {});

@@ -10,20 +10,18 @@
  * (it has a thread and carries, or may carry, a request) or logged with its reason; and the
  * service answers normally afterwards.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describe, expect, test } from "bun:test";
+import type { FaultStack } from "../../devkit/fault-stack.ts";
 import { isAlive, waitUntil } from "../../devkit/load.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
-import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { firstTagAttr, RawXmppConnection, xmlEscape } from "../../devkit/raw-xmpp.ts";
-import { readCoreConfig } from "../../src/config/core.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { complete, connect, disconnect, result } from "../../src/protocol/messages.ts";
 import type { OsrfMessage } from "../../src/protocol/types.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import type { XmppConnection } from "../../src/xmpp/connection.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
+import { useFaultStack } from "../harness/fault-suite.ts";
 import { prng } from "../harness/prng.ts";
 
 const SERVICE = "fault.input";
@@ -41,8 +39,8 @@ let stack: FaultStack;
 let attacker: XmppConnection;
 const inbox = new Map<string, Stanza[]>();
 
-beforeAll(async () => {
-  stack = await FaultStack.start({
+useFaultStack(
+  {
     services: [
       {
         name: SERVICE,
@@ -59,22 +57,17 @@ beforeAll(async () => {
     ],
     // Debug level: messages that get no reply (stray DISCONNECT, RESULT, …) are logged with their reason.
     loglevel: 4,
-  });
-  attacker = await XmppConnection.connect({
-    ...clientConnectionOptions(readCoreConfig(stack.coreFile).opensrf, makeResource("", "attacker"), quietLogger()),
-    reconnect: false,
-  });
-  attacker.onStanza((s) => {
-    const list = inbox.get(s.thread) ?? [];
-    list.push(s);
-    inbox.set(s.thread, list);
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await attacker?.close().catch(() => {});
-  await stack?.stop();
-}, 30_000);
+  },
+  async (s) => {
+    stack = s;
+    attacker = await stack.rawConnection("attacker");
+    attacker.onStanza((st) => {
+      const list = inbox.get(st.thread) ?? [];
+      list.push(st);
+      inbox.set(st.thread, list);
+    });
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Generated garbage
