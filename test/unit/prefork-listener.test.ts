@@ -1,61 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
-import type { ListenerToDrone } from "../../src/prefork/ipc.ts";
-import { Listener } from "../../src/prefork/listener.ts";
-import type { DroneEvents, DroneHandle, PoolLimits } from "../../src/prefork/types.ts";
+import { Listener, type ListenerOptions } from "../../src/prefork/listener.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
 import { Texts } from "../../src/protocol/status.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
-import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-
-class FakeTransport implements Transport {
-  readonly jid = "opensrf@localhost/svc_listener_h_1.0_1";
-  readonly domain = "localhost";
-  sent: OutgoingStanza[] = [];
-  handler: (s: Stanza) => void = () => {};
-  online: Array<(reconnected: boolean) => void> = [];
-  closed = false;
-  send(s: OutgoingStanza): void {
-    this.sent.push(s);
-  }
-  onStanza(h: (s: Stanza) => void): void {
-    this.handler = h;
-  }
-  onOnline(h: (reconnected: boolean) => void): void {
-    this.online.push(h);
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
-
-class FakeDrone implements DroneHandle {
-  static next = 5000;
-  readonly pid = FakeDrone.next++;
-  sent: ListenerToDrone[] = [];
-  kills: string[] = [];
-  constructor(readonly events: DroneEvents) {}
-  send(m: ListenerToDrone): boolean {
-    this.sent.push(m);
-    return true;
-  }
-  kill(sig: NodeJS.Signals): void {
-    this.kills.push(sig);
-  }
-}
-
-const LIMITS: PoolLimits = {
-  minChildren: 1,
-  maxChildren: 1,
-  maxBacklogQueue: 0,
-  minSpareChildren: 0,
-  maxSpareChildren: 0,
-  spareGrace: 10,
-  requestTimeout: 0,
-  crashBackoffMax: 60,
-};
+import type { Stanza } from "../../src/xmpp/types.ts";
+import { FakeSpawner, FakeTransport, ONE_DRONE_LIMITS } from "../harness/prefork-fakes.ts";
 
 const ROUTERS: RouterTarget[] = [
   { name: "router", domain: "private.localhost" },
@@ -63,29 +14,24 @@ const ROUTERS: RouterTarget[] = [
   { name: "router2", domain: "localhost", services: ["svc", "x"] },
 ];
 
-function setup(opts: { routers?: RouterTarget[]; client?: { dispatch(s: Stanza): boolean } } = {}) {
+/** A started listener on fakes; `overrides` replace its options. */
+function setup(overrides: Partial<ListenerOptions> = {}) {
   const transport = new FakeTransport();
-  const drones: FakeDrone[] = [];
+  const spawner = new FakeSpawner();
   const logger = new RecordingLogger();
   const listener = new Listener({
     service: "svc",
     transport,
-    routers: opts.routers ?? ROUTERS,
-    spawner: {
-      spawn: (ev) => {
-        const d = new FakeDrone(ev);
-        drones.push(d);
-        return d;
-      },
-    },
-    limits: LIMITS,
+    routers: ROUTERS,
+    spawner,
+    limits: ONE_DRONE_LIMITS,
     shutdownTimeout: 1,
     logger,
     lingerMs: 0,
-    ...(opts.client ? { client: opts.client } : {}),
+    ...overrides,
   });
   listener.start();
-  return { transport, drones, logger, listener };
+  return { transport, drones: spawner.drones, logger, listener };
 }
 
 function fromRouter(body: string, thread = "T1"): Stanza {
@@ -230,28 +176,12 @@ describe("Listener", () => {
   });
 
   test("a failed reload keeps the drones", async () => {
-    const transport = new FakeTransport();
-    const drones: FakeDrone[] = [];
-    const logger = new RecordingLogger();
-    const listener = new Listener({
-      service: "svc",
-      transport,
-      routers: ROUTERS,
-      spawner: {
-        spawn: (ev) => {
-          const d = new FakeDrone(ev);
-          drones.push(d);
-          return d;
-        },
-      },
-      limits: LIMITS,
-      shutdownTimeout: 1,
-      logger,
+    const { drones, logger, listener } = setup({
+      lingerMs: undefined, // the default: this test does not stop the listener
       reload: async () => {
         throw new Error("opensrf.xml: bad value");
       },
     });
-    listener.start();
     await listener.reload();
     expect(drones).toHaveLength(1);
     expect(drones[0]!.sent).toEqual([]);

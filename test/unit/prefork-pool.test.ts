@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { ErrorTarget, PoolLimits } from "../../src/prefork/types.ts";
-import { fakePool, stanza } from "../harness/pool-fakes.ts";
+import { fakePool, stanza } from "../harness/prefork-fakes.ts";
 
 const LIMITS: PoolLimits = {
   minChildren: 2,
