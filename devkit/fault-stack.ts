@@ -13,7 +13,7 @@ import { XmppConnection } from "../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
 import { childPids } from "./load.ts";
 import { type CoreConfigOptions, TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
-import { CliProcess } from "./processes.ts";
+import { CliProcess, serveArgs } from "./processes.ts";
 import { quietLogger } from "./quiet-logger.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
@@ -112,12 +112,6 @@ export class FaultStack {
     return s;
   }
 
-  /** Log arguments for a serve process. */
-  private logArgs(name: string): string[] {
-    const file = this.opts.log === "file" ? this.logFile(name) : "stderr";
-    return ["--logfile", file, "--loglevel", String(this.loglevel)];
-  }
-
   /** Path of a process's log file (with `log: "file"`). */
   logFile(name: string): string {
     return join(this.dir, `${name}.log`);
@@ -133,20 +127,16 @@ export class FaultStack {
   async startServe(name: string): Promise<CliProcess> {
     const router = this.router;
     const before = this.classOnlineCount(name);
-    const proc = CliProcess.start([
-      "serve",
-      "--service",
-      name,
-      "--app",
-      join(this.dir, `${name}.ts`),
-      "--config",
-      this.coreFile,
-      "--settings",
-      join(this.dir, "opensrf.xml"),
-      "--host",
-      "testhost",
-      ...this.logArgs(name),
-    ]);
+    const proc = CliProcess.start(
+      serveArgs({
+        service: name,
+        app: join(this.dir, `${name}.ts`),
+        config: this.coreFile,
+        settings: join(this.dir, "opensrf.xml"),
+        logfile: this.opts.log === "file" ? this.logFile(name) : "stderr",
+        loglevel: this.loglevel,
+      }),
+    );
     this.serves.set(name, proc);
     await this.whileRunning(proc, `serve ${name}`, this.waitClassOnline(name, before, router));
     return proc;
