@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { xml } from "@xmpp/client";
-import { legacyLogin } from "../../devkit/legacy-auth.ts";
+import { type LegacyLoginOptions, legacyLogin } from "../../devkit/legacy-auth.ts";
 import { type ClientSession, xmppClientLogin } from "../../devkit/xmpp-client-login.ts";
 import { processesOf, startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 
@@ -18,6 +18,9 @@ for (const kind of ["prosody", "ejabberd"] as const) {
     const closeSessions = async (): Promise<void> => {
       for (const s of sessions.splice(0)) await s.close();
     };
+    /** A legacy (jabber:iq:auth) login to this server, as OpenSRF's C (digest) and Perl (plain) clients make. */
+    const legacy = (user: string, password: string, resource: string, mode: LegacyLoginOptions["mode"]) =>
+      legacyLogin({ host: server.host, port: server.port, domain: server.domain, user, password, resource, mode });
 
     beforeAll(async () => {
       server = await startXmppServer({ kind });
@@ -68,16 +71,9 @@ for (const kind of ["prosody", "ejabberd"] as const) {
 
     if (kind === "prosody") {
       test("legacy auth: plain <password> works, <digest> is refused (prosody limitation)", async () => {
-        const base = {
-          host: server.host,
-          port: server.port,
-          domain: server.domain,
-          user: "alice",
-          password: "alice-pw",
-        };
-        const perl = await legacyLogin({ ...base, resource: "perl", mode: "plain" });
+        const perl = await legacy("alice", "alice-pw", "perl", "plain");
         perl.close();
-        await expect(legacyLogin({ ...base, resource: "c", mode: "digest" })).rejects.toThrow(/legacy digest login/);
+        await expect(legacy("alice", "alice-pw", "c", "digest")).rejects.toThrow(/legacy digest login/);
       });
 
       test("restart keeps port and accounts, also after a crash", async () => {
@@ -93,15 +89,8 @@ for (const kind of ["prosody", "ejabberd"] as const) {
       });
     } else {
       test("legacy auth: C <digest> and Perl <password> logins both work and exchange messages", async () => {
-        const base = {
-          host: server.host,
-          port: server.port,
-          domain: server.domain,
-          user: "alice",
-          password: "alice-pw",
-        };
-        const c = await legacyLogin({ ...base, resource: "c_client", mode: "digest" });
-        const perl = await legacyLogin({ ...base, resource: "perl_client", mode: "plain" });
+        const c = await legacy("alice", "alice-pw", "c_client", "digest");
+        const perl = await legacy("alice", "alice-pw", "perl_client", "plain");
         try {
           expect(c.jid).toBe("alice@localhost/c_client");
           // C writes double quotes; the server may re-serialize, so only check content.
@@ -117,17 +106,7 @@ for (const kind of ["prosody", "ejabberd"] as const) {
       });
 
       test("legacy auth: a wrong digest is refused", async () => {
-        await expect(
-          legacyLogin({
-            host: server.host,
-            port: server.port,
-            domain: server.domain,
-            user: "alice",
-            password: "nope",
-            resource: "x",
-            mode: "digest",
-          }),
-        ).rejects.toThrow(/legacy digest login/);
+        await expect(legacy("alice", "nope", "x", "digest")).rejects.toThrow(/legacy digest login/);
       });
 
       test("restart keeps port and accounts, replaces the process", async () => {
@@ -139,15 +118,7 @@ for (const kind of ["prosody", "ejabberd"] as const) {
         expect(processesOf({ pid, dir: "\0none" })).toEqual([]);
         const alice = await xmppClientLogin(server, "alice", "alice-pw", "after-restart");
         sessions.push(alice);
-        const c = await legacyLogin({
-          host: server.host,
-          port,
-          domain: server.domain,
-          user: "bob",
-          password: "bob-pw",
-          resource: "c",
-          mode: "digest",
-        });
+        const c = await legacy("bob", "bob-pw", "c", "digest"); // on the same port, checked above
         c.close();
       });
 
@@ -156,15 +127,7 @@ for (const kind of ["prosody", "ejabberd"] as const) {
         await server.addUser("carol", "carol-pw"); // not yet flushed to disk when killed
         process.kill(server.pid, "SIGKILL");
         await server.restart();
-        const c = await legacyLogin({
-          host: server.host,
-          port: server.port,
-          domain: server.domain,
-          user: "carol",
-          password: "carol-pw",
-          resource: "c",
-          mode: "digest",
-        });
+        const c = await legacy("carol", "carol-pw", "c", "digest");
         c.close();
       });
     }

@@ -112,20 +112,25 @@ afterAll(async () => {
   await bus?.stop();
 }, TEST_TIMEOUT_MS);
 
+/** Waits until the drone running `block` has written its pid to `marker`; that pid. */
+async function blockingDrone(marker: string): Promise<number> {
+  await waitUntil("the drone to start the request", () => {
+    try {
+      return readFileSync(marker, "utf8").length > 0;
+    } catch {
+      return false;
+    }
+  });
+  return Number(readFileSync(marker, "utf8"));
+}
+
 describe("failures", () => {
   test(
     "kill -9 of a busy drone: the caller gets an error status within 1 s; the pool returns to min_children",
     async () => {
       const marker = join(dir, "busy.pid");
       const pending = settle(client.request(FAIL, "block", [marker, 30_000]).first());
-      await waitUntil("the drone to start the request", () => {
-        try {
-          return readFileSync(marker, "utf8").length > 0;
-        } catch {
-          return false;
-        }
-      });
-      const pid = Number(readFileSync(marker, "utf8"));
+      const pid = await blockingDrone(marker);
       const t0 = performance.now();
       process.kill(pid, "SIGKILL");
       const r = await pending;
@@ -210,14 +215,7 @@ describe("failures", () => {
     async () => {
       const marker = join(dir, "term.pid");
       const pending = settle(client.request(FAIL, "block", [marker, 800]).first());
-      await waitUntil("the drone to start the request", () => {
-        try {
-          return readFileSync(marker, "utf8").length > 0;
-        } catch {
-          return false;
-        }
-      });
-      const pid = Number(readFileSync(marker, "utf8"));
+      const pid = await blockingDrone(marker);
       process.kill(pid, "SIGTERM");
       expect(await pending).toEqual({ ok: "finished" });
       await waitUntil(
