@@ -21,6 +21,7 @@ import { complete, connect, disconnect, result } from "../../src/protocol/messag
 import type { OsrfMessage } from "../../src/protocol/types.ts";
 import type { XmppConnection } from "../../src/xmpp/connection.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
+import { NOT_OSRF_MESSAGES } from "../harness/bad-bodies.ts";
 import { useFaultStack } from "../harness/fault-suite.ts";
 import { prng } from "../harness/prng.ts";
 
@@ -83,23 +84,7 @@ function badBodies(): string[] {
     " ",
     "x",
     "registering",
-    "{",
-    "[",
-    "]",
-    "[{",
-    "null",
-    "true",
-    "0",
-    "-1",
-    '"a string"',
-    "{}",
-    "[]",
-    "[[]]",
-    "[1,2,3]",
-    "[null]",
-    '["osrfMessage"]',
-    '[{"__c":"osrfMessage"}]',
-    '[{"__p":{}}]',
+    ...NOT_OSRF_MESSAGES,
     msg("null"),
     msg("[]"),
     msg("{}"),
