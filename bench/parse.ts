@@ -1,5 +1,5 @@
 /**
- * XML parse throughput: our tokenizer (src/xmpp/sax.ts) against ltx's, the one @xmpp/client
+ * XML parse throughput: our tokenizer (src/xmpp/xml-tokenizer.ts) against ltx's, the one @xmpp/client
  * ships with. Three levels — tokenizer events only, stream elements as @xmpp/client builds
  * them, and a whole `parseStanza` — on a 1.3 KB OpenSRF message as ejabberd delivers it,
  * and one 1 MB message arriving in 64 KB socket chunks.
@@ -10,8 +10,9 @@ import { Parser as LtxStreamParser } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { encodeBody } from "../src/protocol/codec.ts";
 import { request } from "../src/protocol/messages.ts";
-import { StreamParser, XmlTokenizer } from "../src/xmpp/sax.ts";
 import { decodeStanza, encodeStanza, parseStanza } from "../src/xmpp/stanza.ts";
+import { StreamParser } from "../src/xmpp/stream-parser.ts";
+import { XmlTokenizer } from "../src/xmpp/xml-tokenizer.ts";
 
 interface Sax {
   write(s: string): void;

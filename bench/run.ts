@@ -427,7 +427,7 @@ for (const s of spawnRuns) {
 }
 if (parse.length) {
   out.push("");
-  out.push("XML parsing (src/xmpp/sax.ts vs ltx's tokenizer):");
+  out.push("XML parsing (src/xmpp/xml-tokenizer.ts vs ltx's tokenizer):");
   out.push("");
   out.push(formatParseResults(parse));
 }

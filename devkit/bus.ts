@@ -1,6 +1,7 @@
 /**
- * A minimal bus for shipping tests: a private XMPP server, our router (as an osrf-prefork
- * process, so OSRF_PREFORK_BIN picks the compiled binary) and a client connection.
+ * A minimal bus for tests that run their own services: a private XMPP server, our router (as
+ * an osrf-prefork process, so OSRF_PREFORK_BIN picks the compiled binary), a client
+ * connection, and `serve` processes started on it.
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,7 +9,7 @@ import { join, resolve } from "node:path";
 import type { Client } from "../src/client/client.ts";
 import { connectTestClient } from "./client.ts";
 import { TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
-import { CliProcess } from "./processes.ts";
+import { CliProcess, type ServeArgs, serveArgs } from "./processes.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
 export interface Bus {
@@ -28,7 +29,19 @@ export interface Bus {
    * listener reports it is serving, its class connection on the router may still be logging in.
    */
   onlineAfter(service: string, count: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Starts `osrf-prefork serve` on this bus (see {@link serveArgs}) and resolves once the router
+   * has brought the service online once more; fails at once, with its output, if it exits first.
+   * {@link stop} stops it if the test has not.
+   */
+  startServe(o: Omit<ServeArgs, "config">, extra?: string[]): Promise<CliProcess>;
   stop(): Promise<void>;
+}
+
+/** Options of {@link startBus}. */
+export interface BusOptions {
+  /** More arguments for the router (e.g. `--log-format json`). */
+  routerArgs?: string[];
 }
 
 function onlineRe(service: string): RegExp {
@@ -36,13 +49,27 @@ function onlineRe(service: string): RegExp {
 }
 
 /** Starts XMPP server, router and client. */
-export async function startBus(): Promise<Bus> {
+export async function startBus(opts: BusOptions = {}): Promise<Bus> {
   const xmpp = await startXmppServer({ users: TEST_USERS });
   const coreFile = writeCoreConfig(xmpp);
-  const router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
+  const router = CliProcess.start([
+    "router",
+    "--config",
+    coreFile,
+    "--logfile",
+    "stderr",
+    "--loglevel",
+    "3",
+    ...(opts.routerArgs ?? []),
+  ]);
   await router.waitFor(/router online/);
   const client = await connectTestClient(coreFile);
   const dir = mkdtempSync(join(tmpdir(), "osrf-ship-"));
+  const serves: CliProcess[] = [];
+  const onlineCount = (service: string): number =>
+    router.output.match(new RegExp(onlineRe(service).source, "g"))?.length ?? 0;
+  const onlineAfter = (service: string, count: number, timeoutMs = 20_000): Promise<void> =>
+    router.waitFor(new RegExp(`(?:[^]*?${onlineRe(service).source}){${count + 1}}`), timeoutMs);
   return {
     xmpp,
     coreFile,
@@ -50,46 +77,23 @@ export async function startBus(): Promise<Bus> {
     client,
     dir,
     online: (service, timeoutMs = 20_000) => router.waitFor(onlineRe(service), timeoutMs),
-    onlineCount: (service) => router.output.match(new RegExp(onlineRe(service).source, "g"))?.length ?? 0,
-    onlineAfter: (service, count, timeoutMs = 20_000) =>
-      router.waitFor(new RegExp(`(?:[^]*?${onlineRe(service).source}){${count + 1}}`), timeoutMs),
+    onlineCount,
+    onlineAfter,
+    async startServe(o, extra = []) {
+      const before = onlineCount(o.service);
+      const proc = CliProcess.start(serveArgs({ ...o, config: coreFile }, extra));
+      serves.push(proc);
+      await proc.untilReady(onlineAfter(o.service, before));
+      return proc;
+    },
     async stop() {
       await client.close().catch(() => {});
+      for (const p of serves) await p.stop().catch(() => {});
       await router.stop();
       await xmpp.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Waits until `cond` holds, polling; throws `what` after `timeoutMs`. */
-export async function waitUntil(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
-
-/** Whether a process exists (and is not a zombie). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)])
-      .stdout.toString()
-      .trim();
-    return stat !== "" && !stat.startsWith("Z");
-  } catch {
-    return true;
-  }
 }
 
 const ROOT = resolve(import.meta.dir, "..");

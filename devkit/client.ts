@@ -1,9 +1,9 @@
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
-import { createLogger } from "../src/log/logger.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
+import { quietLogger } from "./quiet-logger.ts";
 
 /**
  * A plain OpenSRF client (srfsh-like resource) logged in with the `/config/opensrf` account
@@ -13,7 +13,7 @@ export async function connectTestClient(
   coreFile: string,
   opts: { timeout?: number; reconnect?: boolean } = {},
 ): Promise<Client> {
-  const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+  const logger = quietLogger();
   const conn = await XmppConnection.connect({
     ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "test"), logger),
     reconnect: opts.reconnect ?? false,

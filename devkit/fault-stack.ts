@@ -8,15 +8,27 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
-import { createLogger } from "../src/log/logger.ts";
-import type { Logger } from "../src/log/types.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
 import { childPids } from "./load.ts";
 import { type CoreConfigOptions, TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
-import { CliProcess } from "./processes.ts";
+import { CliProcess, serveArgs } from "./processes.ts";
+import { quietLogger } from "./quiet-logger.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
+
+/**
+ * A service module whose `work(i, ms)` answers `[i, its drone's pid]` after `ms` ms: the
+ * fault tests' load, which tells who served each request and can hold a drone busy.
+ */
+export const WORK_APP = `
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  methods: [
+    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
+  ],
+};
+`;
 
 /** One service of the stack. */
 export interface StackService {
@@ -43,11 +55,6 @@ export interface FaultStackOptions {
   clientTimeout?: number;
   /** Start the serve processes now (default true). */
   startServices?: boolean;
-}
-
-/** Quiet logger for test-side connections. */
-export function quietLogger(service = "test"): Logger {
-  return createLogger({ service, logfile: "stderr", loglevel: 1 });
 }
 
 function settingsXml(services: StackService[]): string {
@@ -80,6 +87,7 @@ export class FaultStack {
   readonly serves = new Map<string, CliProcess>();
   client!: Client;
   private readonly extraClients: Client[] = [];
+  private readonly rawConnections: XmppConnection[] = [];
   private readonly loglevel: number;
 
   private constructor(readonly opts: FaultStackOptions) {
@@ -104,12 +112,6 @@ export class FaultStack {
     return s;
   }
 
-  /** Log arguments for a serve process. */
-  private logArgs(name: string): string[] {
-    const file = this.opts.log === "file" ? this.logFile(name) : "stderr";
-    return ["--logfile", file, "--loglevel", String(this.loglevel)];
-  }
-
   /** Path of a process's log file (with `log: "file"`). */
   logFile(name: string): string {
     return join(this.dir, `${name}.log`);
@@ -125,20 +127,16 @@ export class FaultStack {
   async startServe(name: string): Promise<CliProcess> {
     const router = this.router;
     const before = this.classOnlineCount(name);
-    const proc = CliProcess.start([
-      "serve",
-      "--service",
-      name,
-      "--app",
-      join(this.dir, `${name}.ts`),
-      "--config",
-      this.coreFile,
-      "--settings",
-      join(this.dir, "opensrf.xml"),
-      "--host",
-      "testhost",
-      ...this.logArgs(name),
-    ]);
+    const proc = CliProcess.start(
+      serveArgs({
+        service: name,
+        app: join(this.dir, `${name}.ts`),
+        config: this.coreFile,
+        settings: join(this.dir, "opensrf.xml"),
+        logfile: this.opts.log === "file" ? this.logFile(name) : "stderr",
+        loglevel: this.loglevel,
+      }),
+    );
     this.serves.set(name, proc);
     await this.whileRunning(proc, `serve ${name}`, this.waitClassOnline(name, before, router));
     return proc;
@@ -175,6 +173,19 @@ export class FaultStack {
     return c;
   }
 
+  /**
+   * A bare XMPP login of the stack's client account (no OpenSRF client on it, no reconnect),
+   * for sending stanzas by hand; closed by {@link stop}.
+   */
+  async rawConnection(label: string): Promise<XmppConnection> {
+    const conn = await XmppConnection.connect({
+      ...clientConnectionOptions(readCoreConfig(this.coreFile).opensrf, makeResource("", label), quietLogger()),
+      reconnect: false,
+    });
+    this.rawConnections.push(conn);
+    return conn;
+  }
+
   serve(name: string): CliProcess {
     const p = this.serves.get(name);
     if (!p) throw new Error(`no serve process for ${name}`);
@@ -192,6 +203,7 @@ export class FaultStack {
 
   /** Everything the stack started is stopped; its temp dirs are removed. */
   async stop(): Promise<void> {
+    for (const c of this.rawConnections.splice(0)) await c.close().catch(() => {});
     for (const c of this.extraClients.splice(0)) await c.close().catch(() => {});
     for (const p of this.serves.values()) await p.stop("SIGTERM", 10_000).catch(() => {});
     if (this.router) await this.router.stop("SIGTERM", 5000).catch(() => {});

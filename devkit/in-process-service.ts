@@ -13,7 +13,6 @@ import { hostname } from "node:os";
 import { createServiceHost } from "../src/app/host.ts";
 import type { ServiceDefinition, ServiceEnv, ServiceHost } from "../src/app/types.ts";
 import { Client } from "../src/client/client.ts";
-import { createLogger } from "../src/log/logger.ts";
 import type { Logger } from "../src/log/types.ts";
 import { OSRF_MSG_BUNDLE_SIZE, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
 import { decodeBody } from "../src/protocol/codec.ts";
@@ -25,6 +24,7 @@ import { tapTransport } from "../src/xmpp/tap.ts";
 import type { Transport } from "../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../src/xmpp/types.ts";
 import { TEST_USERS, type XmppEndpoint } from "./osrf-config.ts";
+import { quietLogger } from "./quiet-logger.ts";
 
 const MAX_STANZA = 10 * 1024 * 1024;
 
@@ -148,10 +148,6 @@ function connectAs(xmpp: XmppEndpoint, resource: string, logger: Logger): Promis
     logger,
     reconnect: false,
   });
-}
-
-function quietLogger(service: string): Logger {
-  return createLogger({ service, logfile: "stderr", loglevel: 1 });
 }
 
 /** Options of {@link startInProcessService}. */

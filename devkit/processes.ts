@@ -40,6 +40,45 @@ export async function runCli(
   return { code, stdout, stderr };
 }
 
+/** What {@link serveArgs} needs: one service, its module and its config files. */
+export interface ServeArgs {
+  service: string;
+  /** The service module. */
+  app: string;
+  /** opensrf_core.xml. */
+  config: string;
+  /** opensrf.xml the settings are read from. */
+  settings: string;
+  /** The /opensrf/hosts/<host> section (default "testhost", the one the tests write). */
+  host?: string;
+  /** Default "stderr": kept in the CliProcess's output. */
+  logfile?: string;
+  /** Default 3 (info). */
+  loglevel?: number;
+}
+
+/** `osrf-prefork serve` arguments for one service with its settings from a file; `extra` go last. */
+export function serveArgs(o: ServeArgs, extra: string[] = []): string[] {
+  return [
+    "serve",
+    "--service",
+    o.service,
+    "--app",
+    o.app,
+    "--config",
+    o.config,
+    "--settings",
+    o.settings,
+    "--host",
+    o.host ?? "testhost",
+    "--logfile",
+    o.logfile ?? "stderr",
+    "--loglevel",
+    String(o.loglevel ?? 3),
+    ...extra,
+  ];
+}
+
 /** A long-running osrf-prefork process (router, serve) with its output collected. */
 export class CliProcess {
   output = "";

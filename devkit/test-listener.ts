@@ -1,10 +1,10 @@
-import { createLogger } from "../src/log/logger.ts";
 import { decodeBody, encodeBody } from "../src/protocol/codec.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { complete, methodException, result } from "../src/protocol/messages.ts";
 import { StatusCode, Texts } from "../src/protocol/status.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { TEST_USERS, type XmppEndpoint } from "./osrf-config.ts";
+import { quietLogger } from "./quiet-logger.ts";
 
 /**
  * A minimal OpenSRF listener that answers by itself (no drones), for testing the bus:
@@ -20,7 +20,7 @@ export class TestListener {
   ) {}
 
   static async start(xmpp: XmppEndpoint, service: string, label: string): Promise<TestListener> {
-    const logger = createLogger({ service, logfile: "stderr", loglevel: 1 });
+    const logger = quietLogger(service);
     const conn = await XmppConnection.connect({
       host: xmpp.host,
       port: xmpp.port,

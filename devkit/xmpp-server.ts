@@ -15,6 +15,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { killAtExit, releaseAtExit } from "./exit-kill.ts";
 import { freePort } from "./ports.ts";
 import { inBandRegister, RawXmppConnection, saslPlainCheck } from "./raw-xmpp.ts";
 
@@ -67,10 +68,6 @@ const HOST = "127.0.0.1";
 const DOMAIN = "localhost";
 const DEFAULT_MAX_STANZA = 10 * 1024 * 1024;
 
-/** Servers not yet stopped, so a dying test process can still kill them. */
-const live = new Set<BaseServer>();
-let exitHooksInstalled = false;
-
 /**
  * Starts a private XMPP server on a free loopback port and waits until a real login works.
  *
@@ -80,7 +77,6 @@ let exitHooksInstalled = false;
  */
 export async function startXmppServer(opts: StartXmppServerOptions = {}): Promise<XmppServer> {
   const kind = opts.kind ?? defaultKind();
-  installExitHooks();
   const maxStanzaSize = opts.maxStanzaSize ?? DEFAULT_MAX_STANZA;
   if (opts.backlog !== undefined && !(Number.isInteger(opts.backlog) && opts.backlog > 0)) {
     throw new Error(`startXmppServer: backlog must be a positive integer, not ${opts.backlog}`);
@@ -131,7 +127,7 @@ abstract class BaseServer implements XmppServer {
   /** Creates the private dir, picks ports, writes the config. */
   async init(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), `osrf-${this.kind}-`));
-    live.add(this);
+    killAtExit(this); // until stop(): a dying test process still kills the server
     this.port = await freePort();
     await this.writeConfig();
   }
@@ -179,7 +175,7 @@ abstract class BaseServer implements XmppServer {
 
   async stop(): Promise<void> {
     await this.kill();
-    live.delete(this);
+    releaseAtExit(this);
     if (!this.removed && this.dir) {
       rmSync(this.dir, { recursive: true, force: true });
       this.removed = true;
@@ -617,24 +613,4 @@ async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
     await Bun.sleep(20);
   }
   return true;
-}
-
-/** Kill leftover servers when the test process ends without afterAll having run. */
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  const cleanup = (): void => {
-    for (const s of live) s.killSync();
-    live.clear();
-  };
-  process.on("exit", cleanup);
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    const handler = (): void => {
-      cleanup();
-      // Re-raise so the process still dies of the signal as it would have without us.
-      process.removeListener(sig, handler);
-      process.kill(process.pid, sig);
-    };
-    process.on(sig, handler);
-  }
 }

@@ -1,3 +1,6 @@
+/**
+ * The version of this build, from package.json.
+ */
 import pkg from "../package.json" with { type: "json" };
 
 /** Version of this build (from package.json). */

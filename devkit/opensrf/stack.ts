@@ -15,6 +15,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, sta
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { killAtExit, releaseAtExit } from "../exit-kill.ts";
 import { TEST_USERS } from "../osrf-config.ts";
 import { freePort } from "../ports.ts";
 import { CliProcess } from "../processes.ts";
@@ -94,10 +95,6 @@ interface Tracked {
 const DEFAULT_C_SERVICES = ["opensrf.dbmath", "opensrf.math"];
 /** Short per-probe bound: srfsh otherwise waits up to 120 s for a reply that will not come. */
 const PROBE_TIMEOUT_MS = 5_000;
-
-/** Stacks not yet stopped, so a dying test process can still kill them. */
-const live = new Set<OpenSrfStack>();
-let exitHooksInstalled = false;
 
 /**
  * Starts a whole stack: private ejabberd, configs, then (as chosen) router, settings server
@@ -236,8 +233,7 @@ export class OpenSrfStack {
     memcached?: Memcached,
   ) {
     this.dir = mkdtempSync(join(tmpdir(), "osrf-peer-"));
-    live.add(this);
-    installExitHooks();
+    killAtExit(this); // until stop(): a dying test process still kills the stack
     this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
     this.loglevel = opts.loglevel ?? 3;
     const byName = new Map(DEFAULT_PEER_SERVICES.map((s) => [s.name, s]));
@@ -633,7 +629,7 @@ export class OpenSrfStack {
     const clean = await waitGone(survivors, 3_000);
     await Promise.all(this.tracked.map((t) => t.child?.exited ?? t.cli?.proc.exited));
     await this.xmpp.stop();
-    live.delete(this);
+    releaseAtExit(this);
     rmSync(this.dir, { recursive: true, force: true });
     if (!clean) throw new Error(`OpenSRF processes ${survivors.filter(isRunning).map((r) => r.pid)} survived SIGKILL`);
   }
@@ -681,23 +677,4 @@ export class OpenSrfStack {
 function exited(cli: CliProcess): string | undefined {
   const code = cli.proc.exitCode;
   return code === null ? undefined : `osrf-prefork exited with code ${code}`;
-}
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  const cleanup = (): void => {
-    for (const s of live) s.killSync();
-    live.clear();
-  };
-  process.on("exit", cleanup);
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    const handler = (): void => {
-      cleanup();
-      // Re-raise so the process still dies of the signal as it would have without us.
-      process.removeListener(sig, handler);
-      process.kill(process.pid, sig);
-    };
-    process.on(sig, handler);
-  }
 }

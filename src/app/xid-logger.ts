@@ -1,3 +1,6 @@
+/**
+ * A logger that stamps a request's xid on every line a handler logs.
+ */
 import type { Logger } from "../log/types.ts";
 
 /**

@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork drone`: the internal subcommand a listener spawns each drone with (refuses to run
+ * without the listener's IPC channel).
+ */
 import { defineCommand } from "citty";
 import { runDrone } from "../prefork/drone.ts";
 

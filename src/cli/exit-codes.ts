@@ -1,3 +1,6 @@
+/**
+ * Exit codes of every subcommand, and `fail()`, which prints one error line and exits with one.
+ */
 /** Process exit codes shared by every subcommand (documented in the README). */
 export const ExitCode = {
   OK: 0,

@@ -1,3 +1,7 @@
+/**
+ * Request params from the command line, in srfsh's comma-separated form or one JSON value per
+ * argument (`request`).
+ */
 import type { JsonValue } from "../protocol/types.ts";
 
 /**

@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork request`: a srfsh-style call (stateless or inside CONNECT) that prints each result
+ * as JSON, with `--raw` showing the stanzas; exit codes say how it failed.
+ */
 import { hostname } from "node:os";
 import { defineCommand } from "citty";
 import { Client } from "../client/client.ts";

@@ -1,3 +1,6 @@
+/**
+ * `osrf-prefork restart`: `stop`, then `start` (see control-command.ts).
+ */
 import { defineCommand } from "citty";
 import { type ControlArgs, controlArgs, runControl } from "./control-command.ts";
 

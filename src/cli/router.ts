@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork router`: runs the routers of opensrf_core.xml (one per entry, or the one for
+ * `--domain`) until SIGTERM/SIGINT/SIGQUIT; SIGHUP reopens the logs.
+ */
 import { defineCommand } from "citty";
 import { readCoreConfig } from "../config/core.ts";
 import { ConfigError } from "../config/errors.ts";

@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork serve`: one prefork service (listener and drones) from a service module, with its
+ * settings from opensrf.xml or the opensrf.settings service.
+ */
 import { hostname } from "node:os";
 import { defineCommand } from "citty";
 import { claimPidFile } from "../control/pidfile.ts";

@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork settings`: the opensrf.settings service, serving one opensrf.xml, run under the
+ * prefork server like any service (its module is built in).
+ */
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";

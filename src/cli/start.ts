@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork start`: the host's services as daemons, like osrf_control --start (see
+ * control-command.ts).
+ */
 import { defineCommand } from "citty";
 import { type ControlArgs, controlArgs, runControl } from "./control-command.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork status`: a pool's drones, requests and backlog, fetched from the listener's status
+ * endpoint (found from opensrf.xml and the pid dir, or given).
+ */
 import { hostname } from "node:os";
 import { defineCommand } from "citty";
 import { DEFAULT_PID_DIR, DEFAULT_SETTINGS_FILE } from "../config/defaults.ts";

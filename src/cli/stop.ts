@@ -1,3 +1,7 @@
+/**
+ * `osrf-prefork stop`: stops listeners started by `start`, like osrf_control --stop (see
+ * control-command.ts).
+ */
 import { defineCommand } from "citty";
 import { type ControlArgs, controlArgs, runControl } from "./control-command.ts";
 

@@ -1,3 +1,6 @@
+/**
+ * `osrf-prefork version`: version, Bun version and platform.
+ */
 import { defineCommand } from "citty";
 import { VERSION } from "../version.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * The OpenSRF client: stateless requests and CONNECT sessions over one transport, replies matched
+ * by thread and threadTrace, partial (chunked) results reassembled, per-reply timeouts.
+ */
 import type { Logger } from "../log/types.ts";
 import { PartialAssembler } from "../protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";

@@ -1,3 +1,6 @@
+/**
+ * How a request fails: an error status, no reply in time, or a message that could not be delivered.
+ */
 import type { StatusPayload } from "../protocol/types.ts";
 
 /** Where a request went, for error messages. */

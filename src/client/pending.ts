@@ -1,3 +1,6 @@
+/**
+ * A request's stream of results, iterable or collected as a whole.
+ */
 import type { JsonValue } from "../protocol/types.ts";
 import type { PendingRequest } from "./types.ts";
 

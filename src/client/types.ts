@@ -1,3 +1,7 @@
+/**
+ * The client API's shapes: request options, pending requests, sessions, and the OsrfClient
+ * interface services get.
+ */
 import type { JsonValue } from "../protocol/types.ts";
 
 /** Options for one request. */

@@ -1,9 +1,8 @@
-import type { HistogramSnapshot } from "./histogram.ts";
-
 /**
  * Shapes of the listener's observability: drone states, why drones exit, the status
  * report served at `/status`, and where that endpoint listens.
  */
+import type { HistogramSnapshot } from "./histogram.ts";
 
 /** What a drone is doing, as `/status` and `osrf_prefork_drones{state}` show it. */
 export type DroneState =

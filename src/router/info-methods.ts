@@ -1,3 +1,7 @@
+/**
+ * The `opensrf.router.info.*` methods the router answers itself, from its registry, as the C
+ * router does.
+ */
 import type { JsonValue } from "../protocol/types.ts";
 import type { Registry } from "./registry.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * The last messages forwarded to each node, so the router can resend what a bodiless bounce stands
+ * for to another node of the class.
+ */
 import type { OutgoingStanza } from "../xmpp/types.ts";
 
 /** How many recent forwards per node are kept for bounce recovery. */

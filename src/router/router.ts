@@ -1,3 +1,7 @@
+/**
+ * The OpenSRF router (opensrf_router's behaviour): registration per class, one XMPP connection per
+ * class, round-robin forwarding, fail-over on bounces, trusted domains, info methods.
+ */
 import type { RouterConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";

@@ -76,6 +76,10 @@ export class RecordingLogger implements Logger {
     return new RecordingLogger(this.lines, service);
   }
   reopen(): void {}
+  /** The messages logged at `level` (at any level when omitted), oldest first. */
+  messages(level?: LogLine["level"]): string[] {
+    return this.lines.filter((l) => level === undefined || l.level === level).map((l) => l.msg);
+  }
 }
 
 /** A call made through a {@link TableClient}. */

@@ -1,10 +1,14 @@
+/**
+ * The XMPP connection every role uses: @xmpp/client logged in over TCP, with our stream parser,
+ * batched pre-serialized writes, no stream management, and our own reconnect with backoff.
+ */
 import { StringDecoder } from "node:string_decoder";
 import { client, type XmppClient } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";
 import type { Logger } from "../log/types.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
-import { StreamParser } from "./sax.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
+import { StreamParser, useStreamParser } from "./stream-parser.ts";
 import type { Transport } from "./transport.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
@@ -80,15 +84,14 @@ export class XmppConnection implements Transport {
     this.xmpp.timeout = opts.connectTimeoutMs ?? 10_000;
     // Our tokenizer, not ltx's (quadratic in the length of a text run: a 1 MB body took
     // ~35 s). Messages are read straight into Stanzas: no element tree, no trip through
-    // @xmpp/client's middleware (which parses both JIDs of every stanza). @xmpp/client
-    // assigns its Parser on every connect, so pin ours with an accessor.
+    // @xmpp/client's middleware (which parses both JIDs of every stanza).
     const deliver = (stanza: Stanza): void => this.deliver(stanza);
     class ConnectionParser extends StreamParser {
       constructor() {
         super({ childReader: (name) => (name === "message" ? new StanzaReader(deliver) : undefined) });
       }
     }
-    Object.defineProperty(this.xmpp, "Parser", { get: () => ConnectionParser, set: () => {}, configurable: true });
+    useStreamParser(this.xmpp, ConnectionParser);
     this.decodeUtf8AcrossChunks();
     this.disableStreamManagement();
     this.xmpp.reconnect.stop(); // we reconnect ourselves, with backoff

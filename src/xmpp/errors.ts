@@ -1,3 +1,6 @@
+/**
+ * Errors of the XMPP layer: connect failures, bounces, oversized and malformed stanzas.
+ */
 import type { StanzaError } from "./types.ts";
 
 /** Base of transport failures; `context` says which connection. */

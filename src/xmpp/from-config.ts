@@ -1,3 +1,7 @@
+/**
+ * Connection options from opensrf_core.xml: a client's (`/config/opensrf`) or a router's
+ * (`/config/routers/router/transport`).
+ */
 import type { ClientConfig, RouterConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { ConnectionOptions } from "./connection.ts";

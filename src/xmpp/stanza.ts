@@ -1,8 +1,13 @@
+/**
+ * OpenSRF `<message>` stanzas as XML: encoded exactly as the C library writes them, decoded from an
+ * element tree, from tokenizer events (StanzaReader) or from text.
+ */
 import type { XmlElement } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StanzaDecodeError } from "./errors.ts";
-import { type ChildReader, XmlTokenizer } from "./sax.ts";
+import type { ChildReader } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
+import { XmlTokenizer } from "./xml-tokenizer.ts";
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 

@@ -1,3 +1,6 @@
+/**
+ * A transport wrapper that shows every stanza sent and received as XML (`request --raw`).
+ */
 import { completeStanza, encodeStanza } from "./stanza.ts";
 import type { Transport } from "./transport.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * The interface every role sends and receives OpenSRF stanzas through; XmppConnection implements
+ * it, MemoryTransport (src/testing) stands in for it in tests.
+ */
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
 /**

@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alive, type Bus, startBus, waitUntil } from "../../devkit/bus.ts";
+import { type Bus, startBus } from "../../devkit/bus.ts";
+import { isAlive, waitUntil } from "../../devkit/load.ts";
 import { runCli } from "../../devkit/processes.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { statusSocketPath } from "../../src/metrics/index.ts";
@@ -111,7 +112,7 @@ describe("start / stop / restart", () => {
       expect(r.stdout).toMatch(/^opensrf\.perlish: skipped: language perl is not served by osrf-prefork/m);
       for (const s of ["test.alpha", "test.beta"]) {
         const pid = pidOf(s);
-        expect(alive(pid)).toBe(true);
+        expect(isAlive(pid)).toBe(true);
         // Own session: a terminal hang-up or the caller's exit does not reach it.
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -223,7 +224,7 @@ describe("start / stop / restart", () => {
       expect(r.stdout).toMatch(new RegExp(`test\\.beta: stopped \\(pid ${beta}, SIGTERM`));
       expect(r.stdout).toMatch(/test\.beta: started \(pid \d+/);
       expect(pidOf("test.beta")).not.toBe(beta);
-      expect(alive(beta)).toBe(false);
+      expect(isAlive(beta)).toBe(false);
       expect(pidOf("test.alpha")).toBe(alpha);
       // The last listener unregistered, so the router closed the class and opens it again.
       await bus.onlineAfter("test.beta", seen);
@@ -239,7 +240,7 @@ describe("start / stop / restart", () => {
     async () => {
       const old = pidOf("test.alpha");
       process.kill(-old, "SIGKILL");
-      await waitUntil("old listener gone", () => !alive(old));
+      await waitUntil("old listener gone", () => !isAlive(old), 15_000);
       expect(existsSync(pidFile("test.alpha"))).toBe(true);
       const r = await control("start", "--service", "test.alpha");
       expect(r.code).toBe(0);
@@ -252,6 +253,7 @@ describe("start / stop / restart", () => {
             .request("test.alpha", "hello", ["again"])
             .first()
             .catch(() => "")) === "hello, again",
+        15_000,
       );
     },
     TIMEOUT,
@@ -278,7 +280,7 @@ describe("start / stop / restart", () => {
       expect(r.stdout).toContain(
         `stranger: removed stale pid file ${pidFile("stranger")} (pid ${process.pid} is now another program); not running`,
       );
-      for (const pid of [...listeners, ...drones]) expect(alive(pid)).toBe(false);
+      for (const pid of [...listeners, ...drones]) expect(isAlive(pid)).toBe(false);
       for (const s of ["test.alpha", "test.beta", "ghost", "stranger"]) expect(existsSync(pidFile(s))).toBe(false);
 
       const again = await runCli(["stop", "--all", "--pid-dir", pidDir]);

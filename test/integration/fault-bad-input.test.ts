@@ -10,19 +10,20 @@
  * (it has a thread and carries, or may carry, a request) or logged with its reason; and the
  * service answers normally afterwards.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack, quietLogger } from "../../devkit/fault-stack.ts";
+import { describe, expect, test } from "bun:test";
+import type { FaultStack } from "../../devkit/fault-stack.ts";
 import { isAlive, waitUntil } from "../../devkit/load.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { firstTagAttr, RawXmppConnection, xmlEscape } from "../../devkit/raw-xmpp.ts";
-import { readCoreConfig } from "../../src/config/core.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { complete, connect, disconnect, result } from "../../src/protocol/messages.ts";
 import type { OsrfMessage } from "../../src/protocol/types.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import type { XmppConnection } from "../../src/xmpp/connection.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
+import { NOT_OSRF_MESSAGES } from "../harness/bad-bodies.ts";
+import { useFaultStack } from "../harness/fault-suite.ts";
+import { prng } from "../harness/prng.ts";
 
 const SERVICE = "fault.input";
 
@@ -39,8 +40,8 @@ let stack: FaultStack;
 let attacker: XmppConnection;
 const inbox = new Map<string, Stanza[]>();
 
-beforeAll(async () => {
-  stack = await FaultStack.start({
+useFaultStack(
+  {
     services: [
       {
         name: SERVICE,
@@ -57,22 +58,17 @@ beforeAll(async () => {
     ],
     // Debug level: messages that get no reply (stray DISCONNECT, RESULT, …) are logged with their reason.
     loglevel: 4,
-  });
-  attacker = await XmppConnection.connect({
-    ...clientConnectionOptions(readCoreConfig(stack.coreFile).opensrf, makeResource("", "attacker"), quietLogger()),
-    reconnect: false,
-  });
-  attacker.onStanza((s) => {
-    const list = inbox.get(s.thread) ?? [];
-    list.push(s);
-    inbox.set(s.thread, list);
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await attacker?.close().catch(() => {});
-  await stack?.stop();
-}, 30_000);
+  },
+  async (s) => {
+    stack = s;
+    attacker = await stack.rawConnection("attacker");
+    attacker.onStanza((st) => {
+      const list = inbox.get(st.thread) ?? [];
+      list.push(st);
+      inbox.set(st.thread, list);
+    });
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Generated garbage
@@ -88,23 +84,7 @@ function badBodies(): string[] {
     " ",
     "x",
     "registering",
-    "{",
-    "[",
-    "]",
-    "[{",
-    "null",
-    "true",
-    "0",
-    "-1",
-    '"a string"',
-    "{}",
-    "[]",
-    "[[]]",
-    "[1,2,3]",
-    "[null]",
-    '["osrfMessage"]',
-    '[{"__c":"osrfMessage"}]',
-    '[{"__p":{}}]',
+    ...NOT_OSRF_MESSAGES,
     msg("null"),
     msg("[]"),
     msg("{}"),
@@ -198,18 +178,6 @@ function badBodies(): string[] {
   ];
 }
 
-/** A small deterministic PRNG (mulberry32), so every run sends the same garbage. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // Raw control characters cannot travel in XML at all (a stanza holding one is not
 // well-formed and the server closes the sender's stream), so they appear as JSON escapes.
 const NOISE = [
@@ -238,8 +206,8 @@ const NOISE = [
 
 /** Random mutations of a valid request: cuts, insertions, replacements, truncations. */
 function fuzzBodies(n: number, seed: number): string[] {
-  const rnd = prng(seed);
-  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
+  // Seeded, so every run sends the same garbage.
+  const { next: rnd, pick } = prng(seed);
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     let s = REQ(pick(["work", "echo", "opensrf.system.echo"]), [i, "p"]);

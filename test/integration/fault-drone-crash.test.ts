@@ -4,31 +4,23 @@
  * error status for the ones whose drone died under them — and none may be lost (no client
  * timeout). Afterwards the pool is back within min_children..max_children and serves.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describe, expect, test } from "bun:test";
+import { type FaultStack, WORK_APP } from "../../devkit/fault-stack.ts";
 import { describeLoad, errorCount, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
+import { useFaultStack } from "../harness/fault-suite.ts";
 
 const SERVICE = "fault.crash";
 const MIN = 3;
 const MAX = 6;
 
-const APP = `
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-export default {
-  methods: [
-    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
-  ],
-};
-`;
-
 let stack: FaultStack;
 
-beforeAll(async () => {
-  stack = await FaultStack.start({
+useFaultStack(
+  {
     services: [
       {
         name: SERVICE,
-        app: APP,
+        app: WORK_APP,
         unix: {
           min_children: MIN,
           max_children: MAX,
@@ -39,12 +31,11 @@ beforeAll(async () => {
       },
     ],
     clientTimeout: 20,
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
+  },
+  (s) => {
+    stack = s;
+  },
+);
 
 describe("drone crashes under load", () => {
   test("kill -9 of random drones during 2,000 requests: every request answered, none lost, pool back within bounds", async () => {

@@ -4,33 +4,25 @@
  * silence —, the listener's memory stays bounded, and the service serves normally as soon
  * as the load drops.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describe, expect, test } from "bun:test";
+import { type FaultStack, WORK_APP } from "../../devkit/fault-stack.ts";
 import { describeLoad, errorKind, fdCount, isAlive, rssKb, runLoad, waitUntil } from "../../devkit/load.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { Texts } from "../../src/protocol/status.ts";
+import { useFaultStack } from "../harness/fault-suite.ts";
 
 const SERVICE = "fault.overload";
 const MAX_CHILDREN = 3;
 const BACKLOG = 5;
 
-const APP = `
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-export default {
-  methods: [
-    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
-  ],
-};
-`;
-
 let stack: FaultStack;
 
-beforeAll(async () => {
-  stack = await FaultStack.start({
+useFaultStack(
+  {
     services: [
       {
         name: SERVICE,
-        app: APP,
+        app: WORK_APP,
         keepalive: 3,
         unix: {
           min_children: 1,
@@ -42,12 +34,11 @@ beforeAll(async () => {
       },
     ],
     clientTimeout: 20,
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
+  },
+  (s) => {
+    stack = s;
+  },
+);
 
 async function settle<T>(p: Promise<T>): Promise<{ ok: T } | { kind: string; text: string }> {
   try {

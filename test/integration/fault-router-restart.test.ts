@@ -11,9 +11,10 @@
  * message to the router's class JID bounces), never silence. Recovery — new router online to
  * the first request served — is measured for both.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describe, expect, test } from "bun:test";
+import type { FaultStack } from "../../devkit/fault-stack.ts";
 import { describeLoad, isAlive, type LoadResult, runLoad, waitUntil } from "../../devkit/load.ts";
+import { served, useFaultStack } from "../harness/fault-suite.ts";
 
 const SERVICE = "fault.router";
 const INTERVAL = 3;
@@ -26,8 +27,8 @@ export default {
 
 let stack: FaultStack;
 
-beforeAll(async () => {
-  stack = await FaultStack.start({
+useFaultStack(
+  {
     services: [
       {
         name: SERVICE,
@@ -36,25 +37,15 @@ beforeAll(async () => {
       },
     ],
     clientTimeout: 10,
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
-
-async function served(i: number): Promise<boolean> {
-  try {
-    const v = (await stack.client.request(SERVICE, "work", [i], { timeout: 3 }).first()) as number[];
-    return v[0] === i;
-  } catch {
-    return false;
-  }
-}
+  },
+  (s) => {
+    stack = s;
+  },
+);
 
 /** Polls until a request is served; seconds since `from`. */
 async function recovery(from: number, limitMs = 20_000): Promise<number> {
-  for (let i = 0; !(await served(2_000_000 + i)); i++) {
+  for (let i = 0; !(await served(stack.client, SERVICE, [2_000_000 + i])); i++) {
     if (performance.now() - from > limitMs) {
       throw new Error(
         `not served within ${limitMs} ms of the router's return\n${stack.serve(SERVICE).output.slice(-3000)}`,
@@ -108,7 +99,7 @@ describe("router restart", () => {
       const bouncedAfter = (performance.now() - down) / 1000;
       // Callers are answered at once meanwhile (their message to the class JID bounces).
       const t = performance.now();
-      expect(await served(-1)).toBe(false);
+      expect(await served(stack.client, SERVICE, [-1])).toBe(false);
       expect(performance.now() - t).toBeLessThan(2000);
       await Bun.sleep(1000);
       await stack.startRouter();
@@ -157,7 +148,7 @@ describe("router restart", () => {
     // Steady again.
     await waitUntil(
       "a burst served",
-      async () => (await Promise.all([1, 2, 3, 4, 5].map(served))).every(Boolean),
+      async () => (await Promise.all([1, 2, 3, 4, 5].map((i) => served(stack.client, SERVICE, [i])))).every(Boolean),
       5000,
     );
   }, 60_000);
@@ -166,10 +157,10 @@ describe("router restart", () => {
     const serve = stack.serve(SERVICE);
     process.kill(serve.pid, "SIGUSR1");
     await serve.waitFor(/received SIGUSR1/, 5000);
-    await waitUntil("the class to go", async () => !(await served(-2)), 5000);
+    await waitUntil("the class to go", async () => !(await served(stack.client, SERVICE, [-2])), 5000);
     await Bun.sleep((INTERVAL + 1) * 1000);
-    expect(await served(-3)).toBe(false);
+    expect(await served(stack.client, SERVICE, [-3])).toBe(false);
     process.kill(serve.pid, "SIGUSR2");
-    await waitUntil("the class to come back", () => served(-4), 10_000);
+    await waitUntil("the class to come back", () => served(stack.client, SERVICE, [-4]), 10_000);
   }, 30_000);
 });

@@ -11,16 +11,14 @@
  *   listens for connections, a drone started any other way refuses to run, and malformed
  *   IPC messages are rejected with a log line on both ends (unit level).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { FaultStack, quietLogger } from "../../devkit/fault-stack.ts";
+import type { FaultStack } from "../../devkit/fault-stack.ts";
 import { childPids, waitUntil } from "../../devkit/load.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { runCli } from "../../devkit/processes.ts";
-import { readCoreConfig } from "../../src/config/core.ts";
 import { REDACTED_PARAMS } from "../../src/log/redact.ts";
-import type { Logger } from "../../src/log/types.ts";
 import { type DroneChannel, DroneRuntime } from "../../src/prefork/drone.ts";
 import {
   type DroneToListener,
@@ -29,12 +27,11 @@ import {
   parseListenerMessage,
 } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
-import type { DroneEvents, DroneHandle } from "../../src/prefork/types.ts";
 import { encodeBody } from "../../src/protocol/codec.ts";
-import { makeResource } from "../../src/protocol/ids.ts";
 import { request } from "../../src/protocol/messages.ts";
-import { XmppConnection } from "../../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { useFaultStack } from "../harness/fault-suite.ts";
+import { FakeClock, FakeSpawner, ONE_DRONE_LIMITS } from "../harness/prefork-fakes.ts";
 
 const SERVICE = "fault.sec";
 const SECRET_PARAM = "hunter2-param-secret";
@@ -54,24 +51,23 @@ export default {
 let stack: FaultStack;
 let marker: string;
 
-beforeAll(async () => {
-  // The marker path is only known once the stack's dir exists: write the app in two steps.
-  stack = await FaultStack.start({
+// The marker path is only known once the stack's dir exists: write the app in two steps.
+useFaultStack(
+  {
     services: [{ name: SERVICE, app: "", unix: { min_children: 2, max_children: 3 } }],
     log: "file",
     loglevel: 5,
     // Match strings are method-name prefixes (e.g. open-ils.auth.authenticate.complete).
     core: { logProtect: ["secret."] },
     startServices: false,
-  });
-  marker = join(stack.dir, "marker.txt");
-  await Bun.write(join(stack.dir, `${SERVICE}.ts`), app(marker));
-  await stack.startServe(SERVICE);
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
+  },
+  async (s) => {
+    stack = s;
+    marker = join(stack.dir, "marker.txt");
+    await Bun.write(join(stack.dir, `${SERVICE}.ts`), app(marker));
+    await stack.startServe(SERVICE);
+  },
+);
 
 /** Every text a run produced: log files in the stack's dirs, process outputs. */
 function everything(): Array<[string, string]> {
@@ -168,10 +164,7 @@ describe("who may talk to whom", () => {
       .request("router", "opensrf.router.info.stats.class", [SERVICE])
       .first()) as Record<string, number>;
     const listenerJid = Object.keys(stats)[0]!;
-    const raw = await XmppConnection.connect({
-      ...clientConnectionOptions(readCoreConfig(stack.coreFile).opensrf, makeResource("", "intruder"), quietLogger()),
-      reconnect: false,
-    });
+    const raw = await stack.rawConnection("intruder");
     const replies: string[] = [];
     raw.onStanza((s) => replies.push(s.body));
     try {
@@ -221,23 +214,6 @@ describe("who may talk to whom", () => {
 
 // ---------------------------------------------------------------------------------------------
 // IPC, unit level
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => l,
-    reopen: () => {},
-  };
-  return l;
-}
 
 const BAD_TO_DRONE: unknown[] = [
   null,
@@ -348,37 +324,24 @@ describe("IPC messages are checked on both ends", () => {
   });
 
   test("the pool given malformed messages by a drone logs each and keeps the drone's state", () => {
-    const logger = recordingLogger();
-    let events: DroneEvents | undefined;
-    const handle: DroneHandle = { pid: 4242, send: () => true, kill: () => {} };
+    const logger = new RecordingLogger();
+    const spawner = new FakeSpawner();
+    // No time passes: nothing the pool schedules runs.
     const pool = new Pool({
       service: "svc",
-      spawner: {
-        spawn: (ev) => {
-          events = ev;
-          return handle;
-        },
-      },
-      limits: {
-        minChildren: 1,
-        maxChildren: 1,
-        maxBacklogQueue: 0,
-        minSpareChildren: 0,
-        maxSpareChildren: 0,
-        spareGrace: 10,
-        requestTimeout: 0,
-        crashBackoffMax: 60,
-      },
+      spawner,
+      limits: ONE_DRONE_LIMITS,
       hooks: { fail: () => {} },
       logger,
-      clock: { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} },
+      clock: new FakeClock(),
     });
     pool.start();
     expect(pool.stats().total).toBe(1);
-    for (const m of BAD_TO_LISTENER) events!.message(m);
-    expect(logger.lines.filter((l) => l.startsWith("WARN drone 4242 of svc: bad IPC message"))).toHaveLength(
-      BAD_TO_LISTENER.length,
-    );
+    const drone = spawner.drones[0]!;
+    for (const m of BAD_TO_LISTENER) drone.events.message(m);
+    expect(
+      logger.messages("warn").filter((m) => m.startsWith(`drone ${drone.pid} of svc: bad IPC message`)),
+    ).toHaveLength(BAD_TO_LISTENER.length);
     expect(pool.stats()).toMatchObject({ idle: 1, active: 0, retiring: 0, total: 1 });
   });
 });

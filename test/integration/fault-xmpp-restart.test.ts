@@ -5,50 +5,31 @@
  * Requests caught in flight are answered with an error, never left to time out.
  * The recovery time — server back to the first request served again — is measured.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FaultStack } from "../../devkit/fault-stack.ts";
+import { describe, expect, test } from "bun:test";
+import { type FaultStack, WORK_APP } from "../../devkit/fault-stack.ts";
 import { describeLoad, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
+import { served, useFaultStack } from "../harness/fault-suite.ts";
 
 const SERVICE = "fault.xmpp";
 
-const APP = `
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-export default {
-  methods: [
-    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
-  ],
-};
-`;
-
 let stack: FaultStack;
 
-beforeAll(async () => {
-  stack = await FaultStack.start({
+useFaultStack(
+  {
     services: [
       {
         name: SERVICE,
-        app: APP,
+        app: WORK_APP,
         unix: { min_children: 2, max_children: 4, max_backlog_queue: 1000, max_requests: 100000 },
       },
     ],
     // "Lost" means no answer at all: a generous timeout keeps a slow machine from counting as loss.
     clientTimeout: 30,
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
-
-/** One request; true when it was served. */
-async function served(i: number): Promise<boolean> {
-  try {
-    const v = (await stack.client.request(SERVICE, "work", [i, 0], { timeout: 3 }).first()) as number[];
-    return v[0] === i;
-  } catch {
-    return false;
-  }
-}
+  },
+  (s) => {
+    stack = s;
+  },
+);
 
 describe("XMPP server restart under load", () => {
   test("everyone reconnects and re-registers; in-flight requests are answered; recovery < 5 s", async () => {
@@ -74,7 +55,7 @@ describe("XMPP server restart under load", () => {
     const serverBack = performance.now();
     // Recovery: the first request served end to end after the server is back.
     let probes = 0;
-    while (!(await served(1_000_000 + probes))) {
+    while (!(await served(stack.client, SERVICE, [1_000_000 + probes, 0]))) {
       probes++;
       if (performance.now() - serverBack > 20_000)
         throw new Error(`no recovery within 20 s\n${stack.serve(SERVICE).output.slice(-3000)}`);

@@ -6,15 +6,13 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
-import { connectTestClient } from "../../devkit/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { type Bus, startBus } from "../../devkit/bus.ts";
+import { childPids, waitUntil as pollUntil } from "../../devkit/load.ts";
 import { freePort } from "../../devkit/ports.ts";
-import { CliProcess, runCli } from "../../devkit/processes.ts";
-import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
+import { type CliProcess, runCli } from "../../devkit/processes.ts";
 import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
@@ -63,7 +61,7 @@ const settingsXml = (statusPort: number) => `<?xml version="1.0"?>
 </opensrf>
 `;
 
-let xmpp: XmppServer;
+let bus: Bus;
 let coreFile: string;
 let dir: string;
 let pidDir: string;
@@ -74,21 +72,11 @@ let serve: CliProcess;
 let client: Client;
 let socket: { kind: "socket"; path: string };
 
-const dronePids = (): number[] =>
-  Bun.spawnSync(["ps", "-o", "pid=,stat=", "--ppid", String(serve.pid)])
-    .stdout.toString()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter(([pid, stat]) => pid && stat && !stat.startsWith("Z"))
-    .map(([pid]) => Number(pid));
+/** Live drones: children of the listener. */
+const dronePids = (): number[] => childPids(serve.pid);
 
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}\n${serve?.output.slice(-3000)}`);
-    await Bun.sleep(50);
-  }
-}
+const waitUntil = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> =>
+  pollUntil(what, cond, timeoutMs, 50, () => serve?.output.slice(-3000) ?? "");
 
 async function settle(p: Promise<unknown>): Promise<{ ok: unknown } | { code: number }> {
   try {
@@ -126,52 +114,20 @@ async function scrape(endpoint: StatusEndpoint = socket): Promise<Map<string, nu
 const get = (m: Map<string, number>, key: string) => m.get(key) ?? 0;
 
 beforeAll(async () => {
-  xmpp = await startXmppServer({ users: TEST_USERS });
-  coreFile = writeCoreConfig(xmpp);
-  dir = mkdtempSync(join(tmpdir(), "osrf-prefork-obs-"));
+  bus = await startBus({ routerArgs: ["--log-format", "json"] });
+  ({ coreFile, router, client, dir } = bus);
   pidDir = join(dir, "run");
   statusPort = await freePort();
   settingsFile = join(dir, "opensrf.xml");
   writeFileSync(join(dir, "app.ts"), APP);
   writeFileSync(settingsFile, settingsXml(statusPort));
   socket = { kind: "socket", path: statusSocketPath(pidDir, SERVICE) };
-  router = CliProcess.start([
-    "router",
-    "--config",
-    coreFile,
-    "--logfile",
-    "stderr",
-    "--loglevel",
-    "3",
-    "--log-format",
-    "json",
-  ]);
-  await router.waitFor(/router online/);
-  client = await connectTestClient(coreFile);
-  serve = CliProcess.start([
-    "serve",
-    "--service",
-    SERVICE,
-    "--app",
-    join(dir, "app.ts"),
-    "--config",
-    coreFile,
-    "--settings",
-    settingsFile,
-    "--host",
-    "testhost",
-    "--logfile",
-    "stderr",
-    "--loglevel",
-    "3",
+  serve = await bus.startServe({ service: SERVICE, app: join(dir, "app.ts"), settings: settingsFile }, [
     "--log-format",
     "json",
     "--status-socket",
     socket.path,
   ]);
-  const online = router.waitFor(new RegExp(`class ${SERVICE.replace(".", "\\.")} online`), 20_000);
-  const first = await Promise.race([online.then(() => "ready"), serve.proc.exited.then((c) => c)]);
-  if (first !== "ready") throw new Error(`serve exited with ${first}:\n${serve.output.slice(-3000)}`);
   await waitUntil("the first drone to be ready", async () => (await status()).drones.idle === 1);
 }, 40_000);
 
@@ -180,8 +136,7 @@ afterAll(async () => {
   if (serve) expect(await serve.stop("SIGTERM")).toBe(0);
   // The listener removes its status socket when it exits.
   if (socket) expect(existsSync(socket.path)).toBe(false);
-  await router?.stop();
-  await xmpp?.stop();
+  await bus?.stop();
 }, TEST_TIMEOUT_MS);
 
 describe("observability of a running pool", () => {
@@ -443,7 +398,7 @@ describe("observability of a running pool", () => {
     "an XMPP server restart counts one reconnect of the listener",
     async () => {
       const before = get(await scrape(), MetricName.reconnects);
-      await xmpp.restart();
+      await bus.xmpp.restart();
       await serve.waitFor(/XMPP connection is back; registering with the routers again/, 30_000);
       expect(get(await scrape(), MetricName.reconnects) - before).toBe(1);
     },

@@ -5,17 +5,15 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connectTestClient } from "../../devkit/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
-import { CliProcess } from "../../devkit/processes.ts";
-import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
+import { type Bus, startBus } from "../../devkit/bus.ts";
+import { childPids, waitUntil as pollUntil } from "../../devkit/load.ts";
+import type { CliProcess } from "../../devkit/processes.ts";
+import { quietLogger } from "../../devkit/quiet-logger.ts";
 import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { request } from "../../src/protocol/messages.ts";
@@ -73,29 +71,17 @@ const SETTINGS = `<?xml version="1.0"?>
 </opensrf>
 `;
 
-let xmpp: XmppServer;
+let bus: Bus;
 let coreFile: string;
 let dir: string;
-let router: CliProcess;
 const serves = new Map<string, CliProcess>();
 let client: Client;
 
-function dronePids(service: string): number[] {
-  const out = Bun.spawnSync(["ps", "-o", "pid=,stat=", "--ppid", String(serves.get(service)!.pid)]).stdout.toString();
-  return out
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter(([pid, stat]) => pid && stat && !stat.startsWith("Z"))
-    .map(([pid]) => Number(pid));
-}
+/** Live drones of a service: children of its listener. */
+const dronePids = (service: string): number[] => childPids(serves.get(service)!.pid);
 
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
+const waitUntil = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> =>
+  pollUntil(what, cond, timeoutMs, 25);
 
 /** Settles a request: its results, or the RequestError it failed with. */
 async function settle(p: Promise<unknown>): Promise<{ ok: unknown } | { code: number; text: string }> {
@@ -108,46 +94,35 @@ async function settle(p: Promise<unknown>): Promise<{ ok: unknown } | { code: nu
 }
 
 async function startServe(service: string, appFile = "app.ts"): Promise<void> {
-  const proc = CliProcess.start([
-    "serve",
-    "--service",
-    service,
-    "--app",
-    join(dir, appFile),
-    "--config",
-    coreFile,
-    "--settings",
-    join(dir, "opensrf.xml"),
-    "--host",
-    "testhost",
-    "--logfile",
-    "stderr",
-    "--loglevel",
-    "3",
-  ]);
-  serves.set(service, proc);
-  await proc.untilReady(router.waitFor(new RegExp(`class ${service.replace(".", "\\.")} online`), 20_000));
+  serves.set(service, await bus.startServe({ service, app: join(dir, appFile), settings: join(dir, "opensrf.xml") }));
 }
 
 beforeAll(async () => {
-  xmpp = await startXmppServer({ users: TEST_USERS });
-  coreFile = writeCoreConfig(xmpp);
-  dir = mkdtempSync(join(tmpdir(), "osrf-prefork-fail-"));
+  bus = await startBus();
+  ({ coreFile, client, dir } = bus);
   writeFileSync(join(dir, "app.ts"), APP);
   writeFileSync(join(dir, "crash.ts"), CRASH_APP);
   writeFileSync(join(dir, "opensrf.xml"), SETTINGS);
-  router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
-  await router.waitFor(/router online/);
-  client = await connectTestClient(coreFile);
   await Promise.all([startServe(FAIL), startServe(ORDER)]);
 }, 30_000);
 
 afterAll(async () => {
   await client?.close();
   for (const s of serves.values()) expect(await s.stop("SIGTERM")).toBe(0);
-  await router?.stop();
-  await xmpp?.stop();
+  await bus?.stop();
 }, TEST_TIMEOUT_MS);
+
+/** Waits until the drone running `block` has written its pid to `marker`; that pid. */
+async function blockingDrone(marker: string): Promise<number> {
+  await waitUntil("the drone to start the request", () => {
+    try {
+      return readFileSync(marker, "utf8").length > 0;
+    } catch {
+      return false;
+    }
+  });
+  return Number(readFileSync(marker, "utf8"));
+}
 
 describe("failures", () => {
   test(
@@ -155,14 +130,7 @@ describe("failures", () => {
     async () => {
       const marker = join(dir, "busy.pid");
       const pending = settle(client.request(FAIL, "block", [marker, 30_000]).first());
-      await waitUntil("the drone to start the request", () => {
-        try {
-          return readFileSync(marker, "utf8").length > 0;
-        } catch {
-          return false;
-        }
-      });
-      const pid = Number(readFileSync(marker, "utf8"));
+      const pid = await blockingDrone(marker);
       const t0 = performance.now();
       process.kill(pid, "SIGKILL");
       const r = await pending;
@@ -247,14 +215,7 @@ describe("failures", () => {
     async () => {
       const marker = join(dir, "term.pid");
       const pending = settle(client.request(FAIL, "block", [marker, 800]).first());
-      await waitUntil("the drone to start the request", () => {
-        try {
-          return readFileSync(marker, "utf8").length > 0;
-        } catch {
-          return false;
-        }
-      });
-      const pid = Number(readFileSync(marker, "utf8"));
+      const pid = await blockingDrone(marker);
       process.kill(pid, "SIGTERM");
       expect(await pending).toEqual({ ok: "finished" });
       await waitUntil(
@@ -296,7 +257,7 @@ describe("failures", () => {
       >;
       const listenerJid = Object.keys(stats)[0]!;
       expect(listenerJid).toContain(`${ORDER}_listener_testhost_`);
-      const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+      const logger = quietLogger();
       const raw = await XmppConnection.connect({
         ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "raw"), logger),
         reconnect: false,

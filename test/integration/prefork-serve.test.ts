@@ -5,16 +5,15 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connectTestClient } from "../../devkit/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { type Bus, startBus } from "../../devkit/bus.ts";
+import { waitUntil as pollUntil } from "../../devkit/load.ts";
 import { CliProcess, runCli } from "../../devkit/processes.ts";
-import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
+import { quietLogger } from "../../devkit/quiet-logger.ts";
+import type { XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
-import { createLogger } from "../../src/log/logger.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { makeResource } from "../../src/protocol/ids.ts";
 import { connect } from "../../src/protocol/messages.ts";
@@ -88,6 +87,7 @@ const SETTINGS = `<?xml version="1.0"?>
 </opensrf>
 `;
 
+let bus: Bus;
 let xmpp: XmppServer;
 let coreFile: string;
 let router: CliProcess;
@@ -114,54 +114,27 @@ function psRows(selector: string[]): Proc[] {
 /** Live drone processes: children of the listener. */
 const drones = () => psRows(["--ppid", String(serve.pid)]);
 
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}\n${serve?.output.slice(-3000)}`);
-    await Bun.sleep(50);
-  }
-}
+const waitUntil = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> =>
+  pollUntil(what, cond, timeoutMs, 50, () => serve?.output.slice(-3000) ?? "");
 
 async function classList(): Promise<string[]> {
   return (await client.request("router", "opensrf.router.info.class.list").first()) as string[];
 }
 
 beforeAll(async () => {
-  xmpp = await startXmppServer({ users: TEST_USERS });
-  coreFile = writeCoreConfig(xmpp);
-  dir = mkdtempSync(join(tmpdir(), "osrf-prefork-serve-"));
+  bus = await startBus();
+  ({ xmpp, coreFile, router, client, dir } = bus);
   hookLog = join(dir, "hooks.log");
   writeFileSync(join(dir, "app.ts"), app(hookLog));
   writeFileSync(join(dir, "settings-app.ts"), SETTINGS_APP);
   writeFileSync(join(dir, "opensrf.xml"), SETTINGS);
-  router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
-  await router.waitFor(/router online/);
-  client = await connectTestClient(coreFile);
-  serve = CliProcess.start([
-    "serve",
-    "--service",
-    SERVICE,
-    "--app",
-    join(dir, "app.ts"),
-    "--config",
-    coreFile,
-    "--settings",
-    join(dir, "opensrf.xml"),
-    "--host",
-    "testhost",
-    "--logfile",
-    "stderr",
-    "--loglevel",
-    "3",
-  ]);
-  await serve.untilReady(router.waitFor(new RegExp(`class ${SERVICE.replace(".", "\\.")} online`), 20_000));
+  serve = await bus.startServe({ service: SERVICE, app: join(dir, "app.ts"), settings: join(dir, "opensrf.xml") });
 }, 30_000);
 
 afterAll(async () => {
   await client?.close();
   if (serve) expect(await serve.stop("SIGTERM")).toBe(0);
-  await router?.stop();
-  await xmpp?.stop();
+  await bus?.stop();
 }, TEST_TIMEOUT_MS);
 
 describe("serve", () => {
@@ -274,7 +247,7 @@ describe("serve", () => {
     "an idle session ends after keepalive with STATUS 408 from the drone",
     async () => {
       const core = readCoreConfig(coreFile).opensrf;
-      const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
+      const logger = quietLogger();
       const raw = await XmppConnection.connect({
         ...clientConnectionOptions(core, makeResource("", "raw"), logger),
         reconnect: false,
@@ -321,10 +294,10 @@ describe("serve", () => {
         join(dir, "opensrf.xml"),
         ...common,
       ]);
-      let bus: CliProcess | undefined;
+      let fromBus: CliProcess | undefined;
       try {
         await settingsServer.untilReady(router.waitFor(/class opensrf\.settings online/, 20_000));
-        bus = CliProcess.start([
+        fromBus = CliProcess.start([
           "serve",
           "--service",
           "test.bus",
@@ -333,14 +306,14 @@ describe("serve", () => {
           "--settings-from-bus",
           ...common,
         ]);
-        await bus.waitFor(
+        await fromBus.waitFor(
           /Prefork launching drones for test\.bus with max_requests=77, min_children=1, max_children=2\b/,
           20_000,
         );
         await router.waitFor(/class test\.bus online/, 20_000);
         expect(typeof (await client.request("test.bus", "pid").first())).toBe("number");
       } finally {
-        if (bus) expect(await bus.stop("SIGTERM")).toBe(0);
+        if (fromBus) expect(await fromBus.stop("SIGTERM")).toBe(0);
         expect(await settingsServer.stop("SIGTERM")).toBe(0);
       }
     },
@@ -371,7 +344,7 @@ describe("serve", () => {
     async () => {
       process.kill(serve.pid, "SIGUSR1");
       await waitUntil("class gone", async () => !(await classList()).includes(SERVICE));
-      const online = () => router.output.match(new RegExp(`class ${SERVICE} online`, "g"))?.length ?? 0;
+      const online = () => bus.onlineCount(SERVICE);
       const before = online();
       process.kill(serve.pid, "SIGUSR2");
       await waitUntil("class back", async () => (await classList()).includes(SERVICE));

@@ -5,13 +5,11 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connectTestClient } from "../../devkit/client.ts";
-import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
-import { CliProcess } from "../../devkit/processes.ts";
-import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
+import { type Bus, startBus } from "../../devkit/bus.ts";
+import { waitUntil as pollUntil } from "../../devkit/load.ts";
+import type { CliProcess } from "../../devkit/processes.ts";
 import type { Client } from "../../src/client/client.ts";
 
 /** Bun's default is 5 s per test; these start processes and wait on real timers. */
@@ -47,10 +45,8 @@ const settings = (minChildren: number, maxChildren: number) => `<?xml version="1
 </opensrf>
 `;
 
-let xmpp: XmppServer;
-let coreFile: string;
+let bus: Bus;
 let dir: string;
-let router: CliProcess;
 let client: Client;
 const started: CliProcess[] = [];
 
@@ -67,37 +63,12 @@ function droneProcs(): number[] {
     .map((m) => Number(m[1]));
 }
 
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
-
-const onlineCount = () => router.output.match(new RegExp(`class ${SERVICE} online`, "g"))?.length ?? 0;
+const waitUntil = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> =>
+  pollUntil(what, cond, timeoutMs, 25);
 
 async function startServe(): Promise<CliProcess> {
-  const before = onlineCount();
-  const proc = CliProcess.start([
-    "serve",
-    "--service",
-    SERVICE,
-    "--app",
-    join(dir, "app.ts"),
-    "--config",
-    coreFile,
-    "--settings",
-    join(dir, "opensrf.xml"),
-    "--host",
-    "testhost",
-    "--logfile",
-    "stderr",
-    "--loglevel",
-    "3",
-  ]);
-  started.push(proc);
-  await proc.untilReady(waitUntil("registration", () => onlineCount() > before, 20_000));
+  const proc = bus.startServe({ service: SERVICE, app: join(dir, "app.ts"), settings: join(dir, "opensrf.xml") });
+  started.push(await proc);
   return proc;
 }
 
@@ -114,21 +85,16 @@ function call(ms: number): Promise<Outcome> {
 }
 
 beforeAll(async () => {
-  xmpp = await startXmppServer({ users: TEST_USERS });
-  coreFile = writeCoreConfig(xmpp);
-  dir = mkdtempSync(join(tmpdir(), "osrf-prefork-sig-"));
+  bus = await startBus();
+  ({ client, dir } = bus);
   writeFileSync(join(dir, "app.ts"), app("v1"));
   writeFileSync(join(dir, "opensrf.xml"), settings(2, 4));
-  router = CliProcess.start(["router", "--config", coreFile, "--logfile", "stderr", "--loglevel", "3"]);
-  await router.waitFor(/router online/);
-  client = await connectTestClient(coreFile);
 }, 30_000);
 
 afterAll(async () => {
   await client?.close();
   for (const p of started) await p.stop("SIGKILL");
-  await router?.stop();
-  await xmpp?.stop();
+  await bus?.stop();
 }, TEST_TIMEOUT_MS);
 
 describe("signals", () => {

@@ -20,6 +20,7 @@ import { complete, connect, disconnect, result } from "../../src/protocol/messag
 import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
+import { NOT_OSRF_MESSAGES } from "../harness/bad-bodies.ts";
 
 setDefaultTimeout(60_000);
 
@@ -144,23 +145,7 @@ function badBodies(): string[] {
     " ",
     "registering",
     "unregistering",
-    "{",
-    "[",
-    "]",
-    "[{",
-    "null",
-    "true",
-    "0",
-    "-1",
-    '"a string"',
-    "{}",
-    "[]",
-    "[[]]",
-    "[1,2,3]",
-    "[null]",
-    '["osrfMessage"]',
-    '[{"__c":"osrfMessage"}]',
-    '[{"__p":{}}]',
+    ...NOT_OSRF_MESSAGES,
     '[{"__c":"osrfMessage","__p":null}]',
     '[{"__c":"osrfMessage","__p":[]}]',
     '[{"__c":"osrfMessage","__p":{}}]',

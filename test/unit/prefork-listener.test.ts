@@ -1,78 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
-import type { Logger } from "../../src/log/types.ts";
-import type { ListenerToDrone } from "../../src/prefork/ipc.ts";
-import { Listener } from "../../src/prefork/listener.ts";
-import type { DroneEvents, DroneHandle, PoolLimits } from "../../src/prefork/types.ts";
+import { Listener, type ListenerOptions } from "../../src/prefork/listener.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
 import { Texts } from "../../src/protocol/status.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
-import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-
-class FakeTransport implements Transport {
-  readonly jid = "opensrf@localhost/svc_listener_h_1.0_1";
-  readonly domain = "localhost";
-  sent: OutgoingStanza[] = [];
-  handler: (s: Stanza) => void = () => {};
-  online: Array<(reconnected: boolean) => void> = [];
-  closed = false;
-  send(s: OutgoingStanza): void {
-    this.sent.push(s);
-  }
-  onStanza(h: (s: Stanza) => void): void {
-    this.handler = h;
-  }
-  onOnline(h: (reconnected: boolean) => void): void {
-    this.online.push(h);
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
-
-class FakeDrone implements DroneHandle {
-  static next = 5000;
-  readonly pid = FakeDrone.next++;
-  sent: ListenerToDrone[] = [];
-  kills: string[] = [];
-  constructor(readonly events: DroneEvents) {}
-  send(m: ListenerToDrone): boolean {
-    this.sent.push(m);
-    return true;
-  }
-  kill(sig: NodeJS.Signals): void {
-    this.kills.push(sig);
-  }
-}
-
-function quietLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => l,
-    reopen: () => {},
-  };
-  return l;
-}
-
-const LIMITS: PoolLimits = {
-  minChildren: 1,
-  maxChildren: 1,
-  maxBacklogQueue: 0,
-  minSpareChildren: 0,
-  maxSpareChildren: 0,
-  spareGrace: 10,
-  requestTimeout: 0,
-  crashBackoffMax: 60,
-};
+import { RecordingLogger } from "../../src/testing/doubles.ts";
+import type { Stanza } from "../../src/xmpp/types.ts";
+import { FakeSpawner, FakeTransport, ONE_DRONE_LIMITS } from "../harness/prefork-fakes.ts";
 
 const ROUTERS: RouterTarget[] = [
   { name: "router", domain: "private.localhost" },
@@ -80,29 +14,24 @@ const ROUTERS: RouterTarget[] = [
   { name: "router2", domain: "localhost", services: ["svc", "x"] },
 ];
 
-function setup(opts: { routers?: RouterTarget[]; client?: { dispatch(s: Stanza): boolean } } = {}) {
+/** A started listener on fakes; `overrides` replace its options. */
+function setup(overrides: Partial<ListenerOptions> = {}) {
   const transport = new FakeTransport();
-  const drones: FakeDrone[] = [];
-  const logger = quietLogger();
+  const spawner = new FakeSpawner();
+  const logger = new RecordingLogger();
   const listener = new Listener({
     service: "svc",
     transport,
-    routers: opts.routers ?? ROUTERS,
-    spawner: {
-      spawn: (ev) => {
-        const d = new FakeDrone(ev);
-        drones.push(d);
-        return d;
-      },
-    },
-    limits: LIMITS,
+    routers: ROUTERS,
+    spawner,
+    limits: ONE_DRONE_LIMITS,
     shutdownTimeout: 1,
     logger,
     lingerMs: 0,
-    ...(opts.client ? { client: opts.client } : {}),
+    ...overrides,
   });
   listener.start();
-  return { transport, drones, logger, listener };
+  return { transport, drones: spawner.drones, logger, listener };
 }
 
 function fromRouter(body: string, thread = "T1"): Stanza {
@@ -137,12 +66,12 @@ describe("Listener", () => {
     transport.handler({ ...fromRouter(body, "T2"), from: "router@public.localhost/svc" });
     transport.handler({ ...fromRouter(body, "T3"), from: "opensrf@localhost/_someone" });
     expect(drones[0]!.sent).toHaveLength(1);
-    expect(logger.lines.filter((l) => l.includes("not one of the routers it registered with"))).toHaveLength(2);
+    expect(logger.messages().filter((m) => m.includes("not one of the routers it registered with"))).toHaveLength(2);
     // Bare JIDs compare case-insensitively: accepted (the one drone is busy and there is
     // no backlog, so it is answered with 503 rather than dropped).
     transport.sent.length = 0;
     transport.handler({ ...fromRouter(body, "T4"), from: "Router2@LOCALHOST/svc" });
-    expect(logger.lines.filter((l) => l.includes("not one of the routers it registered with"))).toHaveLength(2);
+    expect(logger.messages().filter((m) => m.includes("not one of the routers it registered with"))).toHaveLength(2);
     expect(transport.sent.map((s) => s.thread)).toEqual(["T4"]);
   });
 
@@ -154,7 +83,7 @@ describe("Listener", () => {
     });
     expect(drones[0]!.sent).toEqual([]);
     expect(
-      logger.lines.some((l) => /WARN .*XMPP error \(cancel\/service-unavailable: User session not found\)/.test(l)),
+      logger.messages("warn").some((m) => /XMPP error \(cancel\/service-unavailable: User session not found\)/.test(m)),
     ).toBe(true);
   });
 
@@ -228,7 +157,9 @@ describe("Listener", () => {
   test("warns when no router lists the service", () => {
     const { transport, logger } = setup({ routers: [{ name: "router", domain: "d", services: ["other"] }] });
     expect(transport.sent).toEqual([]);
-    expect(logger.lines.some((l) => l.includes("no router in /config/opensrf/routers lists this service"))).toBe(true);
+    expect(logger.messages().some((m) => m.includes("no router in /config/opensrf/routers lists this service"))).toBe(
+      true,
+    );
   });
 
   test("graceful stop: unregisters, stops idle drones, closes the connection", async () => {
@@ -245,33 +176,17 @@ describe("Listener", () => {
   });
 
   test("a failed reload keeps the drones", async () => {
-    const transport = new FakeTransport();
-    const drones: FakeDrone[] = [];
-    const logger = quietLogger();
-    const listener = new Listener({
-      service: "svc",
-      transport,
-      routers: ROUTERS,
-      spawner: {
-        spawn: (ev) => {
-          const d = new FakeDrone(ev);
-          drones.push(d);
-          return d;
-        },
-      },
-      limits: LIMITS,
-      shutdownTimeout: 1,
-      logger,
+    const { drones, logger, listener } = setup({
+      lingerMs: undefined, // the default: this test does not stop the listener
       reload: async () => {
         throw new Error("opensrf.xml: bad value");
       },
     });
-    listener.start();
     await listener.reload();
     expect(drones).toHaveLength(1);
     expect(drones[0]!.sent).toEqual([]);
     expect(
-      logger.lines.some((l) => l.includes("reload failed, keeping the current drones: opensrf.xml: bad value")),
+      logger.messages().some((m) => m.includes("reload failed, keeping the current drones: opensrf.xml: bad value")),
     ).toBe(true);
   });
 });

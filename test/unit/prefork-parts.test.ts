@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import type { Logger } from "../../src/log/types.ts";
 import { crashBackoffSeconds } from "../../src/prefork/backoff.ts";
 import { IpcMessageError, parseDroneMessage, parseListenerMessage } from "../../src/prefork/ipc.ts";
 import { jitteredMaxRequests } from "../../src/prefork/max-requests.ts";
@@ -8,19 +7,10 @@ import { bareJid, routerJid, routersFor } from "../../src/prefork/registration.t
 import { errorReply, failureStatus } from "../../src/prefork/replies.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, disconnect, request } from "../../src/protocol/messages.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
-const lines: string[] = [];
-const log: Logger = {
-  error: (m) => void lines.push(m),
-  warn: (m) => void lines.push(m),
-  info: () => {},
-  debug: () => {},
-  internal: () => {},
-  activity: () => {},
-  child: () => log,
-  reopen: () => {},
-};
+const log = new RecordingLogger();
 
 describe("IPC message checks", () => {
   test("accepts every drone message shape", () => {
@@ -144,7 +134,7 @@ describe("error replies", () => {
   });
 
   test("an undecodable body or one without requests is logged, not answered", () => {
-    lines.length = 0;
+    log.lines.length = 0;
     expect(
       errorReply({ kind: "stanza", stanza: stanza("not json") }, failureStatus("svc", { kind: "shutdown" }), log),
     ).toBeUndefined();
@@ -155,7 +145,7 @@ describe("error replies", () => {
         log,
       ),
     ).toBeUndefined();
-    expect(lines).toHaveLength(2);
+    expect(log.lines.map((l) => l.level)).toEqual(["warn", "warn"]);
   });
 
   test("a caller described by the drone is answered without decoding anything", () => {

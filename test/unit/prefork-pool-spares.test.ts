@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { PoolLimits } from "../../src/prefork/types.ts";
-import { type FakeDrone, fakePool, stanza } from "../harness/pool-fakes.ts";
+import { type FakeDrone, fakePool, stanza } from "../harness/prefork-fakes.ts";
 
 /** The stock example settings of opensrf.xml (opensrf.math), and the default grace. */
 const STOCK: PoolLimits = {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { ErrorTarget, PoolLimits } from "../../src/prefork/types.ts";
-import { fakePool, stanza } from "../harness/pool-fakes.ts";
+import { fakePool, stanza } from "../harness/prefork-fakes.ts";
 
 const LIMITS: PoolLimits = {
   minChildren: 2,
@@ -64,7 +64,7 @@ describe("Pool: dispatch", () => {
     expect(failures).toHaveLength(1);
     expect(failures[0]!.failure).toEqual({ kind: "overload" });
     expect(threadOf(failures[0]!.target)).toBe("e");
-    expect(logger.lines.some((l) => l.includes("consider raising max_children"))).toBe(true);
+    expect(logger.messages().some((m) => m.includes("consider raising max_children"))).toBe(true);
 
     const [d1, d2] = spawner.drones;
     d2!.available();
@@ -205,7 +205,7 @@ describe("Pool: reaping", () => {
     pool.start();
     spawner.drones[0]!.say({ type: "available", served: "lots" });
     spawner.drones[0]!.say({ type: "nonsense" });
-    expect(logger.lines.filter((l) => l.includes("bad IPC message"))).toHaveLength(2);
+    expect(logger.messages().filter((m) => m.includes("bad IPC message"))).toHaveLength(2);
   });
 });
 
@@ -218,8 +218,9 @@ describe("Pool: start-up crash backoff", () => {
     expect(spawner.live.length).toBe(1);
     spawner.drones[1]!.exit(1); // failure 2: 1 s
     expect(spawner.live.length).toBe(0);
-    expect(logger.lines.at(-1)).toMatch(
-      /WARN drones for svc exit during start-up \(last: \d+ exit code 1\); next spawn in 1 s/,
+    expect(logger.lines.at(-1)?.level).toBe("warn");
+    expect(logger.lines.at(-1)?.msg).toMatch(
+      /drones for svc exit during start-up \(last: \d+ exit code 1\); next spawn in 1 s/,
     );
     clock.advance(999);
     expect(spawner.live.length).toBe(0);
@@ -229,16 +230,16 @@ describe("Pool: start-up crash backoff", () => {
     probe.say({ type: "exiting", reason: "init_failed", served: 0, detail: "childInit threw: boom" });
     expect(spawner.live).toEqual([probe]); // not replaced before its exit is counted
     probe.exit(1);
-    expect(logger.lines.at(-1)).toContain("exit code 1: init_failed: childInit threw: boom); next spawn in 2 s");
+    expect(logger.lines.at(-1)?.msg).toContain("exit code 1: init_failed: childInit threw: boom); next spawn in 2 s");
     clock.advance(2000);
     spawner.live[0]!.exit(1); // 4 s
     clock.advance(4000);
     spawner.live[0]!.exit(1); // capped at 4 s
-    expect(logger.lines.at(-1)).toContain("next spawn in 4 s");
+    expect(logger.lines.at(-1)?.msg).toContain("next spawn in 4 s");
     clock.advance(4000);
     spawner.live[0]!.ready(); // success clears the backoff and refills to min
     expect(spawner.live.length).toBe(2);
-    expect(logger.lines.some((l) => l.includes("start-up backoff cleared"))).toBe(true);
+    expect(logger.messages().some((m) => m.includes("start-up backoff cleared"))).toBe(true);
   });
 
   test("a message handed to a drone that dies in start-up is answered, and queued ones wait for the backoff", () => {

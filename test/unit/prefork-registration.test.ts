@@ -5,72 +5,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
-import type { Logger } from "../../src/log/types.ts";
 import { Registration } from "../../src/prefork/registration.ts";
-import type { Clock } from "../../src/prefork/types.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
-import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-
-class FakeTransport implements Transport {
-  readonly jid = "opensrf@localhost/svc_listener_h_1.0_1";
-  readonly domain = "localhost";
-  sent: OutgoingStanza[] = [];
-  send(s: OutgoingStanza): void {
-    this.sent.push(s);
-  }
-  onStanza(): void {}
-  onOnline(): void {}
-  async close(): Promise<void> {}
-}
-
-/** A clock whose timers run only when the test advances time. */
-class ManualClock implements Clock {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private next = 1;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.next++;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(id: unknown): void {
-    this.timers.delete(id as number);
-  }
-  get pending(): number {
-    return this.timers.size;
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers.entries()].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
-
-function logger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (lvl: string) => (m: string) => void lines.push(`${lvl} ${m}`);
-  const l = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => l,
-    reopen: () => {},
-  };
-  return l;
-}
+import { RecordingLogger } from "../../src/testing/doubles.ts";
+import type { Stanza } from "../../src/xmpp/types.ts";
+import { FakeClock, FakeTransport } from "../harness/prefork-fakes.ts";
 
 const ROUTERS: RouterTarget[] = [
   { name: "router", domain: "a.localhost" },
@@ -79,8 +17,8 @@ const ROUTERS: RouterTarget[] = [
 
 function setup(intervalSeconds = 30) {
   const transport = new FakeTransport();
-  const clock = new ManualClock();
-  const log = logger();
+  const clock = new FakeClock();
+  const log = new RecordingLogger();
   const reg = new Registration(transport, "svc", ROUTERS, log, { intervalSeconds, clock });
   const registers = (to?: string) =>
     transport.sent.filter((s) => s.routerCommand === "register" && (!to || s.to === to)).length;
@@ -154,8 +92,8 @@ describe("Registration", () => {
     reg.register();
     const a = "router@a.localhost/router";
     expect(reg.onBounce(bounce(a))).toBe(true);
-    expect(log.lines.filter((l) => l.startsWith("WARN"))).toEqual([
-      "WARN svc: registration with router router@a.localhost/router bounced (cancel/service-unavailable): the router is not online; registering again in 0.5 s",
+    expect(log.messages("warn")).toEqual([
+      "svc: registration with router router@a.localhost/router bounced (cancel/service-unavailable): the router is not online; registering again in 0.5 s",
     ]);
     // Retries: 0.5 s, then (bouncing again) 1 s, 2 s, 4 s, 5 s, 5 s …
     const times: number[] = [];
@@ -168,11 +106,12 @@ describe("Registration", () => {
     }
     expect(times).toEqual([500, 1000, 2000, 4000, 5000, 5000]);
     // Only the first bounce of an outage is a warning; the rest are debug lines.
-    expect(log.lines.filter((l) => l.startsWith("WARN"))).toHaveLength(1);
+    expect(log.messages("warn")).toHaveLength(1);
     // The last one did not bounce: registered again, retries stop.
     clock.advance(2000);
-    expect(log.lines.at(-1)).toMatch(
-      /^INFO svc: registered again with router router@a\.localhost\/router \(6 registration\(s\) bounced over [\d.]+ s\)$/,
+    expect(log.lines.at(-1)?.level).toBe("info");
+    expect(log.lines.at(-1)?.msg).toMatch(
+      /^svc: registered again with router router@a\.localhost\/router \(6 registration\(s\) bounced over [\d.]+ s\)$/,
     );
     const n = registers(a);
     clock.advance(30_000 - clock.now() - 1); // up to just before the next periodic registration
@@ -199,7 +138,10 @@ describe("Registration", () => {
     reg.register();
     reg.onBounce(bounce("router@a.localhost/router"));
     reg.heard("router@a.localhost/svc");
-    expect(log.lines.at(-1)).toBe("INFO svc: router router@a.localhost/router forwards to us again");
+    expect(log.lines.at(-1)).toMatchObject({
+      level: "info",
+      msg: "svc: router router@a.localhost/router forwards to us again",
+    });
     const n = registers();
     clock.advance(10_000);
     expect(registers()).toBe(n);

@@ -5,51 +5,13 @@
  */
 import { beforeEach, describe, expect, test } from "bun:test";
 import type { RouterConfig } from "../../src/config/types.ts";
-import type { Logger } from "../../src/log/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
 import { jidDomain, OsrfRouter } from "../../src/router/router.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-
-interface Line {
-  level: string;
-  msg: string;
-  xid: string | undefined;
-}
-
-class Log implements Logger {
-  lines: Line[] = [];
-  private add(level: string, msg: string, xid?: string) {
-    this.lines.push({ level, msg, xid });
-  }
-  error(m: string, x?: string) {
-    this.add("error", m, x);
-  }
-  warn(m: string, x?: string) {
-    this.add("warn", m, x);
-  }
-  info(m: string, x?: string) {
-    this.add("info", m, x);
-  }
-  debug(m: string, x?: string) {
-    this.add("debug", m, x);
-  }
-  internal(m: string, x?: string) {
-    this.add("internal", m, x);
-  }
-  activity(m: string, x?: string) {
-    this.add("activity", m, x);
-  }
-  child(): Logger {
-    return this;
-  }
-  reopen() {}
-  at(level: string): string[] {
-    return this.lines.filter((l) => l.level === level).map((l) => l.msg);
-  }
-}
 
 /** One XMPP connection of the router, in memory: records what is sent, delivers what we inject. */
 class FakeConn implements Transport {
@@ -106,7 +68,7 @@ const config: RouterConfig = {
   loglevel: 5,
 };
 
-let log: Log;
+let log: RecordingLogger;
 let conns: Map<string, FakeConn>;
 let connectCalls: string[];
 let router: OsrfRouter;
@@ -132,7 +94,7 @@ async function unregister(from: string, cls = "opensrf.math"): Promise<void> {
 }
 
 beforeEach(async () => {
-  log = new Log();
+  log = new RecordingLogger();
   conns = new Map();
   connectCalls = [];
   connectHook = undefined;
@@ -172,7 +134,7 @@ describe("register / unregister", () => {
     expect(router.registry.classStats("opensrf.math")).toEqual({ [L1]: 0 });
     expect(connectCalls).toEqual(["router", "opensrf.math"]);
     expect(classConn().jid).toBe("router@localhost/opensrf.math");
-    expect(log.at("info")).toContain(`Registering class opensrf.math: adding node ${L1}`);
+    expect(log.messages("info")).toContain(`Registering class opensrf.math: adding node ${L1}`);
     // The router answers nothing to a register.
     expect(main().sent).toEqual([]);
   });
@@ -186,7 +148,7 @@ describe("register / unregister", () => {
     // The node keeps its place and its count, as in C.
     expect(router.registry.classStats("opensrf.math")).toEqual({ [L1]: 1, [L2]: 0 });
     // C logs "Registering class" for every register, so a SIGUSR2 re-registration is visible.
-    expect(log.at("info").filter((m) => m.startsWith("Registering class"))).toEqual([
+    expect(log.messages("info").filter((m) => m.startsWith("Registering class"))).toEqual([
       `Registering class opensrf.math: adding node ${L1}`,
       `Registering class opensrf.math: adding node ${L2}`,
       `Registering class opensrf.math: node ${L1} is already registered`,
@@ -198,19 +160,19 @@ describe("register / unregister", () => {
     await register(evil);
     expect(router.registry.classNames()).toEqual([]);
     expect(connectCalls).toEqual(["router"]);
-    expect(log.at("warn")).toEqual([`Received message from un-trusted server domain ${evil}`]);
+    expect(log.messages("warn")).toEqual([`Received message from un-trusted server domain ${evil}`]);
 
     await register(L1);
     // Same resource as L1 but another domain: not allowed to unregister L1's class.
     await unregister("opensrf@evil.example/opensrf.math_listener_vm_1795547578.318649_28589");
     expect(router.registry.classStats("opensrf.math")).toEqual({ [L1]: 0 });
-    expect(log.at("warn")).toHaveLength(2);
+    expect(log.messages("warn")).toHaveLength(2);
   });
 
   test("a trusted *client* domain is not a server domain: it cannot register", async () => {
     await register("opensrf@public.localhost/opensrf.math_listener_p_1_2");
     expect(router.registry.classNames()).toEqual([]);
-    expect(log.at("warn")).toEqual([
+    expect(log.messages("warn")).toEqual([
       "Received message from un-trusted server domain opensrf@public.localhost/opensrf.math_listener_p_1_2",
     ]);
   });
@@ -224,8 +186,8 @@ describe("register / unregister", () => {
     await unregister(L2);
     expect(router.registry.classNames()).toEqual([]);
     expect(classConn().closed).toBe(true);
-    expect(log.at("info")).toContain(`Unregistering ${L2} from class opensrf.math`);
-    expect(log.at("info")).toContain("Removing router class opensrf.math");
+    expect(log.messages("info")).toContain(`Unregistering ${L2} from class opensrf.math`);
+    expect(log.messages("info")).toContain("Removing router class opensrf.math");
     // Registering again opens a new connection.
     await register(L1);
     expect(connectCalls).toEqual(["router", "opensrf.math", "opensrf.math"]);
@@ -249,7 +211,12 @@ describe("register / unregister", () => {
     expect(connectCalls).toEqual(["router"]);
     expect(main().sent).toEqual([]);
     expect(log.lines.filter((l) => l.level === "warn")).toEqual([
-      { level: "warn", msg: `unknown router_command "explode" from ${L1}; expected register or unregister`, xid: "x9" },
+      {
+        level: "warn",
+        msg: `unknown router_command "explode" from ${L1}; expected register or unregister`,
+        xid: "x9",
+        service: "test",
+      },
     ]);
   });
 
@@ -274,7 +241,7 @@ describe("register / unregister", () => {
     await register(L1);
     await tick();
     expect(router.registry.classNames()).toEqual([]);
-    expect(log.at("error")).toEqual(["cannot open the connection for class opensrf.math: login refused"]);
+    expect(log.messages("error")).toEqual(["cannot open the connection for class opensrf.math: login refused"]);
   });
 });
 
@@ -334,7 +301,12 @@ describe("forwarding", () => {
     classConn().deliver({ from: "opensrf@evil.example/_x_1_2", thread: THREAD, body: ADD_BODY, xid: XID });
     expect(classConn().sent).toEqual([]);
     expect(log.lines.filter((l) => l.level === "warn")).toEqual([
-      { level: "warn", msg: "Received client message from untrusted client domain evil.example", xid: XID },
+      {
+        level: "warn",
+        msg: "Received client message from untrusted client domain evil.example",
+        xid: XID,
+        service: "test",
+      },
     ]);
     expect(router.registry.classTotal("opensrf.math")).toBe(0);
   });
@@ -377,7 +349,9 @@ describe("bounces", () => {
         xid: XID,
       },
     ]);
-    expect(log.at("warn")).toEqual([`node ${L1} of opensrf.math is unreachable (service-unavailable); removing it`]);
+    expect(log.messages("warn")).toEqual([
+      `node ${L1} of opensrf.math is unreachable (service-unavailable); removing it`,
+    ]);
   });
 
   test("bodiless bounces (prosody): each recovers the next most recent forward to that node", () => {
@@ -418,7 +392,7 @@ describe("bounces", () => {
     // A third bodiless bounce from L1 has nothing left to stand for.
     classConn().deliver({ from: L1, error: ERR });
     expect(classConn().sent).toEqual([]);
-    expect(log.at("info")).toContain(
+    expect(log.messages("info")).toContain(
       `network error from ${L1} (class opensrf.math) with nothing left to resend; ignoring`,
     );
   });
@@ -483,9 +457,11 @@ describe("bounces", () => {
     ).not.toThrow();
     expect(classConn().sent).toEqual([]);
     expect(
-      log.at("warn").some((m) => m.startsWith(`bad message body from ${L1}: bad osrfMessage at body: not valid JSON`)),
+      log
+        .messages("warn")
+        .some((m) => m.startsWith(`bad message body from ${L1}: bad osrfMessage at body: not valid JSON`)),
     ).toBe(true);
-    expect(log.at("warn")).toContain(
+    expect(log.messages("warn")).toContain(
       `dropping message for ${CLIENT}: Service opensrf.math has no listener left (its last listener went away)`,
     );
   });
@@ -515,7 +491,7 @@ describe("bounces", () => {
     classConn().deliver({ from: forger, error: ERR });
     expect(classConn().sent).toEqual([]);
     expect(router.registry.classStats("opensrf.math")).toEqual({ [L1]: 0, [L2]: 0 });
-    expect(log.at("warn")).toEqual([
+    expect(log.messages("warn")).toEqual([
       `ignoring an error message from ${forger}: not a node of opensrf.math`,
       `ignoring an error message from ${forger}: not a node of opensrf.math`,
     ]);
@@ -585,7 +561,7 @@ describe("router info methods (sample E)", () => {
     );
     expect(out[0]!.body).toBe(E_RESULT);
     expect(out[1]!.body).toBe(E_STATUS);
-    expect(log.at("info")).toContain("Router received app request: opensrf.router.info.class.list");
+    expect(log.messages("info")).toContain("Router received app request: opensrf.router.info.class.list");
   });
 
   test("the sample-E request itself, as srfsh sent it, gets the sample-E answer bodies", () => {
@@ -671,7 +647,9 @@ describe("router info methods (sample E)", () => {
       body: encodeBody([request(1, "opensrf.router.info.class.list", [])]),
     });
     expect(main().sent).toEqual([]);
-    expect(log.at("warn")).toEqual(["Received message from un-trusted server domain opensrf@public.localhost/_x_1_2"]);
+    expect(log.messages("warn")).toEqual([
+      "Received message from un-trusted server domain opensrf@public.localhost/_x_1_2",
+    ]);
   });
 });
 
@@ -711,9 +689,13 @@ describe("malformed messages to the router", () => {
     await tick();
     expect(main().sent).toEqual([]);
     expect(router.registry.classStats("opensrf.math")).toEqual({ [L1]: 0 });
-    const bad = log.at("warn").filter((m) => m.startsWith(`bad message body from ${CLIENT}: bad osrfMessage at `));
+    const bad = log
+      .messages("warn")
+      .filter((m) => m.startsWith(`bad message body from ${CLIENT}: bad osrfMessage at `));
     // Every body but the two empty-array/array-of-nothing-to-answer ones is reported.
     expect(bad.length).toBe(bodies.length - 1);
-    expect(log.at("warn").filter((m) => m.startsWith('unknown router_command "nonsense"'))).toHaveLength(bodies.length);
+    expect(log.messages("warn").filter((m) => m.startsWith('unknown router_command "nonsense"'))).toHaveLength(
+      bodies.length,
+    );
   });
 });

@@ -7,8 +7,8 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type XmlElement, Parser as XmppParser } from "@xmpp/xml";
-import { StreamParser } from "../../src/xmpp/sax.ts";
 import { decodeStanza, StanzaReader } from "../../src/xmpp/stanza.ts";
+import { StreamParser } from "../../src/xmpp/stream-parser.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
 const WIRE = readFileSync(join(import.meta.dir, "../fixtures/wire/opensrf-3.3-wire.txt"), "utf8");

@@ -1,15 +1,16 @@
 /**
- * XmlTokenizer and StreamParser (src/xmpp/sax.ts): what they emit for well-formed XMPP XML
- * (the same events as ltx's own tokenizer, on every input both accept), that the way input
- * is cut into chunks never changes the result, what they refuse and how, and that long runs
- * parse in linear time however they are chunked.
+ * XmlTokenizer and StreamParser (src/xmpp/xml-tokenizer.ts, src/xmpp/stream-parser.ts): what
+ * they emit for well-formed XMPP XML (the same events as ltx's own tokenizer, on every input
+ * both accept), that the way input is cut into chunks never changes the result, what they
+ * refuse and how, and that long runs parse in linear time however they are chunked.
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type XmlElement, Parser as XmppParser } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
-import { StreamParser, unescapeXml, XmlSyntaxError, XmlTokenizer } from "../../src/xmpp/sax.ts";
+import { StreamParser } from "../../src/xmpp/stream-parser.ts";
+import { unescapeXml, XmlSyntaxError, XmlTokenizer } from "../../src/xmpp/xml-tokenizer.ts";
 
 interface Sax {
   write(s: string | Uint8Array): void;

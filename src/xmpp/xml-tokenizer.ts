@@ -1,5 +1,6 @@
 /**
- * A streaming XML tokenizer for XMPP streams, and the @xmpp/client stream parser built on it.
+ * Our streaming XML tokenizer for XMPP streams (ltx's SAX interface; see stream-parser.ts for
+ * the @xmpp/client stream parser built on it).
  *
  * XMPP needs a small, strict subset of XML: elements, attributes, text with the five
  * predefined entities and character references, CDATA, comments and processing
@@ -10,7 +11,6 @@
  * values, CDATA) are collected as a list of slices and joined once when they end, and
  * scanning uses `indexOf`, so parsing is linear in the input however it is cut.
  */
-import { Parser, type XmlElement } from "@xmpp/xml";
 
 /** A well-formedness error. Once one is reported the tokenizer ignores further input. */
 export class XmlSyntaxError extends Error {
@@ -48,10 +48,10 @@ const END_NAME = 9;
 const END_TAIL = 10;
 /** After `<!`: comment, CDATA or a (refused) declaration. */
 const BANG = 11;
-const COMMENT = 12;
+/** Inside a comment or a processing instruction, skipped up to {@link XmlTokenizer.skipTo}. */
+const SKIP = 12;
 const CDATA = 13;
-const PI = 14;
-const DEAD = 15;
+const DEAD = 14;
 
 const GT = 62;
 const SLASH = 47;
@@ -75,6 +75,13 @@ for (let c = 0; c < 128; c++) {
 const isNameChar = (c: number): boolean => c >= 128 || NAME_CHAR[c] === 1;
 const isNameStart = (c: number): boolean => c >= 128 || NAME_START[c] === 1;
 const isSpace = (c: number): boolean => c < 128 && SPACE[c] === 1;
+
+/** Index of the first non-name character of `data` at or after `pos`, or `data.length`. */
+function nameEnd(data: string, pos: number): number {
+  let i = pos;
+  while (i < data.length && isNameChar(data.charCodeAt(i))) i++;
+  return i;
+}
 
 const BANG_COMMENT = "--";
 const BANG_CDATA = "[CDATA[";
@@ -175,6 +182,8 @@ export class XmlTokenizer {
   /** Delimiter characters that were in `carry` when the last seek found its delimiter. */
   private overlap = 0;
   private bang = "";
+  /** What ends the comment or processing instruction being skipped. */
+  private skipTo = "";
   private tagName = "";
   private attrName = "";
   private attrs: Record<string, string> = {};
@@ -282,7 +291,8 @@ export class XmlTokenizer {
           } else if (c === QUESTION) {
             pos++;
             this.carry = "";
-            this.state = PI;
+            this.skipTo = "?>";
+            this.state = SKIP;
           } else if (isNameStart(c)) {
             this.state = START_NAME;
           } else {
@@ -291,8 +301,7 @@ export class XmlTokenizer {
           break;
         }
         case START_NAME: {
-          let i = pos;
-          while (i < len && isNameChar(data.charCodeAt(i))) i++;
+          const i = nameEnd(data, pos);
           if (i === len) {
             this.parts.push(data.slice(pos));
             return;
@@ -328,8 +337,7 @@ export class XmlTokenizer {
           break;
         }
         case ATTR_NAME: {
-          let i = pos;
-          while (i < len && isNameChar(data.charCodeAt(i))) i++;
+          const i = nameEnd(data, pos);
           if (i === len) {
             this.parts.push(data.slice(pos));
             return;
@@ -383,8 +391,7 @@ export class XmlTokenizer {
           break;
         }
         case END_NAME: {
-          let i = pos;
-          while (i < len && isNameChar(data.charCodeAt(i))) i++;
+          const i = nameEnd(data, pos);
           if (i === len) {
             this.parts.push(data.slice(pos));
             return;
@@ -410,7 +417,8 @@ export class XmlTokenizer {
             this.bang += data[pos++];
             if (this.bang === BANG_COMMENT) {
               this.carry = "";
-              this.state = COMMENT;
+              this.skipTo = "-->";
+              this.state = SKIP;
               break;
             }
             if (this.bang === BANG_CDATA) {
@@ -424,15 +432,8 @@ export class XmlTokenizer {
           }
           break;
         }
-        case COMMENT: {
-          const end = this.seek(data, pos, "-->");
-          if (end === -1) return;
-          pos = end;
-          this.state = TEXT;
-          break;
-        }
-        case PI: {
-          const end = this.seek(data, pos, "?>");
+        case SKIP: {
+          const end = this.seek(data, pos, this.skipTo);
           if (end === -1) return;
           pos = end;
           this.state = TEXT;
@@ -501,114 +502,5 @@ export class XmlTokenizer {
   private emitText(text: string): void {
     const fns = this.onText;
     for (let i = 0; i < fns.length; i++) fns[i]!(text);
-  }
-}
-
-/**
- * Takes over one top-level element of the stream from {@link StreamParser}, reading it from
- * tokenizer events instead of an element tree. Depth 0 is the element itself.
- */
-export interface ChildReader {
-  /** A start tag: the element's own (depth 0) or one inside it. */
-  start(name: string, attrs: Record<string, string>, depth: number): void;
-  /** Text directly inside the open element at `depth`. */
-  text(text: string, depth: number): void;
-  /** The element at `depth` (1 or more) ended. */
-  end(depth: number): void;
-  /** The element itself ended. */
-  finish(): void;
-}
-
-/** Options of {@link StreamParser}. */
-export interface StreamParserOptions {
-  /**
-   * Asked at each top-level element of the stream (a stanza or nonza); a reader it returns
-   * reads that element instead of an element tree, and no `element` event is emitted for it.
-   */
-  childReader?: (name: string) => ChildReader | undefined;
-}
-
-/**
- * @xmpp/xml's stream parser (what @xmpp/client builds its elements with) on
- * {@link XmlTokenizer}: same `start`/`element`/`end`/`error` events. Tokenizer errors become
- * parser errors, which make the connection close the stream with `bad-format`. With a
- * `childReader`, chosen stanzas skip element building altogether (the hot path).
- */
-export class StreamParser extends Parser {
-  constructor(options: StreamParserOptions = {}) {
-    super();
-    const self = this as unknown as {
-      parser: XmlTokenizer;
-      root: XmlElement | null;
-      cursor: XmlElement | null;
-      onStartElement(name: string, attrs: Record<string, string>): void;
-      onEndElement(name: string): void;
-      onText(text: string): void;
-      emit(event: string, ...args: unknown[]): boolean;
-    };
-    const tokenizer = new XmlTokenizer();
-    const onStart = self.onStartElement.bind(this);
-    const onEnd = self.onEndElement.bind(this);
-    const onText = self.onText.bind(this);
-    const childReader = options.childReader;
-    // The element a reader is reading, and the names open inside it (index = depth).
-    let reader: ChildReader | undefined;
-    const open: string[] = [];
-    // After a mismatched end tag inside a reader: the stream is broken, read nothing more.
-    let broken = false;
-    const atTop = (): boolean => self.cursor !== null && self.cursor === self.root;
-
-    tokenizer.on("startElement", (name, attrs) => {
-      if (broken) return;
-      if (reader !== undefined) {
-        open.push(name);
-        reader.start(name, attrs, open.length - 1);
-        return;
-      }
-      if (childReader !== undefined && atTop()) {
-        const r = childReader(name);
-        if (r !== undefined) {
-          reader = r;
-          open.length = 0;
-          open.push(name);
-          r.start(name, attrs, 0);
-          return;
-        }
-      }
-      onStart(name, attrs);
-    });
-    tokenizer.on("endElement", (name) => {
-      if (broken) return;
-      if (reader === undefined) {
-        onEnd(name);
-        return;
-      }
-      const expected = open.pop()!;
-      if (name !== expected) {
-        broken = true;
-        self.emit("error", new XmlSyntaxError(`${expected} must be closed.`));
-        return;
-      }
-      if (open.length > 0) {
-        reader.end(open.length);
-        return;
-      }
-      const done = reader;
-      reader = undefined;
-      done.finish();
-    });
-    tokenizer.on("text", (text) => {
-      if (broken) return;
-      if (reader !== undefined) {
-        reader.text(text, open.length - 1);
-        return;
-      }
-      // Between stanzas (whitespace keepalives): @xmpp/xml would keep appending it to the
-      // stream element for the life of the connection.
-      if (atTop()) return;
-      onText(text);
-    });
-    tokenizer.on("error", (err) => void self.emit("error", err));
-    self.parser = tokenizer;
   }
 }

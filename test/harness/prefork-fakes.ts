@@ -1,14 +1,17 @@
 /**
- * Fakes for the pool's unit tests: a clock that only moves when told, drones that are
- * plain objects the test drives, a spawner that keeps them (and why each was started),
- * a logger that keeps lines, and router stanzas.
+ * In-memory stand-ins for what the prefork listener, pool and registration talk to: a clock
+ * that only moves when told, drones that are plain objects the test drives, a spawner that
+ * keeps them (and why each was started), a listener's transport, and router stanzas. The
+ * prefork unit tests (and fault-security's IPC checks) drive the real Listener, Pool and
+ * Registration with them; the logger is the public RecordingLogger.
  */
-import type { Logger } from "../../src/log/types.ts";
 import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
 import type { Clock, DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
-import type { Stanza } from "../../src/xmpp/types.ts";
+import { RecordingLogger } from "../../src/testing/doubles.ts";
+import type { Transport } from "../../src/xmpp/transport.ts";
+import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 
 /** A {@link Clock} whose time moves only in {@link advance}, running due timers in order. */
 export class FakeClock implements Clock {
@@ -25,6 +28,10 @@ export class FakeClock implements Clock {
   }
   clearTimeout(id: unknown): void {
     this.timers.delete(id as number);
+  }
+  /** Timers set and not yet run or cleared. */
+  get pending(): number {
+    return this.timers.size;
   }
   /** Moves time forward, running due timers in order (those due at once in the order set). */
   advance(ms: number): void {
@@ -53,7 +60,7 @@ export class FakeDrone implements DroneHandle {
   /** Called after each message the pool sent it was accepted. */
   onSent: (msg: ListenerToDrone) => void = () => {};
   constructor(
-    private readonly events: DroneEvents,
+    readonly events: DroneEvents,
     readonly cause: SpawnCause,
   ) {}
   send(msg: ListenerToDrone): boolean {
@@ -69,6 +76,7 @@ export class FakeDrone implements DroneHandle {
   get requests(): string[] {
     return this.sent.flatMap((m) => (m.type === "request" ? [m.stanza.thread] : []));
   }
+  /** A message from the drone (also malformed ones). */
   say(msg: DroneToListener | Record<string, unknown>): void {
     this.events.message(msg);
   }
@@ -107,23 +115,42 @@ export class FakeSpawner {
   }
 }
 
-/** A logger keeping `LEVEL message` lines. */
-export function memoryLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const put = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  const log = {
-    lines,
-    error: put("ERR"),
-    warn: put("WARN"),
-    info: put("INFO"),
-    debug: put("DEBG"),
-    internal: put("INT"),
-    activity: put("ACT"),
-    child: () => log,
-    reopen: () => {},
-  };
-  return log;
+/**
+ * A listener's XMPP connection: keeps what is sent as given (no `from` filled in), the stanza
+ * handler and the online handlers, for the test to call.
+ */
+export class FakeTransport implements Transport {
+  readonly jid = "opensrf@localhost/svc_listener_h_1.0_1";
+  readonly domain = "localhost";
+  sent: OutgoingStanza[] = [];
+  handler: (s: Stanza) => void = () => {};
+  online: Array<(reconnected: boolean) => void> = [];
+  closed = false;
+  send(s: OutgoingStanza): void {
+    this.sent.push(s);
+  }
+  onStanza(h: (s: Stanza) => void): void {
+    this.handler = h;
+  }
+  onOnline(h: (reconnected: boolean) => void): void {
+    this.online.push(h);
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 }
+
+/** Pool limits of a single drone: no backlog, no spares, no request timeout. */
+export const ONE_DRONE_LIMITS: PoolLimits = {
+  minChildren: 1,
+  maxChildren: 1,
+  maxBacklogQueue: 0,
+  minSpareChildren: 0,
+  maxSpareChildren: 0,
+  spareGrace: 10,
+  requestTimeout: 0,
+  crashBackoffMax: 60,
+};
 
 /** A router message for the service on `thread`. */
 export function stanza(
@@ -147,7 +174,7 @@ export function stanza(
 export function fakePool(limits: PoolLimits) {
   const clock = new FakeClock();
   const spawner = new FakeSpawner();
-  const logger = memoryLogger();
+  const logger = new RecordingLogger();
   const failures: Array<{ target: ErrorTarget; failure: PoolFailure }> = [];
   const pool = new Pool({
     service: "svc",
