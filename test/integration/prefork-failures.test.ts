@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectTestClient } from "../../devkit/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
@@ -295,7 +295,8 @@ describe("failures", () => {
         number
       >;
       const listenerJid = Object.keys(stats)[0]!;
-      expect(listenerJid).toContain(`${ORDER}_listener_testhost_`);
+      // Settings come from host "testhost"; the resource names this machine, as C's does.
+      expect(listenerJid).toContain(`${ORDER}_listener_${hostname()}_`);
       const logger = createLogger({ service: "test", logfile: "stderr", loglevel: 1 });
       const raw = await XmppConnection.connect({
         ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "raw"), logger),

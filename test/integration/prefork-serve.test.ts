@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectTestClient } from "../../devkit/client.ts";
 import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
@@ -242,7 +242,8 @@ describe("serve", () => {
     async () => {
       const session = client.session(SERVICE);
       await session.connect();
-      expect((session as unknown as { remote: string }).remote).toContain(`${SERVICE}_drone_testhost_`);
+      // Settings come from host "testhost"; the resource names this machine, as C's does.
+      expect((session as unknown as { remote: string }).remote).toContain(`${SERVICE}_drone_${hostname()}_`);
       const pid = (await session.request("put", ["cart"]).first()) as number;
       // Busy the other drones meanwhile: the session must not move.
       const noise = Array.from({ length: 3 }, () => client.request(SERVICE, "sleep", [300]).first());

@@ -1,4 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { readCoreConfig } from "../../src/config/core.ts";
+import { readPreforkSettings } from "../../src/config/prefork-settings.ts";
 import type { Logger } from "../../src/log/types.ts";
 import { crashBackoffSeconds } from "../../src/prefork/backoff.ts";
 import { IpcMessageError, parseDroneMessage, parseListenerMessage } from "../../src/prefork/ipc.ts";
@@ -6,6 +10,7 @@ import { jitteredMaxRequests } from "../../src/prefork/max-requests.ts";
 import { memoryOverLimit, privateBytes } from "../../src/prefork/memory.ts";
 import { bareJid, routerJid, routersFor } from "../../src/prefork/registration.ts";
 import { errorReply, failureStatus } from "../../src/prefork/replies.ts";
+import { droneInit } from "../../src/prefork/serve.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, disconnect, request } from "../../src/protocol/messages.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
@@ -201,5 +206,15 @@ describe("memory", () => {
     const reason = memoryOverLimit(1, 10 * 1024 * 1024 * 1024);
     if (priv === undefined) expect(reason).toMatch(/^RSS [\d.]+ MB is above max_memory_mb 1$/);
     else expect(reason).toMatch(/^private memory [\d.]+ MB is above max_memory_mb 1$/);
+  });
+});
+
+describe("drone init", () => {
+  test("drones name this machine in their XMPP resource, not the --host the settings are read for (as C)", () => {
+    const core = readCoreConfig(join(import.meta.dir, "../fixtures/config/opensrf_core.xml"));
+    const o = { service: "opensrf.math", app: "math.ts", config: "opensrf_core.xml", host: "settings-host.invalid" };
+    const init = droneInit(core, o, "/srv/math.ts", readPreforkSettings({}, "opensrf.math"));
+    expect(init.hostname).toBe(hostname());
+    expect(init.hostname).not.toBe(o.host);
   });
 });
