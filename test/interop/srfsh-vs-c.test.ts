@@ -30,6 +30,7 @@ import {
   partialPieces,
   shapeOf,
   startMathStack,
+  waitFor,
 } from "./vs-c.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/srfsh-vs-c.test.ts");
@@ -365,5 +366,26 @@ describe.skipIf(!HAVE_PEER)(
       const blank = (side: Side) => side.bodies.map((b) => b.replace(/"content":[-0-9.eE+]+/g, '"content":<n>'));
       expect(blank(ours)).toEqual(blank(c));
     });
+
+    // Last: it takes both services off the router for a while.
+    test("SIGUSR1 takes ours off the real C router as it takes C's listener off; SIGUSR2 puts both back", async () => {
+      stack.signal(C, "SIGUSR1");
+      stack.signal(OURS, "SIGUSR1");
+      const listed = async () => (await stack.classList()).filter((s) => s === C || s === OURS);
+      await waitFor(async () => (await listed()).length === 0, "both to unregister");
+      // The router closed both class JIDs: a request to either bounces, and srfsh says so alike.
+      const gone = await stack.srfsh([`request ${C} add 1, 1`, `request ${OURS} add 1, 1`], { wire: true });
+      expect(gone.replies.map((r) => r.noData)).toEqual([true, true]);
+      expect(gone.wire!.received.map((m) => maskService(m.from, m.from.endsWith(OURS) ? OURS : C))).toEqual([
+        "router@localhost/S",
+        "router@localhost/S",
+      ]);
+      stack.signal(C, "SIGUSR2");
+      stack.signal(OURS, "SIGUSR2");
+      await Promise.all([stack.waitForService(C, 30_000), stack.waitForService(OURS, 30_000)]);
+      const { c, ours } = await srfshBoth((s) => [`request ${s} add 1, 1`]);
+      expect(c.bodies).toEqual([resultBody("2")]);
+      expect(ours).toEqual(c);
+    }, 90_000);
   },
 );

@@ -41,6 +41,15 @@ export async function startMathStack(): Promise<OpenSrfStack> {
   return stack;
 }
 
+/** Polls `cond` until it holds; the bound only keeps a broken run from hanging. */
+export async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(100);
+  }
+}
+
 /** `text` with every occurrence of the service's name replaced by `S`. */
 export function maskService(text: string, service: string): string {
   return text.split(service).join("S");
