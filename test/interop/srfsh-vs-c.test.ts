@@ -55,7 +55,9 @@ let stack: OpenSrfStack;
  */
 async function srfshBoth(commands: (service: string) => string[]): Promise<{ c: Side; ours: Side }> {
   const cmds = { c: commands(C), ours: commands(OURS) };
-  const run = await stack.srfsh([...cmds.c, ...cmds.ours], { wire: true, timeoutMs: 60_000 });
+  // Bounded below the test's own timeout, so a hang still reports the stack's logs.
+  const run = await stack.srfsh([...cmds.c, ...cmds.ours], { wire: true, timeoutMs: 45_000 });
+  if (run.timedOut) throw new Error(`srfsh timed out:\n${run.stdout.slice(-2000)}\n${stack.logTail(40)}`);
   const wire = run.wire!;
   // srfsh echoes each script line after its prompt; one bare prompt follows at EOF.
   const chunks = run.stdout.split(/^srfsh# /m).slice(1);
@@ -249,6 +251,8 @@ describe.skipIf(!HAVE_PEER)(
     });
 
     test("a 60 KB result: both drones send it as partials, srfsh reassembles the same text", async () => {
+      // 60,000 characters: the result is chunked (over 51,200) while the stateless request stays
+      // under the 64 KB pipe through which C's listener hands it to a child (see perl-vs-c).
       const big = "0123456789".repeat(6000);
       const { c, ours } = await srfshBoth((s) => [`request ${s} opensrf.system.echo "${big}"`]);
       expect(c.printed).toContain(`\nReceived Data: "${big}"\n`);
@@ -331,6 +335,7 @@ describe.skipIf(!HAVE_PEER)(
       ]);
     });
 
+    // Documented in docs/migration.md ("Numbers in results").
     test("numbers: the same doubles, but C writes computed ones with %.30g and echoes literals verbatim (documented)", async () => {
       const { c, ours } = await srfshBoth((s) => [
         `request ${s} div 1, 3`,
