@@ -31,6 +31,21 @@ export interface SrfshReply {
 export interface SrfshRun extends ClientRun {
   /** One entry per `request` in the script, in order. */
   replies: SrfshReply[];
+  /** With `wire: true`: the messages srfsh sent and received, from its own debug log. */
+  wire?: SrfshWire;
+}
+
+/**
+ * The osrfMessage bodies a real srfsh exchanged, as its C library logs them at loglevel 4:
+ * each received `<message>` after XML parsing (`osrf_stack.c`: "Transport handler received
+ * new message from F to T with body …") and each sent payload (`osrf_app_session.c`: "sent N
+ * bytes of data to T", "Sent: …").
+ */
+export interface SrfshWire {
+  /** In arrival order; `body` is the JSON text exactly as it arrived. */
+  received: Array<{ xid: string; from: string; to: string; body: string }>;
+  /** In sending order; `to` is the router's class JID or, inside a session, the drone's. */
+  sent: Array<{ xid: string; to: string; body: string }>;
 }
 
 /** Environment and files a client needs; {@link OpenSrfStack} supplies them. */
@@ -118,6 +133,26 @@ export function parseSrfshOutput(stdout: string): SrfshReply[] {
     replies.push(reply);
   }
   return replies;
+}
+
+// One log line per entry: "<app> <date> <time> [DEBG:<pid>:<file>:<line>:<xid>] <text>"; the C
+// JSON encoder escapes control characters, so a body never holds a raw newline.
+const RECEIVED_RE =
+  /^\S+ \S+ \S+ \[DEBG:\d+:osrf_stack\.c:\d+:(\d*)\] Transport handler received new message \nfrom (\S+) to (\S+) with body \n\n([^\n]*)$/gm;
+// osrfSendTransportPayload logs the recipient (INFO), then the payload (DEBG), one after the other.
+const SENT_RE =
+  /^\S+ \S+ \S+ \[INFO:\d+:osrf_app_session\.c:\d+:(\d*)\] \[[^\]\n]*\] sent \d+ bytes of data to (\S+)\n\S+ \S+ \S+ \[DEBG:\d+:osrf_app_session\.c:\d+:\d*\] Sent: ([^\n]*)$/gm;
+
+/** Extracts {@link SrfshWire} from the text of a srfsh log written at loglevel 4 or more. */
+export function parseSrfshWireLog(log: string): SrfshWire {
+  const received = [...log.matchAll(RECEIVED_RE)].map((m) => ({
+    xid: m[1] ?? "",
+    from: m[2] ?? "",
+    to: m[3] ?? "",
+    body: m[4] ?? "",
+  }));
+  const sent = [...log.matchAll(SENT_RE)].map((m) => ({ xid: m[1] ?? "", to: m[2] ?? "", body: m[3] ?? "" }));
+  return { received, sent };
 }
 
 /**

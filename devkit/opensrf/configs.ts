@@ -125,7 +125,7 @@ export function writePeerConfigs(c: PeerConfigInput): PeerConfigPaths {
   };
   writeFileSync(paths.core, coreXml(c, paths));
   writeFileSync(paths.settings, settingsXml(c, { logDir, pidDir, sockDir }));
-  writeFileSync(paths.srfsh, srfshXml(c, logDir));
+  writeFileSync(paths.srfsh, srfshXml(c, join(logDir, "srfsh.log")));
   return paths;
 }
 
@@ -260,7 +260,8 @@ ${active}
 `;
 }
 
-function srfshXml(c: PeerConfigInput, logDir: string): string {
+/** `.srfsh.xml` text: the bus's client login, logging to `logfile` at `c.loglevel` (default 3). */
+export function srfshXml(c: Pick<PeerConfigInput, "opensrfUser" | "xmppPort" | "loglevel">, logfile: string): string {
   const [user, pass] = c.opensrfUser;
   return `<?xml version="1.0"?>
 <!-- srfsh's bootstrap config (layout of OpenSRF 3.3's srfsh.xml.example) -->
@@ -270,7 +271,7 @@ function srfshXml(c: PeerConfigInput, logDir: string): string {
   ${el("username", user)}
   ${el("passwd", pass)}
   ${el("port", c.xmppPort)}
-  ${el("logfile", join(logDir, "srfsh.log"))}
+  ${el("logfile", logfile)}
   ${el("loglevel", c.loglevel ?? 3)}
   <client>true</client>
 </srfsh>

@@ -11,7 +11,17 @@
  * await stack.stop();
  * ```
  */
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -20,12 +30,13 @@ import { TEST_USERS } from "../osrf-config.ts";
 import { freePort } from "../ports.ts";
 import { CliProcess } from "../processes.ts";
 import { startXmppServer, type XmppServer } from "../xmpp-server.ts";
-import { type ClientRun, runPerlClient, runSrfsh, type SrfshRun } from "./clients.ts";
+import { type ClientRun, parseSrfshWireLog, runPerlClient, runSrfsh, type SrfshRun } from "./clients.ts";
 import {
   DEFAULT_PEER_SERVICES,
   PEER_DOMAIN,
   type PeerConfigPaths,
   type PeerService,
+  srfshXml,
   writePeerConfigs,
 } from "./configs.ts";
 import { ensurePeer, type OpenSrfPeer } from "./peer.ts";
@@ -222,6 +233,7 @@ export class OpenSrfStack {
   private readonly startTimeoutMs: number;
   private readonly loglevel: number;
   private stopped = false;
+  private wireRuns = 0;
 
   /** @internal use {@link createOpenSrfStack} */
   constructor(
@@ -514,10 +526,32 @@ export class OpenSrfStack {
 
   /**
    * Runs the real srfsh with these commands (one per line, as in an srfsh script) and returns
-   * its output, split per `request` in {@link SrfshRun.replies}. Default bound 30 s.
+   * its output, split per `request` in {@link SrfshRun.replies}. Default bound 30 s. With
+   * `wire: true` it also returns the bodies srfsh sent and received ({@link SrfshRun.wire}).
    */
-  srfsh(commands: string[] | string, opts: { timeoutMs?: number } = {}): Promise<SrfshRun> {
+  srfsh(commands: string[] | string, opts: { timeoutMs?: number; wire?: boolean } = {}): Promise<SrfshRun> {
+    if (opts.wire) return this.srfshWire(commands, opts.timeoutMs);
     return runSrfsh(this.peer.bin("srfsh"), commands, { env: this.env, cwd: this.dir }, opts.timeoutMs);
+  }
+
+  /**
+   * srfsh with a HOME of its own whose `.srfsh.xml` logs at loglevel 4 to a log of its own:
+   * its C library then logs every body it sends and receives, which {@link SrfshRun.wire} holds.
+   */
+  private async srfshWire(commands: string[] | string, timeoutMs?: number): Promise<SrfshRun> {
+    const n = ++this.wireRuns;
+    const home = join(this.dir, `srfsh-wire-${n}`);
+    const log = join(this.paths.logDir, `srfsh-wire-${n}.log`);
+    mkdirSync(home);
+    const login = { opensrfUser: TEST_USERS[0]!, xmppPort: this.xmpp.port, loglevel: 4 };
+    writeFileSync(join(home, ".srfsh.xml"), srfshXml(login, log));
+    const run = await runSrfsh(
+      this.peer.bin("srfsh"),
+      commands,
+      { env: { ...this.env, HOME: home }, cwd: this.dir },
+      timeoutMs,
+    );
+    return { ...run, wire: parseSrfshWireLog(existsSync(log) ? readFileSync(log, "utf8") : "") };
   }
 
   /**

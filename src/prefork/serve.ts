@@ -3,6 +3,7 @@
  * service's settings, load the app, log in, run the app's `init`, start drones, register.
  */
 
+import { hostname } from "node:os";
 import { Client } from "../client/client.ts";
 import { readCoreConfig } from "../config/core.ts";
 import { settingsFileOf } from "../config/defaults.ts";
@@ -33,7 +34,7 @@ export interface ServeOptions {
   settings?: string;
   /** Ask `opensrf.settings` on the bus instead of reading opensrf.xml. */
   settingsFromBus?: boolean;
-  /** Host name for `/opensrf/hosts/<host>` and the XMPP resources. */
+  /** Host name for `/opensrf/hosts/<host>`; the XMPP resources always name this machine (see {@link droneInit}). */
   host: string;
   /** Overrides of `<logfile>` / `<loglevel>`. */
   logfile?: string;
@@ -77,7 +78,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
 
   logger.info(`Loading config in osrf_forker for app ${o.service}`);
   const transport = await XmppConnection.connect(
-    clientConnectionOptions(core.opensrf, makeResource(`${o.service}_listener`, o.host), logger),
+    clientConnectionOptions(core.opensrf, makeResource(`${o.service}_listener`, hostname()), logger),
   );
   const client = new Client({ transport, routerName: core.opensrf.routerName, logger });
   // Until the listener takes the connection over, only the client's own replies matter.
@@ -171,11 +172,16 @@ function logTarget(core: CoreConfig, o: ServeOptions): DroneInit["log"] {
   };
 }
 
-function droneInit(core: CoreConfig, o: ServeOptions, appPath: string, s: PreforkSettings): DroneInit {
+/**
+ * What the drones are started with. Their resources (and the listener's) carry this machine's
+ * name, not `o.host`: C takes it from gethostname() whatever `-h` the settings are read for,
+ * so with `--host localhost` (osrf_control --localhost) router stats still tell hosts apart.
+ */
+export function droneInit(core: CoreConfig, o: ServeOptions, appPath: string, s: PreforkSettings): DroneInit {
   return {
     service: o.service,
     appPath,
-    hostname: o.host,
+    hostname: hostname(),
     client: core.opensrf,
     logProtect: core.logProtect,
     settings: {

@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Bus, startBus } from "../../devkit/bus.ts";
 import { childPids, waitUntil as pollUntil } from "../../devkit/load.ts";
@@ -256,7 +257,8 @@ describe("failures", () => {
         number
       >;
       const listenerJid = Object.keys(stats)[0]!;
-      expect(listenerJid).toContain(`${ORDER}_listener_testhost_`);
+      // Settings come from host "testhost"; the resource names this machine, as C's does.
+      expect(listenerJid).toContain(`${ORDER}_listener_${hostname()}_`);
       const logger = quietLogger();
       const raw = await XmppConnection.connect({
         ...clientConnectionOptions(readCoreConfig(coreFile).opensrf, makeResource("", "raw"), logger),

@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Bus, startBus } from "../../devkit/bus.ts";
 import { waitUntil as pollUntil } from "../../devkit/load.ts";
@@ -215,7 +216,8 @@ describe("serve", () => {
     async () => {
       const session = client.session(SERVICE);
       await session.connect();
-      expect((session as unknown as { remote: string }).remote).toContain(`${SERVICE}_drone_testhost_`);
+      // Settings come from host "testhost"; the resource names this machine, as C's does.
+      expect((session as unknown as { remote: string }).remote).toContain(`${SERVICE}_drone_${hostname()}_`);
       const pid = (await session.request("put", ["cart"]).first()) as number;
       // Busy the other drones meanwhile: the session must not move.
       const noise = Array.from({ length: 3 }, () => client.request(SERVICE, "sleep", [300]).first());

@@ -1,10 +1,15 @@
 import { describe, expect, test } from "bun:test";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { readCoreConfig } from "../../src/config/core.ts";
+import { readPreforkSettings } from "../../src/config/prefork-settings.ts";
 import { crashBackoffSeconds } from "../../src/prefork/backoff.ts";
 import { IpcMessageError, parseDroneMessage, parseListenerMessage } from "../../src/prefork/ipc.ts";
 import { jitteredMaxRequests } from "../../src/prefork/max-requests.ts";
 import { memoryOverLimit, privateBytes } from "../../src/prefork/memory.ts";
 import { bareJid, routerJid, routersFor } from "../../src/prefork/registration.ts";
 import { errorReply, failureStatus } from "../../src/prefork/replies.ts";
+import { droneInit } from "../../src/prefork/serve.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, disconnect, request } from "../../src/protocol/messages.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
@@ -191,5 +196,15 @@ describe("memory", () => {
     const reason = memoryOverLimit(1, 10 * 1024 * 1024 * 1024);
     if (priv === undefined) expect(reason).toMatch(/^RSS [\d.]+ MB is above max_memory_mb 1$/);
     else expect(reason).toMatch(/^private memory [\d.]+ MB is above max_memory_mb 1$/);
+  });
+});
+
+describe("drone init", () => {
+  test("drones name this machine in their XMPP resource, not the --host the settings are read for (as C)", () => {
+    const core = readCoreConfig(join(import.meta.dir, "../fixtures/config/opensrf_core.xml"));
+    const o = { service: "opensrf.math", app: "math.ts", config: "opensrf_core.xml", host: "settings-host.invalid" };
+    const init = droneInit(core, o, "/srv/math.ts", readPreforkSettings({}, "opensrf.math"));
+    expect(init.hostname).toBe(hostname());
+    expect(init.hostname).not.toBe(o.host);
   });
 });

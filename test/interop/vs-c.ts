@@ -1,0 +1,132 @@
+/**
+ * Shared by srfsh-vs-c and perl-vs-c: one real OpenSRF 3.3 stack (ejabberd, C router, Perl
+ * settings, C opensrf.dbmath and opensrf.math) with `osrf-prefork serve examples/math.ts` as
+ * opensrf.tsmath behind the same router, and the masking that makes C's answers and ours
+ * comparable. Only names and ids are masked: the service name, and the time and pid parts of
+ * drone resources.
+ */
+import { join, resolve } from "node:path";
+import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+
+/** The real C service. */
+export const C = "opensrf.math";
+/** Ours: examples/math.ts, which has C math's method names, argc and notes. */
+export const OURS = "opensrf.tsmath";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const MATH_APP = join(ROOT, "examples/math.ts");
+
+/** C's OSRF_MSG_CHUNK_SIZE, the default max_chunk_size of both servers. */
+export const CHUNK_SIZE = 51200;
+
+/** Starts the stack and our service; waits until both math services answer. */
+export async function startMathStack(): Promise<OpenSrfStack> {
+  const stack = await startOpenSrfStack({
+    services: [
+      {
+        name: OURS,
+        language: "typescript",
+        implementation: MATH_APP,
+        // The same pool as the stack's C math.
+        unixConfig: { minChildren: 1, maxChildren: 3, minSpareChildren: 1, maxSpareChildren: 2 },
+      },
+    ],
+  });
+  try {
+    await stack.servePrefork(OURS, MATH_APP);
+  } catch (e) {
+    await stack.stop();
+    throw e;
+  }
+  return stack;
+}
+
+/** Polls `cond` until it holds; the bound only keeps a broken run from hanging. */
+export async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(100);
+  }
+}
+
+/** `text` with every occurrence of the service's name replaced by `S`. */
+export function maskService(text: string, service: string): string {
+  return text.split(service).join("S");
+}
+
+/** A drone JID of `service` (`opensrf@localhost/<service>_drone_<host>_<time>_<pid>`)? */
+export function isDroneOf(jid: string, service: string): boolean {
+  return jid.startsWith(`opensrf@localhost/${service}_drone_`);
+}
+
+/** A JID with the service masked and the time and pid of its resource replaced: the host stays. */
+export function maskJid(jid: string, service: string): string {
+  return maskService(jid, service).replace(/_\d+\.\d+_\d+$/, "_<time>_<pid>");
+}
+
+/** What C's osrfXmlEscapingLength adds to a text's length: 3 per < or >, 4 per &, 11 per ". */
+export function escapedCost(text: string): number {
+  let cost = text.length;
+  for (const ch of text) {
+    if (ch === "<" || ch === ">") cost += 3;
+    else if (ch === "&") cost += 4;
+    else if (ch === '"') cost += 11;
+  }
+  return cost;
+}
+
+/** One osrfMessage of a body, as parsed JSON. */
+export interface WireMessage {
+  __c: string;
+  __p: {
+    threadTrace: string;
+    type: string;
+    payload?: { __c: string; __p: { status: string; statusCode: string; content?: unknown } };
+  };
+}
+
+/** The osrfMessages of each body. */
+export function messagesOf(bodies: string[]): WireMessage[][] {
+  return bodies.map((b) => JSON.parse(b) as WireMessage[]);
+}
+
+/** Payload classes per body, e.g. `[["osrfResult", "osrfConnectStatus"]]`. */
+export function shapeOf(bodies: string[]): string[][] {
+  return messagesOf(bodies).map((msgs) => msgs.map((m) => m.__p.payload?.__c ?? m.__p.type));
+}
+
+/** The `content` of every osrfResultPartial, in order. */
+export function partialPieces(bodies: string[]): string[] {
+  return messagesOf(bodies)
+    .flat()
+    .filter((m) => m.__p.payload?.__c === "osrfResultPartial")
+    .map((m) => m.__p.payload?.__p.content as string);
+}
+
+/** Each message of the bodies as JSON text with its result content (if any) replaced by "<c>". */
+export function envelopesOf(bodies: string[]): string[] {
+  return messagesOf(bodies)
+    .flat()
+    .map((m) => {
+      const payload = m.__p.payload;
+      if (payload?.__p.content === undefined) return JSON.stringify(m);
+      return JSON.stringify({
+        ...m,
+        __p: { ...m.__p, payload: { ...payload, __p: { ...payload.__p, content: "<c>" } } },
+      });
+    });
+}
+
+/** JSON text as C's encoder writes it: every non-ASCII UTF-16 unit as a lowercase `\uxxxx`. */
+export function cJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u0080-\uffff]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Bodies with each partial's content (a JSON string literal in the body) replaced by "<piece>". */
+export function blankPieces(bodies: string[]): string[] {
+  return bodies.map((b) => b.replace(/("__c":"osrfResultPartial".*?"content":)"(?:[^"\\]|\\.)*"/, '$1"<piece>"'));
+}
