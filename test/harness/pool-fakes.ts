@@ -1,45 +1,15 @@
 /**
- * Fakes for the pool's unit tests: a clock that only moves when told, drones that are
- * plain objects the test drives, a spawner that keeps them (and why each was started),
- * a logger that keeps lines, and router stanzas.
+ * Fakes for the pool's unit tests, on a clock that only moves when told (ManualClock):
+ * drones that are plain objects the test drives, a spawner that keeps them (and why each
+ * was started), a logger that keeps lines, and router stanzas.
  */
 import type { Logger } from "../../src/log/types.ts";
 import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
-import type { Clock, DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
+import type { DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
-
-/** A {@link Clock} whose time moves only in {@link advance}, running due timers in order. */
-export class FakeClock implements Clock {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(id: unknown): void {
-    this.timers.delete(id as number);
-  }
-  /** Moves time forward, running due timers in order (those due at once in the order set). */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 let nextPid = 1000;
 
@@ -145,7 +115,7 @@ export function stanza(
 
 /** A pool on fakes; failures it reports are collected. */
 export function fakePool(limits: PoolLimits) {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const spawner = new FakeSpawner();
   const logger = memoryLogger();
   const failures: Array<{ target: ErrorTarget; failure: PoolFailure }> = [];

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
 import type { Logger } from "../../src/log/types.ts";
 import { Registration } from "../../src/prefork/registration.ts";
-import type { Clock } from "../../src/prefork/types.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 
@@ -21,38 +21,6 @@ class FakeTransport implements Transport {
   onStanza(): void {}
   onOnline(): void {}
   async close(): Promise<void> {}
-}
-
-/** A clock whose timers run only when the test advances time. */
-class ManualClock implements Clock {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private next = 1;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.next++;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(id: unknown): void {
-    this.timers.delete(id as number);
-  }
-  get pending(): number {
-    return this.timers.size;
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers.entries()].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
 }
 
 function logger(): Logger & { lines: string[] } {
