@@ -20,6 +20,7 @@ const main = defineCommand({
     stop: () => import("./cli/stop.ts").then((m) => m.default),
     restart: () => import("./cli/restart.ts").then((m) => m.default),
     settings: () => import("./cli/settings.ts").then((m) => m.default),
+    init: () => import("./cli/init.ts").then((m) => m.default),
     drone: () => import("./cli/drone.ts").then((m) => m.default),
     version: () => import("./cli/version.ts").then((m) => m.default),
   },
