@@ -17,6 +17,7 @@ import { CliProcess, runCli } from "../../devkit/processes.ts";
 import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
+import { defaultSocketCandidates } from "../../src/metrics/default-socket.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
 import { MetricName } from "../../src/metrics/render.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
@@ -373,7 +374,9 @@ describe("observability of a running pool", () => {
       ]);
       expect(svc.code).toBe(3);
       expect(svc.stderr).toContain(
-        `${IDLE_SERVICE}: no status endpoint (looked for unix socket ${statusSocketPath(pidDir, IDLE_SERVICE)})`,
+        `${IDLE_SERVICE}: no status endpoint (looked for ${defaultSocketCandidates(pidDir, IDLE_SERVICE)
+          .map((path) => `unix socket ${path}`)
+          .join(", ")})`,
       );
     },
     TEST_TIMEOUT_MS,
