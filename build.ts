@@ -1,9 +1,15 @@
 #!/usr/bin/env bun
 /**
- * Build the single-binary `osrf-prefork` for each platform with `bun build --compile`.
+ * Build the single-binary `osrf-prefork` for each platform with `bun build --compile`, and
+ * the npm package service authors install for types and tests (`osrf-prefork-<version>.tgz`,
+ * see scripts/build-package.ts), all into dist/.
  *
- *   bun run build.ts                      # every target
+ *   bun run build.ts                      # every binary and the package
  *   bun run build.ts linux-x64 linux-arm64
+ *   bun run build.ts package              # the package only (seconds; no runtimes needed)
+ *
+ * The package is built with the binaries by default so that a release never has a binary
+ * without the author kit of the same version and API.
  *
  * Cross targets need that platform's Bun runtime. Rather than letting `bun build`
  * download it (which fails offline), the runtime comes from its npm package
@@ -13,6 +19,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { buildPackage } from "./scripts/build-package.ts";
 
 interface Target {
   /** Our name, used in the output file name. */
@@ -78,10 +85,14 @@ async function build(t: Target): Promise<string> {
   return out;
 }
 
+/** Target name selecting the npm package. */
+const PACKAGE = "package";
+
 const wanted = process.argv.slice(2);
-const unknown = wanted.filter((w) => !TARGETS.some((t) => t.name === w));
+const unknown = wanted.filter((w) => w !== PACKAGE && !TARGETS.some((t) => t.name === w));
 if (unknown.length) {
-  console.error(`build.ts: unknown target ${unknown.join(", ")}; known: ${TARGETS.map((t) => t.name).join(", ")}`);
+  const known = [...TARGETS.map((t) => t.name), PACKAGE].join(", ");
+  console.error(`build.ts: unknown target ${unknown.join(", ")}; known: ${known}`);
   process.exit(2);
 }
 mkdirSync(DIST, { recursive: true });
@@ -94,6 +105,15 @@ for (const t of TARGETS.filter((t) => wanted.length === 0 || wanted.includes(t.n
   } catch (e) {
     failed++;
     results.push([`osrf-prefork-${t.name}`, `FAILED: ${(e as Error).message}`]);
+  }
+}
+if (wanted.length === 0 || wanted.includes(PACKAGE)) {
+  try {
+    const p = await buildPackage(DIST);
+    results.push([p.tarball, `${(p.size / 1024).toFixed(1)} KiB`]);
+  } catch (e) {
+    failed++;
+    results.push([`osrf-prefork package`, `FAILED: ${(e as Error).message}`]);
   }
 }
 for (const [file, size] of results) console.log(`${size.padStart(10)}  ${resolve(file).replace(`${ROOT}/`, "")}`);

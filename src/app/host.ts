@@ -25,6 +25,7 @@ import { connectOk, DEFAULT_LOCALE, methodException, status } from "../protocol/
 import { StatusClass, StatusCode, StatusText, Texts } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
+import { realClock } from "./clock.ts";
 import { Lanes } from "./lanes.ts";
 import { createRegistry } from "./registry.ts";
 import { type RequestEnv, serveRequest } from "./request.ts";
@@ -82,6 +83,7 @@ class Host implements ServiceHost {
       opts.settings.keepalive * 1000,
       (s) => this.timedOut(s),
       (err) => opts.logger.error(`onSessionEnd callback failed: ${String(err)}`),
+      opts.clock ?? realClock,
     );
     if (opts.definition.name !== undefined && opts.definition.name !== opts.service) {
       opts.logger.info(`Serving definition "${opts.definition.name}" as service ${opts.service}`);

@@ -9,6 +9,7 @@ export type { Logger } from "../log/types.ts";
 // MethodException, and the types of params, results and nested calls.
 export { StatusCode } from "../protocol/status.ts";
 export type { JsonValue } from "../protocol/types.ts";
+export type { Clock } from "./clock.ts";
 export { defineMethod, defineService } from "./define.ts";
 export { MethodException, ResultNotSerializableError } from "./errors.ts";
 export { createServiceHost } from "./host.ts";

@@ -4,6 +4,7 @@
  * Like C's drone keepalive loop (osrf_prefork.c), the timer measures idle time only: it is
  * paused while a stanza of the session is being handled and restarted afterwards.
  */
+import type { Clock } from "./clock.ts";
 import type { SessionEndReason } from "./types.ts";
 
 /** One open session. */
@@ -17,7 +18,7 @@ export interface SessionRecord {
   locale: string;
   /** The author-visible per-session storage. */
   readonly state: Record<string, unknown>;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: unknown;
 }
 
 /** Open sessions by thread. */
@@ -29,11 +30,13 @@ export class SessionTable {
    * @param keepaliveMs Idle time after which `onIdle` runs for a session.
    * @param onIdle Called when a session's timer fires (it should end the session).
    * @param onListenerError Reports a throwing end listener; the others still run.
+   * @param clock Whose timers measure the idle time.
    */
   constructor(
     private readonly keepaliveMs: number,
     private readonly onIdle: (s: SessionRecord) => void,
     private readonly onListenerError: (err: unknown) => void,
+    private readonly clock: Pick<Clock, "setTimeout" | "clearTimeout">,
   ) {}
 
   get(thread: string): SessionRecord | undefined {
@@ -62,7 +65,7 @@ export class SessionTable {
   pause(thread: string): void {
     const s = this.sessions.get(thread);
     if (s?.timer !== undefined) {
-      clearTimeout(s.timer);
+      this.clock.clearTimeout(s.timer);
       s.timer = undefined;
     }
   }
@@ -71,8 +74,8 @@ export class SessionTable {
   arm(thread: string): void {
     const s = this.sessions.get(thread);
     if (s === undefined) return;
-    if (s.timer !== undefined) clearTimeout(s.timer);
-    s.timer = setTimeout(() => {
+    if (s.timer !== undefined) this.clock.clearTimeout(s.timer);
+    s.timer = this.clock.setTimeout(() => {
       s.timer = undefined;
       if (this.sessions.get(thread) === s) this.onIdle(s);
     }, this.keepaliveMs);
@@ -86,7 +89,7 @@ export class SessionTable {
   end(thread: string, reason: SessionEndReason): boolean {
     const s = this.sessions.get(thread);
     if (s === undefined) return false;
-    if (s.timer !== undefined) clearTimeout(s.timer);
+    if (s.timer !== undefined) this.clock.clearTimeout(s.timer);
     this.sessions.delete(thread);
     for (const cb of this.listeners) {
       try {

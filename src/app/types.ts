@@ -10,6 +10,7 @@ import type { Logger } from "../log/types.ts";
 import type { JsonValue } from "../protocol/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import type { Stanza } from "../xmpp/types.ts";
+import type { Clock } from "./clock.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Author API
@@ -251,6 +252,8 @@ export interface ServiceHostOptions {
   logProtect: readonly string[];
   /** Called after each REQUEST with its method, final status code and duration (metrics). */
   onRequestDone?: (method: string, status: number, ms: number) => void;
+  /** Timers of the keepalive (stateful session idle) timeout; default the real ones. */
+  clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
 
 /** Why a stateful session ended. */

@@ -7,7 +7,7 @@ import { defineCommand } from "citty";
 import { claimPidFile } from "../control/pidfile.ts";
 import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefork/proc-title.ts";
 import { startService } from "../prefork/serve.ts";
-import { coreConfigArg, SETTINGS_FILE_DEFAULT } from "./config-args.ts";
+import { coreConfigArg, SETTINGS_FILE_DEFAULT, statusSocketArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
 import { failStartup } from "./startup-failure.ts";
@@ -46,10 +46,7 @@ export default defineCommand({
       description:
         "Serve /status and /metrics on this TCP port of 127.0.0.1 (overrides unix_config/status_port; 0 = off)",
     },
-    "status-socket": {
-      type: "string",
-      description: "Serve /status and /metrics on this unix socket (overrides unix_config/status_socket)",
-    },
+    "status-socket": statusSocketArg,
     "pid-file": {
       type: "string",
       description: "Write the listener's pid here once serving (absolute path); removed at exit",

@@ -14,7 +14,7 @@ import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefor
 import { startService } from "../prefork/serve.ts";
 import { SettingsDocument } from "../settings-service/document.ts";
 import { SETTINGS_FILE_ENV } from "../settings-service/service.ts";
-import { coreConfigArg, SETTINGS_FILE_DEFAULT } from "./config-args.ts";
+import { coreConfigArg, SETTINGS_FILE_DEFAULT, statusSocketArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { failStartup } from "./startup-failure.ts";
 
@@ -41,7 +41,7 @@ export default defineCommand({
     },
     logfile: { type: "string", description: "Override <logfile> (a path, 'stderr' or 'syslog')" },
     loglevel: { type: "string", description: "Override <loglevel> (1 error … 5 internal)" },
-    "status-socket": { type: "string", description: "Serve /status and /metrics on this unix socket" },
+    "status-socket": statusSocketArg,
     "pid-file": {
       type: "string",
       description: "Write the listener's pid here once serving (absolute path); removed at exit",

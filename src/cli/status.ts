@@ -12,7 +12,7 @@ import {
   activeApps,
   candidateEndpoints,
   type HostSettings,
-  pickEndpoint,
+  liveCandidates,
   readHostSettings,
 } from "../metrics/locate.ts";
 import { renderStatusTable } from "../metrics/table.ts";
@@ -20,8 +20,8 @@ import type { PoolStatus, StatusEndpoint } from "../metrics/types.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 
 const HOW_TO_ENABLE =
-  "start the service with `osrf-prefork start`, or serve it with --status-socket PATH or --status-port N " +
-  "(or set unix_config/status_socket or status_port in opensrf.xml)";
+  "is its listener running (`osrf-prefork start`, or `serve` with the same opensrf.xml)? " +
+  "A listener with --status-socket PATH or --status-port N is asked with --socket or --port";
 
 export default defineCommand({
   meta: {
@@ -57,17 +57,17 @@ export default defineCommand({
     if (args.all && (args.socket || args.port || args.service))
       fail("--all excludes --service, --socket and --port", ExitCode.USAGE);
 
-    const targets: Array<{ name: string; endpoint: StatusEndpoint }> = [];
+    const targets: Array<{ name: string; endpoints: StatusEndpoint[] }> = [];
     if (args.socket || args.port) {
-      targets.push({ name: args.service ?? "", endpoint: explicitEndpoint(args.socket, args.port) });
+      targets.push({ name: args.service ?? "", endpoints: [explicitEndpoint(args.socket, args.port)] });
     } else if (args.service || args.all) {
       const host = readSettings(args.settings, args.host ?? hostname(), args["pid-dir"]);
       const services = args.service ? [args.service] : activeApps(host);
       const missing: string[] = [];
       for (const name of services) {
         const candidates = candidateEndpoints(host, name);
-        const endpoint = pickEndpoint(candidates);
-        if (endpoint) targets.push({ name, endpoint });
+        const endpoints = liveCandidates(candidates);
+        if (endpoints.length > 0) targets.push({ name, endpoints });
         else if (args.service)
           fail(`${name}: no status endpoint (${lookedFor(candidates)}); ${HOW_TO_ENABLE}`, ExitCode.TRANSPORT);
         else missing.push(name);
@@ -79,7 +79,7 @@ export default defineCommand({
       fail("say which listener: --service S (with --settings), --all, --socket PATH or --port N", ExitCode.USAGE);
     }
 
-    const results = await Promise.all(targets.map((t) => fetchStatus(t.name, t.endpoint, timeoutMs)));
+    const results = await Promise.all(targets.map((t) => fetchStatus(t.name, t.endpoints, timeoutMs)));
     const ok = results.filter((r): r is PoolStatus => typeof r !== "string");
     for (const r of results) if (typeof r === "string") process.stderr.write(`osrf-prefork: ${r}\n`);
     if (ok.length > 0) {
@@ -114,18 +114,24 @@ function lookedFor(candidates: readonly StatusEndpoint[]): string {
   return `looked for ${candidates.map(describeEndpoint).join(", ")}`;
 }
 
-/** The status, or a one-line error naming the endpoint and how to enable it. */
-async function fetchStatus(name: string, endpoint: StatusEndpoint, timeoutMs: number): Promise<PoolStatus | string> {
+/**
+ * The status from the first of `endpoints` that gives one (a socket left by a listener
+ * that died answers nothing, and the next is asked), or a one-line error naming each
+ * endpoint tried and how to get one.
+ */
+async function fetchStatus(name: string, endpoints: StatusEndpoint[], timeoutMs: number): Promise<PoolStatus | string> {
   const who = name ? `${name}: ` : "";
-  try {
-    const res = await fetchFromEndpoint(endpoint, "/status", timeoutMs);
-    const body = (await res.json().catch(() => undefined)) as PoolStatus | undefined;
-    if (!body || typeof body.service !== "string" || !Array.isArray(body.processes)) {
-      return `${who}${describeEndpoint(endpoint)} is not an osrf-prefork status endpoint`;
+  const problems: string[] = [];
+  for (const endpoint of endpoints) {
+    try {
+      const res = await fetchFromEndpoint(endpoint, "/status", timeoutMs);
+      const body = (await res.json().catch(() => undefined)) as PoolStatus | undefined;
+      if (body && typeof body.service === "string" && Array.isArray(body.processes)) return body;
+      problems.push(`${describeEndpoint(endpoint)} is not an osrf-prefork status endpoint`);
+    } catch (e) {
+      if (!(e instanceof StatusUnreachableError)) throw e;
+      problems.push(e.message);
     }
-    return body;
-  } catch (e) {
-    if (e instanceof StatusUnreachableError) return `${who}${e.message}; ${HOW_TO_ENABLE}`;
-    throw e;
   }
+  return `${who}${problems.join("; ")}; ${HOW_TO_ENABLE}`;
 }

@@ -2,6 +2,7 @@
  * The prefork server's settings of one service, read from a host's settings tree with C
  * 3.3's keys and defaults and checked, so a bad value is one error naming its path.
  */
+import { DEFAULT_PID_DIR, pidDirOf } from "./defaults.ts";
 import { ConfigError } from "./errors.ts";
 import { isTree, lookup, settingText } from "./settings.ts";
 import type { PreforkSettings, SettingsTree } from "./types.ts";
@@ -29,6 +30,7 @@ export const PREFORK_DEFAULTS: Readonly<Omit<PreforkSettings, "warnings" | "maxS
   registerInterval: 30,
   statusPort: 0,
   statusSocket: "",
+  pidDir: DEFAULT_PID_DIR,
 };
 
 /**
@@ -91,6 +93,7 @@ export function readPreforkSettings(hostTree: SettingsTree, service: string, sou
     registerInterval: read(`${unix}/register_interval`, seconds("register_interval"), d.registerInterval),
     statusPort: read(`${unix}/status_port`, count(0, "status_port"), d.statusPort),
     statusSocket: settingText(lookup(hostTree, `${unix}/status_socket`)) ?? d.statusSocket,
+    pidDir: pidDirOf(hostTree),
     warnings,
   };
   if (settings.statusPort > 65535) {

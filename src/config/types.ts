@@ -150,8 +150,13 @@ export interface PreforkSettings {
    * endpoint (`/status`, `/metrics`); 0 (default) = off.
    */
   statusPort: number;
-  /** `unix_config/status_socket`: unix socket path of that endpoint; "" (default) = off. */
+  /**
+   * `unix_config/status_socket`: unix socket path of that endpoint; "" (default) = the
+   * default socket (`<pid dir>/<service>.status.sock`, else the per-user runtime dir).
+   */
   statusSocket: string;
+  /** `dirs/pid` of the host config (default osrf_control's): where the default status socket goes. */
+  pidDir: string;
   /**
    * `/apps/<service>/max_requests` (top level, Perl only): requests allowed in one stateful
    * session before Perl disconnects it. Not the drone limit; C ignores it. Undefined if unset.

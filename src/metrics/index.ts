@@ -3,6 +3,14 @@
  * Prometheus and status pages, the HTTP endpoint serving them, and the client side used
  * by `osrf-prefork status` (and by `osrf-prefork start`, for the socket path).
  */
+export {
+  type DefaultSocket,
+  defaultSocketCandidates,
+  defaultStatusSocket,
+  NoDefaultSocketError,
+  runtimeDirs,
+  runtimeSocketPath,
+} from "./default-socket.ts";
 export { DEFAULT_STATUS_HOST, describeEndpoint, fetchFromEndpoint, statusSocketPath } from "./endpoint.ts";
 export { StatusEndpointError, StatusUnreachableError } from "./errors.ts";
 export { MetricName, renderMetrics } from "./render.ts";

@@ -1,13 +1,14 @@
 /**
- * Finding a service's status endpoint from opensrf.xml, for `osrf-prefork status`:
- * the `osrf-prefork start` socket in the pid dir, else the `status_socket` or
- * `status_port` configured under the service's `unix_config`.
+ * Finding a service's status endpoint from opensrf.xml, for `osrf-prefork status`: the
+ * default socket (`osrf-prefork start`'s in the pid dir, or a plain `serve`'s there or in a
+ * per-user runtime dir), else the `status_socket` or `status_port` configured under the
+ * service's `unix_config`.
  */
 import { existsSync } from "node:fs";
 import { pidDirOf } from "../config/defaults.ts";
 import { hostConfig, lookup, readSettingsFile, settingText as text } from "../config/settings.ts";
 import type { SettingsTree } from "../config/types.ts";
-import { statusSocketPath } from "./endpoint.ts";
+import { defaultSocketCandidates, runtimeDirs } from "./default-socket.ts";
 import type { StatusEndpoint } from "./types.ts";
 
 /** opensrf.xml as seen by one host. */
@@ -34,10 +35,15 @@ export function activeApps(s: HostSettings): string[] {
   return list.map(text).filter((n): n is string => n !== undefined);
 }
 
-/** Where a service's status may be, most likely first. */
-export function candidateEndpoints(s: HostSettings, service: string): StatusEndpoint[] {
-  const out: StatusEndpoint[] = [];
-  if (s.pidDir) out.push({ kind: "socket", path: statusSocketPath(s.pidDir, service) });
+/**
+ * Where a service's status may be, most likely first: the default sockets (pid dir, then
+ * each of `dirs`), the configured socket, the configured port.
+ */
+export function candidateEndpoints(s: HostSettings, service: string, dirs = runtimeDirs()): StatusEndpoint[] {
+  const out: StatusEndpoint[] = defaultSocketCandidates(s.pidDir, service, dirs).map((path) => ({
+    kind: "socket",
+    path,
+  }));
   const unix = `/apps/${service}/unix_config`;
   const socket = text(lookup(s.tree, `${unix}/status_socket`));
   if (socket && !out.some((e) => e.kind === "socket" && e.path === socket)) out.push({ kind: "socket", path: socket });
@@ -47,9 +53,10 @@ export function candidateEndpoints(s: HostSettings, service: string): StatusEndp
 }
 
 /**
- * The endpoint to ask: the first candidate socket that exists, else the configured port;
- * undefined when there is neither (the first candidate socket is then what was looked for).
+ * The endpoints worth asking, in order: the candidate sockets that exist, then the
+ * configured port; empty when there are none. A socket a dead listener left behind is
+ * still listed: asking it fails, and the next one is asked.
  */
-export function pickEndpoint(candidates: readonly StatusEndpoint[]): StatusEndpoint | undefined {
-  return candidates.find((e) => e.kind === "socket" && existsSync(e.path)) ?? candidates.find((e) => e.kind === "port");
+export function liveCandidates(candidates: readonly StatusEndpoint[]): StatusEndpoint[] {
+  return candidates.filter((e) => e.kind === "port" || existsSync(e.path));
 }

@@ -30,11 +30,12 @@
  * - Seed bug fixed: when handing a message to a *new* drone fails, C kills `cur_child`
  *   (another drone, or NULL); here the new drone is killed and the message re-dispatched.
  */
+
+import { realClock } from "../app/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { RetireCause, SpawnCause } from "../metrics/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
-import { realClock } from "./clock.ts";
 import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
 import { IdleWindow, SpareRamp, SURPLUS_RETIRES_PER_TICK } from "./spare-bounds.ts";

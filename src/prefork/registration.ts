@@ -13,11 +13,12 @@
  *
  * (Re-registering after the listener's own reconnect is the listener's part.)
  */
+
+import { realClock } from "../app/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import type { Stanza } from "../xmpp/types.ts";
-import { realClock } from "./clock.ts";
 import type { Clock } from "./types.ts";
 
 /**

@@ -9,7 +9,17 @@ import { readCoreConfig } from "../config/core.ts";
 import { settingsFileOf } from "../config/defaults.ts";
 import type { CoreConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat, OsrfLogger } from "../log/logger.ts";
-import { describeEndpoint, type StatusServer, startStatusServers, statusEndpoints } from "../metrics/index.ts";
+import {
+  defaultStatusSocket,
+  describeEndpoint,
+  NoDefaultSocketError,
+  StatusEndpointError,
+  type StatusServer,
+  type StatusServerOptions,
+  startStatusServer,
+  startStatusServers,
+  statusEndpoints,
+} from "../metrics/index.ts";
 import { makeResource } from "../protocol/ids.ts";
 import { XmppConnection } from "../xmpp/connection.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
@@ -43,7 +53,11 @@ export interface ServeOptions {
   logFormat?: LogFormat;
   /** Overrides `unix_config/status_port` (0 = off): status endpoint on 127.0.0.1. Read at start only. */
   statusPort?: number;
-  /** Overrides `unix_config/status_socket` ("" = off): status endpoint on a unix socket. Read at start only. */
+  /**
+   * Overrides `unix_config/status_socket`: status endpoint on this unix socket ("" = none).
+   * When neither gives one, the listener serves on its default socket
+   * (`<pid dir>/<service>.status.sock`, else the per-user runtime dir). Read at start only.
+   */
   statusSocket?: string;
 }
 
@@ -139,8 +153,14 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   });
   let status: StatusServer[];
   try {
-    const endpoints = statusEndpoints(o.statusSocket ?? settings.statusSocket, o.statusPort ?? settings.statusPort);
-    status = await startStatusServers(endpoints, { metrics, backlog: () => listener.pool.stats().backlog });
+    const readings = { metrics, backlog: () => listener.pool.stats().backlog };
+    const socket = o.statusSocket ?? settings.statusSocket;
+    const endpoints = statusEndpoints(socket, o.statusPort ?? settings.statusPort);
+    status = await startStatusServers(endpoints, readings);
+    if (o.statusSocket === undefined && socket === "") {
+      const d = await startDefaultStatusSocket(o.service, settings.pidDir, readings, logger);
+      if (d) status.push(d);
+    }
   } catch (e) {
     await transport.close();
     throw e;
@@ -154,6 +174,32 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   logger.info(`Launching osrf_forker for app ${o.service} as ${transport.jid}`);
   for (const s of status) logger.info(`${o.service}: status and metrics on ${describeEndpoint(s.endpoint)}`);
   return { listener, logger, settings, metrics, status, uninstallSignals };
+}
+
+/**
+ * The status socket a listener gets when none is configured, so `osrf-prefork status`
+ * finds a plain `serve` as it finds `start`'s listeners. Unlike a configured endpoint it
+ * never stops the start: when it cannot be had (another live listener of this service and
+ * pid dir holds it, no usable directory) the listener says so and serves without it.
+ */
+async function startDefaultStatusSocket(
+  service: string,
+  pidDir: string,
+  readings: Omit<StatusServerOptions, "endpoint">,
+  logger: OsrfLogger,
+): Promise<StatusServer | undefined> {
+  try {
+    const d = defaultStatusSocket(pidDir, service);
+    if (d.fallback) logger.info(`${service}: pid dir ${d.fallback}; status socket in the per-user runtime dir`);
+    return await startStatusServer({ ...readings, endpoint: { kind: "socket", path: d.path } });
+  } catch (e) {
+    if (!(e instanceof StatusEndpointError)) throw e;
+    // Nowhere to put it is how a bare container is, not a fault; a live listener holding
+    // this very socket is worth a warning.
+    const log = e instanceof NoDefaultSocketError ? logger.info.bind(logger) : logger.warn.bind(logger);
+    log(`${service}: no default status socket: ${e.message} (pass --status-socket PATH)`);
+    return undefined;
+  }
 }
 
 function fileSource(file: string, host: string): SettingsSource {

@@ -9,21 +9,41 @@ import type { JsonValue } from "../protocol/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../xmpp/types.ts";
 
-/** A {@link Transport} that keeps every sent stanza in `sent`. */
+const EMPTY_STANZA: Omit<Stanza, "to" | "from"> = {
+  thread: "",
+  body: "",
+  routerFrom: "",
+  routerTo: "",
+  routerClass: "",
+  routerCommand: "",
+  xid: "",
+};
+
+/**
+ * A {@link Transport} that keeps every sent stanza in `sent`, and optionally passes each
+ * one on (`onSend`), e.g. to another MemoryTransport's `deliver`.
+ */
 export class MemoryTransport implements Transport {
   readonly sent: OutgoingStanza[] = [];
-  private handler: ((s: Stanza) => void) | undefined;
+  private handler: ((s: Stanza) => unknown) | undefined;
   /** When set, `send` throws it (e.g. to imitate a stanza over the size limit). */
   failWith: Error | undefined;
 
+  /**
+   * @param onSend Called with each sent stanza as it would arrive (every field filled in,
+   *   `from` our JID), after it is recorded.
+   */
   constructor(
     readonly jid = "opensrf@localhost/test_drone",
     readonly domain = "localhost",
+    private readonly onSend?: (stanza: Stanza) => void,
   ) {}
 
   send(stanza: OutgoingStanza): void {
     if (this.failWith !== undefined) throw this.failWith;
-    this.sent.push({ from: this.jid, ...stanza });
+    const sent = { from: this.jid, ...stanza };
+    this.sent.push(sent);
+    this.onSend?.({ ...EMPTY_STANZA, ...sent });
   }
 
   onStanza(handler: (stanza: Stanza) => void): void {
@@ -32,9 +52,12 @@ export class MemoryTransport implements Transport {
 
   onOnline(_handler: (reconnected: boolean) => void): void {}
 
-  /** Hands a stanza to the registered `onStanza` handler, as if it had arrived. */
-  deliver(stanza: Stanza): void {
-    this.handler?.(stanza);
+  /**
+   * Hands a stanza to the registered `onStanza` handler, as if it had arrived.
+   * @returns What the handler returned (a promise, for a handler that is async).
+   */
+  deliver(stanza: Stanza): unknown {
+    return this.handler?.(stanza);
   }
 
   async close(): Promise<void> {}

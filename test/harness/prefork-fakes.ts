@@ -8,45 +8,11 @@
 import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
-import type { Clock, DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
+import type { DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-
-/** A {@link Clock} whose time moves only in {@link advance}, running due timers in order. */
-export class FakeClock implements Clock {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(id: unknown): void {
-    this.timers.delete(id as number);
-  }
-  /** Timers set and not yet run or cleared. */
-  get pending(): number {
-    return this.timers.size;
-  }
-  /** Moves time forward, running due timers in order (those due at once in the order set). */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 let nextPid = 1000;
 
@@ -172,7 +138,7 @@ export function stanza(
 
 /** A pool on fakes; failures it reports are collected. */
 export function fakePool(limits: PoolLimits) {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const spawner = new FakeSpawner();
   const logger = new RecordingLogger();
   const failures: Array<{ target: ErrorTarget; failure: PoolFailure }> = [];

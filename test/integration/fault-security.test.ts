@@ -30,8 +30,9 @@ import { Pool } from "../../src/prefork/pool.ts";
 import { encodeBody } from "../../src/protocol/codec.ts";
 import { request } from "../../src/protocol/messages.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import { useFaultStack } from "../harness/fault-suite.ts";
-import { FakeClock, FakeSpawner, ONE_DRONE_LIMITS } from "../harness/prefork-fakes.ts";
+import { FakeSpawner, ONE_DRONE_LIMITS } from "../harness/prefork-fakes.ts";
 
 const SERVICE = "fault.sec";
 const SECRET_PARAM = "hunter2-param-secret";
@@ -194,14 +195,19 @@ describe("who may talk to whom", () => {
     }
   }, 30_000);
 
-  test("drones are reached only through the listener's private socket pairs: nothing listens", () => {
+  test("drones are reached only through the listener's private socket pairs: only its status socket listens", () => {
     const listener = stack.listenerPid(SERVICE);
     const pids = [listener, ...childPids(listener)];
-    const listening = listeningInodes();
+    const listening = listeningSockets();
+    // The default status socket (`<pid dir>/S.status.sock`, or `S.<digest>.status.sock` in
+    // the per-user runtime dir) is the one thing a listener listens on; a drone, nothing.
+    const statusSocket = new RegExp(`/${SERVICE.replaceAll(".", "\\.")}(\\.[0-9a-f]{12})?\\.status\\.sock$`);
     for (const pid of pids) {
       const mine = socketInodes(pid);
       expect(mine.size).toBeGreaterThan(0);
-      expect({ pid, listening: [...mine].filter((i) => listening.has(i)) }).toEqual({ pid, listening: [] });
+      const open = [...mine].flatMap((i) => (listening.has(i) ? [listening.get(i) ?? ""] : []));
+      if (pid !== listener) expect({ pid, listening: open }).toEqual({ pid, listening: [] });
+      else expect({ pid, listening: open.map((path) => statusSocket.test(path)) }).toEqual({ pid, listening: [true] });
     }
   });
 
@@ -333,7 +339,7 @@ describe("IPC messages are checked on both ends", () => {
       limits: ONE_DRONE_LIMITS,
       hooks: { fail: () => {} },
       logger,
-      clock: new FakeClock(),
+      clock: new ManualClock(),
     });
     pool.start();
     expect(pool.stats().total).toBe(1);
@@ -399,21 +405,24 @@ function socketInodes(pid: number): Set<number> {
   return out;
 }
 
-/** Inodes of every listening TCP socket and every listening unix socket on the machine. */
-function listeningInodes(): Set<number> {
-  const out = new Set<number>();
+/**
+ * Every listening TCP socket and every listening unix socket on the machine, by inode, with
+ * the unix socket's path ("" for TCP and unnamed sockets).
+ */
+function listeningSockets(): Map<number, string> {
+  const out = new Map<number, string>();
   for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     if (!existsSync(f)) continue;
     for (const line of readFileSync(f, "utf8").split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols[3] === "0A") out.add(Number(cols[9])); // state LISTEN
+      if (cols[3] === "0A") out.set(Number(cols[9]), ""); // state LISTEN
     }
   }
   if (existsSync("/proc/net/unix")) {
     for (const line of readFileSync("/proc/net/unix", "utf8").split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
       // Flags __SO_ACCEPTCON (0x10000): a listening socket.
-      if (cols[3] && (parseInt(cols[3], 16) & 0x10000) !== 0) out.add(Number(cols[6]));
+      if (cols[3] && (parseInt(cols[3], 16) & 0x10000) !== 0) out.set(Number(cols[6]), cols[7] ?? "");
     }
   }
   return out;

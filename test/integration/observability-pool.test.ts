@@ -15,6 +15,7 @@ import { freePort } from "../../devkit/ports.ts";
 import { type CliProcess, runCli } from "../../devkit/processes.ts";
 import type { Client } from "../../src/client/client.ts";
 import { RequestError } from "../../src/client/errors.ts";
+import { defaultSocketCandidates } from "../../src/metrics/default-socket.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
 import { MetricName } from "../../src/metrics/render.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
@@ -328,7 +329,9 @@ describe("observability of a running pool", () => {
       ]);
       expect(svc.code).toBe(3);
       expect(svc.stderr).toContain(
-        `${IDLE_SERVICE}: no status endpoint (looked for unix socket ${statusSocketPath(pidDir, IDLE_SERVICE)})`,
+        `${IDLE_SERVICE}: no status endpoint (looked for ${defaultSocketCandidates(pidDir, IDLE_SERVICE)
+          .map((path) => `unix socket ${path}`)
+          .join(", ")})`,
       );
     },
     TEST_TIMEOUT_MS,

@@ -16,6 +16,7 @@ import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, disconnect, request } from "../../src/protocol/messages.ts";
 import type { JsonValue, OsrfMessage, ResultMessage } from "../../src/protocol/types.ts";
 import { MemoryTransport, RecordingLogger, TableClient } from "../../src/testing/doubles.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
 // Addresses and ids of samples F–K of the OpenSRF 3.3.0 capture.
@@ -71,7 +72,7 @@ afterEach(async () => {
 
 function rig(
   definition: ServiceDefinition,
-  opts: { service?: string; settings?: Partial<HostSettings>; logProtect?: string[] } = {},
+  opts: { service?: string; settings?: Partial<HostSettings>; logProtect?: string[]; clock?: ManualClock } = {},
 ): Rig {
   const transport = new MemoryTransport(DRONE);
   const logger = new RecordingLogger();
@@ -84,6 +85,7 @@ function rig(
     settings: { ...DEFAULTS, ...opts.settings },
     logger,
     logProtect: opts.logProtect ?? [],
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
   hosts.push(host);
   const ended: [string, SessionEndReason][] = [];
@@ -556,14 +558,16 @@ describe("stateful sessions", () => {
   });
 
   test("keepalive: an idle session gets 408 with threadTrace 0 and is dropped", async () => {
-    const r = rig(cart, { settings: { keepalive: 0.2 } });
+    const clock = new ManualClock();
+    const r = rig(cart, { settings: { keepalive: 0.2 }, clock });
     const thread = newThread();
     await r.host.handle(stanza(thread, [connect(0)], { xid: "k1" }));
+    clock.advance(150);
     await r.host.handle(stanza(thread, [req("add_item", ["apple", 1], 1)], { direct: true, xid: "k2" }));
     const before = r.transport.sent.length;
-    await sleep(120);
+    clock.advance(199);
     expect(r.transport.sent).toHaveLength(before); // the request reset the timer
-    await sleep(200);
+    clock.advance(1);
     expect(r.transport.sent).toHaveLength(before + 1);
     expect(r.transport.sent.at(-1)).toEqual({ from: DRONE, to: CALLER, thread, xid: "k2", body: TIMEOUT_408 });
     expect(r.host.activeSessions()).toBe(0);
@@ -574,13 +578,36 @@ describe("stateful sessions", () => {
   });
 
   test("keepalive counts idle time only: a long request does not time the session out", async () => {
-    const r = rig(stream, { settings: { keepalive: 0.1 } });
+    const clock = new ManualClock();
+    let started!: () => void;
+    let release!: () => void;
+    const began = new Promise<void>((r) => (started = r));
+    const gate = new Promise<void>((r) => (release = r));
+    const waiting = defineService({
+      methods: [
+        {
+          name: "slow",
+          async handler() {
+            started();
+            await gate;
+            return "done";
+          },
+        },
+      ],
+    });
+    const r = rig(waiting, { settings: { keepalive: 0.1 }, clock });
     const thread = newThread();
     await r.host.handle(stanza(thread, [connect(0)]));
-    const out = await r.host.handle(stanza(thread, [req("slow", [250], 1)], { direct: true }));
+    const running = r.host.handle(stanza(thread, [req("slow", [], 1)], { direct: true }));
+    await began;
+    clock.advance(1000); // ten keepalives pass while the request runs
+    release();
+    const out = await running;
     expect(out.session).toBe("open");
     expect(r.messages().map((m) => m.type === "STATUS" && m.payload.statusCode)).toEqual([200, false, 205]);
-    await sleep(180);
+    clock.advance(99);
+    expect(r.messages()).toHaveLength(3);
+    clock.advance(1);
     expect(r.messages().at(-1)).toMatchObject({ type: "STATUS", threadTrace: 0, payload: { statusCode: 408 } });
   });
 

@@ -3,16 +3,23 @@
  * and finding a service's endpoint from opensrf.xml.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
 import { freePort } from "../../devkit/ports.ts";
 import { readPreforkSettings } from "../../src/config/prefork-settings.ts";
 import type { SettingsTree } from "../../src/config/types.ts";
+import {
+  defaultSocketCandidates,
+  defaultStatusSocket,
+  NoDefaultSocketError,
+  runtimeDirs,
+  runtimeSocketPath,
+} from "../../src/metrics/default-socket.ts";
 import { fetchFromEndpoint, statusSocketPath } from "../../src/metrics/endpoint.ts";
 import { StatusEndpointError, StatusUnreachableError } from "../../src/metrics/errors.ts";
-import { activeApps, candidateEndpoints, pickEndpoint, readHostSettings } from "../../src/metrics/locate.ts";
+import { activeApps, candidateEndpoints, liveCandidates, readHostSettings } from "../../src/metrics/locate.ts";
 import { type StatusServer, startStatusServer, startStatusServers, statusEndpoints } from "../../src/metrics/server.ts";
 import type { PoolStatus, StatusEndpoint } from "../../src/metrics/types.ts";
 import { PoolMetrics } from "../../src/prefork/pool-metrics.ts";
@@ -154,43 +161,104 @@ describe("locating a service's endpoint", () => {
     expect(statusSocketPath("/var/run/osrf", "opensrf.math")).toBe("/var/run/osrf/opensrf.math.status.sock");
   });
 
-  test("candidates: pid-dir socket, then configured socket, then configured port", () => {
+  test("candidates: default sockets (pid dir, runtime dirs), then configured socket, then configured port", () => {
     const s = readHostSettings(settingsFile(), "h1");
     expect(s.pidDir).toBe("/var/run/osrf");
     expect(activeApps(s)).toEqual(["a.one", "a.two", "a.three"]);
-    expect(candidateEndpoints(s, "a.one")).toEqual([
+    const rt = ["/run/user/7/osrf-prefork"];
+    expect(candidateEndpoints(s, "a.one", rt)).toEqual([
       { kind: "socket", path: "/var/run/osrf/a.one.status.sock" },
+      { kind: "socket", path: runtimeSocketPath(rt[0]!, "/var/run/osrf", "a.one") },
       { kind: "port", port: 9101 },
     ]);
-    expect(candidateEndpoints(s, "a.two")).toEqual([
+    expect(candidateEndpoints(s, "a.two", [])).toEqual([
       { kind: "socket", path: "/var/run/osrf/a.two.status.sock" },
       { kind: "socket", path: "/tmp/two.sock" },
     ]);
     expect(readHostSettings(settingsFile(), "h1", "/elsewhere").pidDir).toBe("/elsewhere");
   });
 
-  test("pickEndpoint: the first socket that exists, else the port", () => {
+  test("liveCandidates: the sockets that exist, in order, then the port", () => {
     const d = dir();
     const existing = join(d, "x.sock");
     writeFileSync(existing, "");
     const missing = join(d, "y.sock");
     expect(
-      pickEndpoint([
+      liveCandidates([
         { kind: "socket", path: missing },
         { kind: "socket", path: existing },
         { kind: "port", port: 1 },
       ]),
-    ).toEqual({
-      kind: "socket",
-      path: existing,
-    });
-    expect(
-      pickEndpoint([
-        { kind: "socket", path: missing },
-        { kind: "port", port: 1 },
-      ]),
-    ).toEqual({ kind: "port", port: 1 });
-    expect(pickEndpoint([{ kind: "socket", path: missing }])).toBeUndefined();
+    ).toEqual([
+      { kind: "socket", path: existing },
+      { kind: "port", port: 1 },
+    ]);
+    expect(liveCandidates([{ kind: "socket", path: missing }])).toEqual([]);
+  });
+});
+
+describe("the default status socket of a plain serve", () => {
+  test("in the pid dir when it is a writable directory", () => {
+    const pid = dir();
+    expect(defaultStatusSocket(pid, "svc", [join(dir(), "rt")])).toEqual({ path: join(pid, "svc.status.sock") });
+  });
+
+  test("else in the first usable runtime dir, created mode 0700, named for the pid dir", () => {
+    const base = dir();
+    const pid = join(base, "no-such-dir");
+    const rt = join(base, "rt");
+    const d = defaultStatusSocket(pid, "svc", [rt]);
+    expect(d).toEqual({ path: runtimeSocketPath(rt, pid, "svc"), fallback: `${pid}: ENOENT` });
+    expect(statSync(rt).mode & 0o777).toBe(0o700);
+    expect(d.path).toMatch(/\/svc\.[0-9a-f]{12}\.status\.sock$/);
+    // Another pid dir (another opensrf.xml) never gets the same socket.
+    expect(runtimeSocketPath(rt, join(base, "other"), "svc")).not.toBe(d.path);
+    expect(defaultSocketCandidates(pid, "svc", [rt])).toEqual([join(pid, "svc.status.sock"), d.path]);
+  });
+
+  test("a pid dir under a file is not writable; a runtime dir open to others is refused", () => {
+    const base = dir();
+    writeFileSync(join(base, "file"), "");
+    const shared = join(base, "shared");
+    mkdirSync(shared);
+    chmodSync(shared, 0o777);
+    const ok = join(base, "ok");
+    const d = defaultStatusSocket(join(base, "file/run"), "svc", [shared, ok]);
+    expect(d.path.startsWith(`${ok}/`)).toBe(true);
+    expect(d.fallback).toBe(`${join(base, "file/run")}: ENOTDIR`);
+    const planted = (() => {
+      try {
+        defaultStatusSocket(join(base, "file/run"), "svc", [shared]);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect((planted as Error).message).toContain(
+      `${shared} is not a private directory of uid ${process.getuid!()} (a directory, mode 0700): remove it, or pass --status-socket PATH`,
+    );
+    expect(planted).toBeInstanceOf(StatusEndpointError);
+    expect(planted).not.toBeInstanceOf(NoDefaultSocketError);
+  });
+
+  test("nowhere to put it (a bare container): NoDefaultSocketError naming each place", () => {
+    const base = dir();
+    writeFileSync(join(base, "file"), "");
+    const pid = join(base, "file/run");
+    const rt = join(base, "file/rt");
+    expect(() => defaultStatusSocket(pid, "svc", [rt])).toThrow(
+      new NoDefaultSocketError(
+        `pid dir ${pid} is not writable (ENOTDIR), and ${rt} could not be made (ENOTDIR)`,
+        "svc",
+      ),
+    );
+  });
+
+  test("runtime dirs: $XDG_RUNTIME_DIR/osrf-prefork first, then <tmp>/osrf-prefork-<uid>", () => {
+    expect(runtimeDirs({ XDG_RUNTIME_DIR: "/run/user/5" }, 5)).toEqual([
+      "/run/user/5/osrf-prefork",
+      join(tmpdir(), "osrf-prefork-5"),
+    ]);
+    expect(runtimeDirs({}, 5)).toEqual([join(tmpdir(), "osrf-prefork-5")]);
   });
 });
 

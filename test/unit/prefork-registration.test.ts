@@ -7,8 +7,9 @@ import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
 import { Registration } from "../../src/prefork/registration.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
-import { FakeClock, FakeTransport } from "../harness/prefork-fakes.ts";
+import { FakeTransport } from "../harness/prefork-fakes.ts";
 
 const ROUTERS: RouterTarget[] = [
   { name: "router", domain: "a.localhost" },
@@ -17,7 +18,7 @@ const ROUTERS: RouterTarget[] = [
 
 function setup(intervalSeconds = 30) {
   const transport = new FakeTransport();
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const log = new RecordingLogger();
   const reg = new Registration(transport, "svc", ROUTERS, log, { intervalSeconds, clock });
   const registers = (to?: string) =>
