@@ -270,7 +270,7 @@ export class Client implements OsrfClient {
     const condition = s.error?.condition ?? "undefined-condition";
     const toRouter = s.from === conv.routerJid || s.from.endsWith(`/${conv.service}`);
     if (toRouter) {
-      this.serviceUnavailable(conv, `${conv.routerJid.split("/")[0]}`, `XMPP ${condition}`, condition);
+      this.serviceUnavailable(conv, `XMPP ${condition}`, condition);
       return;
     }
     for (const call of [...conv.calls.values()]) {
@@ -281,8 +281,9 @@ export class Client implements OsrfClient {
     conv.remote = conv.routerJid;
   }
 
-  /** Fails every call of `conv`: no listener of its service is registered with `router`. */
-  private serviceUnavailable(conv: Conversation, router: string, why: string, condition: string): void {
+  /** Fails every call of `conv`: no listener of its service is registered with our router. */
+  private serviceUnavailable(conv: Conversation, why: string, condition: string): void {
+    const router = this.opts.transport.addresses.router(this.opts.routerName, this.routerDomain);
     for (const call of [...conv.calls.values()]) {
       const msg = `service ${conv.service} is not available: no listener is registered for it with ${router} (${why})`;
       this.fail(conv, call, new DeliveryError(msg, condition, call.ctx));
@@ -305,7 +306,7 @@ export class Client implements OsrfClient {
   private onMessage(conv: Conversation, s: BusMessage, m: OsrfMessage): void {
     if (m.type === "STATUS" && this.isServiceNotFound(conv, m)) {
       this.opts.logger.info(`${s.from} has no ${conv.service}: ${m.payload.status}`, s.xid);
-      this.serviceUnavailable(conv, s.from, `router: ${m.payload.status}`, "service-not-found");
+      this.serviceUnavailable(conv, `router ${s.from}: ${m.payload.status}`, "service-not-found");
       return;
     }
     if (m.type === "STATUS" && m.payload.statusCode === StatusCode.TIMEOUT) {
