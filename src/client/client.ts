@@ -239,13 +239,13 @@ export class Client implements OsrfClient {
    * Our XMPP stream broke: whatever was on its way to or from the server is gone, so a call
    * in flight would only wait for its timeout. Fail each at once — an answer the caller can
    * act on (retry, report) — saying the request may or may not have run. Sessions keep their
-   * drone: it reconnects under the same JID.
+   * drone: it reconnects under the same address.
    */
   private connectionLost(): void {
     for (const conv of [...this.conversations.values()]) {
       for (const call of [...conv.calls.values()]) {
         const msg =
-          `${conv.service} ${call.method}: the connection to the XMPP server was lost while waiting for the reply ` +
+          `${conv.service} ${call.method}: the connection to the ${busName(this.opts.transport)} was lost while waiting for the reply ` +
           `(the request may or may not have run; thread ${conv.thread}, xid ${call.ctx.xid})`;
         this.fail(conv, call, new DeliveryError(msg, "connection-lost", call.ctx));
       }
@@ -351,6 +351,11 @@ export class Client implements OsrfClient {
     }
     // 1xx and other 2xx statuses only keep the call alive (timer re-armed above).
   }
+}
+
+/** What a lost-connection message calls the bus. */
+function busName(t: BusConnection): string {
+  return t.kind === "redis" ? "Redis bus" : "XMPP server";
 }
 
 /** A stateful session; requests go straight to the drone after CONNECT. */
