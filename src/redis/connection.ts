@@ -268,6 +268,11 @@ export class RedisConnection implements BusConnection {
   }
 
   private sendFailed(q: Queued, e: Error): void {
+    if (e instanceof RedisConnectionLostError && !e.written && !this.closing && q.domain === this.domain) {
+      // Never left this process: safe to send once we are back.
+      this.backlog.push(q);
+      return;
+    }
     if (e instanceof RedisConnectionLostError) {
       // It may or may not have reached Redis: never sent again, which could run a request twice.
       this.opts.logger.warn(`message to ${q.to} may not have been delivered: ${e.message}`, q.xid);

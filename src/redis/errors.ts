@@ -18,10 +18,15 @@ export class RedisCommandError extends TransportError {
 
 /** The connection closed (or was found dead) while a command waited for its reply. */
 export class RedisConnectionLostError extends TransportError {
+  /**
+   * @param written False when the command never left this process (it was still queued
+   *   for the socket), so sending it again cannot run it twice.
+   */
   constructor(
     readonly command: string,
     where: string,
     reason: string,
+    readonly written = true,
   ) {
     super(`lost the Redis connection to ${where} during ${command}: ${reason}`);
     this.name = "RedisConnectionLostError";

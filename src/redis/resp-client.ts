@@ -201,8 +201,12 @@ export class RespConnection {
   }
 
   private failWaiting(reason: string): void {
+    // The last `pending.length` commands were never handed to the socket.
+    const firstUnwritten = this.waiting.length - this.pending.length;
     this.pending = [];
-    for (const w of this.waiting.splice(0)) w.reject(new RedisConnectionLostError(w.command, this.where, reason));
+    this.waiting.splice(0).forEach((w, i) => {
+      w.reject(new RedisConnectionLostError(w.command, this.where, reason, i < firstUnwritten));
+    });
   }
 }
 
