@@ -12,6 +12,7 @@
 import { hostname } from "node:os";
 import { createServiceHost } from "../src/app/host.ts";
 import type { ServiceDefinition, ServiceEnv, ServiceHost } from "../src/app/types.ts";
+import type { BusConnection } from "../src/bus/types.ts";
 import { Client } from "../src/client/client.ts";
 import type { Logger } from "../src/log/types.ts";
 import { OSRF_MSG_BUNDLE_SIZE, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
@@ -124,7 +125,7 @@ export class WireTap {
  * Wraps `conn` so that everything it sends is recorded (parsed back from the exact XML
  * written) and installs `handler` for incoming stanzas, recording them first.
  */
-function tappedTransport(conn: XmppConnection, tap: WireTap, handler: (s: Stanza) => void): Transport {
+function tappedTransport(conn: XmppConnection, tap: WireTap, handler: (s: Stanza) => void): Transport & BusConnection {
   const transport = tapTransport(conn, (dir, xml) => {
     if (dir === "send") tap.add(record("send", parseStanza(xml), xml));
   });

@@ -1,25 +1,52 @@
 #!/usr/bin/env bash
-# Builds the real OpenSRF 3.3 C/Perl stack (router, srfsh, opensrf-c, osrf_control, the C
-# example services and the Perl modules) from its unmodified release tarball, as a test peer.
+# Builds the real OpenSRF C/Perl stack (router, srfsh, opensrf-c, osrf_control, the C example
+# services and the Perl modules) from its unmodified source tarball, as a test peer: the 3.3
+# release (XMPP) by default, or with `--release main` OpenSRF's main branch (Redis).
 #
 # The install lives in a cache dir outside the repo, keyed by the tarball's sha256, so a second
 # run only verifies and prints it. The build is staged next to its final place and renamed in,
 # so a killed build never leaves a cache that looks complete.
 #
-# Usage: devkit/opensrf/build.sh          progress on stderr, the install prefix alone on stdout
-# Env:   OPENSRF_SRC     the tarball (default: ../shared/opensrf/opensrf-3.3.0.tar.gz next to the repo,
-#                        or next to the main checkout when this is a linked git worktree)
+# Usage: devkit/opensrf/build.sh [--release 3.3|main]
+#                                         progress on stderr, the install prefix alone on stdout
+# Env:   OPENSRF_SRC     the 3.3 tarball (default: ../shared/opensrf/opensrf-3.3.0.tar.gz next to the
+#                        repo, or next to the main checkout when this is a linked git worktree)
+#        OPENSRF_MAIN_SRC the main tarball (default: ../shared/opensrf/opensrf-main-81831b2.tar.gz, found the same way)
 #        OSRF_PEER_CACHE cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/osrf-prefork)
 set -euo pipefail
+
+RELEASE=3.3
+while [ $# -gt 0 ]; do
+  case $1 in
+  --release) RELEASE=${2:-}; shift 2 || shift ;;
+  --release=*) RELEASE=${1#--release=}; shift ;;
+  *) printf 'opensrf-build: unknown argument %s (usage: build.sh [--release 3.3|main])\n' "$1" >&2; exit 2 ;;
+  esac
+done
+# What differs between the releases: where the tarball is, which env var names it, and the
+# transport module that proves the Perl side loads (3.3: XMPP; main: Redis).
+case $RELEASE in
+3.3)
+  SRC_VAR=OPENSRF_SRC
+  DEFAULT_REL=../shared/opensrf/opensrf-3.3.0.tar.gz
+  PERL_TRANSPORT=OpenSRF::Transport::SlimJabber::Client
+  ;;
+main)
+  SRC_VAR=OPENSRF_MAIN_SRC
+  DEFAULT_REL=../shared/opensrf/opensrf-main-81831b2.tar.gz
+  PERL_TRANSPORT=OpenSRF::Transport::Redis::Client
+  ;;
+*) printf 'opensrf-build: unknown release "%s" (expected 3.3 or main)\n' "$RELEASE" >&2; exit 2 ;;
+esac
 
 # Bump when the recipe below changes what ends up in the prefix: old caches are then rebuilt.
 RECIPE=1
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-DEFAULT_REL=../shared/opensrf/opensrf-3.3.0.tar.gz
-SRC=${OPENSRF_SRC:-$REPO/$DEFAULT_REL}
+SRC_GIVEN=${!SRC_VAR:-}
+SRC=${SRC_GIVEN:-$REPO/$DEFAULT_REL}
 # In a linked git worktree, "next to the repo" means next to the main checkout.
-if [ -z "${OPENSRF_SRC:-}" ] && [ ! -f "$SRC" ]; then
+if [ -z "$SRC_GIVEN" ] && [ ! -f "$SRC" ]; then
   COMMON=$(git -C "$REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
   if [ -n "$COMMON" ] && [ -f "$(dirname "$COMMON")/$DEFAULT_REL" ]; then SRC=$(dirname "$COMMON")/$DEFAULT_REL; fi
 fi
@@ -49,7 +76,7 @@ trap on_error ERR
 step() { STEP=$1; FIX=$2; }
 
 # ---------------------------------------------------------------------------------------------
-step "find tarball" "put the OpenSRF 3.3 source tarball there or set OPENSRF_SRC=path/to/opensrf-3.3.0.tar.gz"
+step "find tarball" "put the OpenSRF $RELEASE source tarball there or set $SRC_VAR=path/to/$(basename "$DEFAULT_REL")"
 [ -f "$SRC" ] || { log "no tarball at $SRC"; false; }
 SRC=$(cd "$(dirname "$SRC")" && pwd)/$(basename "$SRC")
 SHA=$(sha256sum "$SRC" | cut -d' ' -f1)
@@ -58,7 +85,8 @@ DEST="$CACHE_ROOT/$KEY"
 
 # ---------------------------------------------------------------------------------------------
 # The Debian packages are the tarball's own `debian-bookworm` list (src/extras/Makefile.install),
-# plus libxml-parser-perl: only a Recommends there, but the Perl XMPP reader needs it.
+# plus libxml-parser-perl: only a Recommends there, but the Perl XMPP reader needs it. main's
+# list brings redis-server, redis-tools, libhiredis-dev and libredis-perl itself.
 step "read package list" "$SRC is not an OpenSRF source .tar.gz (*/src/extras/Makefile.install with a DEBS list)"
 MAKEFILE_INSTALL=$(tar -xzOf "$SRC" --wildcards '*/src/extras/Makefile.install')
 read -r -a PKGS <<<"$(printf '%s\n' "$MAKEFILE_INSTALL" | sed -n '/^DEBS *=/,/^[[:space:]]*$/p' |
@@ -81,6 +109,7 @@ daemon_pids() {
     pgrep -u memcache -x memcached || true
     pgrep -u ejabberd -f 'name ejabberd@' || true # distro node; test servers are osrftest-*
     pgrep -x epmd || true
+    pgrep -u redis -x redis-server || true # distro instance; test servers run as us
   } 2>/dev/null | sort -n
 }
 
@@ -97,7 +126,7 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
     FIX="run as root, or install sudo, or install the packages above yourself"
     false
   fi
-  # No system ejabberd/memcached/apache2 may start: maintainer scripts go through invoke-rc.d,
+  # No system ejabberd/memcached/apache2/redis-server may start: maintainer scripts use invoke-rc.d,
   # which obeys policy-rc.d (exit 101 = deny). An existing policy that already denies is kept.
   POLICY=/usr/sbin/policy-rc.d
   POLICY_BACKUP=""
@@ -222,10 +251,11 @@ for f in bin/opensrf_router bin/srfsh bin/opensrf-c bin/osrf_control lib/libopen
   [ -e "$S/$f" ] || { log "missing $f"; false; }
 done
 # The Perl client must load from the cache prefix alone (no system site install).
-PERL5LIB="$S/perl5/lib/perl5" perl -e 'use OpenSRF::System; use OpenSRF::AppSession; use OpenSRF::Transport::SlimJabber::Client;' \
+PERL5LIB="$S/perl5/lib/perl5" perl -e "use OpenSRF::System; use OpenSRF::AppSession; use $PERL_TRANSPORT;" \
   >>"$BUILD_LOG" 2>&1
 mkdir -p "$S/var/run/opensrf" "$S/var/log/opensrf" "$S/var/lock/opensrf"
-printf 'tarball=%s\nsha256=%s\nrecipe=%s\nbuilt=%s\n' "$(basename "$SRC")" "$SHA" "$RECIPE" "$(date -u +%FT%TZ)" \
+printf 'tarball=%s\nrelease=%s\nsha256=%s\nrecipe=%s\nbuilt=%s\n' "$(basename "$SRC")" "$RELEASE" "$SHA" "$RECIPE" \
+  "$(date -u +%FT%TZ)" \
   >"$S/.osrf-peer-complete"
 
 step "move into place" "could not rename $S to $DEST (same filesystem?)"

@@ -1,19 +1,27 @@
 /**
- * The built real OpenSRF 3.3 stack (the "peer"): where its source tarball is, building it once
- * through build.sh (a cached no-op afterwards), and the environment its programs need.
+ * The built real OpenSRF stack (the "peer") of a release — 3.3 (XMPP) or main (Redis): where its
+ * source tarball is, building it once through build.sh (a cached no-op afterwards), and the
+ * environment its programs need.
  */
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const BUILD_SCRIPT = join(import.meta.dir, "build.sh");
-/** The one default outside the repo: the tarball next to the checkout. */
-const DEFAULT_REL = "../shared/opensrf/opensrf-3.3.0.tar.gz";
 
-/** The env var naming the tarball. */
-export const SOURCE_ENV = "OPENSRF_SRC";
+/** Which OpenSRF: the 3.3 release (XMPP, what sites run) or the main branch (Redis). */
+export type PeerRelease = "3.3" | "main";
 
-/** An installed peer: a prefix holding bin/, lib/ and perl5/ of OpenSRF 3.3. */
+/** Per release: the env var naming the tarball, and the one default outside the repo (next to the checkout). */
+const SOURCES: Record<PeerRelease, { env: string; rel: string }> = {
+  "3.3": { env: "OPENSRF_SRC", rel: "../shared/opensrf/opensrf-3.3.0.tar.gz" },
+  main: { env: "OPENSRF_MAIN_SRC", rel: "../shared/opensrf/opensrf-main-81831b2.tar.gz" },
+};
+
+/** The env var naming the 3.3 tarball. */
+export const SOURCE_ENV = SOURCES["3.3"].env;
+
+/** An installed peer: a prefix holding bin/, lib/ and perl5/ of OpenSRF 3.3 or main. */
 export interface OpenSrfPeer {
   /** Install prefix (in the cache dir, outside the repo). */
   readonly prefix: string;
@@ -30,11 +38,13 @@ export interface OpenSrfPeer {
 }
 
 /**
- * Where the tarball is: `$OPENSRF_SRC`, else `../shared/opensrf/opensrf-3.3.0.tar.gz` next to
- * the repo — in a linked git worktree, next to the main checkout (same rule as build.sh).
+ * Where the tarball is: `$OPENSRF_SRC` (main: `$OPENSRF_MAIN_SRC`), else
+ * `../shared/opensrf/opensrf-3.3.0.tar.gz` (main: `opensrf-main-81831b2.tar.gz`) next to the
+ * repo — in a linked git worktree, next to the main checkout (same rule as build.sh).
  */
-export function peerSource(): { path: string; exists: boolean; fromEnv: boolean } {
-  const env = process.env[SOURCE_ENV];
+export function peerSource(release: PeerRelease = "3.3"): { path: string; exists: boolean; fromEnv: boolean } {
+  const DEFAULT_REL = SOURCES[release].rel;
+  const env = process.env[SOURCES[release].env];
   if (env) {
     const path = resolve(env);
     return { path, exists: existsSync(path), fromEnv: true };
@@ -53,7 +63,7 @@ export function peerSource(): { path: string; exists: boolean; fromEnv: boolean 
   return { path, exists: false, fromEnv: false };
 }
 
-let printedSkip = false;
+const printedSkip = new Set<PeerRelease>();
 
 /**
  * For test files: true when the peer's source is there. Without it, prints ONE line saying the
@@ -65,41 +75,47 @@ let printedSkip = false;
  * describe.skipIf(!HAVE_PEER)("real OpenSRF stack", () => { … });
  * ```
  */
-export function peerAvailableForTests(what: string): boolean {
-  const src = peerSource();
+export function peerAvailableForTests(what: string, release: PeerRelease = "3.3"): boolean {
+  const src = peerSource(release);
   if (src.exists) return true;
-  const how = `${SOURCE_ENV}=path/to/opensrf-3.3.0.tar.gz`;
-  const where = src.fromEnv ? `${SOURCE_ENV}=${src.path} does not exist` : `no tarball at ${src.path}`;
+  const envName = SOURCES[release].env;
+  const how = `${envName}=path/to/${basename(SOURCES[release].rel)}`;
+  const where = src.fromEnv ? `${envName}=${src.path} does not exist` : `no tarball at ${src.path}`;
   if (process.env.CI) {
-    throw new Error(`${what}: the real OpenSRF stack is required in CI but ${where}; set ${how}`);
+    throw new Error(`${what}: the real OpenSRF ${release} stack is required in CI but ${where}; set ${how}`);
   }
-  if (!printedSkip) {
-    printedSkip = true;
-    console.log(`skipped ${what}: real OpenSRF 3.3 tests need its source (${where}); set ${how}`);
+  if (!printedSkip.has(release)) {
+    printedSkip.add(release);
+    console.log(`skipped ${what}: real OpenSRF ${release} tests need its source (${where}); set ${how}`);
   }
   return false;
 }
 
-let building: Promise<OpenSrfPeer> | undefined;
+const building = new Map<PeerRelease, Promise<OpenSrfPeer>>();
 
 /**
  * Builds the peer if the cache lacks it (apt packages, then ~30–70 s of autotools on 2 cores)
  * or just verifies the cache (well under a second), and returns it. build.sh's progress goes
  * to our stderr; a failure throws with the script's one-line diagnosis.
  */
-export function ensurePeer(): Promise<OpenSrfPeer> {
-  building ??= buildPeer().catch((err: unknown) => {
-    building = undefined; // a later call may retry (e.g. after the user fixed apt)
-    throw err;
-  });
-  return building;
+export function ensurePeer(release: PeerRelease = "3.3"): Promise<OpenSrfPeer> {
+  let b = building.get(release);
+  if (!b) {
+    b = buildPeer(release).catch((err: unknown) => {
+      building.delete(release); // a later call may retry (e.g. after the user fixed apt)
+      throw err;
+    });
+    building.set(release, b);
+  }
+  return b;
 }
 
-async function buildPeer(): Promise<OpenSrfPeer> {
-  const src = peerSource();
-  if (!src.exists) throw new Error(`OpenSRF source tarball not found at ${src.path}; set ${SOURCE_ENV}`);
-  const proc = Bun.spawn(["bash", BUILD_SCRIPT], {
-    env: { ...process.env, [SOURCE_ENV]: src.path },
+async function buildPeer(release: PeerRelease): Promise<OpenSrfPeer> {
+  const src = peerSource(release);
+  const envName = SOURCES[release].env;
+  if (!src.exists) throw new Error(`OpenSRF ${release} source tarball not found at ${src.path}; set ${envName}`);
+  const proc = Bun.spawn(["bash", BUILD_SCRIPT, "--release", release], {
+    env: { ...process.env, [envName]: src.path },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

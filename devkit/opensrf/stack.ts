@@ -1,9 +1,11 @@
 /**
- * The real OpenSRF 3.3 C/Perl stack as a test peer: a private ejabberd on a free loopback
- * port, the stack's config files in a private temp dir, and the real `opensrf_router`, Perl
- * `opensrf.settings` and C `opensrf.math` / `opensrf.dbmath`, each started and waited for
- * until a real request proves it serves. Either the router or the settings server can be
- * left out or replaced by osrf-prefork's, and osrf-prefork services can join the same bus.
+ * The real OpenSRF C/Perl stack as a test peer: a private bus server on a free loopback port
+ * (ejabberd for the 3.3 release; for `release: "main"` a redis-server with the ACL accounts of
+ * redis-accounts.txt), the stack's config files in a private temp dir, and the real
+ * `opensrf_router`, Perl `opensrf.settings` and C `opensrf.math` / `opensrf.dbmath`, each
+ * started and waited for until a real request proves it serves. On 3.3 either the router or
+ * the settings server can be left out or replaced by osrf-prefork's, and osrf-prefork services
+ * can join the same bus.
  *
  * ```ts
  * const stack = await startOpenSrfStack();
@@ -29,6 +31,7 @@ import { killAtExit, releaseAtExit } from "../exit-kill.ts";
 import { TEST_USERS } from "../osrf-config.ts";
 import { freePort } from "../ports.ts";
 import { CliProcess } from "../processes.ts";
+import { type RedisServer, startRedisServer } from "../redis-server.ts";
 import { startXmppServer, type XmppServer } from "../xmpp-server.ts";
 import { type ClientRun, parseSrfshWireLog, runPerlClient, runSrfsh, type SrfshRun } from "./clients.ts";
 import {
@@ -39,7 +42,7 @@ import {
   srfshXml,
   writePeerConfigs,
 } from "./configs.ts";
-import { ensurePeer, type OpenSrfPeer } from "./peer.ts";
+import { ensurePeer, type OpenSrfPeer, type PeerRelease } from "./peer.ts";
 import { descendants, isRunning, type ProcRef, procRef, procTitle, signalRef, waitGone } from "./procs.ts";
 
 /** Who runs the router: the real C `opensrf_router`, osrf-prefork's (`osrf-prefork router`), or nobody yet. */
@@ -49,6 +52,11 @@ export type SettingsChoice = "perl" | "prefork" | false;
 
 /** Options for {@link createOpenSrfStack} and {@link startOpenSrfStack}. */
 export interface OpenSrfStackOptions {
+  /**
+   * Which OpenSRF (default "3.3", on ejabberd). "main" is the Redis-era branch on a private
+   * redis-server; there only the real pieces exist (`router: "c"`, `settings: "perl"`).
+   */
+  release?: PeerRelease;
   /**
    * Default "c". `false` starts nothing (every other piece needs a router): start your own,
    * then {@link OpenSrfStack.waitForRouter} and the pieces you want, in your order.
@@ -141,17 +149,33 @@ export async function startOpenSrfStack(opts: OpenSrfStackOptions = {}): Promise
  * yourself (e.g. your own router before {@link OpenSrfStack.startPerlSettings}).
  */
 export async function createOpenSrfStack(opts: OpenSrfStackOptions = {}): Promise<OpenSrfStack> {
-  const peer = opts.peer ?? (await ensurePeer());
-  const xmpp = await startXmppServer({ kind: "ejabberd", users: TEST_USERS, backlog: opts.xmppBacklog ?? 1024 });
+  const release = opts.release ?? "3.3";
+  const peer = opts.peer ?? (await ensurePeer(release));
+  const server: BusServer =
+    release === "main"
+      ? { kind: "redis", redis: await startRedisServer() }
+      : {
+          kind: "xmpp",
+          xmpp: await startXmppServer({ kind: "ejabberd", users: TEST_USERS, backlog: opts.xmppBacklog ?? 1024 }),
+        };
   let cache: Memcached | undefined;
   try {
     if (opts.memcached) cache = await startMemcached();
-    return new OpenSrfStack(peer, xmpp, opts, cache);
+    return new OpenSrfStack(peer, server, opts, cache);
   } catch (err) {
     if (cache) signalRef(cache.ref, "SIGKILL");
-    await xmpp.stop().catch(() => {});
+    await busServerOf(server)
+      .stop()
+      .catch(() => {});
     throw err;
   }
+}
+
+/** The stack's private bus server: ejabberd (3.3) or redis-server (main). */
+export type BusServer = { kind: "xmpp"; xmpp: XmppServer } | { kind: "redis"; redis: RedisServer };
+
+function busServerOf(s: BusServer): { port: number; logTail(lines?: number): string; stop(): Promise<void> } {
+  return s.kind === "xmpp" ? s.xmpp : s.redis;
 }
 
 interface Memcached {
@@ -223,8 +247,12 @@ export class OpenSrfStack {
   readonly dir: string;
   /** The written config files and directories. */
   readonly paths: PeerConfigPaths;
-  /** XMPP domain, which is also the host the C stack connects to. */
+  /** XMPP domain (or Redis `<domain>`), which is also the host the C stack connects to. */
   readonly domain = PEER_DOMAIN;
+  /** Which OpenSRF runs. */
+  readonly release: PeerRelease;
+  /** `[user, password]` of the account services and clients log in with. */
+  readonly login: [string, string];
   /** Every application declared in opensrf.xml. */
   readonly services: readonly PeerService[];
   /** Environment the real programs run with (PATH, LD_LIBRARY_PATH, PERL5LIB, HOME = {@link PeerConfigPaths.home}). */
@@ -239,11 +267,17 @@ export class OpenSrfStack {
   constructor(
     /** The built OpenSRF install. */
     readonly peer: OpenSrfPeer,
-    /** The private ejabberd (plain passwords, mod_legacy_auth, raised backlog). */
-    readonly xmpp: XmppServer,
+    /** The private bus server. */
+    readonly server: BusServer,
     opts: OpenSrfStackOptions,
     memcached?: Memcached,
   ) {
+    this.release = server.kind === "redis" ? "main" : "3.3";
+    const accounts: [[string, string], [string, string]] =
+      server.kind === "redis"
+        ? [server.redis.accounts.opensrf, server.redis.accounts.router]
+        : [TEST_USERS[0]!, TEST_USERS[1]!];
+    this.login = accounts[0];
     this.dir = mkdtempSync(join(tmpdir(), "osrf-peer-"));
     killAtExit(this); // until stop(): a dying test process still kills the stack
     this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
@@ -253,9 +287,9 @@ export class OpenSrfStack {
     this.services = [...byName.values()];
     this.paths = writePeerConfigs({
       dir: this.dir,
-      xmppPort: xmpp.port,
-      opensrfUser: TEST_USERS[0]!,
-      routerUser: TEST_USERS[1]!,
+      xmppPort: busServerOf(server).port,
+      opensrfUser: accounts[0],
+      routerUser: accounts[1],
       services: [...this.services],
       loglevel: this.loglevel,
       ...(opts.routerServices ? { routerServices: opts.routerServices } : {}),
@@ -263,6 +297,18 @@ export class OpenSrfStack {
     });
     if (memcached) this.tracked.push({ role: "other", ref: memcached.ref, impl: "opensrf", child: memcached.child });
     this.env = { ...(process.env as Record<string, string>), ...peer.env, HOME: this.paths.home };
+  }
+
+  /** The private ejabberd (plain passwords, mod_legacy_auth, raised backlog) of a 3.3 stack. */
+  get xmpp(): XmppServer {
+    if (this.server.kind !== "xmpp") throw new Error("this OpenSRF main stack runs on Redis: use .redis");
+    return this.server.xmpp;
+  }
+
+  /** The private redis-server (ACL accounts of redis-accounts.txt) of a main stack. */
+  get redis(): RedisServer {
+    if (this.server.kind !== "redis") throw new Error("this OpenSRF 3.3 stack runs on XMPP: use .xmpp");
+    return this.server.redis;
   }
 
   // ----------------------------------------------------------------------------------------
@@ -322,6 +368,9 @@ export class OpenSrfStack {
           "--start",
           "--no-daemon",
           "--ignore-orphans",
+          // main: osrf_control first checks the bus accounts (--reset-message-bus's soft
+          // form), logging in as `default` with the password of this script.
+          ...(this.server.kind === "redis" ? ["--bus-accounts", this.server.redis.accountsFile] : []),
         ],
         { cwd: this.dir, env: this.env, stdin: "ignore", stdout: out, stderr: out },
       );
@@ -543,7 +592,7 @@ export class OpenSrfStack {
     const home = join(this.dir, `srfsh-wire-${n}`);
     const log = join(this.paths.logDir, `srfsh-wire-${n}.log`);
     mkdirSync(home);
-    const login = { opensrfUser: TEST_USERS[0]!, xmppPort: this.xmpp.port, loglevel: 4 };
+    const login = { opensrfUser: this.login, xmppPort: busServerOf(this.server).port, loglevel: 4 };
     writeFileSync(join(home, ".srfsh.xml"), srfshXml(login, log));
     const run = await runSrfsh(
       this.peer.bin("srfsh"),
@@ -631,7 +680,8 @@ export class OpenSrfStack {
       const text = t.cli?.output.trimEnd();
       if (text) parts.push(`--- osrf-prefork pid ${t.ref.pid}\n${text.split("\n").slice(-lines).join("\n")}`);
     }
-    parts.push(`--- ejabberd\n${this.xmpp.logTail(Math.min(lines, 20))}`);
+    const busName = this.server.kind === "xmpp" ? "ejabberd" : "redis-server";
+    parts.push(`--- ${busName}\n${busServerOf(this.server).logTail(Math.min(lines, 20))}`);
     return parts.join("\n");
   }
 
@@ -662,7 +712,7 @@ export class OpenSrfStack {
     const survivors = [...everything, ...late];
     const clean = await waitGone(survivors, 3_000);
     await Promise.all(this.tracked.map((t) => t.child?.exited ?? t.cli?.proc.exited));
-    await this.xmpp.stop();
+    await busServerOf(this.server).stop();
     releaseAtExit(this);
     rmSync(this.dir, { recursive: true, force: true });
     if (!clean) throw new Error(`OpenSRF processes ${survivors.filter(isRunning).map((r) => r.pid)} survived SIGKILL`);

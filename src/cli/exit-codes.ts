@@ -8,7 +8,7 @@ export const ExitCode = {
   REQUEST_FAILED: 1,
   /** Bad command line, config file or settings. */
   USAGE: 2,
-  /** XMPP server unreachable, login refused, or message undeliverable. */
+  /** Bus (XMPP or Redis) unreachable, login refused, or message undeliverable. */
   TRANSPORT: 3,
   /** No reply within the timeout. */
   TIMEOUT: 4,

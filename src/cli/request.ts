@@ -1,21 +1,24 @@
 /**
  * `osrf-prefork request`: a srfsh-style call (stateless or inside CONNECT) that prints each result
- * as JSON, with `--raw` showing the stanzas; exit codes say how it failed.
+ * as JSON, with `--raw` showing the messages on the wire; exit codes say how it failed. The same
+ * on either bus (`--bus`, `OSRF_BUS`, `<bus>`).
  */
 import { hostname } from "node:os";
 import { defineCommand } from "citty";
+import { TransportError } from "../bus/errors.ts";
+import { tapBus } from "../bus/tap.ts";
+import type { BusConnection } from "../bus/types.ts";
 import { Client } from "../client/client.ts";
 import { DeliveryError, RequestError, TimeoutError } from "../client/errors.ts";
 import type { PendingRequest } from "../client/types.ts";
+import { withBus } from "../config/bus.ts";
 import { loadClientConfig } from "../config/client.ts";
 import { ConfigError } from "../config/errors.ts";
+import { connectBus } from "../connect/bus.ts";
 import { createLogger } from "../log/logger.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { makeResource } from "../protocol/ids.ts";
-import { XmppConnection } from "../xmpp/connection.ts";
-import { TransportError } from "../xmpp/errors.ts";
-import { clientConnectionOptions } from "../xmpp/from-config.ts";
-import { tapTransport } from "../xmpp/tap.ts";
+import { busArg } from "./bus-arg.ts";
 import { coreConfigArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
@@ -38,7 +41,12 @@ export default defineCommand({
       ...coreConfigArg("opensrf_core.xml (uses /config/opensrf) or srfsh.xml"),
     },
     timeout: { type: "string", description: "Seconds to wait for each reply", default: "60" },
-    raw: { type: "boolean", description: "Show the XMPP stanzas exchanged (on stderr)", default: false },
+    raw: {
+      type: "boolean",
+      description: "Show the messages exchanged (on stderr): XMPP stanzas, or Redis JSON elements",
+      default: false,
+    },
+    bus: busArg,
     connect: { type: "boolean", description: "Run the call inside a CONNECT … DISCONNECT session", default: false },
     pretty: { type: "boolean", description: "Indent JSON output", default: false },
     xid: { type: "string", description: "Transaction id for the logs (a new one by default)" },
@@ -57,7 +65,7 @@ export default defineCommand({
     }
     let cfg: ReturnType<typeof loadClientConfig>;
     try {
-      cfg = loadClientConfig(args.config);
+      cfg = withBus(loadClientConfig(args.config), { flag: args.bus });
     } catch (e) {
       if (e instanceof ConfigError) fail(e.message, ExitCode.USAGE);
       throw e;
@@ -68,18 +76,15 @@ export default defineCommand({
       loglevel: Number(args.loglevel),
       format: parseLogFormat(args["log-format"]),
     });
-    let conn: XmppConnection;
+    let conn: BusConnection;
     try {
-      conn = await XmppConnection.connect({
-        ...clientConnectionOptions(cfg, makeResource("", hostname()), logger),
-        reconnect: false,
-      });
+      conn = await connectBus(cfg, { resource: makeResource("", hostname()), logger, reconnect: false });
     } catch (e) {
       if (e instanceof TransportError) fail(e.message, ExitCode.TRANSPORT);
       throw e;
     }
     const transport = args.raw
-      ? tapTransport(conn, (dir, xml) => process.stderr.write(`${dir === "send" ? ">>" : "<<"} ${xml}\n`))
+      ? tapBus(conn, (dir, text) => process.stderr.write(`${dir === "send" ? ">>" : "<<"} ${text}\n`))
       : conn;
     const client = new Client({
       transport,

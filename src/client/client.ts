@@ -1,22 +1,24 @@
 /**
- * The OpenSRF client: stateless requests and CONNECT sessions over one transport, replies matched
- * by thread and threadTrace, partial (chunked) results reassembled, per-reply timeouts.
+ * The OpenSRF client: stateless requests and CONNECT sessions over one bus connection (XMPP or
+ * Redis, it cannot tell), replies matched by thread and threadTrace, partial (chunked) results
+ * reassembled, per-reply timeouts.
  */
+import type { BusConnection, BusMessage } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { PartialAssembler } from "../protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { makeThread, makeXid } from "../protocol/ids.ts";
 import { StatusCode } from "../protocol/status.ts";
-import type { JsonValue, MessageHeader, OsrfMessage } from "../protocol/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
+import type { JsonValue, MessageHeader, OsrfMessage, StatusMessage } from "../protocol/types.ts";
 import { DeliveryError, type RequestContext, RequestError, TimeoutError } from "./errors.ts";
 import { ResultStream } from "./pending.ts";
 import type { ClientSession, OsrfClient, PendingRequest, RequestOptions } from "./types.ts";
 
+/** What a {@link Client} is built from. */
 export interface ClientOptions {
-  transport: Transport;
+  /** The bus connection requests go out on and replies come in on. */
+  transport: BusConnection;
   /** Router account name, e.g. "router". */
   routerName: string;
   /** Domain of the router to address; defaults to the transport's domain. */
@@ -27,8 +29,8 @@ export interface ClientOptions {
   locale?: string;
   ingress?: string;
   /**
-   * Install the client as the transport's only stanza handler. Leave false when the
-   * connection is shared (a drone): its owner then passes stanzas to `dispatch()`.
+   * Install the client as the connection's only message handler. Leave false when the
+   * connection is shared (a drone): its owner then passes messages to `dispatch()`.
    */
   ownTransport?: boolean;
 }
@@ -77,13 +79,16 @@ export class Client implements OsrfClient {
   constructor(private readonly opts: ClientOptions) {
     this.routerDomain = opts.routerDomain ?? opts.transport.domain;
     this.defaultTimeout = opts.timeout ?? 60;
-    if (opts.ownTransport) opts.transport.onStanza((s) => void this.dispatch(s));
+    if (opts.ownTransport) opts.transport.onMessage((s) => void this.dispatch(s));
     opts.transport.onOffline?.(() => this.connectionLost());
   }
 
-  /** Router JID for a service: `<router_name>@<domain>/<service>`. */
+  /**
+   * Where a request for `service` first goes: XMPP `<router_name>@<domain>/<service>`, Redis
+   * `opensrf:service:_:_:<service>` (which the connection hands to its router's queue).
+   */
   routerJid(service: string): string {
-    return `${this.opts.routerName}@${this.routerDomain}/${service}`;
+    return this.opts.transport.addresses.service(this.opts.routerName, this.routerDomain, service);
   }
 
   request(service: string, method: string, params: JsonValue[] = [], opts: RequestOptions = {}): PendingRequest {
@@ -113,8 +118,8 @@ export class Client implements OsrfClient {
     return n;
   }
 
-  /** Handle a stanza if it belongs to one of our threads; returns false otherwise. */
-  dispatch(s: Stanza): boolean {
+  /** Handle a message if it belongs to one of our threads; returns false otherwise. */
+  dispatch(s: BusMessage): boolean {
     const conv = this.conversations.get(s.thread);
     if (!conv) return s.error ? this.onAnonymousBounce(s) : false;
     if (s.error) {
@@ -234,13 +239,13 @@ export class Client implements OsrfClient {
    * Our XMPP stream broke: whatever was on its way to or from the server is gone, so a call
    * in flight would only wait for its timeout. Fail each at once — an answer the caller can
    * act on (retry, report) — saying the request may or may not have run. Sessions keep their
-   * drone: it reconnects under the same JID.
+   * drone: it reconnects under the same address.
    */
   private connectionLost(): void {
     for (const conv of [...this.conversations.values()]) {
       for (const call of [...conv.calls.values()]) {
         const msg =
-          `${conv.service} ${call.method}: the connection to the XMPP server was lost while waiting for the reply ` +
+          `${conv.service} ${call.method}: the connection to the ${busName(this.opts.transport)} was lost while waiting for the reply ` +
           `(the request may or may not have run; thread ${conv.thread}, xid ${call.ctx.xid})`;
         this.fail(conv, call, new DeliveryError(msg, "connection-lost", call.ctx));
       }
@@ -251,7 +256,7 @@ export class Client implements OsrfClient {
    * Some servers (prosody) bounce a message without its thread and body: fail every
    * conversation that was talking to the address that bounced.
    */
-  private onAnonymousBounce(s: Stanza): boolean {
+  private onAnonymousBounce(s: BusMessage): boolean {
     let matched = false;
     for (const conv of this.conversations.values()) {
       if (conv.remote !== s.from || conv.calls.size === 0) continue;
@@ -261,20 +266,49 @@ export class Client implements OsrfClient {
     return matched;
   }
 
-  private onBounce(conv: Conversation, s: Stanza): void {
+  private onBounce(conv: Conversation, s: BusMessage): void {
     const condition = s.error?.condition ?? "undefined-condition";
     const toRouter = s.from === conv.routerJid || s.from.endsWith(`/${conv.service}`);
+    if (toRouter) {
+      this.serviceUnavailable(conv, `XMPP ${condition}`, condition);
+      return;
+    }
     for (const call of [...conv.calls.values()]) {
-      const msg = toRouter
-        ? `service ${conv.service} is not available: no listener is registered for it with ${conv.routerJid.split("/")[0]} (XMPP ${condition})`
-        : `the worker ${s.from} serving this ${conv.service} session is gone (XMPP ${condition}); reconnect and retry`;
+      const msg = `the worker ${s.from} serving this ${conv.service} session is gone (XMPP ${condition}); reconnect and retry`;
       this.fail(conv, call, new DeliveryError(msg, condition, call.ctx));
     }
     conv.connected = false;
     conv.remote = conv.routerJid;
   }
 
-  private onMessage(conv: Conversation, s: Stanza, m: OsrfMessage): void {
+  /** Fails every call of `conv`: no listener of its service is registered with our router. */
+  private serviceUnavailable(conv: Conversation, why: string, condition: string): void {
+    const router = this.opts.transport.addresses.router(this.opts.routerName, this.routerDomain);
+    for (const call of [...conv.calls.values()]) {
+      const msg = `service ${conv.service} is not available: no listener is registered for it with ${router} (${why})`;
+      this.fail(conv, call, new DeliveryError(msg, condition, call.ctx));
+    }
+    conv.connected = false;
+    conv.remote = conv.routerJid;
+  }
+
+  /**
+   * The router's own answer for a service it has no listener for (OpenSRF main's Redis router:
+   * one STATUS 404 of class osrfServiceException, threadTrace always "1", no 205 after it).
+   * It names no call, so it ends every call of the conversation — a CONNECT (trace 0) too.
+   */
+  private isServiceNotFound(conv: Conversation, m: StatusMessage): boolean {
+    return (
+      m.payload.statusCode === StatusCode.NOTFOUND && m.payload.className === "osrfServiceException" && !conv.connected
+    );
+  }
+
+  private onMessage(conv: Conversation, s: BusMessage, m: OsrfMessage): void {
+    if (m.type === "STATUS" && this.isServiceNotFound(conv, m)) {
+      this.opts.logger.info(`${s.from} has no ${conv.service}: ${m.payload.status}`, s.xid);
+      this.serviceUnavailable(conv, `router ${s.from}: ${m.payload.status}`, "service-not-found");
+      return;
+    }
     if (m.type === "STATUS" && m.payload.statusCode === StatusCode.TIMEOUT) {
       // The server ended our session on keepalive timeout: like C, fall back to the
       // router and resend what is still waiting.
@@ -317,6 +351,11 @@ export class Client implements OsrfClient {
     }
     // 1xx and other 2xx statuses only keep the call alive (timer re-armed above).
   }
+}
+
+/** What a lost-connection message calls the bus. */
+function busName(t: BusConnection): string {
+  return t.kind === "redis" ? "Redis bus" : "XMPP server";
 }
 
 /** A stateful session; requests go straight to the drone after CONNECT. */

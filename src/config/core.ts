@@ -6,12 +6,15 @@
  * sample's commented-out second `<logfile>` does not count), and an empty element counts
  * as missing. Where C silently misreads (a scalar element given twice) we refuse instead.
  */
+import type { BusKind } from "../bus/types.ts";
 import { ConfigError } from "./errors.ts";
 import type { ClientConfig, CoreConfig, LogConfig, RouterConfig, RouterTarget, RouterTransport } from "./types.ts";
 import { childNamed, childrenNamed, findElement, parseXml, readXmlFile, type XmlElement } from "./xml.ts";
 
 /** XMPP client port used when `<port>` is absent. */
 export const DEFAULT_PORT = 5222;
+/** Redis port used when `<port>` is absent on the Redis bus. */
+export const DEFAULT_REDIS_PORT = 6379;
 /** Level used when `<loglevel>` is absent (info). */
 export const DEFAULT_LOGLEVEL = 3;
 /** Bytes above which an outgoing message is logged with a warning (OpenSRF's sample value). */
@@ -130,7 +133,22 @@ function readLogSettings(s: Section): LogConfig {
   return log;
 }
 
+/** `<bus>` of a client section (our addition): which bus the file's settings are for. */
+function readBus(s: Section): BusKind | undefined {
+  const bus = s.optString("bus");
+  if (bus === undefined) return undefined;
+  const lower = bus.toLowerCase();
+  if (lower === "xmpp" || lower === "redis") return lower;
+  throw new ConfigError({
+    file: s.file,
+    path: `${s.el.path}/bus`,
+    problem: `invalid value "${bus}"`,
+    expected: "xmpp (OpenSRF 3.x) or redis (OpenSRF main), e.g. <bus>redis</bus>",
+  });
+}
+
 function readClientSection(s: Section): ClientConfig {
+  const bus = readBus(s);
   const domain = s.firstString("domain", "the XMPP domain, e.g. <domain>localhost</domain>");
   const username = s.reqString("username", "the XMPP account name, e.g. <username>opensrf</username>");
   const passwd = s.reqString("passwd", "the XMPP account password, e.g. <passwd>secret</passwd>");
@@ -141,7 +159,13 @@ function readClientSection(s: Section): ClientConfig {
     domain,
     username,
     passwd,
-    port: s.optInt("port", DEFAULT_PORT, { min: 1, max: 65535, expected: "a TCP port, e.g. <port>5222</port>" }),
+    ...(bus ? { bus } : {}),
+    port: s.optInt("port", bus === "redis" ? DEFAULT_REDIS_PORT : DEFAULT_PORT, {
+      min: 1,
+      max: 65535,
+      expected: "a TCP port, e.g. <port>5222</port> (XMPP) or <port>6379</port> (Redis)",
+    }),
+    portFromFile: s.has("port"),
     server: s.optString("server") ?? domain,
     routerName,
     routers: readRouterTargets(s, routerName, domain),

@@ -1,6 +1,7 @@
 /**
  * Configuration shapes read from opensrf_core.xml, srfsh.xml and opensrf.xml.
  */
+import type { BusKind } from "../bus/types.ts";
 import type { LogConfig } from "../log/types.ts";
 
 export type { LogConfig };
@@ -15,13 +16,25 @@ export interface RouterTarget {
   services?: string[];
 }
 
-/** `/config/opensrf` (or `/srfsh`): how a client, listener or drone connects. */
+/**
+ * `/config/opensrf` (or `/srfsh`): how a client, listener or drone connects. The same keys
+ * serve both buses: on Redis `domain` is also the Redis host, `username`/`passwd` the ACL
+ * account and `port` the Redis port.
+ */
 export interface ClientConfig extends LogConfig {
+  /**
+   * Which bus: `<bus>` (our addition); absent means XMPP. The command line and `OSRF_BUS`
+   * override it (`withBus()` of src/config/bus.ts).
+   */
+  bus?: BusKind;
   domain: string;
   username: string;
   /** Never logged. */
   passwd: string;
+  /** `<port>`, else the chosen bus's default (5222 XMPP, 6379 Redis). */
   port: number;
+  /** True when `<port>` was in the file (so a bus chosen later keeps it). */
+  portFromFile?: boolean;
   /**
    * Host to connect to. OpenSRF connects to the domain name itself; this optional
    * `<server>` element (our addition) overrides that, e.g. 127.0.0.1.

@@ -3,9 +3,11 @@
  * be exercised without an XMPP server: a transport that records what is sent, a logger
  * that records lines, and a client that answers from a table.
  */
+import type { BusAddresses, BusConnection } from "../bus/types.ts";
 import type { ClientSession, OsrfClient, PendingRequest, RequestOptions } from "../client/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { JsonValue } from "../protocol/types.ts";
+import { xmppAddresses } from "../xmpp/addresses.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../xmpp/types.ts";
 
@@ -20,10 +22,13 @@ const EMPTY_STANZA: Omit<Stanza, "to" | "from"> = {
 };
 
 /**
- * A {@link Transport} that keeps every sent stanza in `sent`, and optionally passes each
- * one on (`onSend`), e.g. to another MemoryTransport's `deliver`.
+ * A {@link Transport} (and XMPP-addressed {@link BusConnection}) that keeps every sent stanza
+ * in `sent`, and optionally passes each one on (`onSend`), e.g. to another MemoryTransport's
+ * `deliver`.
  */
-export class MemoryTransport implements Transport {
+export class MemoryTransport implements Transport, BusConnection {
+  readonly kind = "xmpp" as const;
+  readonly addresses: BusAddresses = xmppAddresses;
   readonly sent: OutgoingStanza[] = [];
   private handler: ((s: Stanza) => unknown) | undefined;
   /** When set, `send` throws it (e.g. to imitate a stanza over the size limit). */
@@ -46,8 +51,20 @@ export class MemoryTransport implements Transport {
     this.onSend?.({ ...EMPTY_STANZA, ...sent });
   }
 
+  get address(): string {
+    return this.jid;
+  }
+
   onStanza(handler: (stanza: Stanza) => void): void {
     this.handler = handler;
+  }
+
+  onMessage(handler: (message: Stanza) => void): void {
+    this.handler = handler;
+  }
+
+  wireText(message: OutgoingStanza): string {
+    return JSON.stringify({ from: this.jid, ...message });
   }
 
   onOnline(_handler: (reconnected: boolean) => void): void {}

@@ -5,7 +5,9 @@
 import { StringDecoder } from "node:string_decoder";
 import { client, type XmppClient } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";
+import type { BusAddresses, BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
+import { xmppAddresses } from "./addresses.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
 import { StreamParser, useStreamParser } from "./stream-parser.ts";
@@ -48,7 +50,9 @@ const CLOSE_TIMEOUT_MS = 3_000;
  * a dead peer's session lingers on the server and messages to it queue up instead of
  * bouncing, which is what OpenSRF's routers and clients rely on to notice dead peers.
  */
-export class XmppConnection implements Transport {
+export class XmppConnection implements Transport, BusConnection {
+  readonly kind = "xmpp" as const;
+  readonly addresses: BusAddresses = xmppAddresses;
   readonly domain: string;
   private xmpp: XmppClient;
   private fullJid: string;
@@ -135,6 +139,11 @@ export class XmppConnection implements Transport {
     return this.fullJid;
   }
 
+  /** Our full JID (the {@link BusConnection} name for {@link jid}). */
+  get address(): string {
+    return this.fullJid;
+  }
+
   /** True while the stream is up. */
   get isOnline(): boolean {
     return this.online;
@@ -142,6 +151,14 @@ export class XmppConnection implements Transport {
 
   onStanza(handler: (stanza: Stanza) => void): void {
     this.handler = handler;
+  }
+
+  onMessage(handler: (message: Stanza) => void): void {
+    this.handler = handler;
+  }
+
+  wireText(out: OutgoingStanza): string {
+    return encodeStanza(completeStanza(out, this.fullJid));
   }
 
   onOnline(handler: (reconnected: boolean) => void): void {

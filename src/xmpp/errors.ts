@@ -1,18 +1,11 @@
 /**
- * Errors of the XMPP layer: connect failures, bounces, oversized and malformed stanzas.
+ * Errors of the XMPP layer: connect failures, bounces, oversized and malformed stanzas. The
+ * bases are the bus-neutral ones of src/bus/errors.ts, re-exported for existing importers.
  */
+import { ConnectError, MessageTooLargeError, TransportError } from "../bus/errors.ts";
 import type { StanzaError } from "./types.ts";
 
-/** Base of transport failures; `context` says which connection. */
-export class TransportError extends Error {
-  constructor(
-    message: string,
-    readonly context: { jid?: string; service?: string } = {},
-  ) {
-    super(message);
-    this.name = "TransportError";
-  }
-}
+export { ConnectError, TransportError };
 
 /** A stanza could not be parsed as an OpenSRF message. */
 export class StanzaDecodeError extends TransportError {
@@ -26,13 +19,12 @@ export class StanzaDecodeError extends TransportError {
 }
 
 /** Outgoing stanza exceeds `max_stanza_size`; raise the limit in the XMPP server and config, or return less data. */
-export class StanzaTooLargeError extends TransportError {
-  constructor(
-    readonly size: number,
-    readonly limit: number,
-    readonly to: string,
-  ) {
+export class StanzaTooLargeError extends MessageTooLargeError {
+  constructor(size: number, limit: number, to: string) {
     super(
+      size,
+      limit,
+      to,
       `stanza to ${to} is ${size} bytes, over the ${limit}-byte limit ` +
         `(raise <max_stanza_size> in opensrf_core.xml and the XMPP server's stanza limit)`,
     );
@@ -49,13 +41,5 @@ export class BounceError extends TransportError {
   ) {
     super(`message to ${to} bounced: ${error.condition}${error.text ? ` (${error.text})` : ""}`);
     this.name = "BounceError";
-  }
-}
-
-/** Login failed or server unreachable. */
-export class ConnectError extends TransportError {
-  constructor(message: string, context: { jid?: string; service?: string }) {
-    super(message, context);
-    this.name = "ConnectError";
   }
 }

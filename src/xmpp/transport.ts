@@ -1,6 +1,7 @@
 /**
- * The interface every role sends and receives OpenSRF stanzas through; XmppConnection implements
- * it, MemoryTransport (src/testing) stands in for it in tests.
+ * The XMPP-named interface the listener, drone and router still send and receive through;
+ * XmppConnection implements it, MemoryTransport (src/testing) stands in for it in tests. New
+ * code takes the bus-neutral `BusConnection` (src/bus/types.ts) instead.
  */
 import type { OutgoingStanza, Stanza } from "./types.ts";
 

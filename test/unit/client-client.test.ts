@@ -4,6 +4,7 @@
  */
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import type { BusConnection } from "../../src/bus/types.ts";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError, RequestError, TimeoutError } from "../../src/client/errors.ts";
 import { splitResult } from "../../src/protocol/chunking.ts";
@@ -12,13 +13,16 @@ import { ProtocolError } from "../../src/protocol/errors.ts";
 import { complete, connectOk, methodException, result, status } from "../../src/protocol/messages.ts";
 import type { JsonValue, OsrfMessage } from "../../src/protocol/types.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { xmppAddresses } from "../../src/xmpp/addresses.ts";
 import { StanzaTooLargeError } from "../../src/xmpp/errors.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "../../src/xmpp/types.ts";
 
-class FakeTransport implements Transport {
+class FakeTransport implements BusConnection {
+  readonly kind = "xmpp" as const;
+  readonly addresses = xmppAddresses;
   readonly jid = "opensrf@localhost/_testhost_1795547651.056703_28979";
+  readonly address = this.jid;
   readonly domain = "localhost";
   readonly sent: Stanza[] = [];
   closed = false;
@@ -28,8 +32,11 @@ class FakeTransport implements Transport {
     if (this.failWith) throw this.failWith;
     this.sent.push(completeStanza(s, this.jid));
   }
-  onStanza(h: (s: Stanza) => void): void {
+  onMessage(h: (s: Stanza) => void): void {
     this.handler = h;
+  }
+  wireText(s: OutgoingStanza): string {
+    return JSON.stringify(s);
   }
   onOnline(): void {}
   async close(): Promise<void> {

@@ -4,17 +4,21 @@
  * afterwards (sent once the stream is back) are unaffected.
  */
 import { describe, expect, test } from "bun:test";
+import type { BusConnection } from "../../src/bus/types.ts";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError } from "../../src/client/errors.ts";
 import { encodeBody } from "../../src/protocol/codec.ts";
 import { complete, connectOk, result } from "../../src/protocol/messages.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { xmppAddresses } from "../../src/xmpp/addresses.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 
-class FakeTransport implements Transport {
+class FakeTransport implements BusConnection {
+  readonly kind = "xmpp" as const;
+  readonly addresses = xmppAddresses;
   readonly jid = "opensrf@localhost/_testhost_1795547651.056703_28979";
+  readonly address = this.jid;
   readonly domain = "localhost";
   readonly sent: Stanza[] = [];
   private handler: ((s: Stanza) => void) | undefined;
@@ -22,8 +26,11 @@ class FakeTransport implements Transport {
   send(s: OutgoingStanza): void {
     this.sent.push(completeStanza(s, this.jid));
   }
-  onStanza(h: (s: Stanza) => void): void {
+  onMessage(h: (s: Stanza) => void): void {
     this.handler = h;
+  }
+  wireText(s: OutgoingStanza): string {
+    return JSON.stringify(s);
   }
   onOnline(): void {}
   onOffline(h: () => void): void {

@@ -1,0 +1,117 @@
+/**
+ * The bus-neutral transport interface: what every role (client, listener, drone, router) needs
+ * from a message bus, whichever carries it — XMPP (OpenSRF 3.x, `src/xmpp/`) or Redis lists
+ * (OpenSRF's main branch, `src/redis/`). docs/redis-bus.md explains how each maps onto it.
+ */
+
+/** Which bus a connection speaks. */
+export type BusKind = "xmpp" | "redis";
+
+/** Why a message came back undelivered (XMPP bounces; Redis has none). */
+export interface BusError {
+  /** XMPP `<error type>`: cancel, wait, modify, auth. */
+  type: string;
+  /** Defined condition, e.g. `service-unavailable`. */
+  condition: string;
+  /** Human text, if any. */
+  text?: string;
+}
+
+/**
+ * One OpenSRF transport message: the XMPP `<message>` stanza with its `<opensrf>` attributes,
+ * or one JSON object of a Redis list. Missing fields are empty strings.
+ */
+export interface BusMessage {
+  /** Recipient address. */
+  to: string;
+  /** Sender address: where a reply goes. */
+  from: string;
+  /** The conversation (session) id. */
+  thread: string;
+  /**
+   * The osrfMessage JSON array, as text. Redis carries it as a real JSON array and the
+   * connection converts; registrations carry the string `"[]"` there.
+   */
+  body: string;
+  /** XMPP router attribute: the original sender of a forwarded message (Redis: never set). */
+  routerFrom: string;
+  routerTo: string;
+  /** Service of a `register`/`unregister` command. */
+  routerClass: string;
+  /** `register`, `unregister`, or empty. */
+  routerCommand: string;
+  /** Log transaction id (`osrf_xid`). */
+  xid: string;
+  /** Set for bounces. */
+  error?: BusError;
+}
+
+/** A message to send: router fields and xid default to empty, `from` to our own address. */
+export type OutgoingBusMessage = Partial<BusMessage> & Pick<BusMessage, "to">;
+
+/**
+ * How a bus spells the well-known addresses. Pure: the same answers on every connection of
+ * that bus, so code that only builds addresses can take this instead of a connection.
+ */
+export interface BusAddresses {
+  /**
+   * Where registrations go: XMPP `router@private.localhost`, Redis
+   * `opensrf:router:router:private.localhost`.
+   */
+  router(routerName: string, domain: string): string;
+  /**
+   * Where a client sends the first message of a request for `service`: XMPP
+   * `router@domain/opensrf.math`; Redis `opensrf:service:_:_:opensrf.math`, which the
+   * connection delivers to its own domain's router queue (as C and Perl do).
+   */
+  service(routerName: string, domain: string, service: string): string;
+}
+
+/**
+ * One process's connection to the bus: its own address, sending to any address, receiving
+ * what is sent to it. `XmppConnection` and `RedisConnection` implement it.
+ *
+ * Contract shared by both:
+ * - `send()` never blocks and never throws for a lost connection: the message is queued and
+ *   written once online again (after `close()` it is dropped with an error log). It throws
+ *   a `TransportError` subclass for a message it refuses (too large, no such domain).
+ * - `onOffline` fires when an established connection is lost, before reconnecting: what was
+ *   on its way to or from us may be gone, so callers waiting for replies should be told.
+ *   `onOnline(true)` follows once reconnected with the same address.
+ * - Handlers never throw into the connection: a failing handler is logged.
+ */
+export interface BusConnection {
+  readonly kind: BusKind;
+  /** Our own address, e.g. `opensrf@localhost/_host_1700000000.123_42` or `opensrf:client:opensrf:localhost:host:42:1f2e3d4c`. */
+  readonly address: string;
+  /** Our (primary) domain: the XMPP domain, or the Redis host name of `<domain>`. */
+  readonly domain: string;
+  /** This bus's well-known addresses. */
+  readonly addresses: BusAddresses;
+  /** Send one message (`from` defaults to {@link address}). */
+  send(message: OutgoingBusMessage): void;
+  /** The handler for every message that reaches us (one handler; a later call replaces it). */
+  onMessage(handler: (message: BusMessage) => void): void;
+  /** Called after each successful (re)connect; `reconnected` is false the first time. */
+  onOnline(handler: (reconnected: boolean) => void): void;
+  /** Called when an established connection is lost (see the contract above). */
+  onOffline?(handler: () => void): void;
+  /**
+   * Listener only: also receive the requests the router queues for `service`. On Redis this
+   * pops `opensrf:service:<username>:<domain>:<service>`, which only the listener may read;
+   * on XMPP nothing changes, the router forwards them to our own address once registered.
+   * They reach the same {@link onMessage} handler.
+   */
+  serveQueue?(service: string): void;
+  /**
+   * Stop taking requests of {@link serveQueue}; resolves once a pop in progress has ended and
+   * whatever it took has been handed to the handler (so a graceful stop loses nothing).
+   */
+  stopServing?(service: string): Promise<void>;
+  /** Hand everything sent so far to the socket now (a drone does before saying it is idle). */
+  flush?(): void;
+  /** The exact wire form of a message as this bus would send it (for `request --raw` and logs). */
+  wireText(message: OutgoingBusMessage): string;
+  /** Close cleanly (Redis: deletes our own inbox, as C and Perl do). */
+  close(): Promise<void>;
+}
