@@ -115,6 +115,14 @@ const jsonOut = arg("json");
 const profileDir = arg("profile") ? resolve(arg("profile")!) : undefined;
 const fromBinary = mode !== "smoke" && arg("source") === undefined;
 
+if (arg("vs-c") !== undefined) {
+  // Against the real C prefork: its own plan and report (bench/vs-c.ts).
+  if (arg("xmpp") || profileDir) say("--vs-c runs on ejabberd only and takes no --xmpp or --profile");
+  const { runVsC } = await import("./vs-c.ts");
+  const json = jsonOut ? { json: jsonOut } : {};
+  process.exit(await runVsC({ mode, source: arg("source") !== undefined, ...json }));
+}
+
 /** One row of the main table. */
 interface Row {
   case: string;
