@@ -123,15 +123,21 @@ export async function startStack(kind: XmppServerKind, env: Record<string, strin
 
 /**
  * The caller: one XMPP connection and one {@link Client} on it (one client process), logging
- * warnings to `dir`/caller.log.
+ * warnings to `dir`/caller.log; `timeoutS` bounds the wait for each reply.
  */
-export async function connectCaller(core: CoreConfig, dir: string): Promise<Client> {
+export async function connectCaller(core: CoreConfig, dir: string, timeoutS = 30): Promise<Client> {
   const logger = createLogger({ service: "bench", logfile: join(dir, "caller.log"), loglevel: 2 });
   const conn = await XmppConnection.connect({
     ...clientConnectionOptions(core.opensrf, makeResource("", BENCH_HOST), logger),
     reconnect: false,
   });
-  return new Client({ transport: conn, routerName: core.opensrf.routerName, logger, timeout: 30, ownTransport: true });
+  return new Client({
+    transport: conn,
+    routerName: core.opensrf.routerName,
+    logger,
+    timeout: timeoutS,
+    ownTransport: true,
+  });
 }
 
 /**

@@ -61,11 +61,8 @@ interface Profile {
   /** Traffic through both freshly started pools before the first window. */
   poolWarmupMs: number;
   maxCalls?: number;
-  concurrency: number[];
-  sessionConcurrency: number[];
-  midConcurrency: number[];
-  /** Our 1 MB echo (C 3.3 cannot take a 1 MB request; it is probed once at the end). */
-  bigConcurrency: number[];
+  /** Concurrencies of each case (bigEcho: ours alone; C 3.3 cannot take a 1 MB request, it is probed at the end). */
+  cases: Record<Case, number[]>;
   /** Measure the relay ceiling again for each pool set (else once, in the first). */
   relayEachSet: boolean;
   sequentialSpawns: number;
@@ -79,10 +76,7 @@ const PROFILES: Record<VsCMode, Profile> = {
     measureMs: 4000,
     bigMeasureMs: 4000,
     poolWarmupMs: 4000,
-    concurrency: [1, 8, 32],
-    sessionConcurrency: [1, 8, 32],
-    midConcurrency: [1, 8],
-    bigConcurrency: [1],
+    cases: { echo: [1, 8, 32], add: [1, 8, 32], session: [1, 8, 32], midEcho: [1, 8], bigEcho: [1] },
     relayEachSet: true,
     sequentialSpawns: 10,
     bigProbeCalls: 10,
@@ -92,13 +86,10 @@ const PROFILES: Record<VsCMode, Profile> = {
     measureMs: 800,
     bigMeasureMs: 800,
     poolWarmupMs: 1500,
-    concurrency: [1, 8, 32],
-    sessionConcurrency: [1, 8, 32],
-    midConcurrency: [1],
-    bigConcurrency: [1],
+    cases: { echo: [1, 8, 32], add: [8], session: [1, 8], midEcho: [1], bigEcho: [1] },
     relayEachSet: false,
     sequentialSpawns: 5,
-    bigProbeCalls: 5,
+    bigProbeCalls: 3,
   },
   smoke: {
     warmupMs: 50,
@@ -106,10 +97,7 @@ const PROFILES: Record<VsCMode, Profile> = {
     bigMeasureMs: 200,
     poolWarmupMs: 100,
     maxCalls: 20,
-    concurrency: [1, 8],
-    sessionConcurrency: [1],
-    midConcurrency: [1],
-    bigConcurrency: [1],
+    cases: { echo: [1, 8], add: [1], session: [1], midEcho: [1], bigEcho: [1] },
     relayEachSet: false,
     sequentialSpawns: 1,
     bigProbeCalls: 1,
@@ -146,6 +134,11 @@ const APP = "examples/math.ts";
 /** ejabberd's schedulers must not spin: the kernel bills busy-waiting to ejabberd (see BENCHMARKS.md). */
 const ERL_NO_BUSY_WAIT = "+sbwt none +sbwtdcpu none +sbwtdio none";
 const LOGLEVEL = 1;
+/**
+ * The caller's reply timeout, s: far above any latency seen (seconds under pool thrash), but a
+ * lost request must not hold a short run for the default 30.
+ */
+const CALL_TIMEOUT_S = 10;
 
 type Case = "echo" | "add" | "session" | "midEcho" | "bigEcho";
 const CASE_LABEL: Record<Case, string> = {
@@ -183,6 +176,10 @@ interface Window {
   started: number;
   /** CPU seconds used during the measured window. */
   cpu: CpuReading;
+  /** Calls that failed after the window closed (a lost request times out there). */
+  lateErrors: number;
+  /** From the window's end until every call in flight ended. */
+  tailMs: number;
 }
 
 interface Cell {
@@ -207,7 +204,7 @@ function summary(ws: Window[]) {
     perSecond: avg(ws.map((w) => w.load.perSecond)),
     p50: avg(ws.map((w) => w.load.p50)),
     p99: avg(ws.map((w) => w.load.p99)),
-    errors: ws.reduce((a, w) => a + w.load.errors, 0),
+    errors: ws.reduce((a, w) => a + w.load.errors + w.lateErrors, 0),
     firstError: ws.find((w) => w.load.firstError)?.load.firstError,
     started: ws.reduce((a, w) => a + w.started, 0),
     seconds: ws.reduce((a, w) => a + w.load.seconds, 0),
@@ -259,7 +256,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     await stack.servePrefork(SERVICE.ours, join(ROOT, APP));
     say(`real C router, Perl settings, C ${SERVICE.c} and our ${SERVICE.ours} up in ${ms(performance.now() - t)} ms`);
     const core = readCoreConfig(stack.paths.core);
-    client = await connectCaller(core, stack.dir);
+    client = await connectCaller(core, stack.dir, CALL_TIMEOUT_S);
     relay = await startRelay(stack.xmpp, stack.dir);
     const st = stack;
     const cl = client;
@@ -296,6 +293,21 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
       let after: CpuReading = {};
       let watch: ChildWatch | undefined;
       let started = 0;
+      // Calls still running when the window closes are waited for (runLoad); one that never
+      // gets an answer holds the run for the client's timeout: count those too.
+      let windowEnd = 0;
+      const late = { errors: 0, first: "" };
+      const tracked = async () => {
+        try {
+          return await call();
+        } catch (e) {
+          if (windowEnd > 0) {
+            late.errors++;
+            late.first ||= (e as Error).message;
+          }
+          throw e;
+        }
+      };
       const load = await runLoad(
         {
           concurrency: c,
@@ -309,19 +321,24 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
             } else {
               after = reading(side, listener);
               started = watch?.stop().started ?? 0;
+              windowEnd = performance.now();
             }
           },
         },
-        call,
+        tracked,
       );
+      const tailMs = performance.now() - windowEnd;
       const cpu: CpuReading = {};
       for (const k of Object.keys(after)) cpu[k] = (after[k] ?? 0) - (before[k] ?? 0);
-      const errors = load.errors ? `  errors ${load.errors}: ${load.firstError}` : "";
+      const errors =
+        (load.errors ? `  errors ${load.errors}: ${load.firstError}` : "") +
+        (late.errors ? `  after the window: ${late.errors} errors: ${late.first}` : "") +
+        (tailMs > 1000 ? `  (calls in flight took ${ms(tailMs)} ms to end)` : "");
       const spawned = side === "relay" ? "" : `  drones started ${started}`;
       say(
         `    ${side.padEnd(5)} ${load.perSecond.toFixed(0).padStart(6)}/s  p50 ${ms(load.p50)} ms  p99 ${ms(load.p99)} ms${spawned}${errors}`,
       );
-      return { load, started, cpu } satisfies Window;
+      return { load, started, cpu, lateErrors: late.errors, tailMs } satisfies Window;
     };
 
     const relayCalls = { echo: relay.echo, session: relay.session, midEcho: relay.midEcho, bigEcho: relay.bigEcho };
@@ -336,16 +353,9 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
       say(`${set.name} pool settings (${set.label}, max_requests ${set.unix.maxRequests}) on both:`);
       await warmPools(calls, P.poolWarmupMs);
       if (setNo > 0 && P.relayEachSet) relayCache.clear();
-      const plan: Array<[Case, number[]]> = [
-        ["echo", P.concurrency],
-        ["add", P.concurrency],
-        ["session", P.sessionConcurrency],
-        ["midEcho", P.midConcurrency],
-        ["bigEcho", P.bigConcurrency],
-      ];
-      for (const [kase, cs] of plan) {
+      for (const [kase, cs] of Object.entries(P.cases) as Array<[Case, number[]]>) {
         for (const c of cs) {
-          say(`  ${CASE_LABEL[kase]} c=${c}:`);
+          say(`  ${CASE_LABEL[kase]} c=${c} (at ${((performance.now() - t0) / 1000).toFixed(0)} s):`);
           const windowMs = kase === "bigEcho" || kase === "midEcho" ? P.bigMeasureMs : P.measureMs;
           const relayKey = `${RELAY_OF[kase]}:${c}`;
           let relayLoad = relayCache.get(relayKey);
