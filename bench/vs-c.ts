@@ -138,7 +138,7 @@ const LOGLEVEL = 1;
  * The caller's reply timeout, s: far above any latency seen (seconds under pool thrash), but a
  * lost request must not hold a short run for the default 30.
  */
-const CALL_TIMEOUT_S = 10;
+const CALL_TIMEOUT_S = 5;
 
 type Case = "echo" | "add" | "session" | "midEcho" | "bigEcho";
 const CASE_LABEL: Record<Case, string> = {
@@ -204,8 +204,9 @@ function summary(ws: Window[]) {
     perSecond: avg(ws.map((w) => w.load.perSecond)),
     p50: avg(ws.map((w) => w.load.p50)),
     p99: avg(ws.map((w) => w.load.p99)),
-    errors: ws.reduce((a, w) => a + w.load.errors + w.lateErrors, 0),
+    errors: ws.reduce((a, w) => a + w.load.errors, 0),
     firstError: ws.find((w) => w.load.firstError)?.load.firstError,
+    late: ws.reduce((a, w) => a + w.lateErrors, 0),
     started: ws.reduce((a, w) => a + w.started, 0),
     seconds: ws.reduce((a, w) => a + w.load.seconds, 0),
     calls,
@@ -517,12 +518,11 @@ function report(
   for (const cell of cells) {
     const o = summary(cell.windows.ours);
     const c = summary(cell.windows.c);
-    const errors = [
-      o.errors ? `ours ${o.errors} errors: ${o.firstError?.slice(0, 50)}` : "",
-      c.errors ? `C ${c.errors} errors: ${c.firstError?.slice(0, 50)}` : "",
-    ]
-      .filter(Boolean)
-      .join("; ");
+    const failed = (who: string, x: ReturnType<typeof summary>) => [
+      x.errors ? `${who}: ${x.errors} failed in the windows (${x.firstError?.slice(0, 60)})` : "",
+      x.late ? `${who}: ${x.late} unanswered after the windows` : "",
+    ];
+    const errors = [...failed("ours", o), ...failed("C", c)].filter(Boolean).join("; ");
     const unit = cell.case === "session" ? " sessions" : "";
     const noC = cell.windows.c.length === 0;
     const cRate = noC ? "C: see below" : fmtRate(c.perSecond);
@@ -537,7 +537,9 @@ function report(
   out.push(
     "ours/C: calls/s of ours divided by C's, each the mean of its two windows (p50 and p99 too); relay: the bare-XMPP " +
       "ceiling of the same cell (bench/relay.ts; the 1 MB cell sends a 1 MB request as well); drones started: new " +
-      "children of each listener seen during the measured windows (both windows together, polled every 20 ms).",
+      "children of each listener seen during the measured windows (both windows together, polled every 20 ms); " +
+      `unanswered after the windows: calls in flight when a window closed that got no reply within the caller's ` +
+      `${CALL_TIMEOUT_S} s.`,
   );
   if (cBigProbe.tried > 0) {
     out.push("");
