@@ -518,11 +518,9 @@ function report(
   for (const cell of cells) {
     const o = summary(cell.windows.ours);
     const c = summary(cell.windows.c);
-    const failed = (who: string, x: ReturnType<typeof summary>) => [
-      x.errors ? `${who}: ${x.errors} failed in the windows (${x.firstError?.slice(0, 60)})` : "",
-      x.late ? `${who}: ${x.late} unanswered after the windows` : "",
-    ];
-    const errors = [...failed("ours", o), ...failed("C", c)].filter(Boolean).join("; ");
+    const failed = (who: string, x: ReturnType<typeof summary>) =>
+      x.errors ? `${who}: ${x.errors} calls failed: ${x.firstError?.replace(/ \(thread.*/, "").slice(0, 70)}` : "";
+    const errors = [failed("ours", o), failed("C", c)].filter(Boolean).join("; ");
     const unit = cell.case === "session" ? " sessions" : "";
     const noC = cell.windows.c.length === 0;
     const cRate = noC ? "C: see below" : fmtRate(c.perSecond);
@@ -538,9 +536,18 @@ function report(
     "ours/C: calls/s of ours divided by C's, each the mean of its two windows (p50 and p99 too); relay: the bare-XMPP " +
       "ceiling of the same cell (bench/relay.ts; the 1 MB cell sends a 1 MB request as well); drones started: new " +
       "children of each listener seen during the measured windows (both windows together, polled every 20 ms); " +
-      `unanswered after the windows: calls in flight when a window closed that got no reply within the caller's ` +
-      `${CALL_TIMEOUT_S} s.`,
+      `calls failed: calls started in a window that got no reply within the caller's ${CALL_TIMEOUT_S} s.`,
   );
+  const cLost = cells.filter((c) => summary(c.windows.c).late > 0);
+  if (cLost.length) {
+    out.push("");
+    out.push(
+      `C's failed calls (${cLost.map((c) => `${c.case} c=${c.c}`).join(", ")}) were all in flight when a window closed. ` +
+        "With requests in its backlog (more callers than max_children), OpenSRF 3.3's C listener waits up to 1 s for " +
+        "a network message before handing the next queued request to a drone (osrf_prefork.c, prefork_run: " +
+        "client_recv(…, 1)), so when the callers stop, the queue drains at one request a second.",
+    );
+  }
   if (cBigProbe.tried > 0) {
     out.push("");
     out.push(
