@@ -6,6 +6,7 @@
  *   npm run bench                  # full run, about four minutes
  *   npm run bench -- --quick       # shorter windows, under a minute
  *   npm run bench -- --smoke       # seconds; for the test suite, numbers meaningless
+ *   npm run bench -- --vs-c [--quick|--smoke]   # against the real C prefork (bench/vs-c.ts)
  *
  * Options: --xmpp=ejabberd|prosody (default ejabberd); --source (run router, listener and
  * drones as `bun src/cli.ts` instead of a binary compiled at the start, as deployed; smoke
