@@ -221,6 +221,8 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
   const cells: Cell[] = [];
   const memoryReadings: MemoryReading[] = [];
   const cBigProbe = { tried: 0, answered: 0 };
+  /** Waits for C's listener to hand out requests left from earlier windows, ms (only those > 500 ms). */
+  const drains: number[] = [];
   const spawns: SpawnResult = { drones: 0, readyMs: [], allReadyMs: 0, memory: [], failed: 0 };
   let compiled: ReturnType<typeof compileBinary> | undefined;
   let stack: OpenSrfStack | undefined;
@@ -354,26 +356,29 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
       say(`${set.name} pool settings (${set.label}, max_requests ${set.unix.maxRequests}) on both:`);
       await warmPools(calls, P.poolWarmupMs);
       if (setNo > 0 && P.relayEachSet) relayCache.clear();
-      for (const [kase, cs] of Object.entries(P.cases) as Array<[Case, number[]]>) {
-        for (const c of cs) {
-          say(`  ${CASE_LABEL[kase]} c=${c} (at ${((performance.now() - t0) / 1000).toFixed(0)} s):`);
-          const windowMs = kase === "bigEcho" || kase === "midEcho" ? P.bigMeasureMs : P.measureMs;
-          const relayKey = `${RELAY_OF[kase]}:${c}`;
-          let relayLoad = relayCache.get(relayKey);
-          if (!relayLoad) {
-            relayLoad = (await measure("relay", c, windowMs, relayCalls[RELAY_OF[kase]])).load;
-            relayCache.set(relayKey, relayLoad);
-          }
-          const cell: Cell = { set: set.name, case: kase, c, relay: relayLoad, windows: { c: [], ours: [] } };
-          const order: Side[] =
-            kase === "bigEcho"
-              ? ["ours", "ours"]
-              : cellNo++ % 2 === 0
-                ? ["c", "ours", "ours", "c"]
-                : ["ours", "c", "c", "ours"];
-          for (const side of order) cell.windows[side].push(await measure(side, c, windowMs, calls[side][kase]));
-          cells.push(cell);
+      for (const [kase, c] of cellOrder(P.cases, set.unix.maxChildren ?? 15)) {
+        say(`  ${CASE_LABEL[kase]} c=${c} (at ${((performance.now() - t0) / 1000).toFixed(0)} s):`);
+        const windowMs = kase === "bigEcho" || kase === "midEcho" ? P.bigMeasureMs : P.measureMs;
+        const relayKey = `${RELAY_OF[kase]}:${c}`;
+        let relayLoad = relayCache.get(relayKey);
+        if (!relayLoad) {
+          relayLoad = (await measure("relay", c, windowMs, relayCalls[RELAY_OF[kase]])).load;
+          relayCache.set(relayKey, relayLoad);
         }
+        const cell: Cell = { set: set.name, case: kase, c, relay: relayLoad, windows: { c: [], ours: [] } };
+        const order: Side[] =
+          kase === "bigEcho"
+            ? ["ours", "ours"]
+            : cellNo++ % 2 === 0
+              ? ["c", "ours", "ours", "c"]
+              : ["ours", "c", "c", "ours"];
+        for (const side of order) {
+          // C's listener must not still hold requests of an earlier window (see cellOrder);
+          // windows with more callers than drones flush them at once.
+          if (side === "c" && c <= (set.unix.maxChildren ?? 15)) await drainC(cl, drains);
+          cell.windows[side].push(await measure(side, c, windowMs, calls[side][kase]));
+        }
+        cells.push(cell);
       }
       // What each process holds once the load is over and the pools settled.
       await Bun.sleep(1000);
@@ -391,6 +396,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     }
 
     // Last, as it may leave C drones confused: a cut-short request leaves its rest in the pipe.
+    await drainC(cl, drains);
     say(`C ${SERVICE.c} with a 1 MB request (${P.bigProbeCalls} calls, ${C_BIG_PROBE_TIMEOUT_S} s each):`);
     for (let i = 0; i < P.bigProbeCalls; i++) {
       const got = await cl
@@ -424,7 +430,17 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     compiled?.remove();
   }
 
-  const out = report(opts, P, fromBinary, cells, memoryReadings, spawns, cBigProbe, (performance.now() - t0) / 1000);
+  const out = report(
+    opts,
+    P,
+    fromBinary,
+    cells,
+    memoryReadings,
+    spawns,
+    cBigProbe,
+    drains,
+    (performance.now() - t0) / 1000,
+  );
   process.stdout.write(`${out}\n`);
   if (opts.json) {
     writeFileSync(
@@ -437,6 +453,36 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     );
   }
   return exitCode;
+}
+
+/**
+ * The cells of a pool set in the order they run: those with more callers than max_children
+ * last. With requests queued (every drone busy), OpenSRF 3.3's C listener hands out one queued
+ * request per message it receives or per second without one (osrf_prefork.c, prefork_run:
+ * client_recv(…, 1)): its queue never shrinks while traffic flows, and what a closed loop
+ * leaves queued when a window closes drains at one request a second. A window at c=1 after
+ * one at c=32 would wait for those seconds; windows at high concurrency flush them at once.
+ */
+function cellOrder(cases: Record<Case, number[]>, maxChildren: number): Array<[Case, number]> {
+  const all = (Object.entries(cases) as Array<[Case, number[]]>).flatMap(([k, cs]) =>
+    cs.map((c) => [k, c] as [Case, number]),
+  );
+  return [...all.filter(([, c]) => c <= maxChildren), ...all.filter(([, c]) => c > maxChildren)];
+}
+
+/**
+ * Waits until C's listener holds no request of an earlier window: one echo, which it hands out
+ * only after everything queued before it (at once when nothing is). Waits above 500 ms go to
+ * `drains` and stderr.
+ */
+async function drainC(client: Client, drains: number[]): Promise<void> {
+  const t = performance.now();
+  await client.request(SERVICE.c, "opensrf.system.echo", ["drain"], { timeout: 120 }).collect();
+  const waited = performance.now() - t;
+  if (waited > 500) {
+    drains.push(waited);
+    say(`    (C's listener still held earlier requests: waited ${ms(waited)} ms for them)`);
+  }
 }
 
 /** Both sides answer what they should before anything is timed. */
@@ -494,6 +540,7 @@ function report(
   mem: MemoryReading[],
   spawns: SpawnResult,
   cBigProbe: { tried: number; answered: number },
+  drains: number[],
   seconds: number,
 ): string {
   const out: string[] = [];
@@ -515,7 +562,14 @@ function report(
   );
   out.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   const setLabel = (n: string) => POOL_SETS.find((s) => s.name === n)?.label ?? n;
-  for (const cell of cells) {
+  const caseRank = Object.keys(CASE_LABEL);
+  const setRank = POOL_SETS.map((p) => p.name as string);
+  const rank = (x: Cell) => [setRank.indexOf(x.set), caseRank.indexOf(x.case), x.c];
+  const sorted = [...cells].sort((x, y) => {
+    const [a, b] = [rank(x), rank(y)];
+    return a[0]! - b[0]! || a[1]! - b[1]! || a[2]! - b[2]!;
+  });
+  for (const cell of sorted) {
     const o = summary(cell.windows.ours);
     const c = summary(cell.windows.c);
     const failed = (who: string, x: ReturnType<typeof summary>) =>
@@ -538,14 +592,19 @@ function report(
       "children of each listener seen during the measured windows (both windows together, polled every 20 ms); " +
       `calls failed: calls started in a window that got no reply within the caller's ${CALL_TIMEOUT_S} s.`,
   );
-  const cLost = cells.filter((c) => summary(c.windows.c).late > 0);
-  if (cLost.length) {
+  const cLost = sorted.filter((c) => summary(c.windows.c).late > 0);
+  if (cLost.length || drains.length) {
     out.push("");
     out.push(
-      `C's failed calls (${cLost.map((c) => `${c.case} c=${c.c}`).join(", ")}) were all in flight when a window closed. ` +
-        "With requests in its backlog (more callers than max_children), OpenSRF 3.3's C listener waits up to 1 s for " +
-        "a network message before handing the next queued request to a drone (osrf_prefork.c, prefork_run: " +
-        "client_recv(…, 1)), so when the callers stop, the queue drains at one request a second.",
+      (cLost.length
+        ? `C's failed calls (${cLost.map((c) => `${CASE_LABEL[c.case]} c=${c.c}, ${setLabel(c.set)}`).join("; ")}) ` +
+          "were all in flight when a window closed. "
+        : "") +
+        "With requests queued (more callers than drones), OpenSRF 3.3's C listener hands out one queued request per " +
+        "message it receives, or per second without one (osrf_prefork.c, prefork_run: client_recv(…, 1)): the queue " +
+        "never shrinks while traffic flows, and what is queued when the callers stop drains at one request a second. " +
+        "So cells with more callers than max_children run last in each pool set, and before a C window at lower " +
+        `concurrency the bench waits for C's queue to empty${drains.length ? ` (it waited ${drains.map((d) => `${(d / 1000).toFixed(1)} s`).join(", ")})` : ""}.`,
     );
   }
   if (cBigProbe.tried > 0) {
