@@ -223,6 +223,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
   const cBigProbe = { tried: 0, answered: 0 };
   /** Waits for C's listener to hand out requests left from earlier windows, ms (only those > 500 ms). */
   const drains: number[] = [];
+  let cRestarts = 0;
   const spawns: SpawnResult = { drones: 0, readyMs: [], allReadyMs: 0, memory: [], failed: 0 };
   let compiled: ReturnType<typeof compileBinary> | undefined;
   let stack: OpenSrfStack | undefined;
@@ -372,11 +373,18 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
             : cellNo++ % 2 === 0
               ? ["c", "ours", "ours", "c"]
               : ["ours", "c", "c", "ours"];
+        const crowded = c > (set.unix.maxChildren ?? 15);
         for (const side of order) {
-          // C's listener must not still hold requests of an earlier window (see cellOrder);
-          // windows with more callers than drones flush them at once.
-          if (side === "c" && c <= (set.unix.maxChildren ?? 15)) await drainC(cl, drains);
+          // C's listener must not still hold requests of an earlier window (see cellOrder).
+          if (side === "c") await drainC(cl, drains);
           cell.windows[side].push(await measure(side, c, windowMs, calls[side][kase]));
+          if (side === "c" && crowded) {
+            // What this window left queued in C's listener would take a second each to drain,
+            // and stale CONNECTs would pin its drones for the keepalive: a fresh listener instead.
+            await st.stopService(SERVICE.c);
+            await st.startCService(SERVICE.c);
+            cRestarts++;
+          }
         }
         cells.push(cell);
       }
@@ -439,6 +447,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     spawns,
     cBigProbe,
     drains,
+    cRestarts,
     (performance.now() - t0) / 1000,
   );
   process.stdout.write(`${out}\n`);
@@ -461,7 +470,8 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
  * request per message it receives or per second without one (osrf_prefork.c, prefork_run:
  * client_recv(…, 1)): its queue never shrinks while traffic flows, and what a closed loop
  * leaves queued when a window closes drains at one request a second. A window at c=1 after
- * one at c=32 would wait for those seconds; windows at high concurrency flush them at once.
+ * one at c=32 would wait for those seconds, so C's listener is restarted after its crowded
+ * windows (and stale CONNECTs would pin its drones until the keepalive).
  */
 function cellOrder(cases: Record<Case, number[]>, maxChildren: number): Array<[Case, number]> {
   const all = (Object.entries(cases) as Array<[Case, number[]]>).flatMap(([k, cs]) =>
@@ -541,6 +551,7 @@ function report(
   spawns: SpawnResult,
   cBigProbe: { tried: number; answered: number },
   drains: number[],
+  cRestarts: number,
   seconds: number,
 ): string {
   const out: string[] = [];
@@ -593,7 +604,7 @@ function report(
       `calls failed: calls started in a window that got no reply within the caller's ${CALL_TIMEOUT_S} s.`,
   );
   const cLost = sorted.filter((c) => summary(c.windows.c).late > 0);
-  if (cLost.length || drains.length) {
+  if (cLost.length || drains.length || cRestarts) {
     out.push("");
     out.push(
       (cLost.length
@@ -603,8 +614,10 @@ function report(
         "With requests queued (more callers than drones), OpenSRF 3.3's C listener hands out one queued request per " +
         "message it receives, or per second without one (osrf_prefork.c, prefork_run: client_recv(…, 1)): the queue " +
         "never shrinks while traffic flows, and what is queued when the callers stop drains at one request a second. " +
-        "So cells with more callers than max_children run last in each pool set, and before a C window at lower " +
-        `concurrency the bench waits for C's queue to empty${drains.length ? ` (it waited ${drains.map((d) => `${(d / 1000).toFixed(1)} s`).join(", ")})` : ""}.`,
+        "Stale CONNECTs it hands out later pin drones until the keepalive. So cells with more callers than " +
+        `max_children run last in each pool set, C's listener is restarted after each of its windows in them ` +
+        `(${cRestarts} times; its drones are forks, nothing to warm up), and before each C window the bench waits ` +
+        `for C's queue to be empty${drains.length ? ` (it waited ${drains.map((d) => `${(d / 1000).toFixed(1)} s`).join(", ")})` : " (it never had to)"}.`,
     );
   }
   if (cBigProbe.tried > 0) {
