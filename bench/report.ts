@@ -10,11 +10,14 @@ export function say(text: string): void {
   process.stderr.write(`${text}\n`);
 }
 
-/** Short hash of HEAD, marked when the tree has uncommitted changes. */
+/**
+ * Short hash of HEAD, marked when tracked files have uncommitted changes (untracked ones, such
+ * as a worktree's node_modules symlink, are not the code measured).
+ */
 export function commit(): string {
   try {
     const sha = execSync("git rev-parse --short HEAD", { cwd: ROOT }).toString().trim();
-    const dirty = execSync("git status --porcelain", { cwd: ROOT }).toString().trim() !== "";
+    const dirty = execSync("git status --porcelain --untracked-files=no", { cwd: ROOT }).toString().trim() !== "";
     return dirty ? `${sha} + uncommitted changes` : sha;
   } catch {
     return "unknown";
