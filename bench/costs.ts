@@ -165,3 +165,71 @@ export function ioCounters(pid: number): { wchar: number; rchar: number; syscw: 
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0);
   return { wchar: field("wchar"), rchar: field("rchar"), syscw: field("syscw"), syscr: field("syscr") };
 }
+
+/**
+ * Live child pids of `pid`, from /proc/PID/task/TID/children (every thread's: a runtime may
+ * spawn from any of its threads). Far cheaper than {@link childrenOf}'s walk of all of /proc,
+ * so it can be polled while load runs. Zombies are included until reaped.
+ */
+export function childPids(pid: number): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const t of tasks) {
+    const text = readProc(pid, `task/${t}/children`);
+    if (text) for (const c of text.trim().split(/\s+/)) if (c) out.push(Number(c));
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) of reaped children of `pid` (stat's cutime + cstime), 0 when it is gone. */
+export function reapedChildrenCpuSeconds(pid: number): number {
+  const stat = readProc(pid, "stat");
+  if (!stat) return 0;
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 16 and 17 of stat (cutime, cstime) are 14 and 15 after the command name.
+  return (Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
+}
+
+/**
+ * CPU seconds used so far by the children of `pid` — live ones plus those it has reaped —
+ * so that the difference of two readings covers drones that started or exited in between
+ * (a pool that replaces drones during a window; a snapshot of fixed pids would miss them).
+ */
+export function childrenCpuSeconds(pid: number): number {
+  let s = reapedChildrenCpuSeconds(pid);
+  for (const c of childPids(pid)) s += cpuSeconds(c);
+  return s;
+}
+
+/** Watches a process's children while load runs: which pids were new, polled every `everyMs`. */
+export interface ChildWatch {
+  /** Stops polling; returns how many children appeared that were not there at the start. */
+  stop(): { started: number; atStart: number; atEnd: number };
+}
+
+/**
+ * Polls the children of `pid` every `everyMs` (default 20 ms) and remembers every pid seen.
+ * A child that starts and exits between two polls is missed; a drone lives longer than its
+ * start-up (tens of milliseconds for ours, a fork for C's), so counts are lower bounds only
+ * in theory.
+ */
+export function watchChildren(pid: number, everyMs = 20): ChildWatch {
+  const initial = new Set(childPids(pid));
+  const seen = new Set<number>();
+  const poll = () => {
+    for (const c of childPids(pid)) if (!initial.has(c)) seen.add(c);
+  };
+  const timer = setInterval(poll, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      poll();
+      return { started: seen.size, atStart: initial.size, atEnd: childPids(pid).length };
+    },
+  };
+}

@@ -32,16 +32,33 @@ export const ECHO_PARAMS = ["hello", 42];
 export const ADD_PARAMS = [2, 2];
 /** Size of the large result (examples/stream.ts `big`). */
 export const BIG_BYTES = 1024 * 1024;
+/**
+ * Echo of a string (vs-c): the request carries it and the result brings it back, in partials
+ * when it is above the chunk size. 60 KB is the largest that C 3.3's prefork takes reliably:
+ * its drone reads a request from the listener's pipe until the pipe is momentarily empty, so a
+ * request above the pipe's 64 KB is often cut short (and never answered).
+ */
+export const MID_ECHO_BYTES = 60 * 1024;
+export const MID_ECHO_PARAMS = ["x".repeat(MID_ECHO_BYTES)];
+/** A 1 MB echo: 1 MB out, 1 MB back in partials. */
+export const BIG_ECHO_PARAMS = ["x".repeat(BIG_BYTES)];
 /** Requests inside one stateful session. */
 export const SESSION_REQUESTS = 10;
 
 /** Reply bodies (XML-escaped) a drone sends for each kind of call. */
 function replyBodies(chunkSize: number): Record<string, string[]> {
   const esc = (msgs: Parameters<typeof encodeBody>[0]) => escapeText(encodeBody(msgs));
-  const big = splitResult(1, "x".repeat(BIG_BYTES), HEADER, chunkSize) ?? [];
+  const chunked = (text: string) => [
+    ...(splitResult(1, text, HEADER, chunkSize) ?? [result(1, text, HEADER)]).map((m) => esc([m])),
+    esc([complete(1, HEADER)]),
+  ];
+  const big = chunked("x".repeat(BIG_BYTES));
   return {
     echo: [esc([result(1, ECHO_PARAMS[0]!, HEADER), result(1, ECHO_PARAMS[1]!, HEADER), complete(1, HEADER)])],
-    big: [...big.map((m) => esc([m])), esc([complete(1, HEADER)])],
+    big,
+    // Echoes: the same result stanzas as a drone sends for the string, after a request holding it.
+    bigecho: big,
+    midecho: chunked(MID_ECHO_PARAMS[0]!),
     connect: [esc([connectOk(0, HEADER)])],
     sreq: [esc([result(1, ECHO_PARAMS[0]!, HEADER), result(1, ECHO_PARAMS[1]!, HEADER), complete(1, HEADER)])],
     sdisc: [],
@@ -54,6 +71,10 @@ export interface Relay {
   echo(): Promise<void>;
   /** A 1 MB result in as many stanzas as the drone would send. */
   big(): Promise<void>;
+  /** Echo of {@link MID_ECHO_BYTES}: the request through the router holds them, the result brings them back. */
+  midEcho(): Promise<void>;
+  /** Echo of 1 MB: a 1 MB request through the router, the 1 MB result back as `big`'s. */
+  bigEcho(): Promise<void>;
   /** CONNECT through the router, {@link SESSION_REQUESTS} direct round trips, DISCONNECT. */
   session(): Promise<void>;
   pids(): number[];
@@ -150,7 +171,13 @@ export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_2
     });
   const echoBody = encodeBody([request(1, "opensrf.system.echo", ECHO_PARAMS, HEADER)]);
   const bigBody = encodeBody([request(1, "big", [BIG_BYTES], HEADER)]);
-  const bigReplies = replyBodies(chunkSize).big!.length;
+  const replies = replyBodies(chunkSize);
+  const bigReplies = replies.big!.length;
+  const echoOf = (kind: string, params: string[]) => {
+    const body = encodeBody([request(1, "opensrf.system.echo", params, HEADER)]);
+    const n = replies[kind]!.length;
+    return async () => void (await call(kind, routerJid, body, n));
+  };
 
   return {
     async echo() {
@@ -159,6 +186,8 @@ export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_2
     async big() {
       await call("big", routerJid, bigBody, bigReplies);
     },
+    midEcho: echoOf("midecho", MID_ECHO_PARAMS),
+    bigEcho: echoOf("bigecho", BIG_ECHO_PARAMS),
     async session() {
       const drone = await call("connect", routerJid, encodeBody([connect(0, HEADER)]), 1);
       for (let i = 1; i <= SESSION_REQUESTS; i++) {

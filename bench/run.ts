@@ -6,6 +6,7 @@
  *   npm run bench                  # full run, about four minutes
  *   npm run bench -- --quick       # shorter windows, under a minute
  *   npm run bench -- --smoke       # seconds; for the test suite, numbers meaningless
+ *   npm run bench -- --vs-c [--quick|--smoke]   # against the real C prefork (bench/vs-c.ts)
  *
  * Options: --xmpp=ejabberd|prosody (default ejabberd); --source (run router, listener and
  * drones as `bun src/cli.ts` instead of a binary compiled at the start, as deployed; smoke
@@ -13,9 +14,8 @@
  * router, listener and drones as markdown, via BUN_OPTIONS; summarize with
  * bench/profile-summary.ts).
  */
-import { execSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { cliCommand } from "../devkit/processes.ts";
 import type { XmppServerKind } from "../devkit/xmpp-server.ts";
@@ -34,7 +34,8 @@ import { type InProcessResult, runInProcess } from "./inprocess.ts";
 import { type LoadPlan, type LoadResult, runLoad } from "./load.ts";
 import { formatParseResults, type ParseResult, runParseBench } from "./parse.ts";
 import { ADD_PARAMS, BIG_BYTES, ECHO_PARAMS, type Relay, SESSION_REQUESTS, startRelay } from "./relay.ts";
-import { ROOT, type Served, type Stack, startServe, startStack } from "./stack.ts";
+import { avg, commit, fmtRate, machineLine, mb, ms, pct, say } from "./report.ts";
+import { compileBinary, type Served, type Stack, startServe, startStack } from "./stack.ts";
 
 type Mode = "full" | "quick" | "smoke";
 
@@ -115,6 +116,14 @@ const jsonOut = arg("json");
 const profileDir = arg("profile") ? resolve(arg("profile")!) : undefined;
 const fromBinary = mode !== "smoke" && arg("source") === undefined;
 
+if (arg("vs-c") !== undefined) {
+  // Against the real C prefork: its own plan and report (bench/vs-c.ts).
+  if (arg("xmpp") || profileDir) say("--vs-c runs on ejabberd only and takes no --xmpp or --profile");
+  const { runVsC } = await import("./vs-c.ts");
+  const json = jsonOut ? { json: jsonOut } : {};
+  process.exit(await runVsC({ mode, source: arg("source") !== undefined, ...json }));
+}
+
 /** One row of the main table. */
 interface Row {
   case: string;
@@ -127,10 +136,6 @@ interface Row {
 
 const rows: Row[] = [];
 const started = performance.now();
-
-function say(text: string): void {
-  process.stderr.write(`${text}\n`);
-}
 
 async function measure(
   label: string,
@@ -152,21 +157,6 @@ async function measure(
   return load;
 }
 
-function commit(): string {
-  try {
-    const sha = execSync("git rev-parse --short HEAD", { cwd: ROOT }).toString().trim();
-    const dirty = execSync("git status --porcelain", { cwd: ROOT }).toString().trim() !== "";
-    return dirty ? `${sha} + uncommitted changes` : sha;
-  } catch {
-    return "unknown";
-  }
-}
-
-const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
-const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-const pct = (xs: number[], p: number) =>
-  xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN;
-
 // -------------------------------------------------------------------------------------------
 
 const env: Record<string, string> = {};
@@ -176,7 +166,7 @@ if (profileDir) {
 }
 
 say(`osrf-prefork bench (${mode}) on ${kind}; commit ${commit()}`);
-let binDir: string | undefined;
+let compiled: { bin: string; remove(): void } | undefined;
 let stack: Stack | undefined;
 let relay: Relay | undefined;
 const served: Served[] = [];
@@ -198,14 +188,8 @@ try {
   const sourceCommand = cliCommand();
   if (fromBinary) {
     // As deployed: one compiled binary for router, listener and (self-spawned) drones.
-    binDir = mkdtempSync(join(tmpdir(), "osrf-bench-bin-"));
-    const bin = join(binDir, "osrf-prefork");
-    execSync(
-      `${JSON.stringify(process.execPath)} build --compile --minify-syntax src/cli.ts --outfile ${JSON.stringify(bin)}`,
-      { cwd: ROOT, stdio: "ignore" },
-    );
-    process.env.OSRF_PREFORK_BIN = bin;
-    say(`compiled ${bin}`);
+    compiled = compileBinary();
+    say(`compiled ${compiled.bin}`);
   }
 
   stack = await startStack(kind, env);
@@ -340,21 +324,16 @@ try {
   for (const s of served) await s.stop().catch(() => {});
   await relay?.stop().catch(() => {});
   await stack?.stop().catch(() => {});
-  if (binDir) rmSync(binDir, { recursive: true, force: true });
+  compiled?.remove();
 }
 
 // -------------------------------------------------------------------------------------------
 // Report
 
 const out: string[] = [];
-const fmtRate = (r: number) => (r >= 100 ? Math.round(r).toLocaleString("en-US") : r.toFixed(1));
-const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "—");
-const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
 out.push(`## osrf-prefork bench — ${mode}, ${kind}`);
 out.push("");
-out.push(
-  `commit ${commit()}; ${cpus().length} × ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Bun ${Bun.version}; ${new Date().toISOString()}`,
-);
+out.push(machineLine());
 out.push(`processes run from ${fromBinary ? "a compiled binary" : "bun src/cli.ts"}; loglevel 3 to a file`);
 out.push("");
 out.push("| case | pool | c | calls/s | p50 ms | p95 ms | p99 ms | p99/p50 | vs relay |");

@@ -3,6 +3,7 @@
  * shaper off as the test harness configures it), our router, and `osrf-prefork serve`
  * processes started from a settings file, as an operator would start them.
  */
+import { execSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -76,18 +77,7 @@ export async function startStack(kind: XmppServerKind, env: Record<string, strin
   const router = track(CliProcess.start(["router", "--config", coreFile], { env }));
   let client: Client | undefined;
   try {
-    const logger = createLogger({ service: "bench", logfile: join(dir, "caller.log"), loglevel: 2 });
-    const conn = await XmppConnection.connect({
-      ...clientConnectionOptions(core.opensrf, makeResource("", BENCH_HOST), logger),
-      reconnect: false,
-    });
-    client = new Client({
-      transport: conn,
-      routerName: core.opensrf.routerName,
-      logger,
-      timeout: 30,
-      ownTransport: true,
-    });
+    client = await connectCaller(core, dir);
     // The router logs to the file, so ask it instead of reading its output.
     const why = () => `${router.output.slice(-1500)}${logTail(join(dir, "osrfsys.log"))}`;
     const exited = router.proc.exited.then((code) => {
@@ -129,6 +119,41 @@ export async function startStack(kind: XmppServerKind, env: Record<string, strin
     },
   };
   return stack;
+}
+
+/**
+ * The caller: one XMPP connection and one {@link Client} on it (one client process), logging
+ * warnings to `dir`/caller.log; `timeoutS` bounds the wait for each reply.
+ */
+export async function connectCaller(core: CoreConfig, dir: string, timeoutS = 30): Promise<Client> {
+  const logger = createLogger({ service: "bench", logfile: join(dir, "caller.log"), loglevel: 2 });
+  const conn = await XmppConnection.connect({
+    ...clientConnectionOptions(core.opensrf, makeResource("", BENCH_HOST), logger),
+    reconnect: false,
+  });
+  return new Client({
+    transport: conn,
+    routerName: core.opensrf.routerName,
+    logger,
+    timeout: timeoutS,
+    ownTransport: true,
+  });
+}
+
+/**
+ * Compiles src/cli.ts into one binary in a temp dir (router, listener and self-spawned drones,
+ * as deployed) and points OSRF_PREFORK_BIN at it, so processes started from here run it.
+ * Returns the binary and a function removing it.
+ */
+export function compileBinary(): { bin: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "osrf-bench-bin-"));
+  const bin = join(dir, "osrf-prefork");
+  execSync(
+    `${JSON.stringify(process.execPath)} build --compile --minify-syntax src/cli.ts --outfile ${JSON.stringify(bin)}`,
+    { cwd: ROOT, stdio: "ignore" },
+  );
+  process.env.OSRF_PREFORK_BIN = bin;
+  return { bin, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** opensrf.xml for `specs`, each with its pool fixed at `drones`. */

@@ -62,6 +62,12 @@ export interface StartXmppServerOptions {
    * at once — can find the queue full and be dropped; raise it for real OpenSRF stacks.
    */
   backlog?: number;
+  /**
+   * Extra Erlang VM flags for ejabberd (ejabberd only), appended to ejabberdctl's
+   * ERL_OPTIONS, e.g. `+sbwt none +sbwtdcpu none +sbwtdio none` so that idle schedulers do
+   * not busy-wait (the kernel bills that spinning to ejabberd: it distorts CPU per call).
+   */
+  erlOptions?: string;
 }
 
 const HOST = "127.0.0.1";
@@ -85,7 +91,9 @@ export async function startXmppServer(opts: StartXmppServerOptions = {}): Promis
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const server =
-      kind === "ejabberd" ? new EjabberdServer(maxStanzaSize, opts.backlog) : new ProsodyServer(maxStanzaSize);
+      kind === "ejabberd"
+        ? new EjabberdServer(maxStanzaSize, opts.backlog, opts.erlOptions)
+        : new ProsodyServer(maxStanzaSize);
     try {
       await server.init();
       await server.launch(opts.startTimeoutMs ?? server.defaultTimeoutMs);
@@ -381,6 +389,7 @@ class EjabberdServer extends BaseServer {
   constructor(
     maxStanzaSize: number,
     private readonly backlog?: number,
+    private readonly erlOptions?: string,
   ) {
     super(maxStanzaSize);
   }
@@ -446,7 +455,7 @@ class EjabberdServer extends BaseServer {
       `ERL_EPMD_ADDRESS=${HOST}`,
       // A fixed distribution port means no epmd daemon is started or needed.
       `ERL_DIST_PORT=${this.distPort}`,
-      `ERL_OPTIONS=${sh(`-env ERL_CRASH_DUMP_BYTES 0 -setcookie ${this.cookie}`)}`,
+      `ERL_OPTIONS=${sh(`-env ERL_CRASH_DUMP_BYTES 0 -setcookie ${this.cookie}${this.erlOptions ? ` ${this.erlOptions}` : ""}`)}`,
       `EJABBERD_PID_PATH=${sh(join(d, "ejabberd.pid"))}`,
       `EJABBERD_BYPASS_WARNINGS=true`,
       ``,

@@ -32,11 +32,12 @@ import { TEST_USERS } from "../osrf-config.ts";
 import { freePort } from "../ports.ts";
 import { CliProcess } from "../processes.ts";
 import { type RedisServer, startRedisServer } from "../redis-server.ts";
-import { startXmppServer, type XmppServer } from "../xmpp-server.ts";
+import { type StartXmppServerOptions, startXmppServer, type XmppServer } from "../xmpp-server.ts";
 import { type ClientRun, parseSrfshWireLog, runPerlClient, runSrfsh, type SrfshRun } from "./clients.ts";
 import {
   DEFAULT_PEER_SERVICES,
   PEER_DOMAIN,
+  type PeerConfigInput,
   type PeerConfigPaths,
   type PeerService,
   srfshXml,
@@ -83,6 +84,8 @@ export interface OpenSrfStackOptions {
    * and a 1 s median with 5, none and 30 ms with 128.
    */
   xmppBacklog?: number;
+  /** Extra Erlang VM flags for ejabberd (see {@link StartXmppServerOptions.erlOptions}), e.g. for benchmarks. */
+  xmppErlOptions?: string;
   /** Bound for each process to become ready (default 60 s; the machine may be loaded). */
   startTimeoutMs?: number;
   /** A built peer (default: {@link ensurePeer}, which builds or reuses the cache). */
@@ -156,7 +159,12 @@ export async function createOpenSrfStack(opts: OpenSrfStackOptions = {}): Promis
       ? { kind: "redis", redis: await startRedisServer() }
       : {
           kind: "xmpp",
-          xmpp: await startXmppServer({ kind: "ejabberd", users: TEST_USERS, backlog: opts.xmppBacklog ?? 1024 }),
+          xmpp: await startXmppServer({
+            kind: "ejabberd",
+            users: TEST_USERS,
+            backlog: opts.xmppBacklog ?? 1024,
+            ...(opts.xmppErlOptions ? { erlOptions: opts.xmppErlOptions } : {}),
+          }),
         };
   let cache: Memcached | undefined;
   try {
@@ -254,7 +262,11 @@ export class OpenSrfStack {
   /** `[user, password]` of the account services and clients log in with. */
   readonly login: [string, string];
   /** Every application declared in opensrf.xml. */
-  readonly services: readonly PeerService[];
+  get services(): readonly PeerService[] {
+    return this.declared;
+  }
+  private declared: PeerService[];
+  private readonly configInput: Omit<PeerConfigInput, "services">;
   /** Environment the real programs run with (PATH, LD_LIBRARY_PATH, PERL5LIB, HOME = {@link PeerConfigPaths.home}). */
   readonly env: Record<string, string>;
   private readonly tracked: Tracked[] = [];
@@ -284,17 +296,17 @@ export class OpenSrfStack {
     this.loglevel = opts.loglevel ?? 3;
     const byName = new Map(DEFAULT_PEER_SERVICES.map((s) => [s.name, s]));
     for (const s of opts.services ?? []) byName.set(s.name, s);
-    this.services = [...byName.values()];
-    this.paths = writePeerConfigs({
+    this.declared = [...byName.values()];
+    this.configInput = {
       dir: this.dir,
       xmppPort: busServerOf(server).port,
       opensrfUser: accounts[0],
       routerUser: accounts[1],
-      services: [...this.services],
       loglevel: this.loglevel,
       ...(opts.routerServices ? { routerServices: opts.routerServices } : {}),
       ...(memcached ? { memcached: memcached.addr } : {}),
-    });
+    };
+    this.paths = writePeerConfigs({ ...this.configInput, services: [...this.declared] });
     if (memcached) this.tracked.push({ role: "other", ref: memcached.ref, impl: "opensrf", child: memcached.child });
     this.env = { ...(process.env as Record<string, string>), ...peer.env, HOME: this.paths.home };
   }
@@ -436,6 +448,35 @@ export class OpenSrfStack {
     await this.waitForService(name, this.startTimeoutMs, () =>
       t && isRunning(t.ref) ? undefined : `the ${name} listener died`,
     );
+  }
+
+  /**
+   * Replaces (by name) or adds applications in opensrf.xml and rewrites it, e.g. other pool
+   * sizes. Servers that already read it keep what they read: stop and start them again
+   * (the Perl settings server too, for the C services: they get their settings from it).
+   */
+  updateServices(services: readonly PeerService[]): void {
+    const byName = new Map(this.declared.map((s) => [s.name, s]));
+    for (const s of services) byName.set(s.name, s);
+    this.declared = [...byName.values()];
+    writePeerConfigs({ ...this.configInput, services: [...this.declared] });
+  }
+
+  /**
+   * Stops the running listener of `service` (real or osrf-prefork) with SIGTERM and waits
+   * until it and its drones are gone; whatever is left after `timeoutMs` is killed.
+   */
+  async stopService(service: string, timeoutMs = 10_000): Promise<void> {
+    const mine = this.tracked.filter((t) => t.role === "listener" && t.service === service && isRunning(t.ref));
+    if (mine.length === 0) throw new Error(`no running ${service} listener in this stack (have: ${this.running()})`);
+    const refs = mine.map((t) => t.ref);
+    const tree = [...refs, ...descendants(refs)];
+    for (const ref of refs) signalRef(ref, "SIGTERM");
+    if (!(await waitGone(tree, timeoutMs))) {
+      for (const ref of [...tree, ...descendants(refs)]) signalRef(ref, "SIGKILL");
+      await waitGone(tree, 3_000);
+    }
+    await Promise.all(mine.map((t) => t.child?.exited ?? t.cli?.proc.exited));
   }
 
   // ----------------------------------------------------------------------------------------

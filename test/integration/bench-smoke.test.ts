@@ -1,11 +1,13 @@
 /**
  * `npm run bench -- --smoke`: the whole benchmark in miniature (relay ceiling, OpenSRF calls,
  * the 1 MB and session cases, drone start-up, in-process baseline, parser) completes and
- * prints its table with every row compared to the relay ceiling. Speed is never asserted:
- * smoke numbers come from a few dozen calls on a shared machine.
+ * prints its table with every row compared to the relay ceiling; `--vs-c --smoke` (against
+ * the real C prefork) completes and prints its ratio, CPU and memory tables. Speed is never
+ * asserted: smoke numbers come from a few dozen calls on a shared machine.
  */
 import { expect, test } from "bun:test";
 import { join, resolve } from "node:path";
+import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -49,3 +51,50 @@ test("bench --smoke completes and prints the ratio table", async () => {
   expect(stdout).toContain("tokenize 1 MB in 64 KB chunks");
   expect(stdout).toContain('IPC "json"');
 }, 160_000);
+
+// Against the real C prefork: needs the OpenSRF 3.3 peer (devkit/opensrf; CI builds it first).
+// About 30 s on a warm peer cache. Speed is never asserted here either.
+const HAVE_PEER = peerAvailableForTests("bench --vs-c --smoke");
+
+test.skipIf(!HAVE_PEER)(
+  "bench --vs-c --smoke runs both sides under both pool settings and prints every table",
+  async () => {
+    await ensurePeer();
+    const proc = Bun.spawn([process.execPath, join(ROOT, "bench/run.ts"), "--vs-c", "--smoke"], {
+      cwd: ROOT,
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 150_000);
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    clearTimeout(timer);
+    if (code !== 0) {
+      throw new Error(`bench --vs-c --smoke exited with ${code}\n${stderr.slice(-3000)}\n${stdout.slice(-2000)}`);
+    }
+    expect(stdout).toContain("## osrf-prefork vs the C prefork — smoke");
+    expect(stdout).toContain("| case | pool | c | ours/C | ours calls/s | C calls/s | relay |");
+    const rows = stdout.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| case"));
+    for (const pool of ["5–15, spare 2–5", "15 fixed"]) {
+      for (const name of ["opensrf.system.echo", "add 2, 2", "session (CONNECT", "echo of 60 KB"]) {
+        const found = rows.filter((l) => l.startsWith(`| ${name}`) && l.includes(`| ${pool} |`));
+        expect(found.length).toBeGreaterThan(0);
+        // ours/C: a number for every row both sides ran.
+        for (const l of found) expect(l.split("|")[4]!.trim()).toMatch(/^\*\*\d+(\.\d+)?\*\*$/);
+      }
+      expect(rows.some((l) => l.startsWith("| echo of 1 MB") && l.includes(`| ${pool} |`))).toBe(true);
+    }
+    expect(stdout).toContain("C and a 1 MB request:");
+    expect(stdout).toContain("CPU per echo call at c=8");
+    expect(stdout).toContain("| drones (all, incl. replaced ones) |");
+    expect(stdout).toContain(
+      "| side | pool | drones | drone RSS / PSS / private (avg) | listener RSS / PSS / private |",
+    );
+    expect(stdout).toContain("Our drone spawn → ready");
+  },
+  160_000,
+);
