@@ -13,14 +13,17 @@
  *
  *   bun bench/drone-age.ts [--drones=4] [--requests=1000] [--bucket=100] [--method=echo|add]
  *                          [--parallel=1] [--loglevel=1] [--source | --bin=PATH] [--env=NAME=VALUE ...]
- *                          [--json=FILE]
+ *                          [--idle=MS] [--json=FILE] [--smaps=DIR]
  *
  * --parallel=N runs N drones at once, each with its own closed loop (JIT threads of new drones
  * competing for the two cores, as in a pool at c ≥ 8); --env sets drone environment variables
  * (e.g. BUN_JSC_* tier-up thresholds); several --env flags add up; --bin runs drones from a binary
- * built elsewhere (build options compared) instead of one compiled from src/cli.ts at the start.
+ * built elsewhere (build options compared) instead of one compiled from src/cli.ts at the start;
+ * --idle waits that long after the last request before reading memory (an idle drone, as
+ * after a bench's load); --smaps keeps each drone's /proc/PID/smaps idle after ready and at
+ * that second reading.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
@@ -50,6 +53,8 @@ const parallel = Number(opt("parallel", "1"));
 const loglevel = Number(opt("loglevel", "1"));
 const fromSource = process.argv.includes("--source");
 const json = opt("json", "");
+const smapsDir = opt("smaps", "");
+const idleMs = Number(opt("idle", "0"));
 
 /** Drones started one way: a binary (or the one compiled here) and extra environment. */
 interface Variant {
@@ -116,6 +121,13 @@ const minus = (a: ThreadNs, b: ThreadNs): ThreadNs => ({
   other: a.other - b.other,
 });
 
+/** With --smaps=DIR, a copy of the drone's /proc/PID/smaps (which mappings hold its memory). */
+function keepSmaps(pid: number, when: string): void {
+  if (!smapsDir) return;
+  mkdirSync(smapsDir, { recursive: true });
+  copyFileSync(`/proc/${pid}/smaps`, join(smapsDir, `${pid}-${when}.smaps`));
+}
+
 /** One drone's life. */
 interface DroneRun {
   readyMs: number;
@@ -181,6 +193,7 @@ async function runDrone(v: Variant): Promise<DroneRun> {
   const run: DroneRun = { readyMs, startNs: threadNs(handle.pid), buckets: [], bucketMs: [] };
   await Bun.sleep(300);
   run.idle = memory(handle.pid);
+  keepSmaps(handle.pid, "idle");
   let before = threadNs(handle.pid);
   let tb = performance.now();
   for (let i = 1; i <= requests; i++) {
@@ -209,7 +222,9 @@ async function runDrone(v: Variant): Promise<DroneRun> {
       tb = performance.now();
     }
   }
+  await Bun.sleep(idleMs);
   run.served = memory(handle.pid);
+  keepSmaps(handle.pid, "served");
   handle.send({ type: "shutdown", graceful: true, reason: "shutdown" });
   await Promise.race([exited, Bun.sleep(10_000)]);
   return run;
