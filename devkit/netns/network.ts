@@ -335,17 +335,19 @@ export class TestHost {
 
   /**
    * Kills every process on the host with `signal` — repeated until none is left, since a
-   * dying listener may still start a drone — and returns how many were signalled.
+   * dying listener may still start a drone. Returns how many were signalled and when the
+   * first signal went out (epoch ms; 0 when there was nothing to kill).
    */
-  async killAll(signal: NodeJS.Signals = "SIGKILL", timeoutMs = 10_000): Promise<number> {
+  async killAll(signal: NodeJS.Signals = "SIGKILL", timeoutMs = 10_000): Promise<{ signalled: number; at: number }> {
     const seen = new Set<number>();
+    let at = 0;
     const deadline = performance.now() + timeoutMs;
     // A gentler signal gets half the time; whatever is left then gets SIGKILL.
     const escalateAt = signal === "SIGKILL" ? 0 : performance.now() + timeoutMs / 2;
     let sig = signal;
     for (;;) {
       const live = this.pids();
-      if (live.length === 0) return seen.size;
+      if (live.length === 0) return { signalled: seen.size, at };
       if (performance.now() > deadline) {
         throw new NetnsError(`host ${this.name}: processes ${live.join(", ")} survived ${sig}`, ["kill", sig]);
       }
@@ -354,6 +356,7 @@ export class TestHost {
         // A gentle signal goes once to each process; SIGKILL to whatever shows up.
         if (seen.has(p) && sig !== "SIGKILL") continue;
         seen.add(p);
+        if (at === 0) at = Date.now();
         try {
           process.kill(p, sig);
         } catch {

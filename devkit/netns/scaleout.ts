@@ -370,7 +370,8 @@ export class ScaleOutStack {
 
   private settingsXml(): string {
     const unix: Record<string, number | string> = {
-      min_children: 2,
+      // Warm pools: a burst of callers finds idle drones, none waits on a drone's start-up.
+      min_children: 4,
       max_children: 8,
       max_requests: 100_000,
       status_port: STATUS_PORT,

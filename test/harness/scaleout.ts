@@ -1,0 +1,62 @@
+/**
+ * Reading what a multi-host run left behind: our router's JSON log (every forward with its
+ * xid, every node it dropped) and the agent's per-request records, counted per host.
+ */
+import { readFileSync } from "node:fs";
+import type { LoadRecord } from "../../devkit/netns/agent-protocol.ts";
+import { hostOf } from "../../devkit/netns/scaleout.ts";
+
+/** One line of `osrf-prefork router --log-format json`. */
+export interface RouterLogLine {
+  /** Epoch ms. */
+  ts: number;
+  level: string;
+  xid: string;
+  msg: string;
+}
+
+export function readRouterLog(file: string): RouterLogLine[] {
+  const out: RouterLogLine[] = [];
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const o = JSON.parse(line) as { ts: string; level: string; xid?: string; msg: string };
+    out.push({ ts: Date.parse(o.ts), level: o.level, xid: o.xid ?? "", msg: o.msg });
+  }
+  return out;
+}
+
+/** Every forward the router made, by xid, in order: `routing message from <caller> to <node>`. */
+export function forwardsByXid(lines: readonly RouterLogLine[]): Map<string, Array<{ ts: number; to: string }>> {
+  const out = new Map<string, Array<{ ts: number; to: string }>>();
+  for (const l of lines) {
+    const m = /^routing message from \S+ to (\S+)$/.exec(l.msg);
+    if (!m || !l.xid) continue;
+    const list = out.get(l.xid) ?? [];
+    list.push({ ts: l.ts, to: m[1]! });
+    out.set(l.xid, list);
+  }
+  return out;
+}
+
+/** When the router dropped a node whose JID names `hostname` (the bounce that made it stop). */
+export function firstRemoval(lines: readonly RouterLogLine[], hostname: string): RouterLogLine | undefined {
+  return lines.find((l) => /^node \S+ of \S+ is unreachable/.test(l.msg) && l.msg.includes(`_listener_${hostname}_`));
+}
+
+/** Answered requests per host of the drone that answered, e.g. `{ hostb: 120, hostc: 118 }`. */
+export function byHost(records: readonly LoadRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) {
+    if (r.outcome !== "ok") continue;
+    const h = hostOf(r.from) || "(unknown)";
+    out[h] = (out[h] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Records by outcome, e.g. `{ ok: 950, lost: 3, "status 503": 2 }`. */
+export function byOutcome(records: readonly LoadRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) out[r.outcome] = (out[r.outcome] ?? 0) + 1;
+  return out;
+}
