@@ -28,7 +28,7 @@ export const PREFORK_DEFAULTS: Readonly<Omit<PreforkSettings, "warnings" | "maxS
   maxBundleSize: 25600,
   crashBackoffMax: 60,
   registerInterval: 30,
-  routerProbeInterval: 1.5,
+  routerProbeInterval: 1,
   statusPort: 0,
   statusSocket: "",
   pidDir: DEFAULT_PID_DIR,

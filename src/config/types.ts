@@ -161,7 +161,7 @@ export interface PreforkSettings {
   /**
    * `unix_config/router_probe_interval`: seconds between the listener's registration probes
    * of each router — one small iq to the router's class JID, which tells a router that
-   * restarted (and forgot the listener) within seconds; 0 = never (default 1.5).
+   * restarted (and forgot the listener) within seconds; 0 = never (default 1).
    */
   routerProbeInterval: number;
   /**

@@ -47,7 +47,7 @@ export interface ListenerOptions {
   registerInterval?: number;
   /**
    * `router_probe_interval`: seconds between registration probes of each router, which tell
-   * a restarted router within seconds (registration.ts); 0 = never. Default 1.5.
+   * a restarted router within seconds (registration.ts); 0 = never. Default 1.
    */
   routerProbeInterval?: number;
   /**

@@ -6,7 +6,7 @@
  * listener's own XMPP stream is unaffected, and the C router says nothing when it logs in: no
  * presence, no message). So while registered, the listener
  *
- * - probes each router every `router_probe_interval` seconds (1.5 by default) with one iq to
+ * - probes each router every `router_probe_interval` seconds (1 by default) with one iq to
  *   the router's class JID, `router@<domain>/<service>` (src/xmpp/probe.ts). A router holds
  *   that session exactly while it has a node of the class, so after a restart the XMPP server
  *   answers for it: no such session. Our router also answers itself whether we are a node. A
@@ -61,7 +61,7 @@ export function bareJid(jid: string): string {
 /** Default `register_interval`, seconds. */
 export const DEFAULT_REGISTER_INTERVAL = 30;
 /** Default `router_probe_interval`, seconds. */
-export const DEFAULT_PROBE_INTERVAL = 1.5;
+export const DEFAULT_PROBE_INTERVAL = 1;
 /**
  * How long a listener that found a silent router's class JID gone waits before registering,
  * in probe intervals: more than one, so every other listener's next probe still finds it gone.
@@ -77,7 +77,7 @@ const CONFIRM_MS = 2000;
 export interface RegistrationOptions {
   /** Seconds between periodic re-registrations while registered; 0 = never (default 30). */
   intervalSeconds?: number;
-  /** Seconds between registration probes of each router; 0 = never (default 1.5). */
+  /** Seconds between registration probes of each router; 0 = never (default 1). */
   probeSeconds?: number;
   clock?: Clock;
 }
