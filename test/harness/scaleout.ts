@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { LoadRecord } from "../../devkit/netns/agent-protocol.ts";
 import { hostOf } from "../../devkit/netns/scaleout.ts";
+import { OSRF_LINE_PATTERN } from "../../src/log/format.ts";
 
 /** One line of `osrf-prefork router --log-format json`. */
 export interface RouterLogLine {
@@ -35,6 +36,33 @@ export function forwardsByXid(lines: readonly RouterLogLine[]): Map<string, Arra
     list.push({ ts: l.ts, to: m[1]! });
     out.set(l.xid, list);
   }
+  return out;
+}
+
+/**
+ * The real C router's log (OpenSRF line format, messages may span lines), as the same
+ * records: `ts` is only to the second there. Its forwards read `Routing message:\nfrom: [a]\nto: [b]`;
+ * they are rewritten to our wording so {@link forwardsByXid} reads both.
+ */
+export function readCRouterLog(file: string): RouterLogLine[] {
+  const out: RouterLogLine[] = [];
+  const head = /^\S+ \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \[/;
+  let entry: string[] = [];
+  const flush = () => {
+    if (entry.length === 0) return;
+    const m = OSRF_LINE_PATTERN.exec(entry.join("\n"));
+    entry = [];
+    if (!m) return;
+    let msg = m[8]!;
+    const fwd = /^Routing message:\nfrom: \[(.*)\]\nto: \[(.*)\]$/.exec(msg);
+    if (fwd) msg = `routing message from ${fwd[1]} to ${fwd[2]}`;
+    out.push({ ts: Date.parse(m[2]!.replace(" ", "T")), level: m[3]!.trim(), xid: m[7]!, msg });
+  };
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (head.test(line)) flush();
+    entry.push(line);
+  }
+  flush();
   return out;
 }
 
