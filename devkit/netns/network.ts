@@ -367,6 +367,26 @@ export class TestHost {
     }
   }
 
+  /**
+   * Sets a sysctl of this host's network namespace (`net.*` keys are per namespace), e.g.
+   * `net.ipv4.tcp_retries2`: how long the host's TCP keeps retransmitting to a peer that
+   * went silent before it gives the connection up.
+   */
+  sysctl(key: string, value: string | number): void {
+    if (!/^net\.[a-z0-9_.]+$/.test(key)) throw new RangeError(`not a per-namespace sysctl: ${key}`);
+    runSync([
+      "ip",
+      "netns",
+      "exec",
+      this.netns,
+      "sh",
+      "-c",
+      `echo "$1" > "/proc/sys/$0"`,
+      key.replace(/\./g, "/"),
+      String(value),
+    ]);
+  }
+
   /** Takes the host's link down at the bridge: packets to and from it are dropped, nothing is closed. */
   async cutLink(): Promise<void> {
     ipSync(["-n", this.network.switchNs, "link", "set", this.veth, "down"]);

@@ -55,6 +55,12 @@ export interface ScaleOutOptions {
   routerLoglevel?: number;
   /** Start the serve on B and C (default true). */
   startServes?: boolean;
+  /**
+   * `net.ipv4.tcp_retries2` of the ejabberd hosts (A and B); default the kernel's (15, about
+   * 15 minutes). How long a node keeps writing into a connection whose peer went silent
+   * (a cut link) before it closes the session, after which messages to it bounce.
+   */
+  tcpRetries2?: number;
 }
 
 /** The router on host A, either kind. */
@@ -101,6 +107,9 @@ export class ScaleOutStack {
     });
     const s = new ScaleOutStack(net, opts);
     try {
+      if (opts.tcpRetries2 !== undefined) {
+        for (const h of ["a", "b"]) net.host(h).sysctl("net.ipv4.tcp_retries2", opts.tcpRetries2);
+      }
       if (opts.router === "c") s.peer = await ensurePeer();
       for (const h of net.hosts) s.writeCore(h);
       writeFileSync(s.settingsFile, s.settingsXml());

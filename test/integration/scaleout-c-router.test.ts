@@ -40,10 +40,21 @@ async function bothRegistered(): Promise<boolean> {
   return hosts.has("hostb") && hosts.has("hostc");
 }
 
+/** Each host's re-registrations with the router (bounce, probe, reconnect), from its `status`. */
+async function reregistrations(): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const h of ["b", "c"]) {
+    const [pool] = JSON.parse((await s.status(h, ["--all", "--json"])).stdout) as PoolStatus[];
+    out[`host${h}`] = pool!.routers[0]!.reregistrations;
+  }
+  return out;
+}
+
 describe.skipIf(!HAVE)(WHAT, () => {
   beforeAll(async () => {
     // Cold cache: ensurePeer() builds OpenSRF first (about a minute).
-    s = await ScaleOutStack.start({ router: "c" });
+    // register_interval 600: after the router restart only the probes can bring the listeners back.
+    s = await ScaleOutStack.start({ router: "c", unix: { register_interval: 600 } });
   }, 300_000);
 
   afterAll(async () => {
@@ -74,6 +85,7 @@ describe.skipIf(!HAVE)(WHAT, () => {
   }, 90_000);
 
   test("the C router restarted at once learns every service again within 5 s, with no operator action", async () => {
+    const countsBefore = await reregistrations();
     const stoppedAt = performance.now();
     await s.stopRouter("SIGTERM");
     await s.startRouter();
@@ -82,10 +94,14 @@ describe.skipIf(!HAVE)(WHAT, () => {
       (await s.listenerNodes()).some((j) => hostOf(j) !== ""),
     );
     const allMs = await s.waitFor("both listeners to be registered again", 30_000, bothRegistered);
+    // What brought each listener back: a probe (or a registration the probe sent, bouncing
+    // while the router was away); counted by each listener.
+    const countsAfter = await reregistrations();
     const causes: string[] = [];
-    for (const h of ["b", "c"]) {
-      const [pool] = JSON.parse((await s.status(h, ["--all", "--json"])).stdout) as PoolStatus[];
-      causes.push(`host${h} ${JSON.stringify(pool!.routers[0]!.reregistrations)}`);
+    for (const [h, after] of Object.entries(countsAfter)) {
+      const d = (k: string) => after[k]! - countsBefore[h]![k]!;
+      causes.push(`${h} probe +${d("probe")} bounce +${d("bounce")}`);
+      expect(d("probe") + d("bounce")).toBeGreaterThan(0);
     }
     console.log(
       `scale-out router restart (C): stopped and online again in ${(onlineAt - stoppedAt).toFixed(0)} ms; ` +
@@ -129,8 +145,15 @@ describe.skipIf(!HAVE)(WHAT, () => {
     // Every unanswered request was handed to host C's listener (and not sent on elsewhere).
     const elsewhere = lost.filter((r) => lastTo(r) !== cListener);
     for (const r of elsewhere) {
-      console.log(`lost elsewhere: ${r.xid} sent ${r.sent - killedAt} ms after the kill; forwards ${JSON.stringify(forwards.get(r.xid))}; bounced ${bounced.has(r.xid)}`);
-      console.log(lines.filter((l) => l.xid === r.xid).map((l) => `${l.ts - killedAt} ${l.msg}`).join("\n"));
+      console.log(
+        `lost elsewhere: ${r.xid} sent ${r.sent - killedAt} ms after the kill; forwards ${JSON.stringify(forwards.get(r.xid))}; bounced ${bounced.has(r.xid)}`,
+      );
+      console.log(
+        lines
+          .filter((l) => l.xid === r.xid)
+          .map((l) => `${l.ts - killedAt} ${l.msg}`)
+          .join("\n"),
+      );
     }
     expect(elsewhere).toEqual([]);
     const droppedByRouter = lost.filter((r) => bounced.has(r.xid)).length;
