@@ -138,6 +138,14 @@ export class AgentHandle {
     await this.send({ op: "stop-load", load: id });
   }
 
+  /**
+   * Resolves with the milliseconds until the XMPP server answered a ping to `jid` with an
+   * error (its session is gone), -1 if that did not happen within `timeoutMs`.
+   */
+  async untilGone(jid: string, everyMs = 20, timeoutMs = 60_000): Promise<number> {
+    return (await this.send<{ goneAfterMs: number }>({ op: "until-gone", jid, everyMs, timeoutMs })).goneAfterMs;
+  }
+
   async sessions(cmd: Omit<Extract<Command, { op: "sessions" }>, "op">): Promise<SessionRecord[]> {
     return (await this.send<{ sessions: SessionRecord[] }>({ op: "sessions", ...cmd })).sessions;
   }

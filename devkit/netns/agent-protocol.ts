@@ -37,6 +37,17 @@ export type AgentCommand = { id: number } & (
     }
   | { op: "stop-load"; load: number }
   | {
+      /**
+       * Pings `jid` (XEP-0199, from a login of its own) every `everyMs` until the XMPP server
+       * answers for it with an error — its session is gone — and says after how long. A ping
+       * without an answer (the peer is cut off) counts as not gone yet.
+       */
+      op: "until-gone";
+      jid: string;
+      everyMs: number;
+      timeoutMs: number;
+    }
+  | {
       op: "sessions";
       service: string;
       count: number;

@@ -18,7 +18,7 @@ import type { JsonValue } from "../../src/protocol/types.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import { quietLogger } from "../quiet-logger.ts";
-import { inBandRegister, saslPlainCheck } from "../raw-xmpp.ts";
+import { firstTagAttr, inBandRegister, saslLogin, saslPlainCheck } from "../raw-xmpp.ts";
 import type { AgentCommand, CallOutcome, LoadRecord, SessionRecord } from "./agent-protocol.ts";
 
 const args = process.argv.slice(2);
@@ -104,6 +104,8 @@ async function handle(cmd: AgentCommand): Promise<object> {
     }
     case "sessions":
       return runSessions(cmd);
+    case "until-gone":
+      return untilGone(cmd);
     case "quit":
       setTimeout(() => void shutdown(0), 10);
       return {};
@@ -177,6 +179,41 @@ async function runSessions(cmd: Extract<AgentCommand, { op: "sessions" }>): Prom
   };
   const sessions = await Promise.all(Array.from({ length: cmd.count }, (_, k) => one(k)));
   return { sessions };
+}
+
+/** See the `until-gone` command: pings until the server answers for `jid` with an error. */
+async function untilGone(cmd: Extract<AgentCommand, { op: "until-gone" }>): Promise<object> {
+  const o = core.opensrf;
+  const session = await saslLogin({
+    host: o.server,
+    port: o.port,
+    domain: o.domain,
+    user: o.username,
+    password: o.passwd,
+    resource: makeResource("", `${hostname()}-pinger`),
+  });
+  const started = Date.now();
+  try {
+    for (let n = 1; Date.now() - started < cmd.timeoutMs; n++) {
+      const id = `gone-${n}`;
+      const sentAt = Date.now();
+      session.send(`<iq type='get' id='${id}' to='${cmd.jid}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      // Answers to earlier pings may still come: read until this one's, or its time is up.
+      for (;;) {
+        const left = cmd.everyMs - (Date.now() - sentAt);
+        if (left <= 0) break;
+        const stanza = await session.nextStanza(left).catch(() => "");
+        if (!stanza) break;
+        if (firstTagAttr(stanza, "type") === "error") return { goneAfterMs: Date.now() - started, pings: n };
+        if (firstTagAttr(stanza, "id") === id) break;
+      }
+      const rest = cmd.everyMs - (Date.now() - sentAt);
+      if (rest > 0) await Bun.sleep(rest);
+    }
+    return { goneAfterMs: -1, pings: 0 };
+  } finally {
+    session.close();
+  }
 }
 
 async function shutdown(code: number): Promise<void> {

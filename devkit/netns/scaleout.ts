@@ -389,7 +389,14 @@ export class ScaleOutStack {
     const u = Object.entries(unix)
       .map(([k, v]) => `<${k}>${v}</${k}>`)
       .join("");
-    const active = `<activeapps><appname>${this.service}</appname></activeapps>`;
+    // The hosts share this machine's file system: each gets a pid dir of its own (as each real
+    // host has its own /openils/var/run), where its listener's default status socket lives.
+    const hostSection = (name: string) => {
+      const h = this.host(name).hostname;
+      const pid = join(this.hostDir(name), "run");
+      mkdirSync(pid, { recursive: true });
+      return `<${h}><dirs><pid>${pid}</pid></dirs><activeapps><appname>${this.service}</appname></activeapps></${h}>`;
+    };
     return `<?xml version="1.0"?>
 <opensrf version="0.0.3">
   <default>
@@ -403,8 +410,8 @@ export class ScaleOutStack {
     </apps>
   </default>
   <hosts>
-    <${this.host("b").hostname}>${active}</${this.host("b").hostname}>
-    <${this.host("c").hostname}>${active}</${this.host("c").hostname}>
+    ${hostSection("b")}
+    ${hostSection("c")}
   </hosts>
 </opensrf>
 `;

@@ -66,6 +66,38 @@ export function readCRouterLog(file: string): RouterLogLine[] {
   return out;
 }
 
+/**
+ * {@link forwardsByXid} for the C router's log, where a bounce's re-send is logged under the
+ * bounced message's xid although the C router re-sends the dead node's *last* message (which
+ * may be another one): such a forward is credited to the xid of the last message it had
+ * forwarded to that node.
+ */
+export function cRouterForwards(lines: readonly RouterLogLine[]): Map<string, Array<{ ts: number; to: string }>> {
+  const out = new Map<string, Array<{ ts: number; to: string }>>();
+  const lastXidTo = new Map<string, string>();
+  let resend: { logXid: string; xid: string | undefined } | undefined;
+  for (const l of lines) {
+    const bounce = /^Received network layer error message from (\S+)$/.exec(l.msg);
+    if (bounce) {
+      resend = { logXid: l.xid, xid: lastXidTo.get(bounce[1]!) };
+      continue;
+    }
+    const m = /^routing message from \S+ to (\S+)$/.exec(l.msg);
+    if (!m) continue;
+    let xid = l.xid;
+    if (resend && l.xid === resend.logXid) {
+      xid = resend.xid ?? "";
+      resend = undefined;
+    }
+    if (!xid) continue;
+    lastXidTo.set(m[1]!, xid);
+    const list = out.get(xid) ?? [];
+    list.push({ ts: l.ts, to: m[1]! });
+    out.set(xid, list);
+  }
+  return out;
+}
+
 /** When the router dropped a node whose JID names `hostname` (the bounce that made it stop). */
 export function firstRemoval(lines: readonly RouterLogLine[], hostname: string): RouterLogLine | undefined {
   return lines.find((l) => /^node \S+ of \S+ is unreachable/.test(l.msg) && l.msg.includes(`_listener_${hostname}_`));

@@ -13,7 +13,7 @@ import { netnsAvailableForTests } from "../../devkit/netns/network.ts";
 import { hostOf, ScaleOutStack } from "../../devkit/netns/scaleout.ts";
 import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import type { PoolStatus } from "../../src/metrics/types.ts";
-import { byHost, byOutcome, forwardsByXid, readCRouterLog } from "../harness/scaleout.ts";
+import { byHost, byOutcome, cRouterForwards, readCRouterLog } from "../harness/scaleout.ts";
 
 const WHAT = "scale-out tests (real C router)";
 const HAVE = netnsAvailableForTests(WHAT) && peerAvailableForTests(WHAT);
@@ -129,36 +129,31 @@ describe.skipIf(!HAVE)(WHAT, () => {
     const cListener = (await s.listenerNodes()).find((j) => hostOf(j) === "hostc")!;
     expect(cListener).toBeDefined();
     const { signalled, at: killedAt } = await s.host("c").killAll("SIGKILL");
+    const gone = s.agent.untilGone(cListener, 10, 30_000);
     const droppedMs = await s.waitFor("the C router to drop host C", 30_000, async () =>
       readCRouterLog(s.routerLog).some((l) => l.msg === `Removing router node ${cListener}`),
     );
+    const goneMs = await gone;
     await Bun.sleep(3000);
     await s.agent.stopLoad(load.id);
     const { records } = await load.reply;
 
     const lines = readCRouterLog(s.routerLog);
-    const forwards = forwardsByXid(lines);
+    const forwards = cRouterForwards(lines);
     const bounced = new Set(lines.filter((l) => l.msg.startsWith("Received network layer error")).map((l) => l.xid));
     const ignored = lines.filter((l) => l.msg.startsWith("network error occurred after we removed")).length;
     const lost = records.filter((r) => r.outcome === "lost");
     const lastTo = (r: LoadRecord) => forwards.get(r.xid)?.at(-1)?.to;
-    // Every unanswered request was handed to host C's listener (and not sent on elsewhere).
+    // Every unanswered request was handed to host C's listener, and not sent on elsewhere.
     const elsewhere = lost.filter((r) => lastTo(r) !== cListener);
     for (const r of elsewhere) {
-      console.log(
-        `lost elsewhere: ${r.xid} sent ${r.sent - killedAt} ms after the kill; forwards ${JSON.stringify(forwards.get(r.xid))}; bounced ${bounced.has(r.xid)}`,
-      );
-      console.log(
-        lines
-          .filter((l) => l.xid === r.xid)
-          .map((l) => `${l.ts - killedAt} ${l.msg}`)
-          .join("\n"),
-      );
+      const trail = lines.filter((l) => l.xid === r.xid).map((l) => `${l.ts - killedAt} ms: ${l.msg}`);
+      console.log(`lost, not handed to C: ${r.xid} sent ${r.sent - killedAt} ms after the kill; ${trail.join(" | ")}`);
     }
     expect(elsewhere).toEqual([]);
+    // Of those, the ones that bounced back (sent to C after it died) and that the C router did not re-send.
     const droppedByRouter = lost.filter((r) => bounced.has(r.xid)).length;
-    // A bounce the C router did not resend: sent after C was dead, so not inside C.
-    const resentTwice = [...forwards.values()].filter((f) => f.length > 1).length;
+    const resent = [...forwards.values()].filter((f) => f.length > 1).length;
     const last = lost.reduce((m, r) => Math.max(m, r.sent), killedAt);
     // After the router dropped C (its log has whole seconds only: 2 s of margin), all answered by B.
     const after = records.filter((r) => r.sent > last + 2000);
@@ -169,11 +164,13 @@ describe.skipIf(!HAVE)(WHAT, () => {
       `scale-out lost host (kill -9 of ${signalled} processes on host C, C router): lost ${lost.length} of ` +
         `${records.length}, all handed to host C's listener: ${lost.length - droppedByRouter} inside C when it died, ` +
         `${droppedByRouter} sent to it after it died whose bounce the C router dropped (it re-sends only the last ` +
-        `message it gave a node; ${ignored} bounce(s) ignored, ${resentTwice} message(s) re-sent to B). Callers of both ` +
-        `learned it from their own timeout (8 s). Outcomes: ${JSON.stringify(byOutcome(records))}. The router logged ` +
-        `dropping C within ${droppedMs.toFixed(0)} ms of the kill (first bounce); the last request lost was sent ` +
-        `${last - killedAt} ms after the kill.`,
+        `message it gave a node; ${ignored} bounce(s) ignored, ${resent} message(s) re-sent to B). Callers of both ` +
+        `learned it from their own timeout (8 s). Outcomes: ${JSON.stringify(byOutcome(records))}. Node 2 dropped ` +
+        `C's sessions ${goneMs} ms after the kill; the C router logged dropping C ${droppedMs.toFixed(0)} ms after ` +
+        `the kill (at the first forward that bounced); the last request lost was sent ${last - killedAt} ms after it.`,
     );
+    expect(goneMs).toBeGreaterThanOrEqual(0);
+    expect(goneMs).toBeLessThan(10_000);
   }, 180_000);
 
   test("host C comes back and gets traffic again from the C router", async () => {
