@@ -67,6 +67,12 @@ export const DEFAULT_PROBE_INTERVAL = 1;
  * in probe intervals: more than one, so every other listener's next probe still finds it gone.
  */
 export const SILENT_ROUTER_WAIT = 1.5;
+/**
+ * Probes answered with an error in a row, each after a registration that went through, before
+ * a router is no longer probed: its class JID answers errors itself (a router of an older
+ * version, say), and re-registering every interval would change nothing.
+ */
+export const MAX_PROBE_ERRORS = 3;
 /** First re-send after a bounced registration, ms; doubles per bounce up to {@link RETRY_MAX_MS}. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
@@ -90,6 +96,10 @@ interface RouterState {
   probing: boolean;
   /** A re-registration the probe decided on, waiting (silent routers only). */
   delayed: unknown;
+  /** Probes answered with an error in a row, each followed by a registration that did not bounce. */
+  errors: number;
+  /** Not probed any more: it answers every probe with an error though it takes our registrations. */
+  probeless: boolean;
   reregistrations: Record<ReregistrationCause, number>;
 }
 
@@ -134,6 +144,8 @@ export class Registration {
         answers: false,
         probing: false,
         delayed: undefined,
+        errors: 0,
+        probeless: false,
         reregistrations: { bounce: 0, probe: 0, reconnect: 0 },
       });
     }
@@ -155,8 +167,12 @@ export class Registration {
    */
   register(cause?: "reconnect"): void {
     this.wanted = true;
-    if (cause) for (const st of this.state.values()) st.reregistrations[cause]++;
-    for (const st of this.state.values()) this.cancelDelayed(st);
+    for (const st of this.state.values()) {
+      if (cause) st.reregistrations[cause]++;
+      this.cancelDelayed(st);
+      st.errors = 0;
+      st.probeless = false;
+    }
     this.send("register");
     this.schedulePeriodic();
     this.scheduleProbe();
@@ -247,8 +263,10 @@ export class Registration {
     if (!o) {
       o = { bounces: 0, retry: undefined, confirm: undefined, since: this.clock.now() };
       this.outages.set(r, o);
-      this.state.get(r)!.reregistrations.bounce++;
-      this.cancelDelayed(this.state.get(r)!);
+      const st = this.state.get(r)!;
+      st.reregistrations.bounce++;
+      this.cancelDelayed(st);
+      st.errors = 0; // the router really was away
     }
     o.bounces++;
     if (o.confirm !== undefined) this.clock.clearTimeout(o.confirm);
@@ -305,7 +323,7 @@ export class Registration {
   /** One probe of `r`, unless one is on its way or the router's trouble is already being handled. */
   private probe(r: RouterTarget): void {
     const st = this.state.get(r)!;
-    if (st.probing || st.delayed !== undefined || this.outages.has(r)) return;
+    if (st.probing || st.probeless || st.delayed !== undefined || this.outages.has(r)) return;
     st.probing = true;
     // Answered within the interval or not at all: at most one probe per router in flight.
     this.transport.probe!(classJid(r, this.service), this.service, this.probeMs).then(
@@ -321,6 +339,7 @@ export class Registration {
 
   private onProbeAnswer(r: RouterTarget, st: RouterState, answer: ProbeAnswer): void {
     if (!this.wanted || this.outages.has(r) || st.delayed !== undefined) return;
+    if (answer.kind !== "unavailable") st.errors = 0;
     switch (answer.kind) {
       case "registered":
         st.answers = true;
@@ -332,6 +351,15 @@ export class Registration {
         this.reregister(r, st, "it answered that we are not one of its nodes", 0);
         return;
       case "unavailable": {
+        if (++st.errors > MAX_PROBE_ERRORS) {
+          st.probeless = true;
+          this.logger.warn(
+            `${this.service}: router ${routerJid(r)} answers every registration probe with an error ` +
+              `(${answer.condition}) although our registrations reach it; not probing it any more ` +
+              `(register_interval still applies)`,
+          );
+          return;
+        }
         const why = `its ${classJid(r, this.service)} is gone (${answer.condition}): it has no node of ${this.service}`;
         // A router that answers probes tells each listener it lost it; a silent one cannot,
         // so give the other listeners of the class time to see the gap too.

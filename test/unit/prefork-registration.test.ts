@@ -297,4 +297,31 @@ describe("Registration probes", () => {
     expect(transport.probes).toHaveLength(0);
     expect(reg.states().map((s) => s.reregistrations.reconnect)).toEqual([1, 1]);
   });
+
+  test("a router whose class JID answers every probe with an error, though registrations reach it, is probed no more", async () => {
+    const { clock, reg, registers, log, A, answerA, transport } = probing(1);
+    reg.register();
+    clock.advance(1000);
+    await answerA({ kind: "registered" });
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await answerA({ kind: "unavailable", condition: "service-unavailable" });
+    }
+    expect(registers(A)).toBe(4); // the first and three re-registrations, none bounced
+    clock.advance(1000);
+    await answerA({ kind: "unavailable", condition: "service-unavailable" });
+    expect(registers(A)).toBe(4);
+    expect(log.messages("warn").at(-1)).toBe(
+      "svc: router router@a.localhost/router answers every registration probe with an error (service-unavailable) " +
+        "although our registrations reach it; not probing it any more (register_interval still applies)",
+    );
+    const probesToA = () => transport.probes.filter((p) => p.to === "router@a.localhost/svc").length;
+    const n = probesToA();
+    clock.advance(10_000);
+    expect(probesToA()).toBe(n);
+    // A new registration (SIGUSR2, reconnect) probes it again.
+    reg.register("reconnect");
+    clock.advance(1000);
+    expect(probesToA()).toBe(n + 1);
+  });
 });
