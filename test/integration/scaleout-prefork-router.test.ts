@@ -237,14 +237,16 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     await Bun.sleep(2000);
     const cListener = (await s.listenerNodes()).find((j) => hostOf(j) === "hostc");
     expect(cListener).toBeDefined();
-    const before = readRouterLog(s.routerLog).length;
     const cutAt = Date.now();
     await s.host("c").cutLink();
     const gone = s.agent.untilGone(cListener!, 50, 60_000);
     // Nothing closes: node 2 writes C's messages into a connection nobody acknowledges until
     // its TCP gives up (tcp_retries2); then the session ends and the next forward bounces.
     await s.waitFor("the router to drop host C", 60_000, async () => {
-      return !!firstRemoval(readRouterLog(s.routerLog).slice(before), "hostc");
+      return !!firstRemoval(
+        readRouterLog(s.routerLog).filter((l) => l.ts >= cutAt),
+        "hostc",
+      );
     });
     const goneMs = await gone;
     await Bun.sleep(2000);
@@ -258,8 +260,12 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     await s.agent.stopLoad(load.id);
     const { records } = await load.reply;
 
-    const lines = readRouterLog(s.routerLog).slice(before);
-    const removal = firstRemoval(lines, "hostc")!;
+    // The whole log: xids are unique to this test ("cut-<i>"); only the removal must be this one's.
+    const lines = readRouterLog(s.routerLog);
+    const removal = firstRemoval(
+      lines.filter((l) => l.ts >= cutAt),
+      "hostc",
+    )!;
     const forwards = forwardsByXid(lines);
     const lost = records.filter((r) => r.outcome === "lost");
     const handedToC = (r: LoadRecord) => {
