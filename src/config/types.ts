@@ -159,6 +159,12 @@ export interface PreforkSettings {
    */
   registerInterval: number;
   /**
+   * `unix_config/router_probe_interval`: seconds between the listener's registration probes
+   * of each router — one small iq to the router's class JID, which tells a router that
+   * restarted (and forgot the listener) within seconds; 0 = never (default 1).
+   */
+  routerProbeInterval: number;
+  /**
    * `unix_config/status_port`: TCP port on 127.0.0.1 of the listener's status and metrics
    * endpoint (`/status`, `/metrics`); 0 (default) = off.
    */

@@ -78,6 +78,25 @@ export type LostReason = "died" | "timeout" | "shutdown";
 /** Every {@link LostReason}. */
 export const LOST_REASONS: readonly LostReason[] = ["died", "timeout", "shutdown"];
 
+/**
+ * Why a listener registered with a router again (`osrf_prefork_router_reregistrations_total{cause}`):
+ * its registration bounced (the router was away), a probe found the router without it (the
+ * router restarted), or its own XMPP connection came back.
+ */
+export type ReregistrationCause = "bounce" | "probe" | "reconnect";
+
+/** Every {@link ReregistrationCause}. */
+export const REREGISTRATION_CAUSES: readonly ReregistrationCause[] = ["bounce", "probe", "reconnect"];
+
+/** A listener's registration with one router. */
+export interface RouterRegistration {
+  /** The router's JID, `router@<domain>/router`. */
+  router: string;
+  /** Asked to be registered, and nothing says the router lost us. */
+  registered: boolean;
+  reregistrations: Record<ReregistrationCause, number>;
+}
+
 /** One drone in `/status`. */
 export interface DroneStatus {
   pid: number;
@@ -97,6 +116,8 @@ export interface DroneStatus {
 /** The listener's whole status, as `/status` serves it in JSON. */
 export interface PoolStatus {
   service: string;
+  /** The machine's host name (what the listener's and drones' XMPP resources carry). */
+  host: string;
   /** Listener pid. */
   pid: number;
   /** ISO 8601 start time of the listener. */
@@ -123,6 +144,8 @@ export interface PoolStatus {
   overloadRejections: number;
   /** Times the listener's XMPP connection came back after a loss. */
   xmppReconnects: number;
+  /** The routers it registers with. */
+  routers: RouterRegistration[];
   /** Live drones, oldest first. */
   processes: DroneStatus[];
 }

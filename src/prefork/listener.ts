@@ -33,13 +33,23 @@ export interface ListenerOptions {
    * Re-reads settings and checks the app module (HUP). Resolves with the new limits and
    * shutdown timeout; rejects to keep the current drones.
    */
-  reload?: () => Promise<{ limits: PoolLimits; shutdownTimeout: number; registerInterval?: number }>;
+  reload?: () => Promise<{
+    limits: PoolLimits;
+    shutdownTimeout: number;
+    registerInterval?: number;
+    routerProbeInterval?: number;
+  }>;
   clock?: Clock;
   /**
    * `register_interval`: seconds between periodic re-registrations with the routers (a
    * restarted router has forgotten us); 0 = never. Default 30.
    */
   registerInterval?: number;
+  /**
+   * `router_probe_interval`: seconds between registration probes of each router, which tell
+   * a restarted router within seconds (registration.ts); 0 = never. Default 1.
+   */
+  routerProbeInterval?: number;
   /**
    * Milliseconds to keep serving after unregistering before a graceful stop may finish:
    * the routers may have forwarded messages just before they processed the unregister.
@@ -67,6 +77,7 @@ export class Listener {
     this.shutdownTimeout = opts.shutdownTimeout;
     this.registration = new Registration(opts.transport, opts.service, opts.routers, opts.logger, {
       ...(opts.registerInterval !== undefined ? { intervalSeconds: opts.registerInterval } : {}),
+      ...(opts.routerProbeInterval !== undefined ? { probeSeconds: opts.routerProbeInterval } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.pool = new Pool({
@@ -86,7 +97,7 @@ export class Listener {
       // The routers dropped us with our old session; come back only if we should be there.
       if (reconnected && this.registration.registered && this.phase === "running") {
         this.log.info(`${this.service}: XMPP connection is back; registering with the routers again`);
-        this.registration.register();
+        this.registration.register("reconnect");
       }
     });
     this.pool.start();
@@ -117,6 +128,7 @@ export class Listener {
         this.shutdownTimeout = next.shutdownTimeout;
         this.pool.setLimits(next.limits);
         if (next.registerInterval !== undefined) this.registration.setInterval(next.registerInterval);
+        if (next.routerProbeInterval !== undefined) this.registration.setProbeInterval(next.routerProbeInterval);
       } catch (e) {
         this.log.error(`${this.service}: reload failed, keeping the current drones: ${(e as Error).message}`);
         return;

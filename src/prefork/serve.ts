@@ -133,6 +133,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
     limits: settings,
     shutdownTimeout: settings.shutdownTimeout,
     registerInterval: settings.registerInterval,
+    routerProbeInterval: settings.routerProbeInterval,
     logger,
     reload: async () => {
       logger.reopen();
@@ -148,12 +149,22 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
       // New drones import the file anew; check it loads before replacing working ones.
       await loadServiceModule(appPath, true);
       spawner.update(droneInit(current, o, appPath, next), next.maxRequestsJitter);
-      return { limits: next, shutdownTimeout: next.shutdownTimeout, registerInterval: next.registerInterval };
+      return {
+        limits: next,
+        shutdownTimeout: next.shutdownTimeout,
+        registerInterval: next.registerInterval,
+        routerProbeInterval: next.routerProbeInterval,
+      };
     },
   });
   let status: StatusServer[];
   try {
-    const readings = { metrics, backlog: () => listener.pool.stats().backlog };
+    const readings = {
+      metrics,
+      backlog: () => listener.pool.stats().backlog,
+      host: hostname(),
+      routers: () => listener.registration.states(),
+    };
     const socket = o.statusSocket ?? settings.statusSocket;
     const endpoints = statusEndpoints(socket, o.statusPort ?? settings.statusPort);
     status = await startStatusServers(endpoints, readings);

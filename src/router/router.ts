@@ -140,6 +140,9 @@ export class OsrfRouter {
   private openClass(className: string): Promise<Transport> {
     const pending = this.opts.connect(className).then((conn) => {
       conn.onStanza((s) => this.onClassMessage(className, conn, s));
+      // A listener's registration probe (src/xmpp/probe.ts) asks the class JID whether it is
+      // still one of our nodes: after a restart we answer no, and it registers again at once.
+      conn.answerProbes?.((from) => this.registry.hasNode(className, from));
       this.log.info(`class ${className} online as ${conn.jid}`);
       return conn;
     });

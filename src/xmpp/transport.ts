@@ -3,6 +3,7 @@
  * XmppConnection implements it, MemoryTransport (src/testing) stands in for it in tests. New
  * code takes the bus-neutral `BusConnection` (src/bus/types.ts) instead.
  */
+import type { ProbeAnswer } from "./probe.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
 /**
@@ -29,6 +30,13 @@ export interface Transport {
    * before may never have been delivered, and replies on the way to us are gone.
    */
   onOffline?(handler: () => void): void;
+  /**
+   * Sends the registration probe (probe.ts) to `to` about `service` and resolves with what came
+   * back within `timeoutMs`. Optional: a transport without it is never probed.
+   */
+  probe?(to: string, service: string, timeoutMs: number): Promise<ProbeAnswer>;
+  /** Answers registration probes sent to us (routers): `isNode(from, service)` is the answer. */
+  answerProbes?(isNode: (from: string, service: string) => boolean): void;
   /** Close the stream cleanly. */
   close(): Promise<void>;
 }

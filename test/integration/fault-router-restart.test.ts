@@ -1,6 +1,8 @@
 /**
  * Fault: the router restarts and forgets its table; the listener's own XMPP stream never
- * breaks, so nothing tells it. Two ways it finds out (src/prefork/registration.ts):
+ * breaks, so nothing tells it. It finds out by its registration probes (every
+ * `router_probe_interval`, tested against both routers in scaleout-*.test.ts), which this
+ * file turns off to test the two ways that remain (src/prefork/registration.ts):
  *
  * - a long outage: its periodic registration (`register_interval`) bounces — the router's
  *   JID is gone — and it re-sends on a short backoff until one goes through;
@@ -33,7 +35,13 @@ useFaultStack(
       {
         name: SERVICE,
         app: APP,
-        unix: { min_children: 2, max_children: 3, max_requests: 100000, register_interval: INTERVAL },
+        unix: {
+          min_children: 2,
+          max_children: 3,
+          max_requests: 100000,
+          register_interval: INTERVAL,
+          router_probe_interval: 0,
+        },
       },
     ],
     clientTimeout: 10,

@@ -200,6 +200,19 @@ describe("status report", () => {
       pid: 200,
       now: () => now,
       rssOf: (pid) => (pid === 203 ? 30 * 1024 * 1024 : undefined),
+      host: "hostb",
+      routers: () => [
+        {
+          router: "router@private.localhost/router",
+          registered: true,
+          reregistrations: { bounce: 0, probe: 1, reconnect: 0 },
+        },
+        {
+          router: "router@public.localhost/router",
+          registered: false,
+          reregistrations: { bounce: 2, probe: 0, reconnect: 0 },
+        },
+      ],
     });
   }
 
@@ -207,6 +220,7 @@ describe("status report", () => {
     const s = sample();
     expect(s).toMatchObject({
       service: "opensrf.math",
+      host: "hostb",
       pid: 200,
       startTime: "2023-11-14T22:13:20.000Z",
       startSince: 3,
@@ -219,6 +233,10 @@ describe("status report", () => {
       retires: { spare: 0, reload: 0, shutdown: 0 },
       overloadRejections: 1,
     });
+    expect(s.routers.map((r) => [r.router, r.registered])).toEqual([
+      ["router@private.localhost/router", true],
+      ["router@public.localhost/router", false],
+    ]);
     expect(s.processes).toEqual([
       {
         pid: 201,
@@ -252,7 +270,13 @@ describe("status report", () => {
 
   test("text: php-fpm's layout, one block per drone", () => {
     const text = renderStatusText(sample());
-    expect(text).toStartWith("service:             opensrf.math\nlistener pid:        200\n");
+    expect(text).toStartWith(
+      "service:             opensrf.math\nhost:                hostb\nlistener pid:        200\n",
+    );
+    expect(text).toContain(
+      "\nrouters:             router@private.localhost/router registered (re-registered: probe 1); " +
+        "router@public.localhost/router NOT registered (re-registered: bounce 2)\n",
+    );
     expect(text).toContain("\nlisten queue:        4\n");
     expect(text).toContain("\ntotal drones:        3\n");
     expect(text).toContain(
@@ -267,11 +291,15 @@ describe("status report", () => {
 
   test("table: aligned columns, one row per drone", () => {
     const lines = renderStatusTable(sample()).trimEnd().split("\n");
-    expect(lines[0]).toStartWith("opensrf.math  (listener pid 200, up 3s since 2023-11-14T22:13:20.000Z)");
+    expect(lines[0]).toStartWith("opensrf.math on hostb  (listener pid 200, up 3s since 2023-11-14T22:13:20.000Z)");
     expect(lines[2]).toContain(
       "drones 3: 1 idle, 1 busy, 1 starting, 0 retiring; spawned 3 (min_children 2, spare 1), retired 0, exited 0",
     );
-    const table = lines.slice(4);
+    expect(lines[3]).toBe(
+      "  routers: router@private.localhost/router registered (re-registered: probe 1); " +
+        "router@public.localhost/router NOT registered (re-registered: bounce 2)",
+    );
+    const table = lines.slice(5);
     expect(table).toEqual([
       "  PID  STATE     REQUESTS      RSS    AGE  METHOD",
       "  201  idle             1  50.0 MB      -  -",
