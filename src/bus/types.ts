@@ -46,6 +46,20 @@ export interface BusMessage {
   error?: BusError;
 }
 
+/**
+ * What one registration probe found (XMPP, src/xmpp/probe.ts): a listener asks a router's
+ * class JID whether the router still holds its registration.
+ */
+export type ProbeAnswer =
+  /** The router answered: we are one of its nodes of the class. */
+  | { kind: "registered" }
+  /** The router answered: we are not (it restarted, or dropped us). */
+  | { kind: "not-registered" }
+  /** An error came back, from the server (no session at that JID) or from an entity that does not know the probe. */
+  | { kind: "unavailable"; condition: string }
+  /** Nothing within the timeout (a router that ignores iq stanzas, like the C one), or we are offline. */
+  | { kind: "no-answer" };
+
 /** A message to send: router fields and xid default to empty, `from` to our own address. */
 export type OutgoingBusMessage = Partial<BusMessage> & Pick<BusMessage, "to">;
 
@@ -108,6 +122,14 @@ export interface BusConnection {
    * whatever it took has been handed to the handler (so a graceful stop loses nothing).
    */
   stopServing?(service: string): Promise<void>;
+  /**
+   * XMPP only: sends the registration probe (src/xmpp/probe.ts) to `to` about `service` and
+   * resolves with what came back within `timeoutMs`. A connection without it is never probed
+   * (Redis: a router's queue does not vanish with the router).
+   */
+  probe?(to: string, service: string, timeoutMs: number): Promise<ProbeAnswer>;
+  /** XMPP only: answers registration probes sent to us (routers): `isNode(from, service)` is the answer. */
+  answerProbes?(isNode: (from: string, service: string) => boolean): void;
   /** Hand everything sent so far to the socket now (a drone does before saying it is idle). */
   flush?(): void;
   /** The exact wire form of a message as this bus would send it (for `request --raw` and logs). */

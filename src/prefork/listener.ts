@@ -3,10 +3,10 @@
  * with the routers, handing each router message to the pool. It never parses a request
  * body except to answer a caller the pool could not serve, and never waits on a drone.
  */
+
+import type { BusConnection, BusMessage } from "../bus/types.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import { Pool } from "./pool.ts";
 import { Registration } from "./registration.ts";
 import { errorReply, failureStatus } from "./replies.ts";
@@ -16,12 +16,12 @@ import type { Clock, DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "
 export interface ListenerOptions {
   service: string;
   /** The listener's own XMPP connection. */
-  transport: Transport;
+  transport: BusConnection;
   /**
    * A client sharing the connection (settings from the bus, the app's `init` hook): its
    * replies are routed to it before anything else.
    */
-  client?: { dispatch(stanza: Stanza): boolean };
+  client?: { dispatch(stanza: BusMessage): boolean };
   /** `/config/opensrf/routers` targets; filtered by their `services` lists. */
   routers: readonly RouterTarget[];
   spawner: DroneSpawner;
@@ -92,7 +92,7 @@ export class Listener {
 
   /** Starts the drones, then registers with the routers (C's order). */
   start(): void {
-    this.opts.transport.onStanza((s) => this.onStanza(s));
+    this.opts.transport.onMessage((s) => this.onMessage(s));
     this.opts.transport.onOnline((reconnected) => {
       // The routers dropped us with our old session; come back only if we should be there.
       if (reconnected && this.registration.registered && this.phase === "running") {
@@ -164,7 +164,7 @@ export class Listener {
     await Promise.race([this.opts.transport.close(), new Promise((r) => setTimeout(r, 1000))]);
   }
 
-  private onStanza(s: Stanza): void {
+  private onMessage(s: BusMessage): void {
     if (this.opts.client?.dispatch(s)) return;
     if (s.error) {
       // A registration that found no router: the registration retries it.

@@ -26,12 +26,10 @@
  */
 
 import { realClock } from "../app/clock.ts";
+import type { BusConnection, BusMessage, ProbeAnswer } from "../bus/types.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { ReregistrationCause, RouterRegistration } from "../metrics/types.ts";
-import type { ProbeAnswer } from "../xmpp/probe.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import type { Clock } from "./types.ts";
 
 /**
@@ -128,7 +126,7 @@ export class Registration {
   private readonly state = new Map<RouterTarget, RouterState>();
 
   constructor(
-    private readonly transport: Transport,
+    private readonly transport: BusConnection,
     private readonly service: string,
     routers: readonly RouterTarget[],
     private readonly logger: Logger,
@@ -244,7 +242,7 @@ export class Registration {
    * our registrations that did not reach a router (then a re-send is scheduled), false for
    * anything else.
    */
-  onBounce(s: Stanza): boolean {
+  onBounce(s: BusMessage): boolean {
     const r = this.targetOf(s.from);
     if (!r) return false;
     const resource = s.from.includes("/") ? s.from.slice(s.from.indexOf("/") + 1) : "";

@@ -20,7 +20,7 @@ const log = new RecordingLogger();
 describe("IPC message checks", () => {
   test("accepts every drone message shape", () => {
     const msgs = [
-      { type: "ready", jid: "a@b/c" },
+      { type: "ready", address: "a@b/c" },
       { type: "busy", method: "m", since: 1 },
       { type: "busy", method: "m", since: 1, caller: { to: "a", thread: "t", xid: "x", threadTraces: [1, 2] } },
       { type: "waiting", thread: "t" },

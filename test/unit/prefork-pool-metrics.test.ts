@@ -42,7 +42,7 @@ describe("PoolMetrics", () => {
     const m = new PoolMetrics("svc");
     const d = drone(m, 10);
     expect(states(m)).toEqual({ starting: 1, idle: 0, busy: 0, retiring: 0 });
-    d.say({ type: "ready", jid: "x" });
+    d.say({ type: "ready", address: "x" });
     expect(states(m).idle).toBe(1);
     d.request();
     expect(states(m).busy).toBe(1);
@@ -186,8 +186,8 @@ describe("status report", () => {
     const a = drone(m, 201, "min_children");
     const b = drone(m, 202, "min_children");
     drone(m, 203, "spare"); // still starting
-    a.say({ type: "ready", jid: "a" });
-    b.say({ type: "ready", jid: "b" });
+    a.say({ type: "ready", address: "a" });
+    b.say({ type: "ready", address: "b" });
     a.request();
     a.say({ type: "available", served: 1, rssBytes: 50 * 1024 * 1024, done: [["add", 205, 2]] });
     b.request();
