@@ -488,7 +488,12 @@ export class OpenSrfStack {
    * {@link startPreforkRouter} or {@link startPreforkSettings}, which wait until it serves.
    */
   startPreforkProcess(args: string[], as: "router" | { service: string } | "other"): CliProcess {
-    const cli = CliProcess.start(args, { env: { ...process.env, HOME: this.paths.home } as Record<string, string> });
+    // main: the stack's opensrf_core.xml is laid out as main's own, without <bus>; a site
+    // running osrf-prefork on it sets OSRF_BUS=redis, as here.
+    const bus = this.release === "main" ? { OSRF_BUS: "redis" } : {};
+    const cli = CliProcess.start(args, {
+      env: { ...process.env, HOME: this.paths.home, ...bus } as Record<string, string>,
+    });
     const ref = procRef(cli.pid);
     if (ref) {
       const who = typeof as === "string" ? { role: as } : { role: "listener" as const, service: as.service };

@@ -44,6 +44,13 @@ export interface BusMessage {
   xid: string;
   /** Set for bounces. */
   error?: BusError;
+  /**
+   * The service whose queue this message was taken from ({@link BusConnection.serveQueue}):
+   * on Redis a request reaches the listener there, pushed by a router, with the caller's
+   * address as `from`. Unset for what reaches our own address (and always on XMPP, where
+   * the router forwards to the listener's own JID).
+   */
+  fromQueue?: string;
 }
 
 /**
@@ -79,6 +86,17 @@ export interface BusAddresses {
    * connection delivers to its own domain's router queue (as C and Perl do).
    */
   service(routerName: string, domain: string, service: string): string;
+  /**
+   * Where a listener sends `register`/`unregister`: XMPP `router@domain/router` (the
+   * router's own resource, as C's listener addresses it: the bare JID could reach one of
+   * its class connections), Redis the router's queue, as {@link router}.
+   */
+  routerCommands(routerName: string, domain: string): string;
+  /**
+   * The domain part of an address of this bus (trusted-domain checks): XMPP `a@d/r` → `d`,
+   * Redis `opensrf:client:user:d:…` → `d`; "" when it has none.
+   */
+  domainOf(address: string): string;
 }
 
 /**

@@ -18,14 +18,13 @@
  */
 import { createServiceHost } from "../app/host.ts";
 import type { ServiceDefinition, ServiceEnv, ServiceHost, SessionEndReason } from "../app/types.ts";
-import type { BusMessage } from "../bus/types.ts";
+import type { BusConnection, BusMessage } from "../bus/types.ts";
 import { Client } from "../client/client.ts";
+import { connectBus } from "../connect/bus.ts";
 import type { OsrfLogger } from "../log/logger.ts";
 import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
 import { decodeBody } from "../protocol/codec.ts";
 import { makeResource } from "../protocol/ids.ts";
-import { XmppConnection } from "../xmpp/connection.ts";
-import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import { loadServiceModule } from "./app-loader.ts";
 import {
   type CallerRef,
@@ -79,7 +78,7 @@ export class DroneRuntime {
   private init: DroneInit | undefined;
   private log: OsrfLogger | undefined;
   private definition: ServiceDefinition | undefined;
-  private transport: XmppConnection | undefined;
+  private transport: BusConnection | undefined;
   private client: Client | undefined;
   private host: ServiceHost | undefined;
   private childInitDone = false;
@@ -146,7 +145,7 @@ export class DroneRuntime {
   private send(msg: DroneToListener, flushed?: () => void): void {
     // Replies first: the listener takes `available` as "answered", and a reply still in
     // our buffer would be lost if we were killed right after.
-    this.transport?.flush();
+    this.transport?.flush?.();
     if (this.done.length > 0) {
       msg.done = this.done;
       this.done = [];
@@ -168,7 +167,8 @@ export class DroneRuntime {
     try {
       this.definition = await loadServiceModule(init.appPath);
       const resource = makeResource(`${init.service}_drone`, init.hostname);
-      this.transport = await XmppConnection.connect(clientConnectionOptions(init.client, resource, log));
+      // The listener chose the bus (init.client.bus); Redis makes its own inbox address.
+      this.transport = await connectBus(init.client, { resource, logger: log });
       this.client = new Client({ transport: this.transport, routerName: init.client.routerName, logger: log });
       this.host = createServiceHost({
         service: init.service,

@@ -1,7 +1,11 @@
 /**
- * The listener (C `prefork_run` and its signal handlers): one XMPP connection registered
+ * The listener (C `prefork_run` and its signal handlers): one bus connection registered
  * with the routers, handing each router message to the pool. It never parses a request
  * body except to answer a caller the pool could not serve, and never waits on a drone.
+ *
+ * Requests reach it as the bus delivers them: on XMPP the routers forward them to its own
+ * JID; on Redis it is the only reader of its service queue (`serveQueue`), where the routers
+ * push them with the caller's address as `from`.
  */
 
 import type { BusConnection, BusMessage } from "../bus/types.ts";
@@ -15,7 +19,7 @@ import type { Clock, DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "
 /** What {@link Listener} needs. */
 export interface ListenerOptions {
   service: string;
-  /** The listener's own XMPP connection. */
+  /** The listener's own bus connection. */
   transport: BusConnection;
   /**
    * A client sharing the connection (settings from the bus, the app's `init` hook): its
@@ -96,12 +100,14 @@ export class Listener {
     this.opts.transport.onOnline((reconnected) => {
       // The routers dropped us with our old session; come back only if we should be there.
       if (reconnected && this.registration.registered && this.phase === "running") {
-        this.log.info(`${this.service}: XMPP connection is back; registering with the routers again`);
+        this.log.info(`${this.service}: bus connection is back; registering with the routers again`);
         this.registration.register("reconnect");
       }
     });
     this.pool.start();
     this.registration.register();
+    // Redis: what the routers queued for us (also before this) is read from here on.
+    this.opts.transport.serveQueue?.(this.service);
   }
 
   /** SIGUSR1: stop receiving new requests from the routers (drones keep serving). */
@@ -147,6 +153,10 @@ export class Listener {
     this.log.info(`${this.service}: graceful shutdown: unregistering and finishing current work`);
     this.registration.unregister();
     await new Promise((r) => setTimeout(r, this.opts.lingerMs ?? 500));
+    // Redis: no more pops; what the last one took has been handed to the pool when this
+    // resolves, so the drain below serves it. What the routers queue later waits in the
+    // queue for the next listener of this service.
+    await this.opts.transport.stopServing?.(this.service);
     const finished = await this.pool.drain(this.shutdownTimeout * 1000);
     if (finished) this.log.info(`${this.service}: all drones idle; stopping them`);
     await this.pool.stop(5000);
@@ -177,7 +187,7 @@ export class Listener {
       );
       return;
     }
-    if (!this.registration.isRouter(s.from)) {
+    if (s.fromQueue !== this.service && !this.registration.isRouter(s.from)) {
       this.log.warn(
         `${this.service}: dropping a message from ${s.from}: not one of the routers it registered with`,
         s.xid,

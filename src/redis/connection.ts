@@ -44,6 +44,12 @@ export interface RedisConnectionOptions {
    * that has not come `pollSeconds` + 10 s after the command means a dead connection.
    */
   pollSeconds?: number;
+  /**
+   * Seconds each BLPOP of a service queue ({@link RedisConnection.serveQueue}) waits (default 1,
+   * as Perl's listener starts with): a graceful stop waits for the pop in progress, so this
+   * bounds how long it takes; an idle listener costs Redis one command a second.
+   */
+  servePollSeconds?: number;
 }
 
 const BACKOFF_START_MS = 100;
@@ -68,6 +74,8 @@ class QueueReader {
   constructor(
     readonly key: string,
     public conn: RespConnection,
+    /** The service of a {@link RedisConnection.serveQueue} reader (its messages carry `fromQueue`). */
+    readonly service?: string,
   ) {}
 }
 
@@ -98,6 +106,7 @@ export class RedisConnection implements BusConnection {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private backoff = BACKOFF_START_MS;
   private readonly poll: number;
+  private readonly servePoll: number;
 
   private constructor(
     private readonly opts: RedisConnectionOptions,
@@ -108,6 +117,7 @@ export class RedisConnection implements BusConnection {
     this.address = address;
     this.domain = opts.domain;
     this.poll = opts.pollSeconds ?? 5;
+    this.servePoll = opts.servePollSeconds ?? 1;
     this.writer = writer;
     this.inbox = new QueueReader(address, inboxConn);
     this.watch(writer);
@@ -193,7 +203,7 @@ export class RedisConnection implements BusConnection {
     const key = serviceQueue(this.opts.username, this.domain, service);
     if (this.services.has(service) || this.closing) return;
     // Its own connection: a BLPOP holds a connection until it returns.
-    const placeholder = new QueueReader(key, this.writer);
+    const placeholder = new QueueReader(key, this.writer, service);
     placeholder.active = false;
     this.services.set(service, placeholder);
     void connectResp(this.opts).then(
@@ -202,7 +212,7 @@ export class RedisConnection implements BusConnection {
           conn.destroy();
           return;
         }
-        const reader = new QueueReader(key, conn);
+        const reader = new QueueReader(key, conn, service);
         this.services.set(service, reader);
         if (this.online) this.startReader(reader);
       },
@@ -218,7 +228,7 @@ export class RedisConnection implements BusConnection {
     if (!reader) return;
     this.services.delete(service);
     reader.active = false;
-    // The BLPOP in progress returns within pollSeconds; what it took is delivered first.
+    // The BLPOP in progress returns within servePollSeconds; what it took is delivered first.
     await reader.turn;
     reader.conn.destroy();
   }
@@ -302,10 +312,11 @@ export class RedisConnection implements BusConnection {
 
   private async readLoop(r: QueueReader): Promise<void> {
     const conn = r.conn;
+    const poll = r.service === undefined ? this.poll : this.servePoll;
     while (r.active && conn.isOpen && !this.closing) {
       let reply: unknown;
       try {
-        reply = await withWatchdog(conn, conn.command(["BLPOP", r.key, String(this.poll)]), (this.poll + 10) * 1000);
+        reply = await withWatchdog(conn, conn.command(["BLPOP", r.key, String(poll)]), (poll + 10) * 1000);
       } catch (e) {
         if (!r.active || this.closing) return;
         if (!(e instanceof RedisConnectionLostError)) {
@@ -317,11 +328,12 @@ export class RedisConnection implements BusConnection {
         this.connectionLost(e.message);
         return;
       }
-      if (Array.isArray(reply) && typeof reply[1] === "string") this.deliverRaw(r.key, reply[1]);
+      if (Array.isArray(reply) && typeof reply[1] === "string") this.deliverRaw(r, reply[1]);
     }
   }
 
-  private deliverRaw(key: string, text: string): void {
+  private deliverRaw(r: QueueReader, text: string): void {
+    const key = r.key;
     if (text.length > this.opts.maxMessageSize || Buffer.byteLength(text) > this.opts.maxMessageSize) {
       this.opts.logger.error(
         `dropped a ${Buffer.byteLength(text)}-byte message from ${key}: over the ${this.opts.maxMessageSize}-byte ` +
@@ -337,6 +349,7 @@ export class RedisConnection implements BusConnection {
       this.opts.logger.warn(`ignoring a message on ${key}: ${e.reason}${describeStart(text)}`);
       return;
     }
+    if (r.service !== undefined) m.fromQueue = r.service;
     try {
       this.handler(m);
     } catch (e) {
@@ -402,7 +415,7 @@ export class RedisConnection implements BusConnection {
     this.watch(this.writer);
     this.inbox = new QueueReader(this.address, conns[1]!);
     wanted.forEach((old, i) => {
-      const fresh = new QueueReader(old.key, conns[i + 2]!);
+      const fresh = new QueueReader(old.key, conns[i + 2]!, old.service);
       for (const [service, r] of this.services) if (r === old) this.services.set(service, fresh);
     });
     this.online = true;
