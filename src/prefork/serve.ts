@@ -124,6 +124,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
     jitter: settings.maxRequestsJitter,
   });
   const metrics = new PoolMetrics(o.service);
+  metrics.bus = transport.kind;
   transport.onOnline((reconnected) => metrics.online(reconnected));
   let current = core;
   const listener = new Listener({
