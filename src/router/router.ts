@@ -8,11 +8,12 @@ import type { RouterConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { complete, connectOk, methodException } from "../protocol/messages.ts";
+import { methodException } from "../protocol/messages.ts";
 import { StatusCode } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
+import { jidDomain } from "../xmpp/addresses.ts";
 import { completeStanza } from "../xmpp/stanza.ts";
-import { answerInfoMethod } from "./info-methods.ts";
+import { routerApiReplies } from "./api.ts";
 import { RecentForwards } from "./recent-forwards.ts";
 import { Registry } from "./registry.ts";
 
@@ -25,13 +26,7 @@ export interface RouterOptions {
   connect: RouterConnector;
 }
 
-/** Domain part of a JID (`user@domain/resource`). */
-export function jidDomain(jid: string): string {
-  const at = jid.indexOf("@");
-  const rest = at >= 0 ? jid.slice(at + 1) : jid;
-  const slash = rest.indexOf("/");
-  return slash >= 0 ? rest.slice(0, slash) : rest;
-}
+export { jidDomain };
 
 /**
  * An OpenSRF router: keeps the class/node table, holds one XMPP connection per class,
@@ -268,29 +263,8 @@ export class OsrfRouter {
   /** REQUEST/CONNECT addressed to the router itself. */
   private answerAppRequest(s: BusMessage): void {
     const main = this.main!;
-    for (const m of this.decode(s)) {
-      const header = { locale: m.locale, apiLevel: m.apiLevel };
-      if (m.type === "CONNECT") {
-        main.send({ to: s.from, thread: s.thread, body: encodeBody([connectOk(m.threadTrace, header)]), xid: s.xid });
-      } else if (m.type === "REQUEST") {
-        const answer = answerInfoMethod(this.registry, m.payload.method, m.payload.params);
-        this.log.info(`Router received app request: ${m.payload.method}`, s.xid);
-        if (!answer.found) {
-          const body = encodeBody([methodException(m.threadTrace, StatusCode.NOTFOUND, "Router method not found")]);
-          main.send({ to: s.from, thread: s.thread, body, xid: s.xid });
-          continue;
-        }
-        // C sends the RESULT and the 205 as two messages, the RESULT without a status text.
-        const result: OsrfMessage = {
-          type: "RESULT",
-          threadTrace: m.threadTrace,
-          ...(m.locale ? { locale: m.locale } : {}),
-          apiLevel: m.apiLevel,
-          payload: { className: "osrfResult", status: null, statusCode: 0, content: answer.result },
-        };
-        main.send({ to: s.from, thread: s.thread, body: encodeBody([result]), xid: s.xid });
-        main.send({ to: s.from, thread: s.thread, body: encodeBody([complete(m.threadTrace, header)]), xid: s.xid });
-      }
+    for (const body of routerApiReplies(this.registry, s.body, s.from, this.log, s.xid)) {
+      main.send({ to: s.from, thread: s.thread, body, xid: s.xid });
     }
   }
 }
