@@ -45,7 +45,8 @@ export interface RedisConnectionOptions {
    */
   pollSeconds?: number;
   /**
-   * Seconds each BLPOP of a service queue ({@link RedisConnection.serveQueue}) waits (default 1,
+   * Seconds each BLPOP of a service queue ({@link RedisConnection.serveQueue}) or a router's
+   * ({@link RedisConnection.readQueue}) waits (default 1,
    * as Perl's listener starts with): a graceful stop waits for the pop in progress, so this
    * bounds how long it takes; an idle listener costs Redis one command a second.
    */
@@ -65,6 +66,9 @@ interface Queued {
   xid: string;
 }
 
+/** Where a {@link RedisConnection.readQueue} reader hands each element: decoded, and as it was. */
+export type QueueSink = (message: BusMessage, raw: string) => void;
+
 /** A BLPOP loop on one key, on a connection of its own. */
 class QueueReader {
   active = true;
@@ -76,7 +80,23 @@ class QueueReader {
     public conn: RespConnection,
     /** The service of a {@link RedisConnection.serveQueue} reader (its messages carry `fromQueue`). */
     readonly service?: string,
+    /** A {@link RedisConnection.readQueue} reader's own handler (else the connection's). */
+    readonly sink?: QueueSink,
+    /** False: messages are handed with body "" (not re-encoded: the router forwards `raw`). */
+    readonly withBody = true,
   ) {}
+
+  /** The same reader on another connection (once connected, after a reconnect). */
+  on(conn: RespConnection): QueueReader {
+    return new QueueReader(this.key, conn, this.service, this.sink, this.withBody);
+  }
+}
+
+/** One element taken from a queue with {@link RedisConnection.take}. */
+export interface TakenMessage {
+  message: BusMessage;
+  /** The element as it was in the list. */
+  raw: string;
 }
 
 /**
@@ -94,6 +114,7 @@ export class RedisConnection implements BusConnection {
   readonly domain: string;
   private writer: RespConnection;
   private inbox: QueueReader;
+  /** Extra BLPOP loops: serveQueue's by service name, readQueue's by `\0<key>`. */
   private readonly services = new Map<string, QueueReader>();
   /** Send-only connections to other domains' Redis, made on first use. */
   private readonly remotes = new Map<string, Promise<RespConnection>>();
@@ -101,6 +122,8 @@ export class RedisConnection implements BusConnection {
   private readonly onlineHandlers: Array<(reconnected: boolean) => void> = [];
   private readonly offlineHandlers: Array<() => void> = [];
   private backlog: Queued[] = [];
+  /** pushRaw() calls waiting for the connection to come back. */
+  private onceOnline: Array<() => void> = [];
   private online = true;
   private closing = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -200,27 +223,103 @@ export class RedisConnection implements BusConnection {
   }
 
   serveQueue(service: string): void {
-    const key = serviceQueue(this.opts.username, this.domain, service);
-    if (this.services.has(service) || this.closing) return;
+    this.addReader(
+      service,
+      new QueueReader(serviceQueue(this.opts.username, this.domain, service), this.writer, service),
+    );
+  }
+
+  /**
+   * Router only: pops `key` (the router's own queue, `opensrf:router:<name>:<domain>`) in a
+   * loop of its own, as the inbox is read, and hands each element to `sink` decoded and as
+   * it was, so it can be forwarded unchanged. Bad elements are logged and dropped as on the
+   * inbox. `withBody: false` leaves `message.body` "" (the router reads bodies rarely).
+   */
+  readQueue(key: string, sink: QueueSink, opts: { withBody?: boolean } = {}): void {
+    this.addReader(`\0${key}`, new QueueReader(key, this.writer, undefined, sink, opts.withBody ?? true));
+  }
+
+  /**
+   * RPUSHes `raw` unchanged to `queue` (on the Redis of the domain the address names) and
+   * resolves with the list's length after the push (the router reads progress from it), or
+   * undefined when it may not have been delivered (connection lost after writing; logged).
+   * Waits while offline. Rejects with a `TransportError` for an address of no queue, or an
+   * error reply.
+   */
+  async pushRaw(queue: string, raw: string, xid = ""): Promise<number | undefined> {
+    const target = deliveryTarget(queue, this.opts.routerName, this.domain);
+    if (!target) throw new RedisAddressError(queue);
+    for (;;) {
+      if (this.closing || (!this.online && this.opts.reconnect === false)) {
+        throw new RedisConnectionLostError(
+          "RPUSH",
+          this.address,
+          this.closing ? "connection closed" : "offline",
+          false,
+        );
+      }
+      if (!this.online) {
+        await this.backOnline();
+        continue;
+      }
+      try {
+        const conn = target.domain === this.domain ? this.writer : await this.remote(target.domain);
+        const n = await conn.command(["RPUSH", target.queue, raw]);
+        return typeof n === "number" ? n : undefined;
+      } catch (e) {
+        if (!(e instanceof RedisConnectionLostError)) throw e;
+        if (e.written) {
+          this.opts.logger.warn(`message to ${queue} may not have been delivered: ${e.message}`, xid);
+          return undefined;
+        }
+        // Never left this process: safe to push again once back.
+      }
+    }
+  }
+
+  /**
+   * LPOPs one element of `queue` (router fail-over: taking back what a listener left
+   * unread). Undefined when the list is empty; an element that is not an OpenSRF message is
+   * logged and dropped, and the next one taken. Rejects when offline or on an error reply.
+   */
+  async take(queue: string): Promise<TakenMessage | undefined> {
+    const target = deliveryTarget(queue, this.opts.routerName, this.domain);
+    if (!target) throw new RedisAddressError(queue);
+    const conn = target.domain === this.domain ? this.writer : await this.remote(target.domain);
+    for (;;) {
+      const raw = await conn.command(["LPOP", target.queue]);
+      if (typeof raw !== "string") return undefined;
+      const message = this.decode(queue, raw);
+      if (message) return { message, raw };
+    }
+  }
+
+  private addReader(id: string, wanted: QueueReader): void {
+    if (this.services.has(id) || this.closing) return;
     // Its own connection: a BLPOP holds a connection until it returns.
-    const placeholder = new QueueReader(key, this.writer, service);
+    const placeholder = wanted;
     placeholder.active = false;
-    this.services.set(service, placeholder);
+    this.services.set(id, placeholder);
     void connectResp(this.opts).then(
       (conn) => {
-        if (this.services.get(service) !== placeholder || this.closing) {
+        if (this.services.get(id) !== placeholder || this.closing) {
           conn.destroy();
           return;
         }
-        const reader = new QueueReader(key, conn, service);
-        this.services.set(service, reader);
+        const reader = placeholder.on(conn);
+        this.services.set(id, reader);
         if (this.online) this.startReader(reader);
       },
       (e: Error) => {
-        this.opts.logger.error(`cannot read ${key}: ${e.message}`);
-        if (this.services.get(service) === placeholder) this.services.delete(service);
+        this.opts.logger.error(`cannot read ${placeholder.key}: ${e.message}`);
+        if (this.services.get(id) === placeholder) this.services.delete(id);
       },
     );
+  }
+
+  /** Resolves at the next (re)connect. */
+  private backOnline(): Promise<void> {
+    return new Promise((resolve) => this.onceOnline.push(resolve));
   }
 
   async stopServing(service: string): Promise<void> {
@@ -237,6 +336,7 @@ export class RedisConnection implements BusConnection {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.reconnectTimer);
+    for (const resume of this.onceOnline.splice(0)) resume();
     await Promise.all([...this.services.keys()].map((s) => this.stopServing(s)));
     this.inbox.active = false;
     // Nobody reads the inbox any more: what is still in it is dropped with it (C and Perl DEL it too).
@@ -312,7 +412,8 @@ export class RedisConnection implements BusConnection {
 
   private async readLoop(r: QueueReader): Promise<void> {
     const conn = r.conn;
-    const poll = r.service === undefined ? this.poll : this.servePoll;
+    // Queues other than the inbox are stopped gracefully (waiting for the pop in progress).
+    const poll = r === this.inbox ? this.poll : this.servePoll;
     while (r.active && conn.isOpen && !this.closing) {
       let reply: unknown;
       try {
@@ -333,28 +434,33 @@ export class RedisConnection implements BusConnection {
   }
 
   private deliverRaw(r: QueueReader, text: string): void {
-    const key = r.key;
+    const m = this.decode(r.key, text, r.withBody);
+    if (!m) return;
+    if (r.service !== undefined) m.fromQueue = r.service;
+    try {
+      if (r.sink) r.sink(m, text);
+      else this.handler(m);
+    } catch (e) {
+      // A handler bug must not stop the loop.
+      this.opts.logger.error(`message handler failed on ${this.address}: ${(e as Error).stack ?? e}`, m.xid);
+    }
+  }
+
+  /** The message in a list element, or undefined (logged) for one over the size limit or not an OpenSRF message. */
+  private decode(key: string, text: string, withBody = true): BusMessage | undefined {
     if (text.length > this.opts.maxMessageSize || Buffer.byteLength(text) > this.opts.maxMessageSize) {
       this.opts.logger.error(
         `dropped a ${Buffer.byteLength(text)}-byte message from ${key}: over the ${this.opts.maxMessageSize}-byte ` +
           `limit (<max_stanza_size>)${describeStart(text)}`,
       );
-      return;
+      return undefined;
     }
-    let m: BusMessage;
     try {
-      m = decodeEnvelope(text);
+      return decodeEnvelope(text, withBody);
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
       this.opts.logger.warn(`ignoring a message on ${key}: ${e.reason}${describeStart(text)}`);
-      return;
-    }
-    if (r.service !== undefined) m.fromQueue = r.service;
-    try {
-      this.handler(m);
-    } catch (e) {
-      // A handler bug must not stop the loop.
-      this.opts.logger.error(`message handler failed on ${this.address}: ${(e as Error).stack ?? e}`, m.xid);
+      return undefined;
     }
   }
 
@@ -415,13 +521,14 @@ export class RedisConnection implements BusConnection {
     this.watch(this.writer);
     this.inbox = new QueueReader(this.address, conns[1]!);
     wanted.forEach((old, i) => {
-      const fresh = new QueueReader(old.key, conns[i + 2]!, old.service);
-      for (const [service, r] of this.services) if (r === old) this.services.set(service, fresh);
+      const fresh = old.on(conns[i + 2]!);
+      for (const [id, r] of this.services) if (r === old) this.services.set(id, fresh);
     });
     this.online = true;
     this.backoff = BACKOFF_START_MS;
     this.opts.logger.info(`reconnected to Redis as ${this.address}`);
     for (const q of this.backlog.splice(0)) this.push(q);
+    for (const resume of this.onceOnline.splice(0)) resume();
     this.startReader(this.inbox);
     for (const r of this.services.values()) if (r.conn !== this.writer) this.startReader(r);
     for (const h of this.onlineHandlers) {
