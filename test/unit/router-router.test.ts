@@ -73,6 +73,7 @@ const config: RouterConfig = {
     maxReconnectAttempts: 5,
   },
   host: "127.0.0.1",
+  stallTimeout: 5,
   logfile: "stderr",
   loglevel: 5,
 };
