@@ -138,8 +138,10 @@ export interface BusConnection {
   /**
    * Stop taking requests of {@link serveQueue}; resolves once a pop in progress has ended and
    * whatever it took has been handed to the handler (so a graceful stop loses nothing).
+   * `untilEmptyMs`: first keep taking them until a pop finds the queue empty (what the
+   * routers forwarded just before they read our unregister), for at most that long.
    */
-  stopServing?(service: string): Promise<void>;
+  stopServing?(service: string, opts?: { untilEmptyMs?: number }): Promise<void>;
   /**
    * XMPP only: sends the registration probe (src/xmpp/probe.ts) to `to` about `service` and
    * resolves with what came back within `timeoutMs`. A connection without it is never probed

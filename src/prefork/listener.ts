@@ -66,6 +66,9 @@ export interface ListenerOptions {
 
 type Phase = "running" | "stopping" | "stopped";
 
+/** Longest a graceful stop keeps taking requests from its queue (Redis) after the linger. */
+const QUEUE_DRAIN_MS = 3000;
+
 /** Runs one service's listener. */
 export class Listener {
   readonly pool: Pool;
@@ -153,10 +156,11 @@ export class Listener {
     this.log.info(`${this.service}: graceful shutdown: unregistering and finishing current work`);
     this.registration.unregister();
     await new Promise((r) => setTimeout(r, this.opts.lingerMs ?? 500));
-    // Redis: no more pops; what the last one took has been handed to the pool when this
-    // resolves, so the drain below serves it. What the routers queue later waits in the
-    // queue for the next listener of this service.
-    await this.opts.transport.stopServing?.(this.service);
+    // Redis: pops go on until the queue is found empty (what the routers forwarded before
+    // they read the unregister), for at most QUEUE_DRAIN_MS; what the last pop took has been
+    // handed to the pool when this resolves, so the drain below serves it. Anything queued
+    // later waits in the queue for the next listener of this service.
+    await this.opts.transport.stopServing?.(this.service, { untilEmptyMs: QUEUE_DRAIN_MS });
     const finished = await this.pool.drain(this.shutdownTimeout * 1000);
     if (finished) this.log.info(`${this.service}: all drones idle; stopping them`);
     await this.pool.stop(5000);

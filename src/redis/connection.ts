@@ -72,6 +72,12 @@ export type QueueSink = (message: BusMessage, raw: string) => void;
 /** A BLPOP loop on one key, on a connection of its own. */
 class QueueReader {
   active = true;
+  /**
+   * After {@link active} is cleared, keep popping until a pop issued after {@link stoppedAt}
+   * finds the queue empty (a whole poll with nothing), or until this (performance.now() ms).
+   */
+  drainUntil = 0;
+  stoppedAt = 0;
   /** The loop's current turn; a graceful stop waits for it. */
   turn: Promise<void> = Promise.resolve();
 
@@ -322,10 +328,12 @@ export class RedisConnection implements BusConnection {
     return new Promise((resolve) => this.onceOnline.push(resolve));
   }
 
-  async stopServing(service: string): Promise<void> {
+  async stopServing(service: string, opts: { untilEmptyMs?: number } = {}): Promise<void> {
     const reader = this.services.get(service);
     if (!reader) return;
     this.services.delete(service);
+    reader.stoppedAt = performance.now();
+    if (opts.untilEmptyMs) reader.drainUntil = reader.stoppedAt + opts.untilEmptyMs;
     reader.active = false;
     // The BLPOP in progress returns within servePollSeconds; what it took is delivered first.
     await reader.turn;
@@ -414,8 +422,9 @@ export class RedisConnection implements BusConnection {
     const conn = r.conn;
     // Queues other than the inbox are stopped gracefully (waiting for the pop in progress).
     const poll = r === this.inbox ? this.poll : this.servePoll;
-    while (r.active && conn.isOpen && !this.closing) {
+    while ((r.active || performance.now() < r.drainUntil) && conn.isOpen && !this.closing) {
       let reply: unknown;
+      const issued = performance.now();
       try {
         reply = await withWatchdog(conn, conn.command(["BLPOP", r.key, String(poll)]), (poll + 10) * 1000);
       } catch (e) {
@@ -430,6 +439,8 @@ export class RedisConnection implements BusConnection {
         return;
       }
       if (Array.isArray(reply) && typeof reply[1] === "string") this.deliverRaw(r, reply[1]);
+      // Stopping, and a pop issued since found the queue empty for a whole poll.
+      else if (!r.active && issued >= r.stoppedAt) return;
     }
   }
 
