@@ -39,9 +39,9 @@ export interface Bus {
   /**
    * Starts `osrf-prefork serve` on this bus (see {@link serveArgs}) and resolves once the router
    * has brought the service online once more; fails at once, with its output, if it exits first.
-   * {@link stop} stops it if the test has not.
+   * {@link stop} stops it if the test has not. `config` defaults to {@link coreFile}.
    */
-  startServe(o: Omit<ServeArgs, "config">, extra?: string[]): Promise<CliProcess>;
+  startServe(o: Omit<ServeArgs, "config"> & { config?: string }, extra?: string[]): Promise<CliProcess>;
   stop(): Promise<void>;
 }
 
@@ -122,7 +122,7 @@ export async function startBus(opts: BusOptions = {}): Promise<Bus> {
     onlineAfter,
     async startServe(o, extra = []) {
       const before = onlineCount(o.service);
-      const proc = CliProcess.start(serveArgs({ ...o, config: coreFile }, extra));
+      const proc = CliProcess.start(serveArgs({ config: coreFile, ...o }, extra));
       serves.push(proc);
       await proc.untilReady(onlineAfter(o.service, before));
       return proc;

@@ -170,8 +170,12 @@ export class QueueRouter {
       this.healthy(target);
     }
     if (result === "new-queue") {
-      // Somewhere to put what waits in queues judged stalled.
-      for (const t of this.table.targets(className)) if (t.stalled) void this.drain(t);
+      // Somewhere to put what waits in queues judged stalled, or left unread with nowhere to go.
+      for (const t of this.table.targets(className)) {
+        if (t === target) continue;
+        if (t.stalled) void this.drain(t);
+        else if (t.pending.length > 0 && this.clock.now() - t.pending[0]!.at >= this.stallMs) void this.check(t);
+      }
     }
   }
 
@@ -255,9 +259,12 @@ export class QueueRouter {
     // Only the last n pushes can still be there (more, if someone else pushed too: then the
     // head is not ours and never judged).
     if (t.pending.length > n) t.pending.splice(0, t.pending.length - n);
-    if (popped && t.stalled) {
-      this.log.info(`queue ${t.queue} of ${t.className} is read again; taking requests again`);
-      this.healthy(t);
+    if (popped) {
+      t.idleWarned = false;
+      if (t.stalled) {
+        this.log.info(`queue ${t.queue} of ${t.className} is read again; taking requests again`);
+        this.healthy(t);
+      }
     }
     this.scheduleCheck(t);
   }
@@ -288,13 +295,15 @@ export class QueueRouter {
       return;
     }
     if (this.table.others(t).length === 0) {
-      // Nowhere else to send it: leave it queued for a listener that may come back.
-      if (!t.stalled) {
-        this.log.warn(
-          `queue ${t.queue} of ${t.className}: no message taken for ${this.stallMs / 1000} s (its listener is gone, or all its drones are busy); no other instance to fail over to`,
+      // Nowhere else to send it, so no LPOP to find out (it could only be pushed back, behind
+      // newer ones): the queue stays in the rotation (judging it stalled could only send
+      // requests to one known to be worse) and is judged again at its next push, or when
+      // another instance registers. Whether it was read is unknown: a debug line only.
+      if (!t.idleWarned) {
+        t.idleWarned = true;
+        this.log.debug(
+          `queue ${t.queue} of ${t.className}: no pop seen for ${this.stallMs / 1000} s and no other instance to fail over to`,
         );
-        t.stalled = true;
-        t.probeAt = this.clock.now() + this.stallMs;
       }
       return;
     }
@@ -383,6 +392,7 @@ export class QueueRouter {
 
   private healthy(t: QueueTarget): void {
     t.stalled = false;
+    t.idleWarned = false;
     t.probeBackoffMs = 0;
     t.probeAt = 0;
   }

@@ -40,6 +40,8 @@ export class QueueTarget {
   length = 0;
   /** The pending stall check, if any. */
   timer: unknown;
+  /** Warned that a message waited unread with no other queue to move it to (until a pop is seen). */
+  idleWarned = false;
   /** While stalled: clock ms when the next probe may go, and the current backoff. */
   probeAt = 0;
   probeBackoffMs = 0;
