@@ -24,6 +24,8 @@ export interface CoreConfigOptions {
   accounts?: { opensrf: [string, string]; router: [string, string] };
   /** The router's `<stall_timeout>` (Redis; default none: the router's 5 s). */
   stallTimeout?: number;
+  /** `<max_stanza_size>` (default none: 10 MB). */
+  maxStanzaSize?: number;
 }
 
 /** Accounts every test server needs: the OpenSRF service/client account and the router's. */
@@ -61,7 +63,7 @@ ${o.bus ? `    <bus>${o.bus}</bus>\n` : ""}    <domain>${xmpp.domain}</domain>
     <passwd>${o.password ?? userPass}</passwd>
     <port>${xmpp.port}</port>
     <router_name>router</router_name>
-    <msg_size_warn>1800000</msg_size_warn>
+    <msg_size_warn>1800000</msg_size_warn>${o.maxStanzaSize ? `\n    <max_stanza_size>${o.maxStanzaSize}</max_stanza_size>` : ""}
     <logfile>${o.logfile ?? join(dir, "osrfsys.log")}</logfile>
     <loglevel>${o.loglevel ?? 3}</loglevel>
   </opensrf>
