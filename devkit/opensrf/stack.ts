@@ -687,6 +687,11 @@ export class OpenSrfStack {
     return t.ref.pid;
   }
 
+  /** The osrf-prefork router of this stack (`router: "prefork"`), for its log; undefined with C's. */
+  preforkRouter(): CliProcess | undefined {
+    return this.tracked.find((t) => t.role === "router" && t.impl === "prefork")?.cli;
+  }
+
   /** Pids of the running router daemons (C or osrf-prefork). */
   routerPids(): number[] {
     return this.tracked.filter((p) => p.role === "router" && isRunning(p.ref)).map((p) => p.ref.pid);
