@@ -18,6 +18,7 @@
  *   osrfMethodException 400 "Bad Request: <reason>" when the stanza has a thread.
  */
 
+import { realClock } from "../clock/clock.ts";
 import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
@@ -25,7 +26,6 @@ import { connectOk, DEFAULT_LOCALE, methodException, status } from "../protocol/
 import { StatusClass, StatusCode, StatusText, Texts } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
-import { realClock } from "./clock.ts";
 import { Lanes } from "./lanes.ts";
 import { createRegistry } from "./registry.ts";
 import { type RequestEnv, serveRequest } from "./request.ts";

@@ -6,11 +6,11 @@
  * returns or streams plain values.
  */
 import type { OsrfClient, PendingRequest } from "../client/types.ts";
+import type { Clock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { JsonValue } from "../protocol/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import type { Stanza } from "../xmpp/types.ts";
-import type { Clock } from "./clock.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Author API

@@ -31,7 +31,7 @@
  *   (another drone, or NULL); here the new drone is killed and the message re-dispatched.
  */
 
-import { realClock } from "../app/clock.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { RetireCause, SpawnCause } from "../metrics/types.ts";
 import type { Stanza } from "../xmpp/types.ts";
@@ -39,16 +39,7 @@ import { crashBackoffSeconds } from "./backoff.ts";
 import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
 import { IdleWindow, SpareRamp, SURPLUS_RETIRES_PER_TICK } from "./spare-bounds.ts";
-import type {
-  Clock,
-  DroneHandle,
-  DroneSpawner,
-  ErrorTarget,
-  PoolFailure,
-  PoolHooks,
-  PoolLimits,
-  PoolStats,
-} from "./types.ts";
+import type { DroneHandle, DroneSpawner, ErrorTarget, PoolFailure, PoolHooks, PoolLimits, PoolStats } from "./types.ts";
 
 /** What {@link Pool} needs. */
 export interface PoolOptions {
