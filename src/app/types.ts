@@ -252,7 +252,7 @@ export interface ServiceHostOptions {
   logProtect: readonly string[];
   /** Called after each REQUEST with its method, final status code and duration (metrics). */
   onRequestDone?: (method: string, status: number, ms: number) => void;
-  /** Timers of the keepalive (stateful session idle) timeout; default the real ones. */
+  /** Timers of the keepalive (stateful session idle) timeout and of the close grace; default the real ones. */
   clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
 
