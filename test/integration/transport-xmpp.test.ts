@@ -161,35 +161,16 @@ describe("bounces", () => {
     const offline = "router@localhost/opensrf.nobody";
     a.send({ to: offline, thread: "t-bounce", body: "[1]", xid: "x-bounce" });
     const s = await inbox.next((x) => x.error !== undefined);
-    if (xmpp.kind === "ejabberd") {
-      // ejabberd returns the whole message (sample L of the capture).
-      expect(s).toEqual({
-        to: a.jid,
-        from: offline,
-        thread: "t-bounce",
-        body: "[1]",
-        routerFrom: "",
-        routerTo: "",
-        routerClass: "",
-        routerCommand: "",
-        xid: "x-bounce",
-        error: { type: "cancel", condition: "service-unavailable", text: "User session not found" },
-      });
-    } else {
-      // prosody returns an empty message: only the error and the addresses.
-      expect(s).toEqual({
-        to: a.jid,
-        from: offline,
-        thread: "",
-        body: "",
-        routerFrom: "",
-        routerTo: "",
-        routerClass: "",
-        routerCommand: "",
-        xid: "",
-        error: { type: "cancel", condition: "service-unavailable" },
-      });
-    }
+    // The condition is what OpenSRF acts on, and every server sends it. The rest varies by
+    // server and release: ejabberd returns the whole message (sample L of the capture) with
+    // a text, prosody 0.12 an empty one. So: the original content or none, a text or none.
+    expect(s.error).toMatchObject({ type: "cancel", condition: "service-unavailable" });
+    expect(s.error?.text === undefined || s.error.text.length > 0).toBe(true);
+    expect([s.to, s.from]).toEqual([a.jid, offline]);
+    const echoed = { thread: s.thread, body: s.body, xid: s.xid };
+    if (echoed.thread === "") expect(echoed).toEqual({ thread: "", body: "", xid: "" });
+    else expect(echoed).toEqual({ thread: "t-bounce", body: "[1]", xid: "x-bounce" });
+    expect([s.routerFrom, s.routerTo, s.routerClass, s.routerCommand]).toEqual(["", "", "", ""]);
   });
 });
 
