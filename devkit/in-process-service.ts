@@ -14,6 +14,7 @@ import { createServiceHost } from "../src/app/host.ts";
 import type { ServiceDefinition, ServiceEnv, ServiceHost } from "../src/app/types.ts";
 import type { BusConnection } from "../src/bus/types.ts";
 import { Client } from "../src/client/client.ts";
+import type { Clock } from "../src/clock/clock.ts";
 import type { Logger } from "../src/log/types.ts";
 import { OSRF_MSG_BUNDLE_SIZE, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
 import { decodeBody } from "../src/protocol/codec.ts";
@@ -159,6 +160,8 @@ export interface InProcessServiceOptions {
   definition: ServiceDefinition;
   /** Stateful session idle timeout, seconds (default 5). */
   keepalive?: number;
+  /** The host's keepalive and close-grace timers (default: real ones), e.g. a manual clock. */
+  clock?: Clock;
   /** Default OpenSRF's 51200. */
   maxChunkSize?: number;
   /** Default OpenSRF's 25600. */
@@ -283,6 +286,7 @@ export async function startInProcessService(opts: InProcessServiceOptions): Prom
       },
       logger,
       logProtect: opts.logProtect ?? [],
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
     await definition.init?.(env);
     await definition.childInit?.(env);

@@ -3,6 +3,7 @@
  * with the routers, handing each router message to the pool. It never parses a request
  * body except to answer a caller the pool could not serve, and never waits on a drone.
  */
+import type { Clock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { Transport } from "../xmpp/transport.ts";
@@ -10,7 +11,7 @@ import type { Stanza } from "../xmpp/types.ts";
 import { Pool } from "./pool.ts";
 import { Registration } from "./registration.ts";
 import { errorReply, failureStatus } from "./replies.ts";
-import type { Clock, DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "./types.ts";
+import type { DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "./types.ts";
 
 /** What {@link Listener} needs. */
 export interface ListenerOptions {

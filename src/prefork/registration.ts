@@ -25,14 +25,13 @@
  * (Re-registering after the listener's own reconnect is the listener's part.)
  */
 
-import { realClock } from "../app/clock.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { ReregistrationCause, RouterRegistration } from "../metrics/types.ts";
 import type { ProbeAnswer } from "../xmpp/probe.ts";
 import type { Transport } from "../xmpp/transport.ts";
 import type { Stanza } from "../xmpp/types.ts";
-import type { Clock } from "./types.ts";
 
 /**
  * The routers `service` registers with: every configured router whose `services` list
