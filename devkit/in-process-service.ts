@@ -15,6 +15,7 @@ import type { ServiceDefinition, ServiceEnv, ServiceHost } from "../src/app/type
 import { tapBus } from "../src/bus/tap.ts";
 import type { BusConnection } from "../src/bus/types.ts";
 import { Client } from "../src/client/client.ts";
+import type { Clock } from "../src/clock/clock.ts";
 import type { Logger } from "../src/log/types.ts";
 import { OSRF_MSG_BUNDLE_SIZE, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
 import { decodeBody } from "../src/protocol/codec.ts";
@@ -158,6 +159,8 @@ export interface InProcessServiceOptions {
   definition: ServiceDefinition;
   /** Stateful session idle timeout, seconds (default 5). */
   keepalive?: number;
+  /** The host's keepalive and close-grace timers (default: real ones), e.g. a manual clock. */
+  clock?: Clock;
   /** Default OpenSRF's 51200. */
   maxChunkSize?: number;
   /** Default OpenSRF's 25600. */
@@ -282,6 +285,7 @@ export async function startInProcessService(opts: InProcessServiceOptions): Prom
       },
       logger,
       logProtect: opts.logProtect ?? [],
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
     await definition.init?.(env);
     await definition.childInit?.(env);

@@ -8,9 +8,9 @@
 
 import type { BusConnection, BusMessage } from "../bus/types.ts";
 import type { OsrfClient, PendingRequest } from "../client/types.ts";
+import type { Clock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { JsonValue } from "../protocol/types.ts";
-import type { Clock } from "./clock.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Author API
@@ -252,7 +252,7 @@ export interface ServiceHostOptions {
   logProtect: readonly string[];
   /** Called after each REQUEST with its method, final status code and duration (metrics). */
   onRequestDone?: (method: string, status: number, ms: number) => void;
-  /** Timers of the keepalive (stateful session idle) timeout; default the real ones. */
+  /** Timers of the keepalive (stateful session idle) timeout and of the close grace; default the real ones. */
   clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
 

@@ -9,12 +9,13 @@
  */
 
 import type { BusConnection, BusMessage } from "../bus/types.ts";
+import type { Clock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { Pool } from "./pool.ts";
 import { Registration } from "./registration.ts";
 import { errorReply, failureStatus } from "./replies.ts";
-import type { Clock, DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "./types.ts";
+import type { DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "./types.ts";
 
 /** What {@link Listener} needs. */
 export interface ListenerOptions {

@@ -30,12 +30,11 @@
  * (Re-registering after the listener's own reconnect is the listener's part.)
  */
 
-import { realClock } from "../app/clock.ts";
 import type { BusConnection, BusMessage, ProbeAnswer } from "../bus/types.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { ReregistrationCause, RouterRegistration } from "../metrics/types.ts";
-import type { Clock } from "./types.ts";
 
 /**
  * The routers `service` registers with: every configured router whose `services` list

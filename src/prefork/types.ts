@@ -42,9 +42,6 @@ export interface DroneSpawner {
   spawn(events: DroneEvents, cause: SpawnCause): DroneHandle;
 }
 
-/** Timers the pool uses, injectable so unit tests control time (shared with the app host). */
-export type { Clock } from "../app/clock.ts";
-
 /** The settings the pool enforces (a subset of {@link PreforkSettings}; times in seconds). */
 export type PoolLimits = Pick<
   PreforkSettings,

@@ -23,8 +23,9 @@
  *   (Why not a heartbeat: C and Perl listeners register once and never again, and our own
  *   re-registration every 30 s would fail over in a minute or more, not seconds.)
  */
-import { type Clock, realClock } from "../app/clock.ts";
+
 import type { BusAddresses, BusMessage, OutgoingBusMessage } from "../bus/types.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import type { RouterConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { encodeBody } from "../protocol/codec.ts";

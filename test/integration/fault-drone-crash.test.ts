@@ -33,6 +33,11 @@ function crashSuite(bus: "xmpp" | "redis"): void {
             max_backlog_queue: 5000,
             max_requests: 100000,
             max_requests_jitter: 0,
+            // Respawn at once. On a loaded machine a drone's start-up (spawn, bus login) takes
+            // long enough that many of the kills land before it is ready; those count as
+            // start-up failures, and their backoff (a separate rule, tested with a service that
+            // really fails at start-up) would hold the backlog past the client timeout.
+            crash_backoff_max: 0,
           },
         },
       ],

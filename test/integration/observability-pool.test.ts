@@ -154,7 +154,13 @@ describe("observability of a running pool", () => {
       for (let i = 0; i < 5; i++) expect(await client.request(SERVICE, "add", [i, 1]).first()).toBe(i + 1);
       expect(await settle(client.request(SERVICE, "boom").first())).toEqual({ code: 500 });
       expect(await settle(client.request(SERVICE, "no.such.method").first())).toEqual({ code: 404 });
-      const m = await scrape();
+      // A drone sends its reply before it tells the listener it is done: the caller can see
+      // the last answer before the listener has counted it. Wait for the count, then compare.
+      let m = await scrape();
+      await waitUntil("the 7 requests counted", async () => {
+        m = await scrape();
+        return get(m, `${MetricName.duration}:count`) - get(before, `${MetricName.duration}:count`) >= 7;
+      });
       const d = (key: string) => get(m, key) - get(before, key);
       expect(d(`${MetricName.requests}{method=add,status=205}`)).toBe(5);
       expect(d(`${MetricName.requests}{method=boom,status=500}`)).toBe(1);

