@@ -18,6 +18,7 @@
  *   osrfMethodException 400 "Bad Request: <reason>" when the stanza has a thread.
  */
 
+import type { BusMessage } from "../bus/types.ts";
 import { type Clock, realClock } from "../clock/clock.ts";
 import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
@@ -25,7 +26,6 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { connectOk, DEFAULT_LOCALE, methodException, status } from "../protocol/messages.ts";
 import { StatusClass, StatusCode, StatusText, Texts } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import { Lanes } from "./lanes.ts";
 import { createRegistry } from "./registry.ts";
 import { type RequestEnv, serveRequest } from "./request.ts";
@@ -92,7 +92,7 @@ class Host implements ServiceHost {
     }
   }
 
-  async handle(stanza: Stanza): Promise<HandleOutcome> {
+  async handle(stanza: BusMessage): Promise<HandleOutcome> {
     const thread = stanza.thread;
     try {
       if (this.closed) {
@@ -138,7 +138,7 @@ class Host implements ServiceHost {
     return { session: endedHere ? "closed" : "none", thread };
   }
 
-  private async process(stanza: Stanza): Promise<HandleOutcome> {
+  private async process(stanza: BusMessage): Promise<HandleOutcome> {
     const { thread } = stanza;
     const replyTo = stanza.routerFrom || stanza.from;
     let endedHere = false;
@@ -189,7 +189,7 @@ class Host implements ServiceHost {
     }
   }
 
-  private bounced(stanza: Stanza): HandleOutcome {
+  private bounced(stanza: BusMessage): HandleOutcome {
     const e = stanza.error;
     this.opts.logger.warn(
       `Received a bounce (${e?.type ?? "?"}/${e?.condition ?? "?"}${e?.text ? `: ${e.text}` : ""}) ` +
@@ -200,7 +200,7 @@ class Host implements ServiceHost {
     return this.outcome(stanza.thread, ended);
   }
 
-  private badBody(stanza: Stanza, replyTo: string, err: unknown): void {
+  private badBody(stanza: BusMessage, replyTo: string, err: unknown): void {
     const reason = err instanceof ProtocolError ? err.message : String(err);
     this.opts.logger.error(
       `${this.service}: bad message body from ${replyTo} on thread ${stanza.thread}: ${reason}`,
@@ -224,7 +224,7 @@ class Host implements ServiceHost {
     this.sessions.end(s.thread, "timeout");
   }
 
-  private send(to: string, stanza: Stanza, body: string): void {
+  private send(to: string, stanza: BusMessage, body: string): void {
     this.sendTo(to, stanza.thread, stanza.xid, body);
   }
 

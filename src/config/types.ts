@@ -57,7 +57,10 @@ export interface ClientConfig extends LogConfig {
 /** `/config/routers/router/transport`. */
 export interface RouterTransport {
   server: string;
+  /** `<port>`, else 5222; on Redis 6379 when the file has none ({@link portFromFile}). */
   port: number;
+  /** True when `<port>` was in the file. */
+  portFromFile?: boolean;
   username: string;
   /** Never logged. */
   password: string;
@@ -75,6 +78,11 @@ export interface RouterConfig extends LogConfig {
   transport: RouterTransport;
   /** Host to connect to (our addition, defaults to transport.server). */
   host: string;
+  /**
+   * `stall_timeout` (ours, Redis only): seconds a forwarded message may wait unread in one
+   * instance's service queue before the router fails that instance over (default 5).
+   */
+  stallTimeout: number;
 }
 
 /** The whole of opensrf_core.xml that we use. */

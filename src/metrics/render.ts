@@ -27,6 +27,7 @@ export const MetricName = {
   reconnects: "osrf_prefork_xmpp_reconnects_total",
   routerRegistered: "osrf_prefork_router_registered",
   reregistrations: "osrf_prefork_router_reregistrations_total",
+  redisReconnects: "osrf_prefork_redis_reconnects_total",
 } as const;
 
 /** What a scrape reads. */
@@ -124,6 +125,9 @@ export function renderMetrics(src: MetricsSource): string {
           value: r.reregistrations[cause],
         })),
       ),
-    );
+    )
+    .family(MetricName.redisReconnects, "counter", "Times the listener's Redis connections came back after a loss", [
+      { value: m.redisReconnects },
+    ]);
   return t.toString();
 }

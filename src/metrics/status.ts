@@ -53,8 +53,10 @@ export function buildStatus(src: StatusSource): PoolStatus {
     retires: { ...m.retires },
     exits: { ...m.exits },
     overloadRejections: m.overloadRejections,
+    bus: m.bus,
     xmppReconnects: m.xmppReconnects,
     routers: (src.routers?.() ?? []).map((r) => ({ ...r, reregistrations: { ...r.reregistrations } })),
+    redisReconnects: m.redisReconnects,
     processes,
   };
 }
@@ -104,8 +106,10 @@ export function renderStatusText(s: PoolStatus): string {
     ["retires", listCounts(s.retires) || "-"],
     ["exits", listCounts(s.exits) || "-"],
     ["overload rejections", s.overloadRejections],
+    ["bus", s.bus],
     ["xmpp reconnects", s.xmppReconnects],
     ["routers", describeRouters(s.routers) || "-"],
+    ["redis reconnects", s.redisReconnects],
   ]);
   const drones = s.processes.map((p) =>
     block([

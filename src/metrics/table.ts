@@ -40,7 +40,7 @@ export function renderStatusTable(s: PoolStatus): string {
   const lines = [
     `${s.service}${s.host ? ` on ${s.host}` : ""}  (listener pid ${s.pid}, up ${formatUptime(s.startSince)} since ${s.startTime})`,
     `  accepted ${s.accepted}, requests ${s.requests}, listen queue ${s.listenQueue}, ` +
-      `overload rejections ${s.overloadRejections}, xmpp reconnects ${s.xmppReconnects}`,
+      `overload rejections ${s.overloadRejections}, ${reconnects(s)}`,
     `  drones ${d.total}: ${d.idle} idle, ${d.busy} busy, ${d.starting} starting, ${d.retiring} retiring; ` +
       `spawned ${s.spawns}${inParens(listCounts(s.spawnCauses, " ", ", "))}, ` +
       `retired ${retired}${inParens(listCounts(s.retires, " ", ", "))}, ` +
@@ -61,4 +61,9 @@ export function renderStatusTable(s: PoolStatus): string {
   ];
   lines.push("", ...alignColumns(rows, new Set([0, 2, 3, 4])).map((l) => `  ${l}`));
   return `${lines.join("\n")}\n`;
+}
+
+/** "xmpp reconnects 0" or "redis reconnects 2": the counter of the bus the listener is on. */
+function reconnects(s: PoolStatus): string {
+  return s.bus === "redis" ? `redis reconnects ${s.redisReconnects}` : `xmpp reconnects ${s.xmppReconnects}`;
 }

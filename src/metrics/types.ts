@@ -2,6 +2,7 @@
  * Shapes of the listener's observability: drone states, why drones exit, the status
  * report served at `/status`, and where that endpoint listens.
  */
+import type { BusKind } from "../bus/types.ts";
 import type { HistogramSnapshot } from "./histogram.ts";
 
 /** What a drone is doing, as `/status` and `osrf_prefork_drones{state}` show it. */
@@ -142,10 +143,14 @@ export interface PoolStatus {
   exits: Record<ExitCause, number>;
   /** Callers answered 503 because the backlog was full. */
   overloadRejections: number;
+  /** The bus the listener is on. */
+  bus: BusKind;
   /** Times the listener's XMPP connection came back after a loss. */
   xmppReconnects: number;
   /** The routers it registers with. */
   routers: RouterRegistration[];
+  /** Times the listener's Redis connections came back after a loss. */
+  redisReconnects: number;
   /** Live drones, oldest first. */
   processes: DroneStatus[];
 }
@@ -190,7 +195,10 @@ export interface PoolReadings {
   /** Requests finished, all methods. */
   readonly requests: number;
   readonly overloadRejections: number;
+  /** The bus the listener is on. */
+  readonly bus: BusKind;
   readonly xmppReconnects: number;
+  readonly redisReconnects: number;
   readonly exits: Readonly<Record<ExitCause, number>>;
   readonly lost: Readonly<Record<LostReason, number>>;
   /** method → status code → count. */

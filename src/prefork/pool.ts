@@ -32,10 +32,10 @@
  *   (another drone, or NULL); here the new drone is killed and the message re-dispatched.
  */
 
+import type { BusMessage } from "../bus/types.ts";
 import { type Clock, realClock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { RetireCause, SpawnCause } from "../metrics/types.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
 import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
@@ -68,7 +68,7 @@ class Drone {
   place: Place = "idle";
   ready = false;
   /** The listener's message being served (until answered, or a session opened). */
-  work: Stanza | undefined;
+  work: BusMessage | undefined;
   /** Whom to answer if the drone is lost while running a request (from `busy`). */
   caller: CallerRef | undefined;
   method: string | undefined;
@@ -126,7 +126,7 @@ export class Pool {
   private readonly idle: Drone[] = []; // stack: top is the last element
   private readonly active = new Set<Drone>();
   private readonly retiring = new Set<Drone>();
-  private readonly backlog: Stanza[] = [];
+  private readonly backlog: BusMessage[] = [];
   private limits: PoolLimits;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -168,7 +168,7 @@ export class Pool {
    * Hands a message to a drone, or queues it, or (backlog full / stopped) answers the
    * caller with an error through the hooks. Never blocks.
    */
-  dispatch(stanza: Stanza): DispatchResult {
+  dispatch(stanza: BusMessage): DispatchResult {
     if (this.mode === "stopped") {
       this.opts.hooks.fail({ kind: "stanza", stanza }, { kind: "shutdown" });
       return "rejected";
@@ -259,7 +259,7 @@ export class Pool {
   // -------------------------------------------------------------------------------------------
   // Placing work
 
-  private place(stanza: Stanza): boolean {
+  private place(stanza: BusMessage): boolean {
     for (let d = this.idle.pop(); d; d = this.idle.pop()) {
       if (this.handTo(d, stanza)) return true;
       this.log.warn(
@@ -283,7 +283,7 @@ export class Pool {
     return false;
   }
 
-  private enqueue(stanza: Stanza): DispatchResult {
+  private enqueue(stanza: BusMessage): DispatchResult {
     if (this.backlog.length < this.limits.maxBacklogQueue) {
       const now = this.clock.now();
       if (
@@ -320,7 +320,7 @@ export class Pool {
     this.suppressedOverloads = 0;
   }
 
-  private handTo(d: Drone, stanza: Stanza): boolean {
+  private handTo(d: Drone, stanza: BusMessage): boolean {
     if (!d.handle.send({ type: "request", stanza })) return false;
     d.place = "active";
     this.active.add(d);
@@ -551,7 +551,7 @@ export class Pool {
         if (this.crashes > 0) this.log.info(`a drone for ${this.opts.service} started fine; start-up backoff cleared`);
         this.crashes = 0;
         this.nextSpawnAt = 0;
-        this.log.debug(`drone ${d.pid} of ${this.opts.service} ready as ${msg.jid}`);
+        this.log.debug(`drone ${d.pid} of ${this.opts.service} ready as ${msg.address}`);
         break;
       case "busy":
         d.method = msg.method;

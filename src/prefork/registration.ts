@@ -1,9 +1,10 @@
 /**
  * Registering a listener with its routers (C `osrf_prefork_register_routers`), and telling
- * router traffic from anything else.
+ * router traffic from anything else. The bus says where router commands go
+ * (`addresses.routerCommands`: XMPP `router@domain/router`, Redis `opensrf:router:router:domain`).
  *
  * Beyond C: a router that restarts forgets its table, and nothing tells the listener (the
- * listener's own XMPP stream is unaffected, and the C router says nothing when it logs in: no
+ * listener's own connection is unaffected, and the C router says nothing when it logs in: no
  * presence, no message). So while registered, the listener
  *
  * - probes each router every `router_probe_interval` seconds (1 by default) with one iq to
@@ -22,16 +23,18 @@
  * - re-sends `register` every `register_interval` seconds regardless (the router ignores a
  *   repeat): the last resort for a router that answers no probe and loses no session.
  *
+ * Probes and bounces are XMPP's (the connection's optional `probe`; bounces are XMPP errors).
+ * On Redis there are neither — a router's queue outlives the router, and what waits there is
+ * read when it is back — and the periodic registration brings a restarted router our class.
+ *
  * (Re-registering after the listener's own reconnect is the listener's part.)
  */
 
+import type { BusConnection, BusMessage, ProbeAnswer } from "../bus/types.ts";
 import { type Clock, realClock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { ReregistrationCause, RouterRegistration } from "../metrics/types.ts";
-import type { ProbeAnswer } from "../xmpp/probe.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
 
 /**
  * The routers `service` registers with: every configured router whose `services` list
@@ -39,16 +42,6 @@ import type { Stanza } from "../xmpp/types.ts";
  */
 export function routersFor(service: string, routers: readonly RouterTarget[]): RouterTarget[] {
   return routers.filter((r) => !r.services || r.services.includes(service));
-}
-
-/** The JID registrations go to: `<router_name>@<domain>/router`. */
-export function routerJid(r: RouterTarget): string {
-  return `${r.name}@${r.domain}/router`;
-}
-
-/** The router's connection for `service`, which probes go to: `<router_name>@<domain>/<service>`. */
-export function classJid(r: RouterTarget, service: string): string {
-  return `${r.name}@${r.domain}/${service}`;
 }
 
 /** `user@domain` of a JID, lower-cased (XMPP node and domain compare case-insensitively). */
@@ -127,7 +120,7 @@ export class Registration {
   private readonly state = new Map<RouterTarget, RouterState>();
 
   constructor(
-    private readonly transport: Transport,
+    private readonly transport: BusConnection,
     private readonly service: string,
     routers: readonly RouterTarget[],
     private readonly logger: Logger,
@@ -214,7 +207,7 @@ export class Registration {
     return this.targets.map((r) => {
       const st = this.state.get(r)!;
       return {
-        router: routerJid(r),
+        router: this.addressOf(r),
         registered: this.wanted && !this.outages.has(r) && st.delayed === undefined,
         reregistrations: { ...st.reregistrations },
       };
@@ -233,7 +226,7 @@ export class Registration {
   heard(from: string): void {
     const r = this.targetOf(from);
     if (r && this.outages.has(r)) {
-      this.logger.info(`${this.service}: router ${routerJid(r)} forwards to us again`);
+      this.logger.info(`${this.service}: router ${this.addressOf(r)} forwards to us again`);
       this.endOutage(r);
     }
   }
@@ -243,12 +236,13 @@ export class Registration {
    * our registrations that did not reach a router (then a re-send is scheduled), false for
    * anything else.
    */
-  onBounce(s: Stanza): boolean {
+  onBounce(s: BusMessage): boolean {
     const r = this.targetOf(s.from);
     if (!r) return false;
     const resource = s.from.includes("/") ? s.from.slice(s.from.indexOf("/") + 1) : "";
     // Our messages to a router go to its `router` resource; servers may bounce from the bare JID.
-    if (resource !== "" && resource !== routerJid(r).slice(routerJid(r).indexOf("/") + 1)) return false;
+    const to = this.addressOf(r);
+    if (resource !== "" && resource !== to.slice(to.indexOf("/") + 1)) return false;
     // Prosody bounces without the original content (empty command): only (un)registrations go there.
     if (s.routerCommand !== "" && s.routerCommand !== "register" && s.routerCommand !== "unregister") return false;
     if (s.routerCommand === "unregister" || !this.wanted) {
@@ -274,7 +268,7 @@ export class Registration {
     const cap = this.intervalMs > 0 ? Math.min(RETRY_MAX_MS, this.intervalMs) : RETRY_MAX_MS;
     const delay = Math.min(cap, RETRY_FIRST_MS * 2 ** (o.bounces - 1));
     const text =
-      `${this.service}: registration with router ${routerJid(r)} bounced (${condition}): the router is not online; ` +
+      `${this.service}: registration with router ${this.addressOf(r)} bounced (${condition}): the router is not online; ` +
       `registering again in ${delay / 1000} s`;
     if (o.bounces === 1) this.logger.warn(text);
     else this.logger.debug(`${text} (bounce ${o.bounces})`);
@@ -293,7 +287,7 @@ export class Registration {
       if (this.outages.get(r) !== o || o.retry !== undefined) return;
       const seconds = ((this.clock.now() - o.since) / 1000).toFixed(1);
       this.logger.info(
-        `${this.service}: registered again with router ${routerJid(r)} (${o.bounces} registration(s) bounced over ${seconds} s)`,
+        `${this.service}: registered again with router ${this.addressOf(r)} (${o.bounces} registration(s) bounced over ${seconds} s)`,
       );
       this.outages.delete(r);
     }, CONFIRM_MS);
@@ -325,7 +319,7 @@ export class Registration {
     if (st.probing || st.probeless || st.delayed !== undefined || this.outages.has(r)) return;
     st.probing = true;
     // Answered within the interval or not at all: at most one probe per router in flight.
-    this.transport.probe!(classJid(r, this.service), this.service, this.probeMs).then(
+    this.transport.probe!(this.classAddress(r), this.service, this.probeMs).then(
       (answer) => {
         st.probing = false;
         this.onProbeAnswer(r, st, answer);
@@ -353,13 +347,13 @@ export class Registration {
         if (++st.errors > MAX_PROBE_ERRORS) {
           st.probeless = true;
           this.logger.warn(
-            `${this.service}: router ${routerJid(r)} answers every registration probe with an error ` +
+            `${this.service}: router ${this.addressOf(r)} answers every registration probe with an error ` +
               `(${answer.condition}) although our registrations reach it; not probing it any more ` +
               `(register_interval still applies)`,
           );
           return;
         }
-        const why = `its ${classJid(r, this.service)} is gone (${answer.condition}): it has no node of ${this.service}`;
+        const why = `its ${this.classAddress(r)} is gone (${answer.condition}): it has no node of ${this.service}`;
         // A router that answers probes tells each listener it lost it; a silent one cannot,
         // so give the other listeners of the class time to see the gap too.
         this.reregister(r, st, why, st.answers ? 0 : this.probeMs * SILENT_ROUTER_WAIT);
@@ -371,7 +365,9 @@ export class Registration {
   private reregister(r: RouterTarget, st: RouterState, why: string, delayMs: number): void {
     st.reregistrations.probe++;
     const when = delayMs > 0 ? ` in ${(delayMs / 1000).toFixed(2)} s (it does not answer probes)` : "";
-    this.logger.warn(`${this.service}: router ${routerJid(r)} lost our registration: ${why}; registering again${when}`);
+    this.logger.warn(
+      `${this.service}: router ${this.addressOf(r)} lost our registration: ${why}; registering again${when}`,
+    );
     const go = (): void => {
       st.delayed = undefined;
       if (this.wanted && !this.outages.has(r)) this.sendTo(r, "register", false);
@@ -383,6 +379,16 @@ export class Registration {
   private cancelDelayed(st: RouterState): void {
     if (st.delayed !== undefined) this.clock.clearTimeout(st.delayed);
     st.delayed = undefined;
+  }
+
+  /** Where `register`/`unregister` for router `r` go on this bus. */
+  private addressOf(r: RouterTarget): string {
+    return this.transport.addresses.routerCommands(r.name, r.domain);
+  }
+
+  /** Where probes for router `r` go: its connection for our service (XMPP `router@<domain>/<service>`). */
+  private classAddress(r: RouterTarget): string {
+    return this.transport.addresses.service(r.name, r.domain, this.service);
   }
 
   private targetOf(from: string): RouterTarget | undefined {
@@ -414,7 +420,7 @@ export class Registration {
 
   /** `quiet`: a periodic or retried registration, logged at debug level only. */
   private sendTo(r: RouterTarget, command: "register" | "unregister", quiet: boolean): void {
-    const to = routerJid(r);
+    const to = this.addressOf(r);
     const line = `${this.service} ${command === "register" ? "registering" : "un-registering"} with router ${to}`;
     if (quiet) this.logger.debug(`${line} (again)`);
     else this.logger.info(line);

@@ -12,7 +12,6 @@ import { ConnectError, StanzaTooLargeError } from "./errors.ts";
 import { type ProbeAnswer, REGISTRATION_PROBE_NS } from "./probe.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
 import { StreamParser, useStreamParser } from "./stream-parser.ts";
-import type { Transport } from "./transport.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
 /** Everything needed to log in one OpenSRF process to its XMPP server. */
@@ -51,7 +50,7 @@ const CLOSE_TIMEOUT_MS = 3_000;
  * a dead peer's session lingers on the server and messages to it queue up instead of
  * bouncing, which is what OpenSRF's routers and clients rely on to notice dead peers.
  */
-export class XmppConnection implements Transport, BusConnection {
+export class XmppConnection implements BusConnection {
   readonly kind = "xmpp" as const;
   readonly addresses: BusAddresses = xmppAddresses;
   readonly domain: string;

@@ -12,17 +12,10 @@
  * - the C router never answers an iq (libopensrf reads and drops it): no answer means it is
  *   online and has some node of the class, maybe not us.
  */
+import type { ProbeAnswer } from "../bus/types.ts";
 
 /** XML namespace of the probe's `<query>`: `<query xmlns=… class="opensrf.math"/>`, answered with `registered="true|false"`. */
 export const REGISTRATION_PROBE_NS = "urn:osrf-prefork:registration";
 
-/** What one probe found. */
-export type ProbeAnswer =
-  /** The router answered: we are one of its nodes of the class. */
-  | { kind: "registered" }
-  /** The router answered: we are not (it restarted, or dropped us). */
-  | { kind: "not-registered" }
-  /** An error came back, from the server (no session at that JID) or from an entity that does not know the probe. */
-  | { kind: "unavailable"; condition: string }
-  /** Nothing within the timeout (a router that ignores iq stanzas, like the C one), or we are offline. */
-  | { kind: "no-answer" };
+/** What one probe found (the type lives with BusConnection, whose optional `probe` returns it). */
+export type { ProbeAnswer };

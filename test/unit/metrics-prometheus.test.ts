@@ -76,8 +76,8 @@ describe("renderMetrics", () => {
     const m = new PoolMetrics("opensrf.math");
     const a = fakeDrone(m, 101);
     const b = fakeDrone(m, 102);
-    a.say({ type: "ready", jid: "a" });
-    b.say({ type: "ready", jid: "b" });
+    a.say({ type: "ready", address: "a" });
+    b.say({ type: "ready", address: "b" });
     a.handle.send({ type: "request", stanza: {} as never });
     a.say({ type: "busy", method: "add", since: Date.now() });
     a.say({

@@ -3,6 +3,7 @@
  * status report and its text and table renderings.
  */
 import { describe, expect, test } from "bun:test";
+import { MetricName, renderMetrics } from "../../src/metrics/render.ts";
 import { buildStatus, renderStatusText } from "../../src/metrics/status.ts";
 import { alignColumns, formatUptime, renderStatusTable } from "../../src/metrics/table.ts";
 import type { SpawnCause } from "../../src/metrics/types.ts";
@@ -42,7 +43,7 @@ describe("PoolMetrics", () => {
     const m = new PoolMetrics("svc");
     const d = drone(m, 10);
     expect(states(m)).toEqual({ starting: 1, idle: 0, busy: 0, retiring: 0 });
-    d.say({ type: "ready", jid: "x" });
+    d.say({ type: "ready", address: "x" });
     expect(states(m).idle).toBe(1);
     d.request();
     expect(states(m).busy).toBe(1);
@@ -132,6 +133,22 @@ describe("PoolMetrics", () => {
     expect(m.overloadRejections).toBe(2);
     expect(m.lost).toEqual({ died: 1, timeout: 0, shutdown: 1 });
     expect(m.xmppReconnects).toBe(1);
+    expect(m.redisReconnects).toBe(0);
+  });
+
+  test("on Redis a reconnect counts as a Redis one, and /metrics and the status table say so", () => {
+    const m = new PoolMetrics("svc");
+    m.bus = "redis";
+    m.online(false);
+    m.online(true);
+    m.online(true);
+    expect([m.xmppReconnects, m.redisReconnects]).toEqual([0, 2]);
+    const text = renderMetrics({ metrics: m, backlog: () => 0 });
+    expect(text).toContain(`${MetricName.redisReconnects} 2\n`);
+    expect(text).toContain(`${MetricName.reconnects} 0\n`);
+    const status = buildStatus({ metrics: m, backlog: () => 0 });
+    expect(status.bus).toBe("redis");
+    expect(renderStatusTable(status)).toContain("redis reconnects 2");
   });
 
   test("finished requests are counted per method and status, riding on any message", () => {
@@ -186,8 +203,8 @@ describe("status report", () => {
     const a = drone(m, 201, "min_children");
     const b = drone(m, 202, "min_children");
     drone(m, 203, "spare"); // still starting
-    a.say({ type: "ready", jid: "a" });
-    b.say({ type: "ready", jid: "b" });
+    a.say({ type: "ready", address: "a" });
+    b.say({ type: "ready", address: "b" });
     a.request();
     a.say({ type: "available", served: 1, rssBytes: 50 * 1024 * 1024, done: [["add", 205, 2]] });
     b.request();
