@@ -101,7 +101,13 @@ export function droneInit(core: CoreConfig, service: string, app: string, logfil
     hostname: BENCH_HOST,
     client: core.opensrf,
     logProtect: core.logProtect,
-    settings: { keepalive: d.keepalive, maxChunkSize: d.maxChunkSize, maxBundleSize: d.maxBundleSize, maxMemoryMb: 0 },
+    settings: {
+      keepalive: d.keepalive,
+      maxChunkSize: d.maxChunkSize,
+      maxBundleSize: d.maxBundleSize,
+      maxMemoryMb: 0,
+      warmupRequests: d.warmupRequests,
+    },
     maxRequests: 1_000_000,
     log: { logfile, loglevel: core.opensrf.loglevel },
   };

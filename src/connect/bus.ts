@@ -2,13 +2,15 @@
  * Opens the bus connection the configuration chose — XMPP or Redis — so commands and roles
  * need not know which. The one place that imports both transports.
  */
-import type { BusConnection } from "../bus/types.ts";
+import type { BusConnection, OutgoingBusMessage } from "../bus/types.ts";
 import type { ClientConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { RedisConnection } from "../redis/connection.ts";
+import { encodeEnvelope } from "../redis/envelope.ts";
 import { redisConnectionOptions } from "../redis/from-config.ts";
 import { XmppConnection } from "../xmpp/connection.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
+import { completeStanza, encodeStanza } from "../xmpp/stanza.ts";
 
 /** How to open a client-side connection (client, listener or drone). */
 export interface ConnectBusOptions {
@@ -33,4 +35,13 @@ export async function connectBus(cfg: ClientConfig, opts: ConnectBusOptions): Pr
     return RedisConnection.connect({ ...redisConnectionOptions(cfg, opts.logger), reconnect });
   }
   return XmppConnection.connect({ ...clientConnectionOptions(cfg, opts.resource, opts.logger), reconnect });
+}
+
+/**
+ * How the bus of `cfg.bus` writes a message from `from`: the text its connection's `send`
+ * and `wireText` make, without a connection (a drone warms its reply path before logging in).
+ */
+export function wireEncoder(cfg: ClientConfig): (message: OutgoingBusMessage, from: string) => string {
+  if (cfg.bus === "redis") return encodeEnvelope;
+  return (m, from) => encodeStanza(completeStanza(m, from));
 }
