@@ -29,6 +29,7 @@ import { dirname, join } from "node:path";
 import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
 import { startXmppServer } from "../devkit/xmpp-server.ts";
 import { readCoreConfig } from "../src/config/core.ts";
+import { PREFORK_DEFAULTS } from "../src/config/prefork-settings.ts";
 import { createLogger } from "../src/log/logger.ts";
 import { BunDroneSpawner } from "../src/prefork/spawner.ts";
 import type { DroneHandle } from "../src/prefork/types.ts";
@@ -55,12 +56,15 @@ const fromSource = process.argv.includes("--source");
 const json = opt("json", "");
 const smapsDir = opt("smaps", "");
 const idleMs = Number(opt("idle", "0"));
+const defaultWarmup = PREFORK_DEFAULTS.warmupRequests;
 
 /** Drones started one way: a binary (or the one compiled here) and extra environment. */
 interface Variant {
   label: string;
   bin: string;
   env: Record<string, string>;
+  /** unix_config/warmup_requests of its drones. */
+  warmup: number;
 }
 
 function parseEnv(list: string[]): Record<string, string> {
@@ -72,17 +76,26 @@ function parseEnv(list: string[]): Record<string, string> {
   return env;
 }
 
-/** `--variant=LABEL[;bin=PATH][;env=K=V,K=V]`; without any, one variant from --bin and --env. */
+/**
+ * `--variant=LABEL[;bin=PATH][;env=K=V,K=V][;warmup=N]`; without any, one variant from --bin,
+ * --env and --warmup (default: warmup_requests' default).
+ */
 function variants(): Variant[] {
   const given = process.argv.filter((a) => a.startsWith("--variant=")).map((a) => a.slice("--variant=".length));
   if (given.length === 0) {
     const env = parseEnv(process.argv.filter((a) => a.startsWith("--env=")).map((a) => a.slice("--env=".length)));
-    return [{ label: "drones", bin: opt("bin", ""), env }];
+    return [{ label: "drones", bin: opt("bin", ""), env, warmup: Number(opt("warmup", String(defaultWarmup))) }];
   }
   return given.map((g) => {
     const [label, ...parts] = g.split(";");
     const get = (k: string) => parts.find((p) => p.startsWith(`${k}=`))?.slice(k.length + 1) ?? "";
-    return { label: label!, bin: get("bin"), env: parseEnv(get("env").split(",")) };
+    const warmup = get("warmup");
+    return {
+      label: label!,
+      bin: get("bin"),
+      env: parseEnv(get("env").split(",")),
+      warmup: warmup ? Number(warmup) : defaultWarmup,
+    };
   });
 }
 
@@ -173,7 +186,12 @@ let threadNo = 0;
 
 async function runDrone(v: Variant): Promise<DroneRun> {
   const command = commandOf(v);
-  const spawner = new BunDroneSpawner({ init, jitter: 0, env: v.env, ...(command ? { command } : {}) });
+  const spawner = new BunDroneSpawner({
+    init: { ...init, settings: { ...init.settings, warmupRequests: v.warmup } },
+    jitter: 0,
+    env: v.env,
+    ...(command ? { command } : {}),
+  });
   let onReady!: () => void;
   const ready = new Promise<void>((r) => (onReady = r));
   let onAvailable: (() => void) | undefined;
@@ -257,7 +275,9 @@ out.push(`Drone CPU per ${method} request by age, median of ${drones} drones per
 out.push("");
 for (const v of plan) {
   const env = Object.entries(v.env).map(([k, x]) => `${k}=${x}`);
-  out.push(`- ${v.label}: ${v.bin || "compiled from src/cli.ts"}${env.length ? `; ${env.join(" ")}` : ""}`);
+  out.push(
+    `- ${v.label}: ${v.bin || "compiled from src/cli.ts"}; warmup_requests ${v.warmup}${env.length ? `; ${env.join(" ")}` : ""}`,
+  );
 }
 out.push("");
 out.push(`CPU µs per request (JS thread + JIT threads + other threads):`);
