@@ -232,7 +232,7 @@ export class DroneRuntime {
       log: init.log,
       settings,
       logProtect: init.logProtect,
-      encode: wireEncoder(init.client),
+      encode: await wireEncoder(init.client),
       busKind: init.client.bus ?? "xmpp",
       requests,
     });

@@ -37,7 +37,7 @@ describe("warmRequestPath", () => {
       childInit: () => void calls.push("childInit"),
     });
     const texts: OutgoingBusMessage[] = [];
-    const xmpp = wireEncoder(CLIENT);
+    const xmpp = await wireEncoder(CLIENT);
     const r = await warmRequestPath({
       service: "svc",
       definition,
@@ -76,7 +76,7 @@ describe("warmRequestPath", () => {
       log: { loglevel: 0 },
       settings: SETTINGS,
       logProtect: [],
-      encode: wireEncoder({ ...CLIENT, bus: "redis" }),
+      encode: await wireEncoder({ ...CLIENT, bus: "redis" }),
       busKind: "redis",
       requests: 3,
     });
@@ -93,7 +93,7 @@ describe("warmRequestPath", () => {
       log: { loglevel: 0 },
       settings: { ...SETTINGS, keepalive: -1 },
       logProtect: [],
-      encode: wireEncoder(CLIENT),
+      encode: await wireEncoder(CLIENT),
       busKind: "xmpp",
       requests: 3,
     });
