@@ -171,9 +171,15 @@ export class DroneRuntime {
     setCommName(CommName.drone);
     const log = preforkLogger(init.service, "drone", init.client, init.log);
     this.log = log;
+    let connecting: Promise<BusConnection> | undefined;
     try {
-      this.definition = await loadServiceModule(init.appPath);
       const resource = makeResource(`${init.service}_drone`, init.hostname);
+      // The listener chose the bus (init.client.bus); Redis makes its own inbox address.
+      // The login starts first: its round trips to the server overlap loading the module.
+      connecting = connectBus(init.client, { resource, logger: log });
+      // Awaited below; until then a failed login must not count as an unhandled rejection.
+      connecting.catch(() => {});
+      this.definition = await loadServiceModule(init.appPath);
       const settings = {
         keepalive: init.settings.keepalive,
         // 0 means "never chunk" in opensrf.xml; the host wants a size, and one it can cut.
@@ -183,10 +189,6 @@ export class DroneRuntime {
             : Number.MAX_SAFE_INTEGER,
         maxBundleSize: init.settings.maxBundleSize,
       };
-      // The listener chose the bus (init.client.bus); Redis makes its own inbox address.
-      const connecting = connectBus(init.client, { resource, logger: log });
-      // Awaited below; until then a failed login must not count as an unhandled rejection.
-      connecting.catch(() => {});
       // The warm-up runs while the login waits on the server's answers.
       await this.warmUp(init, this.definition, settings, log);
       this.transport = await connecting;
@@ -206,6 +208,8 @@ export class DroneRuntime {
       await this.definition.childInit?.(this.env());
       this.childInitDone = true;
     } catch (e) {
+      // A login that went on while the module failed: nobody will use it.
+      if (!this.transport) void connecting?.then((c) => c.close()).catch(() => {});
       const detail = (e as Error).message ?? String(e);
       log.error(`drone for ${init.service} cannot start: ${detail}`);
       await this.leave("init_failed", detail, 1);
