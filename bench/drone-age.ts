@@ -13,7 +13,8 @@
  *
  *   bun bench/drone-age.ts [--drones=4] [--requests=1000] [--bucket=100] [--method=echo|add]
  *                          [--parallel=1] [--loglevel=1] [--source | --bin=PATH] [--env=NAME=VALUE ...]
- *                          [--idle=MS] [--json=FILE] [--smaps=DIR]
+ *                          [--idle=MS] [--json=FILE] [--smaps=DIR] [--jit=eager|normal] [--warmup=N]
+ *                          [--variant=LABEL;bin=PATH;jit=…;env=K=V,…;warmup=N …]
  *
  * --parallel=N runs N drones at once, each with its own closed loop (JIT threads of new drones
  * competing for the two cores, as in a pool at c ≥ 8); --env sets drone environment variables
@@ -30,7 +31,9 @@ import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
 import { startXmppServer } from "../devkit/xmpp-server.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import { PREFORK_DEFAULTS } from "../src/config/prefork-settings.ts";
+import type { DroneJit } from "../src/config/types.ts";
 import { createLogger } from "../src/log/logger.ts";
+import { droneJitEnv } from "../src/prefork/jit.ts";
 import { BunDroneSpawner } from "../src/prefork/spawner.ts";
 import type { DroneHandle } from "../src/prefork/types.ts";
 import { encodeBody } from "../src/protocol/codec.ts";
@@ -77,23 +80,33 @@ function parseEnv(list: string[]): Record<string, string> {
 }
 
 /**
- * `--variant=LABEL[;bin=PATH][;env=K=V,K=V][;warmup=N]`; without any, one variant from --bin,
- * --env and --warmup (default: warmup_requests' default).
+ * `--variant=LABEL[;bin=PATH][;jit=eager|normal][;env=K=V,K=V][;warmup=N]`; without any, one
+ * variant from --bin, --jit, --env and --warmup (defaults: drone_jit's and warmup_requests').
+ * `jit` adds the environment a listener gives its drones for that drone_jit (src/prefork/jit.ts).
  */
 function variants(): Variant[] {
   const given = process.argv.filter((a) => a.startsWith("--variant=")).map((a) => a.slice("--variant=".length));
   if (given.length === 0) {
     const env = parseEnv(process.argv.filter((a) => a.startsWith("--env=")).map((a) => a.slice("--env=".length)));
-    return [{ label: "drones", bin: opt("bin", ""), env, warmup: Number(opt("warmup", String(defaultWarmup))) }];
+    const jit = droneJitEnv(opt("jit", PREFORK_DEFAULTS.droneJit) as DroneJit, {});
+    return [
+      {
+        label: "drones",
+        bin: opt("bin", ""),
+        env: { ...jit, ...env },
+        warmup: Number(opt("warmup", String(defaultWarmup))),
+      },
+    ];
   }
   return given.map((g) => {
     const [label, ...parts] = g.split(";");
     const get = (k: string) => parts.find((p) => p.startsWith(`${k}=`))?.slice(k.length + 1) ?? "";
     const warmup = get("warmup");
+    const jit = droneJitEnv((get("jit") || PREFORK_DEFAULTS.droneJit) as DroneJit, {});
     return {
       label: label!,
       bin: get("bin"),
-      env: parseEnv(get("env").split(",")),
+      env: { ...jit, ...parseEnv(get("env").split(",")) },
       warmup: warmup ? Number(warmup) : defaultWarmup,
     };
   });
@@ -184,7 +197,18 @@ const body =
     : encodeBody([request(1, "opensrf.system.echo", ECHO_PARAMS)]);
 let threadNo = 0;
 
-async function runDrone(v: Variant): Promise<DroneRun> {
+/** Resolves once `n` drones of a round have called it: the round's drones are read together. */
+function barrier(n: number): () => Promise<void> {
+  let arrived = 0;
+  let open!: () => void;
+  const all = new Promise<void>((r) => (open = r));
+  return () => {
+    if (++arrived >= n) open();
+    return all;
+  };
+}
+
+async function runDrone(v: Variant, together: () => Promise<void>): Promise<DroneRun> {
   const command = commandOf(v);
   const spawner = new BunDroneSpawner({
     init: { ...init, settings: { ...init.settings, warmupRequests: v.warmup } },
@@ -240,6 +264,9 @@ async function runDrone(v: Variant): Promise<DroneRun> {
       tb = performance.now();
     }
   }
+  // Drones of a round read their memory at the same moment, all alive: PSS shares the
+  // binary's pages between them as in a pool of that size.
+  await together();
   await Bun.sleep(idleMs);
   run.served = memory(handle.pid);
   keepSmaps(handle.pid, "served");
@@ -254,7 +281,8 @@ const runs = new Map<Variant, DroneRun[]>(plan.map((v) => [v, []]));
 for (let round = 0; round < drones; round += parallel) {
   for (const v of plan) {
     const n = Math.min(parallel, drones - round);
-    runs.get(v)!.push(...(await Promise.all(Array.from({ length: n }, () => runDrone(v)))));
+    const together = barrier(n);
+    runs.get(v)!.push(...(await Promise.all(Array.from({ length: n }, () => runDrone(v, together)))));
   }
 }
 await caller.close();
@@ -318,14 +346,14 @@ row("CPU spawn → ready + all requests, ms", (rs) =>
 );
 const mem = (pick: (r: DroneRun) => Memory | undefined) => (rs: DroneRun[]) => {
   const m = rs.map(pick).filter((x): x is Memory => x !== undefined);
-  return `${mb(median(m.map((x) => x.rssKb)))} / ${mb(median(m.map((x) => x.anonKb)))}`;
+  return `${mb(median(m.map((x) => x.rssKb)))} / ${mb(median(m.map((x) => x.pssKb)))} / ${mb(median(m.map((x) => x.anonKb)))}`;
 };
 row(
-  "idle after ready: RSS / anonymous",
+  "idle after ready: RSS / PSS / anonymous",
   mem((r) => r.idle),
 );
 row(
-  `after ${requests} requests: RSS / anonymous`,
+  `after ${requests} requests${idleMs ? ` and ${idleMs} ms idle` : ""}, the round's ${parallel} alive: RSS / PSS / anonymous`,
   mem((r) => r.served),
 );
 console.log(out.join("\n"));
