@@ -42,7 +42,11 @@ export interface SoakReport {
   failures: string[];
 }
 
-const SERVICE = "soak.echo";
+/**
+ * Named per process: the orphan check counts drone titles machine-wide, and another soak
+ * running at the same time (a second checkout's suite) must not count as our orphans.
+ */
+const SERVICE = `soak.echo${process.pid}`;
 
 const APP = `
 export default {
@@ -62,7 +66,8 @@ export const DEFAULT_SOAK: SoakOptions = {
 
 function droneTitleCount(): number {
   const out = Bun.spawnSync(["ps", "-eo", "stat=,args="]).stdout.toString();
-  return out.split("\n").filter((l) => /^\s*[^Z\s]\S*\s+OpenSRF Drone \[soak\.echo\]/.test(l)).length;
+  const title = `OpenSRF Drone [${SERVICE}]`;
+  return out.split("\n").filter((l) => /^\s*[^Z\s]\S*\s+/.test(l) && l.includes(title)).length;
 }
 
 function read(stack: FaultStack): Reading {

@@ -9,7 +9,7 @@ import { DEFAULT_SOAK, describeReading, ownFds, runSoak } from "../../devkit/soa
 
 describe("soak (short)", () => {
   test("3,000 requests, max_requests 50: nothing lost, no fd, process or memory growth", async () => {
-    const r = await runSoak({ ...DEFAULT_SOAK, requests: 3000, warmup: 500, deadlineMs: 60_000 });
+    const r = await runSoak({ ...DEFAULT_SOAK, requests: 3000, warmup: 500, deadlineMs: 180_000 });
     console.log(`fault-soak: ${describeLoad(r.load)}; ~${r.dronesStarted} drones started`);
     console.log(`fault-soak: before: ${describeReading(r.before)}`);
     console.log(`fault-soak: after:  ${describeReading(r.after)}`);
@@ -18,5 +18,5 @@ describe("soak (short)", () => {
     expect(r.load.ok).toBe(3000);
     expect(ownFds(r.after)).toBeLessThanOrEqual(ownFds(r.before) + 2);
     expect(r.after.drones).toBe(r.after.droneTitles);
-  }, 85_000);
+  }, 240_000); // bounds, not measures: ~20 s alone, several times that on a machine busy with other work
 });

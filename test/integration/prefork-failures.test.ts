@@ -27,6 +27,7 @@ const TEST_TIMEOUT_MS = 60_000;
 
 const FAIL = "test.fail";
 const ORDER = "test.order";
+const BACKLOG = "test.backlog";
 const CRASH = "test.crash";
 
 // Every drone fails in childInit: start-up failures, backoff, and callers still answered.
@@ -66,6 +67,7 @@ const SETTINGS = `<?xml version="1.0"?>
   <default>
     <apps>
       ${app(FAIL, "<min_children>1</min_children><max_children>2</max_children><max_backlog_queue>2</max_backlog_queue><request_timeout>2</request_timeout><max_memory_mb>96</max_memory_mb>")}
+      ${app(BACKLOG, "<min_children>1</min_children><max_children>2</max_children><max_backlog_queue>2</max_backlog_queue>")}
       ${app(ORDER, "<min_children>1</min_children><max_children>1</max_children><max_backlog_queue>50</max_backlog_queue>")}
       ${app(CRASH, "<min_children>2</min_children><max_children>2</max_children><crash_backoff_max>2</crash_backoff_max>")}
     </apps>
@@ -170,11 +172,13 @@ function failuresSuite(kind: "xmpp" | "redis"): void {
       "backlog full: the caller gets STATUS 503 instead of silence",
       async () => {
         // max_children 2 run, max_backlog_queue 2 wait, the rest are refused. Nothing finishes
-        // before the refusals are in (the gate opens then), however slowly the six arrive.
+        // before the refusals are in (the gate opens then), however slowly the six arrive: a
+        // service of its own, with no request_timeout to stop the held drones meanwhile.
+        await startServe(BACKLOG);
         const gate = join(dir, "backlog.gate");
         let refusals = 0;
         const calls = Array.from({ length: 6 }, () =>
-          settle(client.request(FAIL, "gate", [gate]).first()).then((r) => {
+          settle(client.request(BACKLOG, "gate", [gate]).first()).then((r) => {
             if ("code" in r) refusals++;
             return r;
           }),

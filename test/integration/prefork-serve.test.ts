@@ -208,7 +208,10 @@ describe("serve", () => {
       await sampler;
       expect(pids).toHaveLength(8);
       expect(peak).toBe(4);
-      expect(new Set(pids).size).toBe(4);
+      // Four drones took one request each. A drone that reaches max_requests (6, counting the
+      // earlier tests' requests) on one of them is replaced, and its successor serves from the
+      // backlog, so more than four pids may answer — never more than four at a time.
+      expect(new Set(pids).size).toBeGreaterThanOrEqual(4);
       // All idle: 4 > max_spare_children 2 for spare_grace (1 s), so two retire, one a
       // second; min_children 2 stay.
       await waitUntil("pool back to 2 drones", () => drones().length === 2);

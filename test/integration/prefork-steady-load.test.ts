@@ -159,7 +159,11 @@ test("a steady echo load at c=8 with the stock spare settings starts only the dr
   expect(allExits).toBe(exits); // no drone left for any other reason
   expect(exits).toBeGreaterThan(0); // drones did reach max_requests: the bound is not vacuous
   expect(exits).toBeLessThanOrEqual(explained);
-  expect(requests).toBeGreaterThanOrEqual(WINDOW - CONCURRENCY);
+  // The window opens when the first /status answers, which a busy machine may delay while the
+  // load runs on: it holds at most the last WINDOW requests, and the bound above is computed
+  // from what it really holds. It closes after the whole load.
+  expect(start.requests).toBeGreaterThanOrEqual(WARM_UP);
+  expect(end.requests).toBe(WARM_UP + WINDOW);
   expect(end.drones.total).toBeLessThanOrEqual(MAX_CHILDREN);
   expect(load.ok).toBe(WARM_UP + WINDOW);
 }, 200_000);
