@@ -98,6 +98,8 @@ export class DroneRuntime {
   private rssAt = -Infinity;
   /** Requests finished since the last IPC message; they ride on the next one. */
   private done: RequestDone[] = [];
+  /** The start-up JIT scale has been undone. */
+  private bootJitOver = false;
 
   /**
    * @param bootJitScale JIT thresholds were scaled by this at process start (jit.ts): back
@@ -243,8 +245,6 @@ export class DroneRuntime {
     if (r instanceof Error) log.warn(`drone warm-up failed (serving anyway): ${r.message}`);
     else log.debug(`drone warm-up: ${r.messages} requests in ${r.ms.toFixed(1)} ms`);
   }
-
-  private bootJitOver = false;
 
   /** JIT thresholds back to normal (1×) after start-up, once. */
   private endBootJit(log: OsrfLogger): void {
