@@ -18,6 +18,8 @@ COPY package.json package-lock.json ./
 RUN npm ci
 COPY build.ts tsconfig.json bunfig.toml ./
 COPY src ./src
+# build.ts takes its flags (and the drones' bytecode order) and the package builder from scripts/.
+COPY scripts ./scripts
 RUN npx bun run build.ts linux-x64 && ./dist/osrf-prefork-linux-x64 version
 
 # --- run: the binary plus exactly what `ldd dist/osrf-prefork-linux-x64` lists -------------

@@ -20,6 +20,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildPackage } from "./scripts/build-package.ts";
+import { COMPILE_FLAGS } from "./scripts/compile-flags.ts";
 
 interface Target {
   /** Our name, used in the output file name. */
@@ -77,7 +78,7 @@ async function build(t: Target): Promise<string> {
     "--compile",
     `--target=${t.bunTarget}`,
     ...(runtime ? [`--compile-executable-path=${runtime}`] : []),
-    "--minify-syntax",
+    ...COMPILE_FLAGS,
     join(ROOT, "src/cli.ts"),
     "--outfile",
     out,

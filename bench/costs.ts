@@ -31,11 +31,15 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
 }
 
-/** Memory of one process in kB: RSS, PSS and private (from smaps_rollup). */
+/**
+ * Memory of one process in kB (from smaps_rollup): RSS, PSS and private, and anonymous memory
+ * (heap, JIT code, stacks: what the process made itself, however many others map the binary).
+ */
 export interface Memory {
   rssKb: number;
   pssKb: number;
   privateKb: number;
+  anonKb: number;
 }
 
 /** Memory of `pid`, or undefined when it is gone. */
@@ -43,7 +47,12 @@ export function memory(pid: number): Memory | undefined {
   const text = readProc(pid, "smaps_rollup");
   if (!text) return undefined;
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
-  return { rssKb: field("Rss"), pssKb: field("Pss"), privateKb: field("Private_Clean") + field("Private_Dirty") };
+  return {
+    rssKb: field("Rss"),
+    pssKb: field("Pss"),
+    privateKb: field("Private_Clean") + field("Private_Dirty"),
+    anonKb: field("Anonymous"),
+  };
 }
 
 /** Live child pids of `pid`. */
@@ -92,7 +101,13 @@ export function droneInit(core: CoreConfig, service: string, app: string, logfil
     hostname: BENCH_HOST,
     client: core.opensrf,
     logProtect: core.logProtect,
-    settings: { keepalive: d.keepalive, maxChunkSize: d.maxChunkSize, maxBundleSize: d.maxBundleSize, maxMemoryMb: 0 },
+    settings: {
+      keepalive: d.keepalive,
+      maxChunkSize: d.maxChunkSize,
+      maxBundleSize: d.maxBundleSize,
+      maxMemoryMb: 0,
+      warmupRequests: d.warmupRequests,
+    },
     maxRequests: 1_000_000,
     log: { logfile, loglevel: core.opensrf.loglevel },
   };

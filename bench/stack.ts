@@ -3,13 +3,14 @@
  * shaper off as the test harness configures it), our router, and `osrf-prefork serve`
  * processes started from a settings file, as an operator would start them.
  */
-import { execSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
 import { CliProcess } from "../devkit/processes.ts";
 import { startXmppServer, type XmppServer, type XmppServerKind } from "../devkit/xmpp-server.ts";
+import { COMPILE_FLAGS } from "../scripts/compile-flags.ts";
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import type { CoreConfig } from "../src/config/types.ts";
@@ -148,10 +149,10 @@ export async function connectCaller(core: CoreConfig, dir: string, timeoutS = 30
 export function compileBinary(): { bin: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "osrf-bench-bin-"));
   const bin = join(dir, "osrf-prefork");
-  execSync(
-    `${JSON.stringify(process.execPath)} build --compile --minify-syntax src/cli.ts --outfile ${JSON.stringify(bin)}`,
-    { cwd: ROOT, stdio: "ignore" },
-  );
+  execFileSync(process.execPath, ["build", "--compile", ...COMPILE_FLAGS, "src/cli.ts", "--outfile", bin], {
+    cwd: ROOT,
+    stdio: "ignore",
+  });
   process.env.OSRF_PREFORK_BIN = bin;
   return { bin, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

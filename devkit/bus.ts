@@ -163,6 +163,8 @@ export async function ensureLinuxBinary(): Promise<void> {
   }
   const sources = Math.max(
     newest(join(ROOT, "src")),
+    // The compile flags and the drones' bytecode order live there.
+    newest(join(ROOT, "scripts")),
     ...["build.ts", "package.json"].map((f) => statSync(join(ROOT, f)).mtimeMs),
   );
   if (built > sources) return;

@@ -5,8 +5,8 @@
  * operators set `OSRF_BUS=redis` (as osrf_control's `OSRF_CONFIG` is set), or add the element.
  */
 import type { BusKind } from "../bus/types.ts";
-import { DEFAULT_PORT, DEFAULT_REDIS_PORT } from "./core.ts";
 import { ConfigError } from "./errors.ts";
+import { DEFAULT_PORT, DEFAULT_REDIS_PORT } from "./ports.ts";
 import type { ClientConfig } from "./types.ts";
 
 /** The environment variable naming the bus. */

@@ -8,13 +8,11 @@
  */
 import type { BusKind } from "../bus/types.ts";
 import { ConfigError } from "./errors.ts";
+import { DEFAULT_PORT, DEFAULT_REDIS_PORT } from "./ports.ts";
 import type { ClientConfig, CoreConfig, LogConfig, RouterConfig, RouterTarget, RouterTransport } from "./types.ts";
 import { childNamed, childrenNamed, findElement, parseXml, readXmlFile, type XmlElement } from "./xml.ts";
 
-/** XMPP client port used when `<port>` is absent. */
-export const DEFAULT_PORT = 5222;
-/** Redis port used when `<port>` is absent on the Redis bus. */
-export const DEFAULT_REDIS_PORT = 6379;
+export { DEFAULT_PORT, DEFAULT_REDIS_PORT } from "./ports.ts";
 /** Level used when `<loglevel>` is absent (info). */
 export const DEFAULT_LOGLEVEL = 3;
 /** Bytes above which an outgoing message is logged with a warning (OpenSRF's sample value). */

@@ -5,7 +5,7 @@
 import { DEFAULT_PID_DIR, pidDirOf } from "./defaults.ts";
 import { ConfigError } from "./errors.ts";
 import { isTree, lookup, settingText } from "./settings.ts";
-import type { PreforkSettings, SettingsTree } from "./types.ts";
+import type { DroneJit, PreforkSettings, SettingsTree } from "./types.ts";
 
 /** Highest max_children accepted, as C's ABS_MAX_CHILDREN. */
 export const ABS_MAX_CHILDREN = 256;
@@ -22,6 +22,8 @@ export const PREFORK_DEFAULTS: Readonly<Omit<PreforkSettings, "warnings" | "maxS
   spareGrace: 10,
   requestTimeout: 0,
   maxMemoryMb: 0,
+  warmupRequests: 0,
+  droneJit: "eager",
   maxRequestsJitter: 0.1,
   shutdownTimeout: 30,
   maxChunkSize: 51200,
@@ -82,6 +84,7 @@ export function readPreforkSettings(hostTree: SettingsTree, service: string, sou
     spareGrace: read(`${unix}/spare_grace`, seconds("spare_grace"), d.spareGrace),
     requestTimeout: read(`${unix}/request_timeout`, seconds("request_timeout"), d.requestTimeout),
     maxMemoryMb: read(`${unix}/max_memory_mb`, count(0, "max_memory_mb"), d.maxMemoryMb),
+    warmupRequests: read(`${unix}/warmup_requests`, count(0, "warmup_requests"), d.warmupRequests),
     maxRequestsJitter: read(
       `${unix}/max_requests_jitter`,
       { integer: false, min: 0, below: 1, tag: "max_requests_jitter" },
@@ -95,6 +98,7 @@ export function readPreforkSettings(hostTree: SettingsTree, service: string, sou
     routerProbeInterval: read(`${unix}/router_probe_interval`, seconds("router_probe_interval"), d.routerProbeInterval),
     statusPort: read(`${unix}/status_port`, count(0, "status_port"), d.statusPort),
     statusSocket: settingText(lookup(hostTree, `${unix}/status_socket`)) ?? d.statusSocket,
+    droneJit: readDroneJit(hostTree, `${unix}/drone_jit`, source) ?? d.droneJit,
     pidDir: pidDirOf(hostTree),
     warnings,
   };
@@ -187,4 +191,18 @@ function describeRule(rule: NumberRule): string {
   else if (rule.integer) what = `a whole number of at least ${rule.min}`;
   else what = rule.positive ? "a number of seconds above 0" : "a number of seconds (0 or more)";
   return `${what}, e.g. <${rule.tag}>${example}</${rule.tag}>`;
+}
+
+const DRONE_JIT: readonly DroneJit[] = ["eager", "normal"];
+
+function readDroneJit(tree: SettingsTree, path: string, source: string): DroneJit | undefined {
+  const text = settingText(lookup(tree, path))?.trim();
+  if (text === undefined || text === "") return undefined;
+  if ((DRONE_JIT as readonly string[]).includes(text)) return text as DroneJit;
+  throw new ConfigError({
+    file: source,
+    path,
+    problem: `invalid value "${text}"`,
+    expected: `one of ${DRONE_JIT.join(", ")}, e.g. <drone_jit>normal</drone_jit>`,
+  });
 }

@@ -99,6 +99,9 @@ export interface CoreConfig {
 export type SettingsTree = { [key: string]: SettingsValue };
 export type SettingsValue = string | number | SettingsTree | SettingsValue[];
 
+/** How drones tier up their JavaScript: `unix_config/drone_jit`. */
+export type DroneJit = "eager" | "normal";
+
 /**
  * Prefork settings for one service, read from the host config (`/apps/<service>/…`).
  * The first seven are OpenSRF's own keys; the rest are additions of this project, read
@@ -138,6 +141,18 @@ export interface PreforkSettings {
   requestTimeout: number;
   /** `unix_config/max_memory_mb`: a drone above this private memory (MB) exits after its request; 0 (default) = none. */
   maxMemoryMb: number;
+  /**
+   * `unix_config/warmup_requests`: synthetic requests (`opensrf.system.echo`) a new drone runs
+   * through its own request path before it reports ready, so that it serves its first real
+   * requests with compiled code; 0 = none.
+   */
+  warmupRequests: number;
+  /**
+   * `unix_config/drone_jit`: `eager` (default) starts drones with lowered JavaScriptCore
+   * tier-up thresholds, so that a drone's request path is compiled within its first requests;
+   * `normal` leaves JSC's own. See src/prefork/jit.ts.
+   */
+  droneJit: DroneJit;
   /**
    * `unix_config/max_requests_jitter`: each drone's max_requests is lowered by up to this
    * fraction (default 0.1, below 1) so drones do not all restart together.

@@ -1,13 +1,14 @@
 /**
  * Opens the bus connection the configuration chose — XMPP or Redis — so commands and roles
- * need not know which. The one place that imports both transports.
+ * need not know which. The one place that imports both transports, each only when chosen:
+ * a process on XMPP never loads the Redis client (nor node:crypto with it), one on Redis never
+ * loads @xmpp/client. Measured in a compiled binary: loading both costs a drone ~1.5 MB of
+ * memory and several ms of CPU more than loading its own (BENCHMARKS.md).
  */
-import type { BusConnection } from "../bus/types.ts";
+import type { BusConnection, OutgoingBusMessage } from "../bus/types.ts";
 import type { ClientConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
-import { RedisConnection } from "../redis/connection.ts";
 import { redisConnectionOptions } from "../redis/from-config.ts";
-import { XmppConnection } from "../xmpp/connection.ts";
 import { clientConnectionOptions } from "../xmpp/from-config.ts";
 
 /** How to open a client-side connection (client, listener or drone). */
@@ -30,7 +31,19 @@ export interface ConnectBusOptions {
 export async function connectBus(cfg: ClientConfig, opts: ConnectBusOptions): Promise<BusConnection> {
   const reconnect = opts.reconnect ?? true;
   if (cfg.bus === "redis") {
+    const { RedisConnection } = await import("../redis/connection.ts");
     return RedisConnection.connect({ ...redisConnectionOptions(cfg, opts.logger), reconnect });
   }
+  const { XmppConnection } = await import("../xmpp/connection.ts");
   return XmppConnection.connect({ ...clientConnectionOptions(cfg, opts.resource, opts.logger), reconnect });
+}
+
+/**
+ * How the bus of `cfg.bus` writes a message from `from`: the text its connection's `send`
+ * and `wireText` make, without a connection (a drone warms its reply path before logging in).
+ */
+export async function wireEncoder(cfg: ClientConfig): Promise<(message: OutgoingBusMessage, from: string) => string> {
+  if (cfg.bus === "redis") return (await import("../redis/envelope.ts")).encodeEnvelope;
+  const { completeStanza, encodeStanza } = await import("../xmpp/stanza.ts");
+  return (m, from) => encodeStanza(completeStanza(m, from));
 }

@@ -17,10 +17,10 @@
  *   gone): like SIGTERM — the caller being served still gets its answer.
  */
 import { createServiceHost } from "../app/host.ts";
-import type { ServiceDefinition, ServiceEnv, ServiceHost, SessionEndReason } from "../app/types.ts";
+import type { HostSettings, ServiceDefinition, ServiceEnv, ServiceHost, SessionEndReason } from "../app/types.ts";
 import type { BusConnection, BusMessage } from "../bus/types.ts";
 import { Client } from "../client/client.ts";
-import { connectBus } from "../connect/bus.ts";
+import { connectBus, wireEncoder } from "../connect/bus.ts";
 import type { OsrfLogger } from "../log/logger.ts";
 import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
 import { decodeBody } from "../protocol/codec.ts";
@@ -35,9 +35,11 @@ import {
   parseListenerMessage,
   type RequestDone,
 } from "./ipc.ts";
+import { bootJitScale, setJitPolicy } from "./jit.ts";
 import { preforkLogger } from "./logging.ts";
 import { memoryOverLimit, rssBytes } from "./memory.ts";
 import { CommName, setCommName } from "./proc-title.ts";
+import { warmRequestPath } from "./warmup.ts";
 
 /** The drone's end of the IPC channel. */
 export interface DroneChannel {
@@ -96,10 +98,17 @@ export class DroneRuntime {
   private rssAt = -Infinity;
   /** Requests finished since the last IPC message; they ride on the next one. */
   private done: RequestDone[] = [];
+  /** The start-up JIT scale has been undone. */
+  private bootJitOver = false;
 
+  /**
+   * @param bootJitScale JIT thresholds were scaled by this at process start (jit.ts): back
+   *   to 1 once ready, when the request path is what runs.
+   */
   constructor(
     private readonly channel: DroneChannel,
     private readonly exit: (code: number) => void = (code) => process.exit(code),
+    private readonly bootJitScale = 1,
   ) {}
 
   /** Starts listening to the listener. */
@@ -164,26 +173,34 @@ export class DroneRuntime {
     setCommName(CommName.drone);
     const log = preforkLogger(init.service, "drone", init.client, init.log);
     this.log = log;
+    let connecting: Promise<BusConnection> | undefined;
     try {
-      this.definition = await loadServiceModule(init.appPath);
       const resource = makeResource(`${init.service}_drone`, init.hostname);
       // The listener chose the bus (init.client.bus); Redis makes its own inbox address.
-      this.transport = await connectBus(init.client, { resource, logger: log });
+      // The login starts first: its round trips to the server overlap loading the module.
+      connecting = connectBus(init.client, { resource, logger: log });
+      // Awaited below; until then a failed login must not count as an unhandled rejection.
+      connecting.catch(() => {});
+      this.definition = await loadServiceModule(init.appPath);
+      const settings = {
+        keepalive: init.settings.keepalive,
+        // 0 means "never chunk" in opensrf.xml; the host wants a size, and one it can cut.
+        maxChunkSize:
+          init.settings.maxChunkSize > 0
+            ? Math.max(MIN_CHUNK_SIZE, init.settings.maxChunkSize)
+            : Number.MAX_SAFE_INTEGER,
+        maxBundleSize: init.settings.maxBundleSize,
+      };
+      // The warm-up runs while the login waits on the server's answers.
+      await this.warmUp(init, this.definition, settings, log);
+      this.transport = await connecting;
       this.client = new Client({ transport: this.transport, routerName: init.client.routerName, logger: log });
       this.host = createServiceHost({
         service: init.service,
         definition: this.definition,
         transport: this.transport,
         client: this.client,
-        settings: {
-          keepalive: init.settings.keepalive,
-          // 0 means "never chunk" in opensrf.xml; the host wants a size, and one it can cut.
-          maxChunkSize:
-            init.settings.maxChunkSize > 0
-              ? Math.max(MIN_CHUNK_SIZE, init.settings.maxChunkSize)
-              : Number.MAX_SAFE_INTEGER,
-          maxBundleSize: init.settings.maxBundleSize,
-        },
+        settings,
         logger: log,
         logProtect: init.logProtect,
         onRequestDone: (method, status, ms) => void this.done.push([method, status, ms]),
@@ -193,16 +210,47 @@ export class DroneRuntime {
       await this.definition.childInit?.(this.env());
       this.childInitDone = true;
     } catch (e) {
+      // A login that went on while the module failed: nobody will use it.
+      if (!this.transport) void connecting?.then((c) => c.close()).catch(() => {});
       const detail = (e as Error).message ?? String(e);
       log.error(`drone for ${init.service} cannot start: ${detail}`);
       await this.leave("init_failed", detail, 1);
       return;
     }
     this.ready = true;
+    this.endBootJit(log);
     log.debug(`drone ready as ${this.transport.address} (max_requests ${init.maxRequests})`);
     this.send({ type: "ready", address: this.transport.address });
     if (this.stopRequested) void this.leave("shutdown");
     else this.next();
+  }
+
+  /** Runs `warmupRequests` synthetic requests through the request path (warmup.ts). */
+  private async warmUp(init: DroneInit, definition: ServiceDefinition, settings: HostSettings, log: OsrfLogger) {
+    const requests = init.settings.warmupRequests ?? 0;
+    if (requests <= 0) return;
+    // The warm-up is the request path: it should tier up as requests will.
+    this.endBootJit(log);
+    const r = await warmRequestPath({
+      service: init.service,
+      definition,
+      client: init.client,
+      log: init.log,
+      settings,
+      logProtect: init.logProtect,
+      encode: await wireEncoder(init.client),
+      busKind: init.client.bus ?? "xmpp",
+      requests,
+    });
+    if (r instanceof Error) log.warn(`drone warm-up failed (serving anyway): ${r.message}`);
+    else log.debug(`drone warm-up: ${r.messages} requests in ${r.ms.toFixed(1)} ms`);
+  }
+
+  /** JIT thresholds back to normal (1×) after start-up, once. */
+  private endBootJit(log: OsrfLogger): void {
+    if (this.bootJitScale <= 1 || this.bootJitOver) return;
+    this.bootJitOver = true;
+    if (setJitPolicy(1)) log.debug(`JIT thresholds back from ${this.bootJitScale}× to 1× after start-up`);
   }
 
   private env(): ServiceEnv {
@@ -380,7 +428,10 @@ export function runDrone(): void {
     process.stderr.write("osrf-prefork drone: must be started by `osrf-prefork serve` (no IPC channel)\n");
     process.exit(2);
   }
-  const drone = new DroneRuntime(channel);
+  // Start-up code runs once: keep it out of the JIT that the listener may have made eager.
+  const scale = bootJitScale();
+  const scaled = scale > 1 && setJitPolicy(scale);
+  const drone = new DroneRuntime(channel, undefined, scaled ? scale : 1);
   process.on("SIGTERM", () => drone.requestStop("SIGTERM"));
   process.on("SIGINT", () => process.exit(130));
   // HUP/USR1/USR2 sent to the whole process group are meant for the listener (reload,

@@ -24,7 +24,10 @@ export interface CallerRef {
 }
 
 /** Per-service settings a drone needs (the rest of {@link PreforkSettings} is the listener's). */
-export type DroneSettings = Pick<PreforkSettings, "keepalive" | "maxChunkSize" | "maxBundleSize" | "maxMemoryMb">;
+export type DroneSettings = Pick<
+  PreforkSettings,
+  "keepalive" | "maxChunkSize" | "maxBundleSize" | "maxMemoryMb" | "warmupRequests"
+>;
 
 /** Everything a drone needs, sent in its `init` IPC message (never on argv or in env: it holds the password). */
 export interface DroneInit {

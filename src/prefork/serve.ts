@@ -26,6 +26,7 @@ import { makeResource } from "../protocol/ids.ts";
 import { loadServiceModule, resolveAppPath } from "./app-loader.ts";
 import { AppLoadError } from "./errors.ts";
 import type { DroneInit } from "./ipc.ts";
+import { droneJitEnv } from "./jit.ts";
 import { Listener } from "./listener.ts";
 import { preforkLogger } from "./logging.ts";
 import { PoolMetrics } from "./pool-metrics.ts";
@@ -122,6 +123,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   const spawner = new BunDroneSpawner({
     init: droneInit(core, o, appPath, settings),
     jitter: settings.maxRequestsJitter,
+    env: droneJitEnv(settings.droneJit),
   });
   const metrics = new PoolMetrics(o.service);
   metrics.bus = transport.kind;
@@ -152,7 +154,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
       for (const w of next.warnings) logger.warn(w);
       // New drones import the file anew; check it loads before replacing working ones.
       await loadServiceModule(appPath, true);
-      spawner.update(droneInit(current, o, appPath, next), next.maxRequestsJitter);
+      spawner.update(droneInit(current, o, appPath, next), next.maxRequestsJitter, droneJitEnv(next.droneJit));
       return {
         limits: next,
         shutdownTimeout: next.shutdownTimeout,
@@ -256,6 +258,7 @@ export function droneInit(core: CoreConfig, o: ServeOptions, appPath: string, s:
       maxChunkSize: s.maxChunkSize,
       maxBundleSize: s.maxBundleSize,
       maxMemoryMb: s.maxMemoryMb,
+      warmupRequests: s.warmupRequests,
     },
     maxRequests: s.maxRequests,
     log: logTarget(core, o),

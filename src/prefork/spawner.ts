@@ -21,7 +21,10 @@ export interface BunSpawnerOptions {
   jitter: number;
   /** Defaults to {@link droneCommand}. */
   command?: string[];
-  /** Extra environment (tests); the listener's own environment is inherited. */
+  /**
+   * Extra environment (the JIT settings of `drone_jit`, tests); the listener's own
+   * environment is inherited.
+   */
   env?: Record<string, string>;
 }
 
@@ -29,18 +32,21 @@ export interface BunSpawnerOptions {
 export class BunDroneSpawner implements DroneSpawner {
   private init: DroneInit;
   private jitter: number;
+  private env: Record<string, string>;
   private readonly command: string[];
 
-  constructor(private readonly opts: BunSpawnerOptions) {
+  constructor(opts: BunSpawnerOptions) {
     this.init = opts.init;
     this.jitter = opts.jitter;
+    this.env = opts.env ?? {};
     this.command = opts.command ?? droneCommand();
   }
 
-  /** Settings for drones started from now on (HUP). */
-  update(init: DroneInit, jitter: number): void {
+  /** Settings for drones started from now on (HUP); `env` replaces the extra environment when given. */
+  update(init: DroneInit, jitter: number, env?: Record<string, string>): void {
     this.init = init;
     this.jitter = jitter;
+    if (env) this.env = env;
   }
 
   spawn(events: DroneEvents): DroneHandle {
@@ -54,7 +60,7 @@ export class BunDroneSpawner implements DroneSpawner {
         // Inherited, never piped: nobody would read a pipe, and a full one blocks the drone.
         stdout: "inherit",
         stderr: "inherit",
-        env: { ...process.env, ...this.opts.env },
+        env: { ...process.env, ...this.env },
         serialization: "json",
         ipc: (msg) => events.message(msg),
         onExit: (_p, code, signal) => events.exit(code, signal === null ? null : String(signal)),

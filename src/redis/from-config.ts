@@ -2,7 +2,7 @@
  * Redis connection options from opensrf_core.xml's client section: the same keys as XMPP, read
  * as OpenSRF main reads them (`domain` = Redis host, `username`/`passwd` = ACL account).
  */
-import { DEFAULT_REDIS_PORT } from "../config/core.ts";
+import { DEFAULT_REDIS_PORT } from "../config/ports.ts";
 import type { ClientConfig, RouterConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { RedisConnectionOptions } from "./connection.ts";

@@ -282,6 +282,16 @@ describe("readPreforkSettings", () => {
     expect(readPreforkSettings(settingsFor({ spare_grace: "0" }), "svc").spareGrace).toBe(0);
   });
 
+  test("the drone's warm-up and JIT mode: warmup_requests, drone_jit", () => {
+    expect(readPreforkSettings(settingsFor({}), "svc")).toMatchObject({ warmupRequests: 0, droneJit: "eager" });
+    const s = readPreforkSettings(settingsFor({ warmup_requests: "200", drone_jit: " normal " }), "svc");
+    expect(s).toMatchObject({ warmupRequests: 200, droneJit: "normal" });
+    const e = configError(() => readPreforkSettings(settingsFor({ drone_jit: "fast" }), "svc"));
+    expect(e.message).toContain("/apps/svc/unix_config/drone_jit");
+    expect(e.message).toContain("eager, normal");
+    expect(() => readPreforkSettings(settingsFor({ warmup_requests: "-1" }), "svc")).toThrow(ConfigError);
+  });
+
   test("max_children above 256 is clamped with a warning", () => {
     const s = readPreforkSettings(settingsFor({ max_children: "1000" }), "svc");
     expect(s.maxChildren).toBe(ABS_MAX_CHILDREN);

@@ -46,7 +46,7 @@ function init(appPath: string): DroneInit {
     hostname: "h",
     client: CLIENT,
     logProtect: [],
-    settings: { keepalive: 5, maxChunkSize: 51200, maxBundleSize: 25600, maxMemoryMb: 0 },
+    settings: { keepalive: 5, maxChunkSize: 51200, maxBundleSize: 25600, maxMemoryMb: 0, warmupRequests: 0 },
     maxRequests: 10,
     log: { logfile: "stderr", loglevel: 0 },
   };
