@@ -43,7 +43,7 @@ let stop: () => Promise<void>;
 let droneThreads: number[] = [];
 
 if (method === "relay") {
-  const relay = await startRelay(stack.xmpp, stack.dir);
+  const relay = await startRelay({ kind: "xmpp", xmpp: stack.xmpp }, stack.dir);
   roles.splice(0, 1, ["relay nodes", relay.pids()]);
   call = relay.echo;
   stop = () => relay.stop();
