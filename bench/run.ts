@@ -310,7 +310,7 @@ try {
     [`${sourceCommand.length > 1 ? "bun src/cli.ts" : "OSRF_PREFORK_BIN"}`, [...sourceCommand, "drone"]],
   ];
   for (const [how, command] of ways) {
-    const one: SpawnResult = { drones: 0, readyMs: [], allReadyMs: 0, memory: [], failed: 0 };
+    const one: SpawnResult = { drones: 0, readyMs: [], readyCpuMs: [], allReadyMs: 0, memory: [], failed: 0 };
     for (let i = 0; i < P.sequentialSpawns; i++) {
       const r = await spawnStorm(init, 1, env, command);
       one.drones++;

@@ -237,7 +237,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
   /** Waits for C's listener to hand out requests left from earlier windows, ms (only those > 500 ms). */
   const drains: number[] = [];
   let cRestarts = 0;
-  const spawns: SpawnResult = { drones: 0, readyMs: [], allReadyMs: 0, memory: [], failed: 0 };
+  const spawns: SpawnResult = { drones: 0, readyMs: [], readyCpuMs: [], allReadyMs: 0, memory: [], failed: 0 };
   let compiled: ReturnType<typeof compileBinary> | undefined;
   let stack: OpenSrfStack | undefined;
   let relay: Relay | undefined;
@@ -444,9 +444,11 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
       const r = await spawnStorm(init, 1, {}, command);
       spawns.drones++;
       spawns.readyMs.push(...r.readyMs);
+      spawns.readyCpuMs.push(...r.readyCpuMs);
       spawns.failed += r.failed;
     }
     spawns.readyMs.sort((a, b) => a - b);
+    spawns.readyCpuMs.sort((a, b) => a - b);
     say(`  median ${ms(pct(spawns.readyMs, 50))} ms of ${spawns.readyMs.length}`);
   } catch (e) {
     say(`bench --vs-c failed: ${(e as Error).stack ?? e}`);
@@ -749,6 +751,16 @@ function report(
         `${spawns.readyMs.length}${spawns.failed ? ` (${spawns.failed} failed)` : ""}. A C drone is a fork() of its ` +
         "listener, which has the service loaded already.",
     );
+    if (spawns.readyCpuMs.length) {
+      // A drone retired after max_requests costs its start-up once per that many requests.
+      const cpuMs = pct(spawns.readyCpuMs, 50);
+      const maxRequests = POOL_SETS[0]!.unix.maxRequests ?? 1000;
+      out.push(
+        `CPU a drone has used when it reports ready: median ${ms(cpuMs)} ms (max ` +
+          `${ms(spawns.readyCpuMs[spawns.readyCpuMs.length - 1]!)} ms); with max_requests ${maxRequests}, ` +
+          `${((cpuMs / maxRequests) * 1000).toFixed(0)} µs per request before it serves any.`,
+      );
+    }
   }
   out.push("");
   out.push(`(${seconds.toFixed(0)} s)`);
