@@ -7,7 +7,7 @@
  *   npm run bench -- --quick       # shorter windows, under a minute
  *   npm run bench -- --smoke       # seconds; for the test suite, numbers meaningless
  *   npm run bench -- --vs-c [--quick|--smoke]   # against the real C prefork (bench/vs-c.ts)
- *   npm run bench -- --vs-c --bus redis [--quick|--smoke]   # the same on Redis, against OpenSRF main
+ *   npm run bench -- --vs-c --bus redis [--quick|--smoke] [--warm]   # the same on Redis, against OpenSRF main
  *
  * Options: --xmpp=ejabberd|prosody (default ejabberd); --source (run router, listener and
  * drones as `bun src/cli.ts` instead of a binary compiled at the start, as deployed; smoke
@@ -124,7 +124,9 @@ if (arg("vs-c") !== undefined) {
   if (arg("xmpp") || profileDir) say("--vs-c runs on ejabberd or Redis (--bus) and takes no --xmpp or --profile");
   const { runVsC } = await import("./vs-c.ts");
   const json = jsonOut ? { json: jsonOut } : {};
-  process.exit(await runVsC({ mode, bus: busArg, source: arg("source") !== undefined, ...json }));
+  process.exit(
+    await runVsC({ mode, bus: busArg, source: arg("source") !== undefined, warm: arg("warm") !== undefined, ...json }),
+  );
 }
 if (busArg !== "xmpp") {
   say("--bus redis needs --vs-c: the relay and component bench runs on XMPP");

@@ -21,7 +21,8 @@
  * the relay ceiling once, then two windows per side in the order C, ours, ours, C (ours, C, C,
  * ours in the next cell), so drift of the shared machine hits both sides alike.
  *
- * Options: --source (run osrf-prefork as `bun src/cli.ts`; smoke runs always do), --json=FILE.
+ * Options: --source (run osrf-prefork as `bun src/cli.ts`; smoke runs always do), --json=FILE,
+ * --warm (a third pool set whose drones are never replaced: what drone replacement costs).
  */
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -59,6 +60,8 @@ export interface VsCOptions {
   mode: VsCMode;
   /** Which bus, and so which OpenSRF (default xmpp: 3.3; redis: main). */
   bus?: BusKind;
+  /** Also run the {@link WARM_SET} pool set (drones never replaced). */
+  warm?: boolean;
   /** Run osrf-prefork from source instead of a compiled binary. */
   source: boolean;
   json?: string;
@@ -117,10 +120,12 @@ const PROFILES: Record<VsCMode, Profile> = {
 
 /** Pool settings applied to both services. */
 interface PoolSet {
-  name: "stock" | "fixed";
+  name: "stock" | "fixed" | "warm";
   /** For the tables. */
   label: string;
   unix: UnixConfig;
+  /** Traffic through both pools before the set's first window, ms (default the profile's; at most 10× it). */
+  poolWarmupMs?: number;
 }
 
 const POOL_SETS: PoolSet[] = [
@@ -138,6 +143,24 @@ const POOL_SETS: PoolSet[] = [
     unix: { minChildren: 15, maxChildren: 15, minSpareChildren: 0, maxSpareChildren: 0, maxRequests: 1000 },
   },
 ];
+
+/**
+ * With `--warm`, a third set after the two: the fixed pool with drones that are never replaced
+ * during the run, so that after the pool warm-up every window measures drones whose JIT has
+ * compiled the request path. Not what sites run; it shows what drone replacement costs.
+ */
+const WARM_SET: PoolSet = {
+  name: "warm",
+  label: "15 fixed, never replaced",
+  // A drone's request path is compiled after some thousands of requests; 15 drones share them.
+  poolWarmupMs: 15_000,
+  unix: { minChildren: 15, maxChildren: 15, minSpareChildren: 0, maxSpareChildren: 0, maxRequests: 1_000_000 },
+};
+
+/** The pool sets of a run. */
+function poolSets(opts: VsCOptions): PoolSet[] {
+  return opts.warm ? [...POOL_SETS, WARM_SET] : POOL_SETS;
+}
 
 type Side = "c" | "ours";
 const SERVICE: Record<Side, string> = { c: "opensrf.dbmath", ours: "opensrf.tsmath" };
@@ -229,6 +252,7 @@ function summary(ws: Window[]) {
 export async function runVsC(opts: VsCOptions): Promise<number> {
   const P = PROFILES[opts.mode];
   const bus = vsCBus(opts.bus ?? "xmpp");
+  const sets = poolSets(opts);
   const fromBinary = opts.mode !== "smoke" && !opts.source;
   const t0 = performance.now();
   const cells: Cell[] = [];
@@ -362,14 +386,14 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     const relayCalls = { echo: relay.echo, session: relay.session, midEcho: relay.midEcho, bigEcho: relay.bigEcho };
     const relayCache = new Map<string, Window>();
     let cellNo = 0;
-    for (const [setNo, set] of POOL_SETS.entries()) {
+    for (const [setNo, set] of sets.entries()) {
       if (setNo > 0) {
         const t1 = performance.now();
         await reconfigure(st, services(set), bus);
         say(`pools restarted with ${set.name} settings in ${ms(performance.now() - t1)} ms`);
       }
       say(`${set.name} pool settings (${set.label}, max_requests ${set.unix.maxRequests}) on both:`);
-      await warmPools(calls, P.poolWarmupMs);
+      await warmPools(calls, Math.min(set.poolWarmupMs ?? P.poolWarmupMs, P.poolWarmupMs * 10));
       if (setNo > 0 && P.relayEachSet) relayCache.clear();
       for (const [kase, c] of cellOrder(P.cases, set.unix.maxChildren ?? 15)) {
         say(`  ${CASE_LABEL[kase]} c=${c} (at ${((performance.now() - t0) / 1000).toFixed(0)} s):`);
@@ -463,6 +487,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
 
   const out = report(
     opts,
+    sets,
     bus,
     P,
     fromBinary,
@@ -484,7 +509,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
           bus: bus.kind,
           release: bus.release,
           fromBinary,
-          poolSets: POOL_SETS,
+          poolSets: sets,
           cells,
           memoryReadings,
           spawns,
@@ -579,6 +604,7 @@ async function reconfigure(stack: OpenSrfStack, services: PeerService[], bus: Vs
 
 function report(
   opts: VsCOptions,
+  sets: PoolSet[],
   bus: VsCBus,
   P: Profile,
   fromBinary: boolean,
@@ -608,9 +634,9 @@ function report(
     "| case | pool | c | ours/C | ours calls/s | C calls/s | relay | ours p50 / p99 ms | C p50 / p99 ms | drones started ours / C |",
   );
   out.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-  const setLabel = (n: string) => POOL_SETS.find((s) => s.name === n)?.label ?? n;
+  const setLabel = (n: string) => sets.find((s) => s.name === n)?.label ?? n;
   const caseRank = Object.keys(CASE_LABEL);
-  const setRank = POOL_SETS.map((p) => p.name as string);
+  const setRank = sets.map((p) => p.name as string);
   const rank = (x: Cell) => [setRank.indexOf(x.set), caseRank.indexOf(x.case), x.c];
   const sorted = [...cells].sort((x, y) => {
     const [a, b] = [rank(x), rank(y)];
