@@ -95,9 +95,17 @@ async function redisBus(l: Extract<RawBusLogin, { kind: "redis" }>): Promise<Raw
   let open = true;
   void (async () => {
     while (open) {
-      const got = await reader.command(["BLPOP", l.pop, "1"]).catch(() => undefined);
+      let got: unknown;
+      try {
+        got = await reader.command(["BLPOP", l.pop, "1"]);
+      } catch (e) {
+        if (!reader.isOpen) return;
+        // An error reply (a key the account may not read): say so, and do not spin on it.
+        process.stderr.write(`relay: BLPOP ${l.pop} failed: ${(e as Error).message}\n`);
+        await Bun.sleep(1000);
+        continue;
+      }
       if (Array.isArray(got) && typeof got[1] === "string") handler(got[1]);
-      else if (got === undefined && !reader.isOpen) return;
     }
   })();
   const push = (key: string, text: string) => void writer.command(["RPUSH", key, text]).catch(() => {});
