@@ -136,7 +136,7 @@ if (busArg !== "xmpp") {
 /** `--bus xmpp|redis` or `--bus=…` (default xmpp). */
 function busFlag(): BusKind {
   const i = process.argv.indexOf("--bus");
-  const value = i >= 0 ? process.argv[i + 1] : arg("bus");
+  const value = i >= 0 ? (process.argv[i + 1] ?? "") : arg("bus");
   if (value === undefined) return "xmpp";
   if (value === "xmpp" || value === "redis") return value;
   say(`--bus: unknown bus "${value}" (xmpp or redis)`);
