@@ -85,6 +85,8 @@ export interface SpawnResult {
   drones: number;
   /** Each drone's spawn → ready, ms (sorted). */
   readyMs: number[];
+  /** CPU each drone had used when it reported ready (utime+stime), ms (sorted). */
+  readyCpuMs: number[];
   /** First spawn → last ready, ms. */
   allReadyMs: number;
   /** Per drone, once all are idle. */
@@ -127,6 +129,7 @@ export async function spawnStorm(
 ): Promise<SpawnResult> {
   const spawner = new BunDroneSpawner({ init, jitter: 0, env, ...(command ? { command } : {}) });
   const readyMs: number[] = [];
+  const readyCpuMs: number[] = [];
   let failed = 0;
   const handles: DroneHandle[] = [];
   const exited: Array<Promise<void>> = [];
@@ -142,24 +145,24 @@ export async function spawnStorm(
       let done = false;
       let exitedResolve: () => void = () => {};
       exited.push(new Promise<void>((r) => (exitedResolve = r)));
-      handles.push(
-        spawner.spawn({
-          message(m) {
-            if (done || (m as { type?: string }).type !== "ready") return;
-            done = true;
-            lastReady = performance.now();
-            readyMs.push(lastReady - started);
-            settle();
-          },
-          exit() {
-            exitedResolve();
-            if (done) return;
-            done = true;
-            failed++;
-            settle();
-          },
-        }),
-      );
+      const handle: DroneHandle = spawner.spawn({
+        message(m) {
+          if (done || (m as { type?: string }).type !== "ready") return;
+          done = true;
+          lastReady = performance.now();
+          readyMs.push(lastReady - started);
+          readyCpuMs.push(cpuSeconds(handle.pid) * 1000);
+          settle();
+        },
+        exit() {
+          exitedResolve();
+          if (done) return;
+          done = true;
+          failed++;
+          settle();
+        },
+      });
+      handles.push(handle);
     }
     setTimeout(resolve, timeoutMs);
   });
@@ -170,7 +173,8 @@ export async function spawnStorm(
   const stopped = await Promise.race([Promise.all(exited).then(() => true), Bun.sleep(15_000).then(() => false)]);
   if (!stopped) for (const h of handles) h.kill("SIGKILL");
   readyMs.sort((a, b) => a - b);
-  return { drones: count, readyMs, allReadyMs, memory: mem, failed };
+  readyCpuMs.sort((a, b) => a - b);
+  return { drones: count, readyMs, readyCpuMs, allReadyMs, memory: mem, failed };
 }
 
 /** Bytes and write/read syscalls so far (/proc/PID/io): wchar, rchar, syscw, syscr. */

@@ -7,15 +7,26 @@
  * them with bench/profile-summary.ts.
  *
  *   bun bench/profile.ts DIR [--method=echo|add|big|session|relay] [--c=8] [--drones=8]
- *                            [--seconds=5] [--warmup=1] [--no-prof]
+ *                            [--seconds=5] [--warmup=1] [--no-prof] [--bus=redis]
+ *                            [--max-requests=1000000]
  *   bun --cpu-prof-md --cpu-prof-dir=DIR bench/profile.ts DIR ...   # the caller too
+ *
+ * On XMPP (the default) the service runs behind our router on a private ejabberd. With
+ * `--bus=redis` it runs as in `bench --vs-c --bus redis`: `osrf-prefork serve --bus redis`
+ * behind the real C router of OpenSRF main (devkit/opensrf) on a private redis-server, called
+ * by our Client on Redis. `--max-requests` sets the pool's max_requests (1000 is the stock
+ * setting, under which drones are replaced before they are warm).
  */
 import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
-import { childrenOf, cpuBetween, cpuSnapshot, ioCounters } from "./costs.ts";
+import { join, resolve } from "node:path";
+import { startOpenSrfStack } from "../devkit/opensrf/stack.ts";
+import type { Client } from "../src/client/client.ts";
+import { withBus } from "../src/config/bus.ts";
+import { readCoreConfig } from "../src/config/core.ts";
+import { childrenCpuSeconds, childrenOf, cpuBetween, cpuSnapshot, ioCounters } from "./costs.ts";
 import { runLoad } from "./load.ts";
-import { ADD_PARAMS, BIG_BYTES, ECHO_PARAMS, SESSION_REQUESTS, startRelay } from "./relay.ts";
-import { startServe, startStack } from "./stack.ts";
+import { ADD_PARAMS, BIG_BYTES, ECHO_PARAMS, type Relay, SESSION_REQUESTS, startRelay } from "./relay.ts";
+import { connectCaller, ROOT, startServe, startStack } from "./stack.ts";
 import { threadCpu } from "./threads.ts";
 
 const opt = (name: string, fallback: string) =>
@@ -27,34 +38,104 @@ const drones = Number(opt("drones", "8"));
 const seconds = Number(opt("seconds", "5"));
 const warmup = Number(opt("warmup", "1"));
 const profile = !process.argv.includes("--no-prof");
+const redis = opt("bus", "xmpp") === "redis";
+const maxRequests = Number(opt("max-requests", "1000000"));
 mkdirSync(dir, { recursive: true });
+const profEnv: Record<string, string> = profile
+  ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=250 --cpu-prof-dir=${dir}` }
+  : {};
 
-const stack = await startStack(
-  "ejabberd",
-  profile ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=250 --cpu-prof-dir=${dir}` } : {},
-);
+/** The bus with its router, one caller, and a way to serve one service on it. */
+interface Bench {
+  client: Client;
+  /** The bus server's and the routers' pids. */
+  busPid: number;
+  routerPids: number[];
+  relay(): Promise<Relay>;
+  serve(service: string, app: string): Promise<{ pid: number; stop(): Promise<void> }>;
+  stop(): Promise<void>;
+}
+
+async function xmppBench(): Promise<Bench> {
+  const stack = await startStack("ejabberd", profEnv);
+  return {
+    client: stack.client,
+    busPid: stack.xmpp.pid,
+    routerPids: [stack.router.pid],
+    relay: () => startRelay({ kind: "xmpp", xmpp: stack.xmpp }, stack.dir),
+    async serve(service, app) {
+      if (maxRequests !== 1_000_000) throw new Error("--max-requests needs --bus=redis");
+      const served = await startServe(stack, { service, app, drones });
+      return { pid: served.proc.pid, stop: () => served.stop() };
+    },
+    stop: () => stack.stop(),
+  };
+}
+
+async function redisBench(): Promise<Bench> {
+  const unixConfig = {
+    minChildren: drones,
+    maxChildren: drones,
+    minSpareChildren: 0,
+    maxSpareChildren: 0,
+    maxRequests,
+  };
+  const apps: Array<[string, string]> = [
+    ["opensrf.math", "examples/math.ts"],
+    ["opensrf.stream", "examples/stream.ts"],
+  ];
+  // No Perl settings server and no C service: ours reads opensrf.xml itself.
+  const stack = await startOpenSrfStack({
+    release: "main",
+    settings: false,
+    loglevel: 1,
+    services: apps.map(([name, app]) => ({
+      name,
+      language: "typescript",
+      implementation: join(ROOT, app),
+      keepalive: 3,
+      unixConfig,
+    })),
+  });
+  const read = readCoreConfig(stack.paths.core);
+  const client = await connectCaller({ ...read, opensrf: withBus(read.opensrf, { flag: "redis" }) }, stack.dir);
+  return {
+    client,
+    busPid: stack.redis.pid,
+    routerPids: stack.routerPids(),
+    relay: () => startRelay({ kind: "redis", redis: stack.redis }, stack.dir),
+    async serve(service, app) {
+      const cli = await stack.servePrefork(service, join(ROOT, app), ["--bus", "redis"], profEnv);
+      return { pid: cli.pid, stop: () => stack.stopService(service, 15_000) };
+    },
+    async stop() {
+      await client.close();
+      await stack.stop();
+    },
+  };
+}
+
+const bench = redis ? await redisBench() : await xmppBench();
 const roles: Array<[string, number[]]> = [
-  ["router", [stack.router.pid]],
-  ["xmpp", [stack.xmpp.pid]],
+  ["router", bench.routerPids],
+  [redis ? "redis-server" : "xmpp", [bench.busPid]],
   ["caller", [process.pid]],
 ];
 let call: () => Promise<unknown>;
 let stop: () => Promise<void>;
 let droneThreads: number[] = [];
+/** The listener whose children are the drones (0 for the relay). */
+let listenerPid = 0;
 
 if (method === "relay") {
-  const relay = await startRelay(stack.xmpp, stack.dir);
+  const relay = await bench.relay();
   roles.splice(0, 1, ["relay nodes", relay.pids()]);
   call = relay.echo;
   stop = () => relay.stop();
 } else {
   const service = method === "big" ? "opensrf.stream" : "opensrf.math";
-  const served = await startServe(stack, {
-    service,
-    app: method === "big" ? "examples/stream.ts" : "examples/math.ts",
-    drones,
-  });
-  const client = stack.client;
+  const served = await bench.serve(service, method === "big" ? "examples/stream.ts" : "examples/math.ts");
+  const client = bench.client;
   const session = async () => {
     const s = client.session(service);
     await s.connect();
@@ -68,7 +149,8 @@ if (method === "relay") {
     session,
   };
   call = calls[method] ?? calls.echo!;
-  const listener = served.proc.pid;
+  const listener = served.pid;
+  listenerPid = listener;
   droneThreads = childrenOf(listener);
   roles.unshift(["listener", [listener]], ["drones", droneThreads]);
   stop = () => served.stop();
@@ -82,6 +164,10 @@ let threadsAfter = new Map<number, Map<string, number>>();
 const io = () => new Map(pids.map((p) => [p, ioCounters(p)]));
 let ioBefore = io();
 let ioAfter = io();
+// Drones replaced during the window (max_requests) are counted through the listener's
+// cutime+cstime; a snapshot of the drone pids at the start would miss them.
+let dronesBefore = 0;
+let dronesAfter = 0;
 const r = await runLoad(
   {
     concurrency: c,
@@ -92,9 +178,11 @@ const r = await runLoad(
       if (edge === "start") {
         ioBefore = io();
         before = cpuSnapshot(pids);
+        dronesBefore = listenerPid ? childrenCpuSeconds(listenerPid) : 0;
         threadsBefore = threads;
       } else {
         after = cpuSnapshot(pids);
+        dronesAfter = listenerPid ? childrenCpuSeconds(listenerPid) : 0;
         ioAfter = io();
         threadsAfter = threads;
       }
@@ -107,7 +195,7 @@ process.stderr.write(
   `${method} c=${c}: ${r.perSecond.toFixed(0)}/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms (${r.errors} errors)\n`,
 );
 process.stderr.write(
-  `CPU µs per call: ${roles.map(([n, p]) => `${n} ${perCall(cpuBetween(before, after, p))}`).join(", ")}\n`,
+  `CPU µs per call: ${roles.map(([n, p]) => `${n} ${perCall(n === "drones" ? dronesAfter - dronesBefore : cpuBetween(before, after, p))}`).join(", ")}\n`,
 );
 if (process.argv.includes("--io")) {
   const sum = (ps: number[], k: "wchar" | "rchar" | "syscw" | "syscr") =>
@@ -127,6 +215,6 @@ if (droneThreads.length > 0) {
   process.stderr.write(`drone threads, CPU µs per call: ${shown.join(", ")}\n`);
 }
 await stop();
-await stack.stop();
+await bench.stop();
 if (profile) process.stderr.write(`profiles in ${dir}\n`);
 process.exit(0);

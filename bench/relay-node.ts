@@ -1,35 +1,38 @@
 /**
  * One hop of the relay ceiling, as its own process: the same path an OpenSRF request takes
- * (caller → router class JID → listener → drone → caller) with no OpenSRF code.
+ * (caller → router → listener → drone → caller) with no OpenSRF code, on either bus
+ * (bench/raw-bus.ts).
  *
- * - router: receives on `router@dom/<class>`, rewrites `to` to the listener, sends it on.
- * - listener: receives, hands the stanza text to the drone over a Unix socket
- *   (length-prefixed), reads the drone's one-byte "free again" note (as a prefork drone's).
- * - drone: takes stanzas from the listener socket and its own XMPP connection (session
- *   traffic), answers the caller directly with canned replies of the real sizes.
+ * - router: receives on its class JID (XMPP) or pops its queue (Redis), sends it on to the
+ *   listener (XMPP: readdressed; Redis: unchanged, to the service queue).
+ * - listener: receives (Redis: pops the service queue), hands the message text to the drone
+ *   over a Unix socket (length-prefixed), reads the drone's one-byte "free again" note (as a
+ *   prefork drone's).
+ * - drone: takes messages from the listener socket and its own inbox (session traffic),
+ *   answers the caller directly with canned replies of the real sizes.
  *
  *   bun bench/relay-node.ts CONFIG.json   (a RelayNodeConfig; prints "ready" once logged in)
  */
 import { readFileSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
-import { type RawLogin, RawXmppClient } from "./raw-xmpp.ts";
+import { connectRawBus, type RawBusLogin } from "./raw-bus.ts";
 
 /** Configuration of one relay process. */
 export interface RelayNodeConfig {
   role: "router" | "listener" | "drone";
-  login: RawLogin;
-  /** router: the JID it forwards to. */
+  login: RawBusLogin;
+  /** router: where it forwards to (the listener's JID, or the service queue). */
   forwardTo?: string;
   /** listener and drone: the Unix socket between them. */
   socketPath?: string;
   /** drone: whom to answer. */
   caller?: string;
-  /** drone: escaped reply bodies (one stanza each) by request kind, the thread's prefix before "-". */
+  /** drone: reply bodies in the bus's form (one message each) by request kind, the thread's prefix before "-". */
   replies?: Record<string, string[]>;
 }
 
 const cfg = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as RelayNodeConfig;
-const xmpp = await RawXmppClient.connect(cfg.login);
+const bus = await connectRawBus(cfg.login);
 
 function frame(text: string): Buffer {
   const body = Buffer.from(text);
@@ -55,8 +58,7 @@ function readFrames(sock: Socket, fn: (text: string) => void): void {
 switch (cfg.role) {
   case "router": {
     const to = cfg.forwardTo!;
-    // A new start tag: the server refuses a `from` that is not ours.
-    xmpp.onStanza((xml) => xmpp.send(`<message to='${to}'>${xml.slice(xml.indexOf(">") + 1)}`));
+    bus.onMessage((text) => bus.forward(text, to));
     break;
   }
   case "listener": {
@@ -69,23 +71,19 @@ switch (cfg.role) {
       for (const xml of waiting.splice(0)) sock.write(frame(xml));
     });
     await new Promise<void>((resolve) => server.listen(cfg.socketPath!, resolve));
-    xmpp.onStanza((xml) => {
-      if (drone) drone.write(frame(xml));
-      else waiting.push(xml);
+    bus.onMessage((text) => {
+      if (drone) drone.write(frame(text));
+      else waiting.push(text);
     });
     break;
   }
   case "drone": {
     const replies = cfg.replies!;
     const caller = cfg.caller!;
-    const answer = (xml: string): void => {
-      const thread = /<thread>([^<]*)<\/thread>/.exec(xml)?.[1] ?? "";
+    const answer = (text: string): void => {
+      const thread = bus.threadOf(text) ?? "";
       const kind = thread.slice(0, thread.indexOf("-"));
-      for (const body of replies[kind] ?? []) {
-        xmpp.send(
-          `<message to='${caller}' from='${xmpp.jid}'><thread>${thread}</thread><body>${body}</body></message>`,
-        );
-      }
+      for (const body of replies[kind] ?? []) bus.reply(caller, thread, body);
     };
     const sock = netConnect(cfg.socketPath!);
     sock.setNoDelay(true);
@@ -93,7 +91,7 @@ switch (cfg.role) {
       answer(xml);
       sock.write(Buffer.of(1));
     });
-    xmpp.onStanza(answer);
+    bus.onMessage(answer);
     break;
   }
 }
@@ -102,6 +100,6 @@ process.stdout.write("ready\n");
 process.stdin.on("end", () => process.exit(0));
 process.stdin.on("data", () => {});
 process.on("SIGTERM", () => {
-  xmpp.close();
+  bus.close();
   process.exit(0);
 });

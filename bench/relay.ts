@@ -1,13 +1,15 @@
 /**
- * The relay ceiling: bare XMPP clients (bench/raw-xmpp.ts) passing the stanzas one OpenSRF
- * call needs, through the same XMPP server — caller → router@dom/<class> → listener
- * (→ drone over a Unix socket, one-byte "free" note back) → drone → caller — with the same
- * stanza texts, and no OpenSRF code. What the bus could do if our processes cost nothing.
+ * The relay ceiling: bare bus clients (bench/raw-bus.ts) passing the messages one OpenSRF
+ * call needs, through the same bus server — on XMPP caller → router@dom/<class> → listener,
+ * on Redis caller → router's queue → service queue → listener; then (→ drone over a Unix
+ * socket, one-byte "free" note back) → drone → caller — with the same message texts, and no
+ * OpenSRF code. What the bus could do if our processes cost nothing.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { TEST_USERS } from "../devkit/osrf-config.ts";
+import type { RedisServer } from "../devkit/redis-server.ts";
 import type { XmppServer } from "../devkit/xmpp-server.ts";
 import { splitResult } from "../src/protocol/chunking.ts";
 import { encodeBody } from "../src/protocol/codec.ts";
@@ -20,8 +22,7 @@ import {
   request,
   result,
 } from "../src/protocol/messages.ts";
-import { encodeStanza, escapeText } from "../src/xmpp/stanza.ts";
-import { RawXmppClient } from "./raw-xmpp.ts";
+import { connectRawBus, type RawBusLogin, wireBody } from "./raw-bus.ts";
 import type { RelayNodeConfig } from "./relay-node.ts";
 
 const HEADER: HeaderOptions = { locale: "en-US", apiLevel: 1 };
@@ -45,9 +46,9 @@ export const BIG_ECHO_PARAMS = ["x".repeat(BIG_BYTES)];
 /** Requests inside one stateful session. */
 export const SESSION_REQUESTS = 10;
 
-/** Reply bodies (XML-escaped) a drone sends for each kind of call. */
-function replyBodies(chunkSize: number): Record<string, string[]> {
-  const esc = (msgs: Parameters<typeof encodeBody>[0]) => escapeText(encodeBody(msgs));
+/** Reply bodies (in the bus's form) a drone sends for each kind of call. */
+function replyBodies(bus: RawBusLogin["kind"], chunkSize: number): Record<string, string[]> {
+  const esc = (msgs: Parameters<typeof encodeBody>[0]) => wireBody(bus, encodeBody(msgs));
   const chunked = (text: string) => [
     ...(splitResult(1, text, HEADER, chunkSize) ?? [result(1, text, HEADER)]).map((m) => esc([m])),
     esc([complete(1, HEADER)]),
@@ -81,24 +82,78 @@ export interface Relay {
   stop(): Promise<void>;
 }
 
-/** Starts router, listener and drone relay processes and the caller's connection. */
-export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_200): Promise<Relay> {
-  const [user, password] = TEST_USERS[0]!;
-  const [routerUser, routerPassword] = TEST_USERS[1]!;
-  const login = (u: string, p: string, resource: string) => ({
-    host: xmpp.host,
-    port: xmpp.port,
-    domain: xmpp.domain,
+/** The bus server the relay runs through. */
+export type RelayServer = { kind: "xmpp"; xmpp: XmppServer } | { kind: "redis"; redis: RedisServer };
+
+/** Who is who on the relay's bus: each endpoint's login, and where requests are sent. */
+interface RelayPlan {
+  caller: RawBusLogin;
+  listener: RawBusLogin;
+  drone: RawBusLogin;
+  router: RawBusLogin;
+  /** Where the router sends each request on. */
+  routerForwardTo: string;
+  /** The address a request for the service names, and the list or JID it is sent to. */
+  serviceTo: string;
+  serviceKey: string;
+}
+
+/** The relay's endpoints on `server`. */
+function relayPlan(server: RelayServer): RelayPlan {
+  if (server.kind === "xmpp") {
+    const { xmpp } = server;
+    const [user, password] = TEST_USERS[0]!;
+    const [routerUser, routerPassword] = TEST_USERS[1]!;
+    const login = (u: string, p: string, resource: string): RawBusLogin => ({
+      kind: "xmpp",
+      login: { host: xmpp.host, port: xmpp.port, domain: xmpp.domain, user: u, password: p, resource },
+    });
+    const routerJid = `${routerUser}@${xmpp.domain}/${RELAY_CLASS}`;
+    return {
+      caller: login(user, password, "bench_relay_caller"),
+      listener: login(user, password, "bench_relay_listener"),
+      drone: login(user, password, "bench_relay_drone"),
+      router: login(routerUser, routerPassword, RELAY_CLASS),
+      routerForwardTo: `${user}@${xmpp.domain}/bench_relay_listener`,
+      serviceTo: routerJid,
+      serviceKey: routerJid,
+    };
+  }
+  // As OpenSRF main lays out its keys (src/redis/addresses.ts), on a router queue of its own
+  // so that a real router on the same server never sees the relay's traffic.
+  const { redis } = server;
+  const domain = "localhost";
+  const [user, password] = redis.accounts.opensrf;
+  const [routerUser, routerPassword] = redis.accounts.router;
+  const inbox = (who: string) => `opensrf:client:${user}:${domain}:bench:${process.pid}:${who}`;
+  const serviceQueue = `opensrf:service:${user}:${domain}:${RELAY_CLASS}`;
+  const login = (u: string, p: string, address: string, pop: string): RawBusLogin => ({
+    kind: "redis",
+    host: redis.host,
+    port: redis.port,
     user: u,
     password: p,
-    resource,
+    address,
+    pop,
   });
-  const jid = (u: string, resource: string) => `${u}@${xmpp.domain}/${resource}`;
-  const callerJid = jid(user, "bench_relay_caller");
-  const listenerJid = jid(user, "bench_relay_listener");
-  const routerJid = jid(routerUser, RELAY_CLASS);
+  const routerQueue = `opensrf:router:benchrelay:${domain}`;
+  return {
+    caller: login(user, password, inbox("caller"), inbox("caller")),
+    listener: login(user, password, inbox("listener"), serviceQueue),
+    drone: login(user, password, inbox("drone"), inbox("drone")),
+    router: login(routerUser, routerPassword, inbox("router"), routerQueue),
+    routerForwardTo: serviceQueue,
+    serviceTo: `opensrf:service:_:_:${RELAY_CLASS}`,
+    serviceKey: routerQueue,
+  };
+}
+
+/** Starts router, listener and drone relay processes and the caller's connection. */
+export async function startRelay(server: RelayServer, dir: string, chunkSize = 51_200): Promise<Relay> {
+  const plan = relayPlan(server);
   const socketPath = join(dir, "relay.sock");
-  const caller = await RawXmppClient.connect(login(user, password, "bench_relay_caller"));
+  const caller = await connectRawBus(plan.caller);
+  const replies = replyBodies(server.kind, chunkSize);
 
   const procs: Subprocess[] = [];
   const start = async (cfg: RelayNodeConfig) => {
@@ -116,41 +171,24 @@ export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_2
     reader.releaseLock();
     if (!new TextDecoder().decode(value).includes("ready")) throw new Error(`relay ${cfg.role} did not start`);
   };
-  await start({ role: "listener", login: login(user, password, "bench_relay_listener"), socketPath });
-  await start({
-    role: "drone",
-    login: login(user, password, "bench_relay_drone"),
-    socketPath,
-    caller: callerJid,
-    replies: replyBodies(chunkSize),
-  });
-  await start({ role: "router", login: login(routerUser, routerPassword, RELAY_CLASS), forwardTo: listenerJid });
+  await start({ role: "listener", login: plan.listener, socketPath });
+  await start({ role: "drone", login: plan.drone, socketPath, caller: caller.address, replies });
+  await start({ role: "router", login: plan.router, forwardTo: plan.routerForwardTo });
 
-  // Calls waiting for replies, by thread: how many stanzas are still to come.
+  // Calls waiting for replies, by thread: how many messages are still to come.
   const waiting = new Map<string, { left: number; from?: string; done: (from: string) => void }>();
-  caller.onStanza((xml) => {
-    const thread = /<thread>([^<]*)<\/thread>/.exec(xml)?.[1];
+  caller.onMessage((text) => {
+    const thread = caller.threadOf(text);
     const w = thread === undefined ? undefined : waiting.get(thread);
     if (!w) return;
     if (--w.left > 0) return;
     waiting.delete(thread!);
-    w.done(/ from='([^']*)'| from="([^"]*)"/.exec(xml)?.slice(1).find(Boolean) ?? "");
+    w.done(caller.fromOf(text));
   });
 
   let n = 0;
-  const stanza = (to: string, thread: string, body: string) =>
-    encodeStanza({
-      to,
-      from: callerJid,
-      thread,
-      body,
-      routerFrom: "",
-      routerTo: "",
-      routerClass: "",
-      routerCommand: "",
-      xid: `${n}`,
-    });
-  const call = (kind: string, to: string, body: string, replies: number): Promise<string> =>
+  /** Sends `body` (to the service through the router, or to `drone`) and resolves with the sender of the last of `replies`. */
+  const call = (kind: string, body: string, replies: number, drone?: string): Promise<string> =>
     new Promise((resolve, reject) => {
       const thread = `${kind}-${++n}`;
       if (replies > 0) {
@@ -166,34 +204,34 @@ export async function startRelay(xmpp: XmppServer, dir: string, chunkSize = 51_2
           },
         });
       }
-      caller.send(stanza(to, thread, body));
+      if (drone) caller.send(drone, thread, body);
+      else caller.send(plan.serviceTo, thread, body, plan.serviceKey);
       if (replies === 0) resolve("");
     });
   const echoBody = encodeBody([request(1, "opensrf.system.echo", ECHO_PARAMS, HEADER)]);
   const bigBody = encodeBody([request(1, "big", [BIG_BYTES], HEADER)]);
-  const replies = replyBodies(chunkSize);
   const bigReplies = replies.big!.length;
   const echoOf = (kind: string, params: string[]) => {
     const body = encodeBody([request(1, "opensrf.system.echo", params, HEADER)]);
     const n = replies[kind]!.length;
-    return async () => void (await call(kind, routerJid, body, n));
+    return async () => void (await call(kind, body, n));
   };
 
   return {
     async echo() {
-      await call("echo", routerJid, echoBody, 1);
+      await call("echo", echoBody, 1);
     },
     async big() {
-      await call("big", routerJid, bigBody, bigReplies);
+      await call("big", bigBody, bigReplies);
     },
     midEcho: echoOf("midecho", MID_ECHO_PARAMS),
     bigEcho: echoOf("bigecho", BIG_ECHO_PARAMS),
     async session() {
-      const drone = await call("connect", routerJid, encodeBody([connect(0, HEADER)]), 1);
+      const drone = await call("connect", encodeBody([connect(0, HEADER)]), 1);
       for (let i = 1; i <= SESSION_REQUESTS; i++) {
-        await call("sreq", drone, encodeBody([request(i, "opensrf.system.echo", ECHO_PARAMS, HEADER)]), 1);
+        await call("sreq", encodeBody([request(i, "opensrf.system.echo", ECHO_PARAMS, HEADER)]), 1, drone);
       }
-      await call("sdisc", drone, encodeBody([disconnect(SESSION_REQUESTS, HEADER)]), 0);
+      await call("sdisc", encodeBody([disconnect(SESSION_REQUESTS, HEADER)]), 0, drone);
     },
     pids: () => procs.map((p) => p.pid),
     async stop() {

@@ -7,6 +7,7 @@
  *   npm run bench -- --quick       # shorter windows, under a minute
  *   npm run bench -- --smoke       # seconds; for the test suite, numbers meaningless
  *   npm run bench -- --vs-c [--quick|--smoke]   # against the real C prefork (bench/vs-c.ts)
+ *   npm run bench -- --vs-c --bus redis [--quick|--smoke] [--warm]   # the same on Redis, against OpenSRF main
  *
  * Options: --xmpp=ejabberd|prosody (default ejabberd); --source (run router, listener and
  * drones as `bun src/cli.ts` instead of a binary compiled at the start, as deployed; smoke
@@ -19,6 +20,7 @@ import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { cliCommand } from "../devkit/processes.ts";
 import type { XmppServerKind } from "../devkit/xmpp-server.ts";
+import type { BusKind } from "../src/bus/types.ts";
 import { type ComponentResult, formatComponents, runComponents } from "./components.ts";
 import {
   childrenOf,
@@ -116,12 +118,29 @@ const jsonOut = arg("json");
 const profileDir = arg("profile") ? resolve(arg("profile")!) : undefined;
 const fromBinary = mode !== "smoke" && arg("source") === undefined;
 
+const busArg = busFlag();
 if (arg("vs-c") !== undefined) {
   // Against the real C prefork: its own plan and report (bench/vs-c.ts).
-  if (arg("xmpp") || profileDir) say("--vs-c runs on ejabberd only and takes no --xmpp or --profile");
+  if (arg("xmpp") || profileDir) say("--vs-c runs on ejabberd or Redis (--bus) and takes no --xmpp or --profile");
   const { runVsC } = await import("./vs-c.ts");
   const json = jsonOut ? { json: jsonOut } : {};
-  process.exit(await runVsC({ mode, source: arg("source") !== undefined, ...json }));
+  process.exit(
+    await runVsC({ mode, bus: busArg, source: arg("source") !== undefined, warm: arg("warm") !== undefined, ...json }),
+  );
+}
+if (busArg !== "xmpp") {
+  say("--bus redis needs --vs-c: the relay and component bench runs on XMPP");
+  process.exit(2);
+}
+
+/** `--bus xmpp|redis` or `--bus=…` (default xmpp). */
+function busFlag(): BusKind {
+  const i = process.argv.indexOf("--bus");
+  const value = i >= 0 ? (process.argv[i + 1] ?? "") : arg("bus");
+  if (value === undefined) return "xmpp";
+  if (value === "xmpp" || value === "redis") return value;
+  say(`--bus: unknown bus "${value}" (xmpp or redis)`);
+  process.exit(2);
 }
 
 /** One row of the main table. */
@@ -196,7 +215,7 @@ try {
   say(`${kind} up on port ${stack.xmpp.port}; router online`);
 
   // Relay ceiling first, on the same server.
-  relay = await startRelay(stack.xmpp, stack.dir);
+  relay = await startRelay({ kind: "xmpp", xmpp: stack.xmpp }, stack.dir);
   say("relay ceiling:");
   for (const c of P.concurrency)
     relayAt.set(c, await measure("relay: echo-sized round trip", "—", c, undefined, relay.echo));
@@ -293,7 +312,7 @@ try {
     [`${sourceCommand.length > 1 ? "bun src/cli.ts" : "OSRF_PREFORK_BIN"}`, [...sourceCommand, "drone"]],
   ];
   for (const [how, command] of ways) {
-    const one: SpawnResult = { drones: 0, readyMs: [], allReadyMs: 0, memory: [], failed: 0 };
+    const one: SpawnResult = { drones: 0, readyMs: [], readyCpuMs: [], allReadyMs: 0, memory: [], failed: 0 };
     for (let i = 0; i < P.sequentialSpawns; i++) {
       const r = await spawnStorm(init, 1, env, command);
       one.drones++;

@@ -14,10 +14,9 @@ import { COMPILE_FLAGS } from "../scripts/compile-flags.ts";
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import type { CoreConfig } from "../src/config/types.ts";
+import { connectBus } from "../src/connect/bus.ts";
 import { createLogger } from "../src/log/logger.ts";
 import { makeResource } from "../src/protocol/ids.ts";
-import { XmppConnection } from "../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
 /** Host name of the settings section and the XMPP resources. */
@@ -123,15 +122,13 @@ export async function startStack(kind: XmppServerKind, env: Record<string, strin
 }
 
 /**
- * The caller: one XMPP connection and one {@link Client} on it (one client process), logging
- * warnings to `dir`/caller.log; `timeoutS` bounds the wait for each reply.
+ * The caller: one bus connection (the bus `core.opensrf.bus` names) and one {@link Client} on
+ * it (one client process), logging warnings to `dir`/caller.log; `timeoutS` bounds the wait
+ * for each reply.
  */
 export async function connectCaller(core: CoreConfig, dir: string, timeoutS = 30): Promise<Client> {
   const logger = createLogger({ service: "bench", logfile: join(dir, "caller.log"), loglevel: 2 });
-  const conn = await XmppConnection.connect({
-    ...clientConnectionOptions(core.opensrf, makeResource("", BENCH_HOST), logger),
-    reconnect: false,
-  });
+  const conn = await connectBus(core.opensrf, { resource: makeResource("", BENCH_HOST), logger, reconnect: false });
   return new Client({
     transport: conn,
     routerName: core.opensrf.routerName,

@@ -1,11 +1,17 @@
 /**
- * `npm run bench -- --vs-c`: osrf-prefork against the REAL C prefork (OpenSRF 3.3.0's
- * osrf_prefork.c, built from its release tarball by devkit/opensrf) in the same run, behind
- * the same private ejabberd and the same real C router, with the same load client.
+ * `npm run bench -- --vs-c`: osrf-prefork against the REAL C prefork in the same run, behind
+ * the same private bus server and the same real C router, with the same load client. On XMPP
+ * (the default) that is OpenSRF 3.3.0's osrf_prefork.c behind ejabberd; with `--bus redis`
+ * OpenSRF main's behind a redis-server, ours as `osrf-prefork serve --bus redis`. Both are
+ * built from their tarballs by devkit/opensrf; what differs by bus is in bench/vs-c-bus.ts.
  *
- *   npm run bench -- --vs-c            # full: about 12 minutes
- *   npm run bench -- --vs-c --quick    # under 3 minutes
- *   npm run bench -- --vs-c --smoke    # seconds of load; numbers meaningless
+ *   npm run bench -- --vs-c [--bus redis]            # full: about 12 minutes
+ *   npm run bench -- --vs-c [--bus redis] --quick    # under 3 minutes
+ *   npm run bench -- --vs-c [--bus redis] --smoke    # seconds of load; numbers meaningless
+ *
+ * The load client is ours (src/client on the bus's connection, one connection, c closed
+ * loops) for both sides: srfsh and the Perl client make one call at a time, and the Perl
+ * client's own cost would be most of what is measured.
  *
  * The C side is `opensrf.dbmath` (libosrf_dbmath.so, which implements add/sub/mult/div itself;
  * C opensrf.math forwards to it), ours is examples/math.ts served as `opensrf.tsmath` by
@@ -15,7 +21,8 @@
  * the relay ceiling once, then two windows per side in the order C, ours, ours, C (ours, C, C,
  * ours in the next cell), so drift of the shared machine hits both sides alike.
  *
- * Options: --source (run osrf-prefork as `bun src/cli.ts`; smoke runs always do), --json=FILE.
+ * Options: --source (run osrf-prefork as `bun src/cli.ts`; smoke runs always do), --json=FILE,
+ * --warm (a third pool set whose drones are never replaced: what drone replacement costs).
  */
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -24,7 +31,9 @@ import type { PeerService, UnixConfig } from "../devkit/opensrf/configs.ts";
 import { ensurePeer } from "../devkit/opensrf/peer.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../devkit/opensrf/stack.ts";
 import { cliCommand } from "../devkit/processes.ts";
+import type { BusKind } from "../src/bus/types.ts";
 import type { Client } from "../src/client/client.ts";
+import { withBus } from "../src/config/bus.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import { type Calls, callsTo } from "./calls.ts";
 import {
@@ -43,11 +52,16 @@ import { type LoadResult, runLoad } from "./load.ts";
 import { BIG_BYTES, BIG_ECHO_PARAMS, MID_ECHO_BYTES, type Relay, SESSION_REQUESTS, startRelay } from "./relay.ts";
 import { avg, fmtRate, machineLine, mb, ms, pct, say } from "./report.ts";
 import { compileBinary, connectCaller, ROOT } from "./stack.ts";
+import { type VsCBus, vsCBus } from "./vs-c-bus.ts";
 
 export type VsCMode = "full" | "quick" | "smoke";
 
 export interface VsCOptions {
   mode: VsCMode;
+  /** Which bus, and so which OpenSRF (default xmpp: 3.3; redis: main). */
+  bus?: BusKind;
+  /** Also run the {@link WARM_SET} pool set (drones never replaced). */
+  warm?: boolean;
   /** Run osrf-prefork from source instead of a compiled binary. */
   source: boolean;
   json?: string;
@@ -61,7 +75,7 @@ interface Profile {
   /** Traffic through both freshly started pools before the first window. */
   poolWarmupMs: number;
   maxCalls?: number;
-  /** Concurrencies of each case (bigEcho: ours alone; C 3.3 cannot take a 1 MB request, it is probed at the end). */
+  /** Concurrencies of each case (bigEcho: ours alone; C cannot take a 1 MB request, it is probed at the end). */
   cases: Record<Case, number[]>;
   /** Measure the relay ceiling again for each pool set (else once, in the first). */
   relayEachSet: boolean;
@@ -106,10 +120,12 @@ const PROFILES: Record<VsCMode, Profile> = {
 
 /** Pool settings applied to both services. */
 interface PoolSet {
-  name: "stock" | "fixed";
+  name: "stock" | "fixed" | "warm";
   /** For the tables. */
   label: string;
   unix: UnixConfig;
+  /** Traffic through both pools before the set's first window, ms (default the profile's; at most 10× it). */
+  poolWarmupMs?: number;
 }
 
 const POOL_SETS: PoolSet[] = [
@@ -128,11 +144,27 @@ const POOL_SETS: PoolSet[] = [
   },
 ];
 
+/**
+ * With `--warm`, a third set after the two: the fixed pool with drones that are never replaced
+ * during the run, so that after the pool warm-up every window measures drones whose JIT has
+ * compiled the request path. Not what sites run; it shows what drone replacement costs.
+ */
+const WARM_SET: PoolSet = {
+  name: "warm",
+  label: "15 fixed, never replaced",
+  // A drone's request path is compiled after some thousands of requests; 15 drones share them.
+  poolWarmupMs: 15_000,
+  unix: { minChildren: 15, maxChildren: 15, minSpareChildren: 0, maxSpareChildren: 0, maxRequests: 1_000_000 },
+};
+
+/** The pool sets of a run. */
+function poolSets(opts: VsCOptions): PoolSet[] {
+  return opts.warm ? [...POOL_SETS, WARM_SET] : POOL_SETS;
+}
+
 type Side = "c" | "ours";
 const SERVICE: Record<Side, string> = { c: "opensrf.dbmath", ours: "opensrf.tsmath" };
 const APP = "examples/math.ts";
-/** ejabberd's schedulers must not spin: the kernel bills busy-waiting to ejabberd (see BENCHMARKS.md). */
-const ERL_NO_BUSY_WAIT = "+sbwt none +sbwtdcpu none +sbwtdio none";
 const LOGLEVEL = 1;
 /**
  * The caller's reply timeout, s: far above any latency seen (seconds under pool thrash), but a
@@ -162,12 +194,13 @@ const C_BIG_PROBE_TIMEOUT_S = 3;
 /** CPU seconds so far of each process (group) on one side's path. */
 type CpuReading = Record<string, number>;
 const CPU_ROWS: Array<[string, string]> = [
-  ["xmpp", "ejabberd (shared)"],
+  ["bus", "the bus server (shared)"],
   ["router", "C router (shared)"],
   ["listener", "listener"],
   ["drones", "drones (all, incl. replaced ones)"],
   ["caller", "caller (this process)"],
   ["settings", "Perl opensrf.settings"],
+  ["relay", "relay processes (bare clients)"],
 ];
 
 interface Window {
@@ -187,6 +220,8 @@ interface Cell {
   case: Case;
   c: number;
   relay: LoadResult | undefined;
+  /** The relay window's CPU seconds (the bus server's: what it costs to move the messages alone). */
+  relayCpu: CpuReading | undefined;
   windows: Record<Side, Window[]>;
 }
 
@@ -216,6 +251,8 @@ function summary(ws: Window[]) {
 
 export async function runVsC(opts: VsCOptions): Promise<number> {
   const P = PROFILES[opts.mode];
+  const bus = vsCBus(opts.bus ?? "xmpp");
+  const sets = poolSets(opts);
   const fromBinary = opts.mode !== "smoke" && !opts.source;
   const t0 = performance.now();
   const cells: Cell[] = [];
@@ -224,7 +261,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
   /** Waits for C's listener to hand out requests left from earlier windows, ms (only those > 500 ms). */
   const drains: number[] = [];
   let cRestarts = 0;
-  const spawns: SpawnResult = { drones: 0, readyMs: [], allReadyMs: 0, memory: [], failed: 0 };
+  const spawns: SpawnResult = { drones: 0, readyMs: [], readyCpuMs: [], allReadyMs: 0, memory: [], failed: 0 };
   let compiled: ReturnType<typeof compileBinary> | undefined;
   let stack: OpenSrfStack | undefined;
   let relay: Relay | undefined;
@@ -243,25 +280,26 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
   ];
 
   try {
-    say(`osrf-prefork vs the C prefork (${opts.mode}); ${machineLine()}`);
+    say(`osrf-prefork vs the C prefork of ${bus.cName} on ${bus.kind} (${opts.mode}); ${machineLine()}`);
     if (fromBinary) {
       compiled = compileBinary();
       say(`compiled ${compiled.bin}`);
     }
-    const peer = await ensurePeer();
+    const peer = await ensurePeer(bus.release);
     const t = performance.now();
     stack = await startOpenSrfStack({
       peer,
       cServices: [SERVICE.c],
       services: services(POOL_SETS[0]!),
       loglevel: LOGLEVEL,
-      xmppErlOptions: ERL_NO_BUSY_WAIT,
+      ...bus.stackOptions,
     });
-    await stack.servePrefork(SERVICE.ours, join(ROOT, APP));
+    await stack.servePrefork(SERVICE.ours, join(ROOT, APP), bus.serveArgs);
     say(`real C router, Perl settings, C ${SERVICE.c} and our ${SERVICE.ours} up in ${ms(performance.now() - t)} ms`);
-    const core = readCoreConfig(stack.paths.core);
+    const read = readCoreConfig(stack.paths.core);
+    const core = { ...read, opensrf: withBus(read.opensrf, { flag: bus.kind }) };
     client = await connectCaller(core, stack.dir, CALL_TIMEOUT_S);
-    relay = await startRelay(stack.xmpp, stack.dir);
+    relay = await startRelay(bus.relayServer(stack), stack.dir);
     const st = stack;
     const cl = client;
     const calls: Record<Side, Calls> = { c: callsTo(cl, SERVICE.c), ours: callsTo(cl, SERVICE.ours) };
@@ -276,7 +314,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     };
     const reading = (side: Side | "relay", listener: number): CpuReading => {
       const r: CpuReading = {
-        xmpp: cpuSeconds(st.xmpp.pid),
+        bus: cpuSeconds(bus.serverPid(st)),
         router: st.routerPids().reduce((a, p) => a + cpuSeconds(p), 0),
         caller: cpuSeconds(process.pid),
       };
@@ -346,27 +384,34 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     };
 
     const relayCalls = { echo: relay.echo, session: relay.session, midEcho: relay.midEcho, bigEcho: relay.bigEcho };
-    const relayCache = new Map<string, LoadResult>();
+    const relayCache = new Map<string, Window>();
     let cellNo = 0;
-    for (const [setNo, set] of POOL_SETS.entries()) {
+    for (const [setNo, set] of sets.entries()) {
       if (setNo > 0) {
         const t1 = performance.now();
-        await reconfigure(st, services(set));
+        await reconfigure(st, services(set), bus);
         say(`pools restarted with ${set.name} settings in ${ms(performance.now() - t1)} ms`);
       }
       say(`${set.name} pool settings (${set.label}, max_requests ${set.unix.maxRequests}) on both:`);
-      await warmPools(calls, P.poolWarmupMs);
+      await warmPools(calls, Math.min(set.poolWarmupMs ?? P.poolWarmupMs, P.poolWarmupMs * 10));
       if (setNo > 0 && P.relayEachSet) relayCache.clear();
       for (const [kase, c] of cellOrder(P.cases, set.unix.maxChildren ?? 15)) {
         say(`  ${CASE_LABEL[kase]} c=${c} (at ${((performance.now() - t0) / 1000).toFixed(0)} s):`);
         const windowMs = kase === "bigEcho" || kase === "midEcho" ? P.bigMeasureMs : P.measureMs;
         const relayKey = `${RELAY_OF[kase]}:${c}`;
-        let relayLoad = relayCache.get(relayKey);
-        if (!relayLoad) {
-          relayLoad = (await measure("relay", c, windowMs, relayCalls[RELAY_OF[kase]])).load;
-          relayCache.set(relayKey, relayLoad);
+        let relayWindow = relayCache.get(relayKey);
+        if (!relayWindow) {
+          relayWindow = await measure("relay", c, windowMs, relayCalls[RELAY_OF[kase]]);
+          relayCache.set(relayKey, relayWindow);
         }
-        const cell: Cell = { set: set.name, case: kase, c, relay: relayLoad, windows: { c: [], ours: [] } };
+        const cell: Cell = {
+          set: set.name,
+          case: kase,
+          c,
+          relay: relayWindow.load,
+          relayCpu: relayWindow.cpu,
+          windows: { c: [], ours: [] },
+        };
         const order: Side[] =
           kase === "bigEcho"
             ? ["ours", "ours"]
@@ -378,7 +423,7 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
           // C's listener must not still hold requests of an earlier window (see cellOrder).
           if (side === "c") await drainC(cl, drains);
           cell.windows[side].push(await measure(side, c, windowMs, calls[side][kase]));
-          if (side === "c" && crowded) {
+          if (side === "c" && crowded && bus.cListenerQueues) {
             // What this window left queued in C's listener would take a second each to drain,
             // and stale CONNECTs would pin its drones for the keepalive: a fresh listener instead.
             await st.stopService(SERVICE.c);
@@ -423,9 +468,11 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
       const r = await spawnStorm(init, 1, {}, command);
       spawns.drones++;
       spawns.readyMs.push(...r.readyMs);
+      spawns.readyCpuMs.push(...r.readyCpuMs);
       spawns.failed += r.failed;
     }
     spawns.readyMs.sort((a, b) => a - b);
+    spawns.readyCpuMs.sort((a, b) => a - b);
     say(`  median ${ms(pct(spawns.readyMs, 50))} ms of ${spawns.readyMs.length}`);
   } catch (e) {
     say(`bench --vs-c failed: ${(e as Error).stack ?? e}`);
@@ -440,6 +487,8 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
 
   const out = report(
     opts,
+    sets,
+    bus,
     P,
     fromBinary,
     cells,
@@ -455,7 +504,17 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
     writeFileSync(
       opts.json,
       JSON.stringify(
-        { mode: opts.mode, fromBinary, poolSets: POOL_SETS, cells, memoryReadings, spawns, cBigProbe },
+        {
+          mode: opts.mode,
+          bus: bus.kind,
+          release: bus.release,
+          fromBinary,
+          poolSets: sets,
+          cells,
+          memoryReadings,
+          spawns,
+          cBigProbe,
+        },
         null,
         2,
       ),
@@ -471,7 +530,8 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
  * client_recv(…, 1)): its queue never shrinks while traffic flows, and what a closed loop
  * leaves queued when a window closes drains at one request a second. A window at c=1 after
  * one at c=32 would wait for those seconds, so C's listener is restarted after its crowded
- * windows (and stale CONNECTs would pin its drones until the keepalive).
+ * windows (and stale CONNECTs would pin its drones until the keepalive). OpenSRF main's listener
+ * leaves them in the Redis list instead; the same order serves there too.
  */
 function cellOrder(cases: Record<Case, number[]>, maxChildren: number): Array<[Case, number]> {
   const all = (Object.entries(cases) as Array<[Case, number[]]>).flatMap(([k, cs]) =>
@@ -505,7 +565,7 @@ async function checkAnswers(calls: Record<Side, Calls>): Promise<void> {
       return Array.isArray(r) && r.length === 1 && typeof r[0] === "string" && r[0].length === bytes;
     };
     const midOk = await echoed(calls[side].midEcho, MID_ECHO_BYTES);
-    // C 3.3 cannot take a 1 MB request (see MID_ECHO_BYTES); it is probed at the end.
+    // C (3.3 and main) cannot take a 1 MB request (see MID_ECHO_BYTES); it is probed at the end.
     const bigOk = side === "c" || (await echoed(calls[side].bigEcho, BIG_BYTES));
     if (echo !== '["hello",42]' || Number(JSON.parse(add)) !== 4 || !midOk || !bigOk) {
       throw new Error(
@@ -530,20 +590,22 @@ async function warmPools(calls: Record<Side, Calls>, ms: number): Promise<void> 
  * New pool settings for both sides: the C service reads them from the Perl settings server,
  * which reads opensrf.xml once at start, so that restarts too; ours reads the file.
  */
-async function reconfigure(stack: OpenSrfStack, services: PeerService[]): Promise<void> {
+async function reconfigure(stack: OpenSrfStack, services: PeerService[], bus: VsCBus): Promise<void> {
   await stack.stopService(SERVICE.ours, 20_000);
   await stack.stopService(SERVICE.c);
   await stack.stopService("opensrf.settings");
   stack.updateServices(services);
   await stack.startPerlSettings();
   await stack.startCService(SERVICE.c);
-  await stack.servePrefork(SERVICE.ours, join(ROOT, APP));
+  await stack.servePrefork(SERVICE.ours, join(ROOT, APP), bus.serveArgs);
 }
 
 // -------------------------------------------------------------------------------------------
 
 function report(
   opts: VsCOptions,
+  sets: PoolSet[],
+  bus: VsCBus,
   P: Profile,
   fromBinary: boolean,
   cells: Cell[],
@@ -557,14 +619,14 @@ function report(
   const out: string[] = [];
   const ratio = (a: number, b: number) =>
     b > 0 && Number.isFinite(a) && Number.isFinite(b) ? (a / b).toFixed(2) : "—";
-  out.push(`## osrf-prefork vs the C prefork — ${opts.mode}`);
+  out.push(`## osrf-prefork vs the C prefork — ${opts.mode}, ${bus.label} (${bus.cName})`);
   out.push("");
   out.push(machineLine());
   out.push(
     `ours: examples/math.ts as ${SERVICE.ours}, \`osrf-prefork serve\` from ${fromBinary ? "a compiled binary" : "bun src/cli.ts"}; ` +
-      `C: OpenSRF 3.3.0 ${SERVICE.c}; both behind one ejabberd (c2s shaper none, \`${ERL_NO_BUSY_WAIT}\`) and the real ` +
+      `C: ${bus.cName} ${SERVICE.c}; both behind ${bus.serverConditions} and the real ` +
       `C router, settings from the real Perl opensrf.settings; log level ${LOGLEVEL} everywhere; one caller (our Client, ` +
-      `one XMPP connection, c closed loops). Windows: ${P.warmupMs} ms warm-up + ${P.measureMs} ms, two per side per cell ` +
+      `one ${bus.label} connection, c closed loops). Windows: ${P.warmupMs} ms warm-up + ${P.measureMs} ms, two per side per cell ` +
       `(C, ours, ours, C, then the other way round), relay ceiling once per cell${P.relayEachSet ? " and pool set" : ""}.`,
   );
   out.push("");
@@ -572,9 +634,9 @@ function report(
     "| case | pool | c | ours/C | ours calls/s | C calls/s | relay | ours p50 / p99 ms | C p50 / p99 ms | drones started ours / C |",
   );
   out.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-  const setLabel = (n: string) => POOL_SETS.find((s) => s.name === n)?.label ?? n;
+  const setLabel = (n: string) => sets.find((s) => s.name === n)?.label ?? n;
   const caseRank = Object.keys(CASE_LABEL);
-  const setRank = POOL_SETS.map((p) => p.name as string);
+  const setRank = sets.map((p) => p.name as string);
   const rank = (x: Cell) => [setRank.indexOf(x.set), caseRank.indexOf(x.case), x.c];
   const sorted = [...cells].sort((x, y) => {
     const [a, b] = [rank(x), rank(y)];
@@ -598,20 +660,21 @@ function report(
   }
   out.push("");
   out.push(
-    "ours/C: calls/s of ours divided by C's, each the mean of its two windows (p50 and p99 too); relay: the bare-XMPP " +
-      "ceiling of the same cell (bench/relay.ts; the 1 MB cell sends a 1 MB request as well); drones started: new " +
+    "ours/C: calls/s of ours divided by C's, each the mean of its two windows (p50 and p99 too); relay: the bare " +
+      `${bus.serverName} ceiling of the same cell (bench/relay.ts; the 1 MB cell sends a 1 MB request as well); drones started: new ` +
       "children of each listener seen during the measured windows (both windows together, polled every 20 ms); " +
       `calls failed: calls started in a window that got no reply within the caller's ${CALL_TIMEOUT_S} s.`,
   );
   const cLost = sorted.filter((c) => summary(c.windows.c).late > 0);
-  if (cLost.length || drains.length || cRestarts) {
+  const lostNote = cLost.length
+    ? `C's failed calls (${cLost.map((c) => `${CASE_LABEL[c.case]} c=${c.c}, ${setLabel(c.set)}`).join("; ")}) ` +
+      "were all in flight when a window closed. "
+    : "";
+  if (bus.cListenerQueues && (cLost.length || drains.length || cRestarts)) {
     out.push("");
     out.push(
-      (cLost.length
-        ? `C's failed calls (${cLost.map((c) => `${CASE_LABEL[c.case]} c=${c.c}, ${setLabel(c.set)}`).join("; ")}) ` +
-          "were all in flight when a window closed. "
-        : "") +
-        "With requests queued (more callers than drones), OpenSRF 3.3's C listener hands out one queued request per " +
+      lostNote +
+        `With requests queued (more callers than drones), ${bus.cName}'s C listener hands out one queued request per ` +
         "message it receives, or per second without one (osrf_prefork.c, prefork_run: client_recv(…, 1)): the queue " +
         "never shrinks while traffic flows, and what is queued when the callers stop drains at one request a second. " +
         "Stale CONNECTs it hands out later pin drones until the keepalive. So cells with more callers than " +
@@ -619,12 +682,20 @@ function report(
         `(${cRestarts} times; its drones are forks, nothing to warm up), and before each C window the bench waits ` +
         `for C's queue to be empty${drains.length ? ` (it waited ${drains.map((d) => `${(d / 1000).toFixed(1)} s`).join(", ")})` : " (it never had to)"}.`,
     );
+  } else if (cLost.length || drains.length) {
+    out.push("");
+    out.push(
+      lostNote +
+        `${bus.cName}'s C listener leaves requests in the service's list while every drone is busy (it waits for a ` +
+        "free drone), so nothing is held over between windows; before each C window the bench still checks that " +
+        `C answers at once${drains.length ? ` (it waited ${drains.map((d) => `${(d / 1000).toFixed(1)} s`).join(", ")})` : ""}.`,
+    );
   }
   if (cBigProbe.tried > 0) {
     out.push("");
     out.push(
       `C and a 1 MB request: ${cBigProbe.answered} of ${cBigProbe.tried} echo calls of 1 MB answered within ` +
-        `${C_BIG_PROBE_TIMEOUT_S} s. OpenSRF 3.3's C drone reads a request from its listener's pipe until the pipe is ` +
+        `${C_BIG_PROBE_TIMEOUT_S} s. ${bus.cName}'s C drone reads a request from its listener's pipe until the pipe is ` +
         "momentarily empty (osrf_prefork.c, prefork_child_wait: O_NONBLOCK after the first read), so a request larger " +
         "than the pipe (64 KB) is often cut short, fails to parse and is never answered. The table's large case is " +
         `therefore an echo of ${MID_ECHO_BYTES >> 10} KB, which fits in the pipe; the 1 MB row is ours alone.`,
@@ -640,13 +711,33 @@ function report(
         "drones include those that exited in the window, through the listener's cutime+cstime):",
     );
     out.push("");
-    const head = cpuCells.flatMap((c) => [`ours, ${setLabel(c.set)}`, `C, ${setLabel(c.set)}`]);
+    // The relay's window (once per pool set at most): its bus server cost is the bare cost of moving the messages.
+    const relayCell = cpuCells.find((c) => c.relay && c.relayCpu);
+    const relaySum = relayCell
+      ? {
+          ...summary([]),
+          calls: relayCell.relay!.calls,
+          seconds: relayCell.relay!.seconds,
+          perSecond: relayCell.relay!.perSecond,
+          cpu: Object.fromEntries(CPU_ROWS.map(([k]) => [k, relayCell.relayCpu![k] ?? 0])),
+        }
+      : undefined;
+    const head = [
+      ...cpuCells.flatMap((c) => [`ours, ${setLabel(c.set)}`, `C, ${setLabel(c.set)}`]),
+      ...(relaySum ? ["relay"] : []),
+    ];
     out.push(`| process | ${head.join(" | ")} |`);
     out.push(`|---|${head.map(() => "---:").join("|")}|`);
-    const sums = cpuCells.flatMap((c) => [summary(c.windows.ours), summary(c.windows.c)]);
+    const sums = [
+      ...cpuCells.flatMap((c) => [summary(c.windows.ours), summary(c.windows.c)]),
+      ...(relaySum ? [relaySum] : []),
+    ];
     const per = (s: ReturnType<typeof summary>, k: string) =>
       s.calls > 0 ? ((s.cpu[k]! / s.calls) * 1e6).toFixed(0) : "—";
-    for (const [k, label] of CPU_ROWS) out.push(`| ${label} | ${sums.map((s) => per(s, k)).join(" | ")} |`);
+    for (const [k, label] of CPU_ROWS) {
+      const name = k === "bus" ? `${bus.serverName} (shared)` : label;
+      out.push(`| ${name} | ${sums.map((s) => per(s, k)).join(" | ")} |`);
+    }
     const total = (s: ReturnType<typeof summary>) => CPU_ROWS.reduce((a, [k]) => a + (s.cpu[k] ?? 0), 0);
     out.push(
       `| all of them | ${sums.map((s) => (s.calls > 0 ? ((total(s) / s.calls) * 1e6).toFixed(0) : "—")).join(" | ")} |`,
@@ -655,6 +746,11 @@ function report(
       `| CPU busy (of ${cpus().length} cores) | ${sums.map((s) => `${((total(s) / s.seconds / cpus().length) * 100).toFixed(0)}%`).join(" | ")} |`,
     );
     out.push(`| calls/s | ${sums.map((s) => fmtRate(s.perSecond)).join(" | ")} |`);
+    // What the bus server could move if it were the only thing running: one core's worth of
+    // its CPU per call (redis-server does its work on one thread).
+    const serverLimit = (s: ReturnType<typeof summary>) =>
+      s.calls > 0 && (s.cpu.bus ?? 0) > 0 ? fmtRate(s.calls / (s.cpu.bus ?? 0)) : "—";
+    out.push(`| ${bus.serverName} alone, one core: calls/s | ${sums.map(serverLimit).join(" | ")} |`);
   }
 
   if (mem.length) {
@@ -677,10 +773,20 @@ function report(
     const max = spawns.readyMs[spawns.readyMs.length - 1]!;
     out.push(
       `Our drone spawn → ready, one at a time (${fromBinary ? "compiled binary" : "bun src/cli.ts"}; runtime start, ` +
-        `module load, XMPP login, childInit): median ${ms(pct(spawns.readyMs, 50))} ms, max ${ms(max)} ms of ` +
+        `module load, ${bus.label} login, childInit): median ${ms(pct(spawns.readyMs, 50))} ms, max ${ms(max)} ms of ` +
         `${spawns.readyMs.length}${spawns.failed ? ` (${spawns.failed} failed)` : ""}. A C drone is a fork() of its ` +
         "listener, which has the service loaded already.",
     );
+    if (spawns.readyCpuMs.length) {
+      // A drone retired after max_requests costs its start-up once per that many requests.
+      const cpuMs = pct(spawns.readyCpuMs, 50);
+      const maxRequests = POOL_SETS[0]!.unix.maxRequests ?? 1000;
+      out.push(
+        `CPU a drone has used when it reports ready: median ${ms(cpuMs)} ms (max ` +
+          `${ms(spawns.readyCpuMs[spawns.readyCpuMs.length - 1]!)} ms); with max_requests ${maxRequests}, ` +
+          `${((cpuMs / maxRequests) * 1000).toFixed(0)} µs per request before it serves any.`,
+      );
+    }
   }
   out.push("");
   out.push(`(${seconds.toFixed(0)} s)`);

@@ -487,12 +487,16 @@ export class OpenSrfStack {
    * {@link stop}) without waiting for it. For the common cases use {@link servePrefork},
    * {@link startPreforkRouter} or {@link startPreforkSettings}, which wait until it serves.
    */
-  startPreforkProcess(args: string[], as: "router" | { service: string } | "other"): CliProcess {
+  startPreforkProcess(
+    args: string[],
+    as: "router" | { service: string } | "other",
+    env: Record<string, string> = {},
+  ): CliProcess {
     // main: the stack's opensrf_core.xml is laid out as main's own, without <bus>; a site
     // running osrf-prefork on it sets OSRF_BUS=redis, as here.
     const bus = this.release === "main" ? { OSRF_BUS: "redis" } : {};
     const cli = CliProcess.start(args, {
-      env: { ...process.env, HOME: this.paths.home, ...bus } as Record<string, string>,
+      env: { ...process.env, HOME: this.paths.home, ...bus, ...env } as Record<string, string>,
     });
     const ref = procRef(cli.pid);
     if (ref) {
@@ -505,9 +509,15 @@ export class OpenSrfStack {
   /**
    * `osrf-prefork serve --service S --app FILE` with this stack's opensrf_core.xml and
    * opensrf.xml (declare S through {@link OpenSrfStackOptions.services}), waited for until the
-   * router lists it and it answers echo.
+   * router lists it and it answers echo. `env` is added to its environment (and its drones'),
+   * e.g. `BUN_OPTIONS` for CPU profiles.
    */
-  async servePrefork(service: string, app: string, extraArgs: string[] = []): Promise<CliProcess> {
+  async servePrefork(
+    service: string,
+    app: string,
+    extraArgs: string[] = [],
+    env: Record<string, string> = {},
+  ): Promise<CliProcess> {
     const cli = this.startPreforkProcess(
       [
         "serve",
@@ -521,6 +531,7 @@ export class OpenSrfStack {
         ...extraArgs,
       ],
       { service },
+      env,
     );
     await this.waitForService(service, this.startTimeoutMs, () => exited(cli));
     return cli;
