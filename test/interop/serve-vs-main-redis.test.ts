@@ -226,11 +226,16 @@ describe.skipIf(!HAVE_PEER)(
       expect(ours.sent.map((m) => m.to)).toEqual(c.sent.map((m) => m.to));
     });
 
-    test("the Perl client: stateless, a session, unicode, and the exceptions, as with C's math", async () => {
+    test("the Perl client: stateless, several results, a session, unicode, and the exceptions, as with C's math", async () => {
       const { c, ours } = await perlBoth(`
   my $ses = OpenSRF::AppSession->create($svc);
   my @out = ($ses->request("add", 2, 2)->gather(1));
   push @out, $ses->request("opensrf.system.echo", "héllo ☃ 🎉 <&>")->gather(1);
+  my $many = $ses->request("opensrf.system.echo", "a", 1, [2, {k => undef}]);
+  my @each;
+  while (my $r = $many->recv(timeout => 10)) { push @each, $r->content }
+  $many->finish;
+  push @out, \\@each;
   for my $m (["nosuch"], ["add", 1]) {
     my $req = $ses->request(@$m);
     $req->wait_complete(10);
@@ -247,6 +252,7 @@ describe.skipIf(!HAVE_PEER)(
       expect(c).toEqual([
         4,
         "héllo ☃ 🎉 <&>",
+        ["a", 1, [2, { k: null }]],
         ["OpenSRF::DomainObject::oilsMethodException", "404", "Method [nosuch] not found for service S"],
         ["OpenSRF::DomainObject::oilsMethodException", "404", "Not enough params for method add / service S"],
         7,
