@@ -226,6 +226,15 @@ describe.skipIf(!HAVE_PEER)(
       expect(ours.sent.map((m) => m.to)).toEqual(c.sent.map((m) => m.to));
     });
 
+    test("srfsh, a 100 KB stateless echo to ours (through the router and the listener): partials, whole", async () => {
+      // Ours only: C's listener may never hand a stateless request this big to its drone (above).
+      const big = "0123456789abcdé".repeat(7_000);
+      const ours = await srfshSide(OURS, (s) => [`request ${s} opensrf.system.echo "${big}"`]);
+      expect(ours.sent.map((m) => m.to)).toEqual(["opensrf:service:_:_:S"]);
+      expect(partialPieces(ours.bodies).join("") === cJson(big)).toBe(true);
+      expect(ours.printed.includes(`Received Data: ${cJson(big)}`)).toBe(true);
+    });
+
     test("the Perl client: stateless, several results, a session, unicode, and the exceptions, as with C's math", async () => {
       const { c, ours } = await perlBoth(`
   my $ses = OpenSRF::AppSession->create($svc);
