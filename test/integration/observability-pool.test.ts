@@ -416,7 +416,7 @@ describe("observability of a running pool", () => {
     async () => {
       const before = get(await scrape(), MetricName.reconnects);
       await bus.xmpp.restart();
-      await serve.waitFor(/XMPP connection is back; registering with the routers again/, 30_000);
+      await serve.waitFor(/bus connection is back; registering with the routers again/, 30_000);
       expect(get(await scrape(), MetricName.reconnects) - before).toBe(1);
     },
     TEST_TIMEOUT_MS,
