@@ -11,6 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FaultStack } from "../../devkit/fault-stack.ts";
 import { describeLoad, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
+import { runCli } from "../../devkit/processes.ts";
 import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { connectBus } from "../../src/connect/bus.ts";
@@ -174,6 +175,11 @@ describe("the Redis bus at fault", () => {
     }
     expect(isAlive(listener)).toBe(true);
     await waitUntil("the service to answer again", () => served(stack.client, SERVICE, [7, 0]), 20_000);
+    // The listener's status endpoint counts the reconnect as a Redis one.
+    const status = await runCli(["status", "--socket", stack.statusSocket(SERVICE), "--json"]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ bus: "redis", xmppReconnects: 0 });
+    expect(JSON.parse(status.stdout).redisReconnects).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   test("Redis restarts under load (every list gone): everyone reconnects, the listener registers again, no caller left waiting", async () => {
