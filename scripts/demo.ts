@@ -72,7 +72,10 @@ async function stopAll(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     say("\nstopping the demo stack …");
-    for (const p of started.reverse()) await p.stop("SIGTERM").catch(() => {});
+    // Services first, all at once (on Redis each drains its queue for up to a poll), then the router.
+    const [router, ...services] = started;
+    await Promise.all(services.map((p) => p.stop("SIGTERM").catch(() => {})));
+    await router?.stop("SIGTERM").catch(() => {});
     await stack?.stop().catch(() => {});
     await xmpp?.stop().catch(() => {});
     await redis?.stop().catch(() => {});
