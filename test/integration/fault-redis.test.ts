@@ -86,8 +86,13 @@ describe("the Redis bus at fault", () => {
         }),
         /"body" is a number/,
       ],
-      [`{"pad":"${"x".repeat(MAX_SIZE + 10)}"}`, new RegExp(`over the ${MAX_SIZE}-byte limit`)],
+      [
+        `{"pad":"${"x".repeat(MAX_SIZE + 10)}"}`,
+        new RegExp(`over the ${MAX_SIZE}-byte limit \\(raise <max_stanza_size>`),
+      ],
     ];
+    // Each line also says what to do: what a list element must be (the sender's fix), or the limit to raise.
+    const FIX = 'each list element must be one OpenSRF message, a JSON object with "to", "from" and "body"';
     for (const queue of [ROUTER_QUEUE, SERVICE_QUEUE]) {
       for (const [text, logged] of junk) {
         // The router reads no body (it forwards the element as it is): the listener finds that one.
@@ -101,6 +106,8 @@ describe("the Redis bus at fault", () => {
           () => problems(who.output.slice(before)).some((l) => l.includes(on) && logged.test(l)),
           10_000,
         );
+        const line = problems(who.output.slice(before)).find((l) => l.includes(on) && logged.test(l))!;
+        expect(line.includes(FIX) || /raise <max_stanza_size>/.test(line), line).toBe(true);
       }
     }
     // Messages the router cannot route: a recipient of no known kind, none at all.
