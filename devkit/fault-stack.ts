@@ -132,6 +132,11 @@ export class FaultStack {
     return s;
   }
 
+  /** The status socket of service `name`'s listener (`osrf-prefork status --socket`). */
+  statusSocket(name: string): string {
+    return join(this.dir, `${name}.status.sock`);
+  }
+
   /** Path of a process's log file (with `log: "file"`). */
   logFile(name: string): string {
     return join(this.dir, `${name}.log`);
@@ -148,14 +153,19 @@ export class FaultStack {
     const router = this.router;
     const before = this.classOnlineCount(name);
     const proc = CliProcess.start(
-      serveArgs({
-        service: name,
-        app: join(this.dir, `${name}.ts`),
-        config: this.coreFile,
-        settings: join(this.dir, "opensrf.xml"),
-        logfile: this.opts.log === "file" ? this.logFile(name) : "stderr",
-        loglevel: this.loglevel,
-      }),
+      serveArgs(
+        {
+          service: name,
+          app: join(this.dir, `${name}.ts`),
+          config: this.coreFile,
+          settings: join(this.dir, "opensrf.xml"),
+          logfile: this.opts.log === "file" ? this.logFile(name) : "stderr",
+          loglevel: this.loglevel,
+        },
+        // In the stack's own dir: a default socket is shared by every run of the same service
+        // name on the machine.
+        ["--status-socket", this.statusSocket(name)],
+      ),
     );
     this.serves.set(name, proc);
     await this.whileRunning(proc, `serve ${name}`, this.waitClassOnline(name, before, router));

@@ -97,7 +97,7 @@ export async function startRedisServer(opts: StartRedisOptions = {}): Promise<Re
   if (!redisServer || !redisCli) {
     throw new Error(
       "redis-server/redis-cli are not installed: apt-get install redis-server redis-tools " +
-        "(devkit/opensrf/build.sh --release main installs them)",
+        "(scripts/install-deps.sh and devkit/opensrf/build.sh --release main install them)",
     );
   }
   const accounts = opts.accounts ?? REDIS_TEST_ACCOUNTS;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs: the XMPP servers integration tests start privately
-# (prosody, ejabberd), procps, and the npm dependencies including a real bun binary.
+# Installs what the test suite and the demo need: the bus servers integration tests start
+# privately (prosody, ejabberd; redis-server and redis-cli for OpenSRF main's Redis bus),
+# procps, and the npm dependencies including a real bun binary.
 # Idempotent: does nothing that is already done. Debian/Ubuntu; run as root for apt.
 set -euo pipefail
 
@@ -13,8 +14,9 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 
 installed_servers=0
-if ! have prosody || ! have prosodyctl || ! have ejabberdctl || ! have ps || ! have pgrep; then
-  log "installing prosody, ejabberd, procps"
+if ! have prosody || ! have prosodyctl || ! have ejabberdctl || ! have redis-server || ! have redis-cli ||
+  ! have ps || ! have pgrep; then
+  log "installing prosody, ejabberd, redis-server, procps"
   # Tests run their own private servers; the distro services must not start. Without
   # systemd, maintainer scripts go through invoke-rc.d, which obeys policy-rc.d (101 = deny).
   policy=/usr/sbin/policy-rc.d
@@ -28,7 +30,7 @@ if ! have prosody || ! have prosodyctl || ! have ejabberdctl || ! have ps || ! h
   trap cleanup_policy EXIT
   $SUDO apt-get update
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    prosody ejabberd procps
+    prosody ejabberd redis-server redis-tools procps
   cleanup_policy
   trap - EXIT
   installed_servers=1
@@ -45,6 +47,11 @@ if [ "$installed_servers" -eq 1 ]; then
   if pgrep -u ejabberd -f 'name ejabberd@' >/dev/null 2>&1; then
     log "stopping the distro ejabberd service"
     $SUDO service ejabberd stop || $SUDO systemctl stop ejabberd || true
+  fi
+  if pgrep -u redis -x redis-server >/dev/null 2>&1; then
+    # Tests run their own redis-server as the invoking user on a free port.
+    log "stopping the distro redis-server service"
+    $SUDO service redis-server stop || $SUDO systemctl stop redis-server || true
   fi
   if pgrep -x epmd >/dev/null 2>&1; then
     # Test nodes use a fixed distribution port and never need epmd.
@@ -72,4 +79,4 @@ if ! bun_ok; then
   log "bun binary missing or a placeholder (node_modules/bun/bin/bun.exe)"
   exit 1
 fi
-log "ok: $(command -v prosody || echo /usr/bin/prosody), $(command -v ejabberdctl || echo /usr/sbin/ejabberdctl), bun $(node_modules/.bin/bun --version)"
+log "ok: $(command -v prosody || echo /usr/bin/prosody), $(command -v ejabberdctl || echo /usr/sbin/ejabberdctl), $(command -v redis-server || echo /usr/bin/redis-server), bun $(node_modules/.bin/bun --version)"

@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
 
 /** What a client process did. */
 export interface ClientRun {
@@ -56,11 +57,25 @@ export interface ClientContext {
   cwd: string;
 }
 
-async function runProcess(cmd: string[], ctx: ClientContext, stdin: string, timeoutMs: number): Promise<ClientRun> {
+/**
+ * One line of a client's stdin script, or a wait between lines: the client blocks reading its
+ * stdin until the wait resolves, so a test can hold it at a point (e.g. until its session's
+ * keepalive has run out) by waiting for an event instead of sleeping. A wait gets the client's
+ * pid, which OpenSRF main writes into the client's bus address.
+ */
+export type ScriptStep = string | ((client: { pid: number }) => Promise<void>);
+
+async function runProcess(
+  cmd: string[],
+  ctx: ClientContext,
+  stdin: string | readonly ScriptStep[],
+  timeoutMs: number,
+): Promise<ClientRun> {
+  const scripted = typeof stdin !== "string";
   const proc = Bun.spawn(cmd, {
     cwd: ctx.cwd,
     env: ctx.env,
-    stdin: new TextEncoder().encode(stdin),
+    stdin: scripted ? "pipe" : new TextEncoder().encode(stdin),
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -69,15 +84,48 @@ async function runProcess(cmd: string[], ctx: ClientContext, stdin: string, time
     timedOut = true;
     proc.kill("SIGKILL");
   }, timeoutMs);
+  // Settled into a value at once, so a failed wait is never an unhandled rejection meanwhile.
+  const feeding: Promise<unknown> = scripted
+    ? feed(proc, stdin).then(
+        () => undefined,
+        (e: unknown) => e ?? new Error("a script wait failed"),
+      )
+    : Promise.resolve(undefined);
   try {
     const [stdout, stderr, code] = await Promise.all([
       new Response(proc.stdout).text(),
       new Response(proc.stderr).text(),
       proc.exited,
     ]);
+    // A wait that failed is the run's failure.
+    const failed = await feeding;
+    if (failed) throw failed;
     return { stdout, stderr, code, timedOut };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Writes the script to the child's stdin, line by line, running each wait in turn; then EOF. */
+async function feed(proc: Subprocess<"pipe", "pipe", "pipe">, steps: readonly ScriptStep[]): Promise<void> {
+  try {
+    for (const step of steps) {
+      if (typeof step === "string") {
+        proc.stdin.write(`${step}\n`);
+        await proc.stdin.flush();
+      } else {
+        await step({ pid: proc.pid });
+      }
+    }
+  } catch (e) {
+    proc.kill("SIGKILL");
+    throw e;
+  } finally {
+    try {
+      await proc.stdin.end();
+    } catch {
+      // The child is gone already.
+    }
   }
 }
 
@@ -85,15 +133,21 @@ async function runProcess(cmd: string[], ctx: ClientContext, stdin: string, time
  * Runs the real srfsh non-interactively. srfsh has no `-c`: it treats a non-tty stdin (or a
  * file named as its argument) as a script, one command per line, and reads its bootstrap
  * config only from `$HOME/.srfsh.xml`. Each request waits up to srfsh's built-in 120 s, so
- * `timeoutMs` bounds the whole run.
+ * `timeoutMs` bounds the whole run. A script with waits ({@link ScriptStep}) is fed line by
+ * line: srfsh runs each command as it arrives and blocks on its stdin during a wait.
  */
 export async function runSrfsh(
   srfsh: string,
-  commands: string[] | string,
+  commands: readonly ScriptStep[] | string,
   ctx: ClientContext,
   timeoutMs = 30_000,
 ): Promise<SrfshRun> {
-  const script = `${Array.isArray(commands) ? commands.join("\n") : commands}\n`;
+  const script =
+    typeof commands === "string"
+      ? `${commands}\n`
+      : commands.every((c) => typeof c === "string")
+        ? `${commands.join("\n")}\n`
+        : commands;
   // --safe: no `!shell` escapes, the script is only OpenSRF commands.
   const run = await runProcess([srfsh, "--safe"], ctx, script, timeoutMs);
   return { ...run, replies: parseSrfshOutput(run.stdout) };
@@ -161,11 +215,13 @@ export function parseSrfshWireLog(log: string): SrfshWire {
  * `OpenSRF::AppSession` is imported, so the script can go straight to
  * `OpenSRF::AppSession->create($service)->request($method, @params)->gather(1)`.
  * `JSON::XS` is loaded too (`print encode_json(...)` for results the test parses).
+ * `stdin` feeds the script's STDIN line by line with waits between ({@link ScriptStep}): a
+ * `<STDIN>` in the script holds it until the test's wait is over.
  */
 export async function runPerlClient(
   script: string,
   ctx: ClientContext & { core: string; scratchDir: string },
-  opts: { bootstrap?: boolean; timeoutMs?: number } = {},
+  opts: { bootstrap?: boolean; timeoutMs?: number; stdin?: readonly ScriptStep[] } = {},
 ): Promise<ClientRun> {
   const prelude = [
     "use strict; use warnings;",
@@ -180,7 +236,7 @@ export async function runPerlClient(
   return runProcess(
     ["perl", file],
     { ...ctx, env: { ...ctx.env, OSRF_PEER_CORE: ctx.core } },
-    "",
+    opts.stdin ?? "",
     opts.timeoutMs ?? 30_000,
   );
 }

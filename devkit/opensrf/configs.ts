@@ -15,6 +15,8 @@ export interface UnixConfig {
   maxSpareChildren?: number;
   maxRequests?: number;
   maxBacklogQueue?: number;
+  /** More `<unix_config>` keys, written as given: those only osrf-prefork reads (e.g. `crash_backoff_max`). */
+  more?: Record<string, number | string>;
 }
 
 /** One application in opensrf.xml's `/opensrf/default/apps`. */
@@ -202,6 +204,7 @@ function unixConfigXml(s: PeerService): string {
     el("min_spare_children", u.minSpareChildren ?? 1),
     el("max_spare_children", u.maxSpareChildren ?? 2),
     el("max_backlog_queue", u.maxBacklogQueue),
+    ...Object.entries(u.more ?? {}).map(([k, v]) => el(k, v)),
   ];
   return parts.filter(Boolean).join("\n          ");
 }

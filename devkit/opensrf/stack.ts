@@ -33,7 +33,14 @@ import { freePort } from "../ports.ts";
 import { CliProcess } from "../processes.ts";
 import { type RedisServer, startRedisServer } from "../redis-server.ts";
 import { type StartXmppServerOptions, startXmppServer, type XmppServer } from "../xmpp-server.ts";
-import { type ClientRun, parseSrfshWireLog, runPerlClient, runSrfsh, type SrfshRun } from "./clients.ts";
+import {
+  type ClientRun,
+  parseSrfshWireLog,
+  runPerlClient,
+  runSrfsh,
+  type ScriptStep,
+  type SrfshRun,
+} from "./clients.ts";
 import {
   DEFAULT_PEER_SERVICES,
   PEER_DOMAIN,
@@ -634,8 +641,12 @@ export class OpenSrfStack {
    * Runs the real srfsh with these commands (one per line, as in an srfsh script) and returns
    * its output, split per `request` in {@link SrfshRun.replies}. Default bound 30 s. With
    * `wire: true` it also returns the bodies srfsh sent and received ({@link SrfshRun.wire}).
+   * Waits between commands ({@link ScriptStep}) hold srfsh at that point of the script.
    */
-  srfsh(commands: string[] | string, opts: { timeoutMs?: number; wire?: boolean } = {}): Promise<SrfshRun> {
+  srfsh(
+    commands: readonly ScriptStep[] | string,
+    opts: { timeoutMs?: number; wire?: boolean } = {},
+  ): Promise<SrfshRun> {
     if (opts.wire) return this.srfshWire(commands, opts.timeoutMs);
     return runSrfsh(this.peer.bin("srfsh"), commands, { env: this.env, cwd: this.dir }, opts.timeoutMs);
   }
@@ -644,7 +655,7 @@ export class OpenSrfStack {
    * srfsh with a HOME of its own whose `.srfsh.xml` logs at loglevel 4 to a log of its own:
    * its C library then logs every body it sends and receives, which {@link SrfshRun.wire} holds.
    */
-  private async srfshWire(commands: string[] | string, timeoutMs?: number): Promise<SrfshRun> {
+  private async srfshWire(commands: readonly ScriptStep[] | string, timeoutMs?: number): Promise<SrfshRun> {
     const n = ++this.wireRuns;
     const home = join(this.dir, `srfsh-wire-${n}`);
     const log = join(this.paths.logDir, `srfsh-wire-${n}.log`);
@@ -664,7 +675,10 @@ export class OpenSrfStack {
    * Runs a Perl script with the real Perl client bootstrapped on this bus (OpenSRF::System,
    * OpenSRF::AppSession and JSON::XS loaded; `bootstrap: false` skips bootstrap_client).
    */
-  perl(script: string, opts: { bootstrap?: boolean; timeoutMs?: number } = {}): Promise<ClientRun> {
+  perl(
+    script: string,
+    opts: { bootstrap?: boolean; timeoutMs?: number; stdin?: readonly ScriptStep[] } = {},
+  ): Promise<ClientRun> {
     return runPerlClient(
       script,
       { env: this.env, cwd: this.dir, core: this.paths.core, scratchDir: this.paths.logDir },

@@ -161,6 +161,9 @@ export function decodeMessage(obj: unknown, path: string): OsrfMessage {
 export function decodeBody(body: string): OsrfMessage[] {
   try {
     if (typeof body !== "string") fail("body", "a string", body);
+    // C on Redis writes `"body":null` for a payload its own JSON parser refuses (e.g. `inf`):
+    // say that nothing came rather than "Unexpected EOF".
+    if (body.length === 0) throw new ProtocolError("body", "empty: the message carries no osrfMessage array");
     let parsed: unknown;
     try {
       parsed = JSON.parse(body);

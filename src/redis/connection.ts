@@ -462,7 +462,7 @@ export class RedisConnection implements BusConnection {
     if (text.length > this.opts.maxMessageSize || Buffer.byteLength(text) > this.opts.maxMessageSize) {
       this.opts.logger.error(
         `dropped a ${Buffer.byteLength(text)}-byte message from ${key}: over the ${this.opts.maxMessageSize}-byte ` +
-          `limit (<max_stanza_size>)${describeStart(text)}`,
+          `limit (raise <max_stanza_size> in opensrf_core.xml to accept such messages)${describeStart(text)}`,
       );
       return undefined;
     }
@@ -470,7 +470,11 @@ export class RedisConnection implements BusConnection {
       return decodeEnvelope(text, withBody);
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
-      this.opts.logger.warn(`ignoring a message on ${key}: ${e.reason}${describeStart(text)}`);
+      // Whoever pushed it is not speaking the bus protocol: say what an element must be.
+      this.opts.logger.warn(
+        `ignoring a message on ${key}: ${e.reason}; each list element must be one OpenSRF message, ` +
+          `a JSON object with "to", "from" and "body"${describeStart(text)}`,
+      );
       return undefined;
     }
   }

@@ -2,12 +2,16 @@
  * Faults of the Redis bus, with real processes (a private redis-server with OpenSRF main's
  * accounts, our router, a listener and its drones, clients): list elements that are not
  * OpenSRF messages pushed into the router's and the listener's queues, Redis dropping every
- * connection of the service account while calls are in flight, and a Redis restart (every
- * list gone) under load. Each is one clear log line, or an answer, and nothing dies.
+ * connection of the service account while calls are in flight, a Redis restart (every list
+ * gone) under load, and one while drones hold requests they have accepted. Each is one clear
+ * log line, or an answer, and nothing dies.
  */
 import { describe, expect, test } from "bun:test";
-import { type FaultStack, WORK_APP } from "../../devkit/fault-stack.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { FaultStack } from "../../devkit/fault-stack.ts";
 import { describeLoad, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
+import { runCli } from "../../devkit/processes.ts";
 import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { connectBus } from "../../src/connect/bus.ts";
@@ -17,6 +21,21 @@ import { served, useFaultStack } from "../harness/fault-suite.ts";
 const SERVICE = "fault.redis";
 const ROUTER_QUEUE = "opensrf:router:router:localhost";
 const SERVICE_QUEUE = `opensrf:service:opensrf:localhost:${SERVICE}`;
+/**
+ * The fault tests' `work(i, ms)` (answers `[i, drone pid]` after `ms` ms), and `gated(i, file)`,
+ * which answers `i` once `file` exists: a request a drone has accepted and holds until the
+ * test lets it go, whatever the machine's speed.
+ */
+const APP = `
+import { existsSync } from "node:fs";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  methods: [
+    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
+    { name: "gated", argc: 2, handler: async (_ctx, i, file) => { while (!existsSync(file)) await sleep(20); return i; } },
+  ],
+};
+`;
 /** Small, so an oversize element is cheap to make. */
 const MAX_SIZE = 100_000;
 
@@ -28,7 +47,7 @@ useFaultStack(
     services: [
       {
         name: SERVICE,
-        app: WORK_APP,
+        app: APP,
         unix: { min_children: 2, max_children: 4, max_backlog_queue: 1000, max_requests: 100000 },
       },
     ],
@@ -67,8 +86,13 @@ describe("the Redis bus at fault", () => {
         }),
         /"body" is a number/,
       ],
-      [`{"pad":"${"x".repeat(MAX_SIZE + 10)}"}`, new RegExp(`over the ${MAX_SIZE}-byte limit`)],
+      [
+        `{"pad":"${"x".repeat(MAX_SIZE + 10)}"}`,
+        new RegExp(`over the ${MAX_SIZE}-byte limit \\(raise <max_stanza_size>`),
+      ],
     ];
+    // Each line also says what to do: what a list element must be (the sender's fix), or the limit to raise.
+    const FIX = 'each list element must be one OpenSRF message, a JSON object with "to", "from" and "body"';
     for (const queue of [ROUTER_QUEUE, SERVICE_QUEUE]) {
       for (const [text, logged] of junk) {
         // The router reads no body (it forwards the element as it is): the listener finds that one.
@@ -82,6 +106,8 @@ describe("the Redis bus at fault", () => {
           () => problems(who.output.slice(before)).some((l) => l.includes(on) && logged.test(l)),
           10_000,
         );
+        const line = problems(who.output.slice(before)).find((l) => l.includes(on) && logged.test(l))!;
+        expect(line.includes(FIX) || /raise <max_stanza_size>/.test(line), line).toBe(true);
       }
     }
     // Messages the router cannot route: a recipient of no known kind, none at all.
@@ -156,6 +182,11 @@ describe("the Redis bus at fault", () => {
     }
     expect(isAlive(listener)).toBe(true);
     await waitUntil("the service to answer again", () => served(stack.client, SERVICE, [7, 0]), 20_000);
+    // The listener's status endpoint counts the reconnect as a Redis one.
+    const status = await runCli(["status", "--socket", stack.statusSocket(SERVICE), "--json"]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ bus: "redis", xmppReconnects: 0 });
+    expect(JSON.parse(status.stdout).redisReconnects).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   test("Redis restarts under load (every list gone): everyone reconnects, the listener registers again, no caller left waiting", async () => {
@@ -198,5 +229,69 @@ describe("the Redis bus at fault", () => {
       Array.from({ length: 20 }, (_, i) => stack.client.request(SERVICE, "work", [i, 0]).first()),
     );
     expect(after.map((v) => (v as number[])[0])).toEqual([...Array(20).keys()]);
+  }, 90_000);
+
+  test("Redis restarts while drones hold accepted requests (and more wait in the backlog): every answer reaches its caller", async () => {
+    const max = 4; // max_children
+    const n = max + 2;
+    const gate = join(stack.dir, `gate-${Date.now()}`);
+    const logger = quietLogger();
+    // A raw connection that reconnects with the same address and keeps every answer it gets
+    // (the Client would fail its calls at the disconnect, as it must).
+    const caller = await connectBus(readCoreConfig(stack.coreFile).opensrf, { resource: "gated", logger });
+    const answers = new Map<string, unknown>();
+    caller.onMessage((m) => {
+      for (const msg of decodeBody(m.body) as Array<{ type: string; payload?: { content?: unknown } }>) {
+        if (msg.type === "RESULT") answers.set(m.thread, msg.payload?.content);
+      }
+    });
+    try {
+      const before = stack.serve(SERVICE).output.length;
+      const running = () => stack.serve(SERVICE).output.slice(before).split(`Running ${SERVICE} gated`).length - 1;
+      for (let i = 0; i < n; i++) {
+        const request = {
+          __c: "osrfMessage",
+          __p: {
+            threadTrace: "1",
+            type: "REQUEST",
+            payload: { __c: "osrfMethod", __p: { method: "gated", params: [i, gate] } },
+          },
+        };
+        caller.send({ to: `opensrf:service:_:_:${SERVICE}`, thread: `gated-${i}`, body: JSON.stringify([request]) });
+      }
+      // Accepted: every drone the pool may have runs one, the listener holds the rest, and
+      // nothing is left in Redis (which the restart would empty).
+      await waitUntil(
+        `${max} drones running a gated request, both queues empty`,
+        async () =>
+          running() >= max &&
+          (await stack.redis.admin(["LLEN", ROUTER_QUEUE])) === 0 &&
+          (await stack.redis.admin(["LLEN", SERVICE_QUEUE])) === 0,
+        20_000,
+      );
+      await stack.redis.kill();
+      // Once every process has seen the loss, the drones answer while Redis is down: their
+      // replies must wait for it, not vanish. (A reply written in the instant Redis dies may
+      // be lost: it is never pushed twice, see docs/redis-bus.md.)
+      const out = () => stack.serve(SERVICE).output.slice(before);
+      for (const pid of [stack.listenerPid(SERVICE), ...stack.dronePids(SERVICE)]) {
+        await waitUntil(
+          `process ${pid} to see Redis gone`,
+          () => new RegExp(`\\[WARN:${pid}:[^\\]]*\\] lost the Redis connection`).test(out()),
+          20_000,
+        );
+      }
+      writeFileSync(gate, "");
+      await stack.redis.start();
+      await waitUntil(`all ${n} answers`, () => answers.size === n, 30_000);
+      expect([...answers].sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))).toEqual(
+        Array.from({ length: n }, (_, i) => [`gated-${i}`, i]),
+      );
+      expect(running()).toBe(n);
+      expect(isAlive(stack.listenerPid(SERVICE))).toBe(true);
+      await waitUntil("the service to answer again", () => served(stack.client, SERVICE, [8, 0]), 20_000);
+    } finally {
+      await caller.close();
+    }
   }, 90_000);
 });

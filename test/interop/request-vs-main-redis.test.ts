@@ -123,6 +123,32 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork request on Redis against the real Open
     }
   });
 
+  test("several results: one line each, exit 0, as srfsh gets them", async () => {
+    const [ours, srfsh] = await Promise.all([
+      request("opensrf.dbmath", "opensrf.system.echo", '"a"', "1", '[2,{"k":null}]'),
+      stack.srfsh('request opensrf.dbmath opensrf.system.echo "a", 1, [2,{"k":null}]'),
+    ]);
+    expect([ours.code, ours.stdout, ours.stderr]).toEqual([0, '"a"\n1\n[2,{"k":null}]\n', ""]);
+    expect(srfsh.replies[0]?.data).toEqual(["a", 1, [2, { k: null }]]);
+  });
+
+  test("a reply C cannot encode (C dbmath div 1 0 → inf): exit 1 at once, as on XMPP, naming the empty body", async () => {
+    // On XMPP C sends the text `inf` and the error names it; on Redis C's own parser refuses
+    // its payload while building the element and sends `"body":null`.
+    const r = await request("opensrf.dbmath", "div", "1", "0");
+    expect([r.code, r.stdout, r.stderr]).toEqual([
+      1,
+      "",
+      "osrf-prefork: bad osrfMessage at body: empty: the message carries no osrfMessage array\n",
+    ]);
+  });
+
+  test("a request the real service drops (its JSON parser refuses \\u0000): exit 4 after --timeout, as on XMPP", async () => {
+    const r = await request("--timeout", "2", "opensrf.math", "opensrf.system.echo", '"a\\u0000b"');
+    expect([r.code, r.stdout]).toEqual([4, ""]);
+    expect(r.stderr).toMatch(/^osrf-prefork: opensrf\.math opensrf\.system\.echo: no reply within 2 s /);
+  });
+
   test("unknown method: the drone's 404, exit 1, as on XMPP", async () => {
     const r = await request("opensrf.math", "no.such.method");
     expect(r.code).toBe(1);

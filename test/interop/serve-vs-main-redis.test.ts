@@ -14,9 +14,21 @@
  * CI set it fails.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { ScriptStep } from "../../devkit/opensrf/clients.ts";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import type { OpenSrfStack } from "../../devkit/opensrf/stack.ts";
-import { C, cJson, maskAddress, maskService, OURS, partialPieces, shapeOf, startMathStack } from "./vs-c.ts";
+import {
+  C,
+  cJson,
+  isKeepaliveTimeout,
+  maskAddress,
+  maskService,
+  OURS,
+  partialPieces,
+  shapeOf,
+  startMathStack,
+  untilInboxHolds,
+} from "./vs-c.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/serve-vs-main-redis.test.ts", "main");
 
@@ -31,7 +43,7 @@ interface Side {
 let stack: OpenSrfStack;
 
 /** Runs `commands(service)` in one real srfsh with its wire log on; what it printed, got and sent. */
-async function srfshSide(service: string, commands: (service: string) => string[]): Promise<Side> {
+async function srfshSide(service: string, commands: (service: string) => ScriptStep[]): Promise<Side> {
   const run = await stack.srfsh(commands(service), { wire: true, timeoutMs: 45_000 });
   if (run.timedOut) throw new Error(`srfsh timed out:\n${run.stdout.slice(-2000)}\n${stack.logTail(40)}`);
   const wire = run.wire!;
@@ -49,7 +61,7 @@ async function srfshSide(service: string, commands: (service: string) => string[
 }
 
 /** The same srfsh commands against C's math and ours; both sides, after checking C answered at all. */
-async function srfshBoth(commands: (service: string) => string[]): Promise<{ c: Side; ours: Side }> {
+async function srfshBoth(commands: (service: string) => ScriptStep[]): Promise<{ c: Side; ours: Side }> {
   const c = await srfshSide(C, commands);
   const ours = await srfshSide(OURS, commands);
   expect(c.bodies.length).toBeGreaterThan(0);
@@ -136,6 +148,63 @@ describe.skipIf(!HAVE_PEER)(
       expect(ours).toEqual(c);
     });
 
+    test("srfsh, a session left idle past keepalive: the drone's 408 from its inbox, then srfsh connects again", async () => {
+      // srfsh blocks on its script until the drone's 408 is in its inbox: it reads that
+      // before sending the next request, marks the session disconnected and sends anew.
+      const { c, ours } = await srfshBoth((s) => [
+        `open ${s}`,
+        ({ pid }) => untilInboxHolds(stack, pid, isKeepaliveTimeout, "the drone's 408"),
+        `request ${s} add 3, 4`,
+        `close ${s}`,
+      ]);
+      expect(c.printed).toContain("\nReceived Data: 7\n");
+      const timeout = c.bodies.findIndex(isKeepaliveTimeout);
+      expect(timeout).toBe(1);
+      expect(JSON.parse(c.bodies[timeout]!)).toEqual([
+        {
+          __c: "osrfMessage",
+          __p: {
+            threadTrace: "0",
+            locale: "en-US",
+            api_level: 1,
+            type: "STATUS",
+            payload: { __c: "osrfConnectStatus", __p: { status: "Disconnected on timeout", statusCode: "408" } },
+          },
+        },
+      ]);
+      // From the inbox that answered the CONNECT.
+      expect(c.senders[timeout]).toBe(c.senders[0]);
+      expect(ours).toEqual(c);
+    });
+
+    test("the Perl client, a session left idle past keepalive: it takes the drone's 408, connects again, and is answered", async () => {
+      const side = async (service: string): Promise<unknown> => {
+        const run = await stack.perl(
+          `
+  my $ses = OpenSRF::AppSession->create("${service}");
+  $ses->connect or die "no connect";
+  my @out = ($ses->state == $ses->CONNECTED ? "connected" : "not connected");
+  <STDIN>;  # until the test has seen the drone's 408 in our inbox
+  $ses->queue_wait(0);  # Perl reads it here, and connects again
+  push @out, ($ses->state == $ses->CONNECTED ? "connected again" : "state " . $ses->state);
+  push @out, ($ses->remote_id =~ /^opensrf:client:/ ? "a drone's inbox" : $ses->remote_id);
+  push @out, $ses->request("add", 3, 4)->gather(1);
+  $ses->disconnect;
+  print encode_json(\\@out), "\\n";
+`,
+          {
+            timeoutMs: 60_000,
+            stdin: [({ pid }) => untilInboxHolds(stack, pid, isKeepaliveTimeout, "the drone's 408"), "go"],
+          },
+        );
+        if (run.code !== 0 || run.timedOut) throw new Error(`perl failed (${run.code}):\n${run.stdout}\n${run.stderr}`);
+        return JSON.parse(run.stdout.trim().split("\n").pop() ?? "null");
+      };
+      const c = await side(C);
+      expect(c).toEqual(["connected", "connected again", "a drone's inbox", 7]);
+      expect(await side(OURS)).toEqual(c);
+    });
+
     test("srfsh, a 100 KB result (inside a session): partials from both, reassembled to the same text", async () => {
       // Inside a session the request goes straight to the drone: C's prefork reads a stateless
       // request over ~64 KB from its listener's pipe non-blocking after the first 1 KB and
@@ -157,11 +226,25 @@ describe.skipIf(!HAVE_PEER)(
       expect(ours.sent.map((m) => m.to)).toEqual(c.sent.map((m) => m.to));
     });
 
-    test("the Perl client: stateless, a session, unicode, and the exceptions, as with C's math", async () => {
+    test("srfsh, a 100 KB stateless echo to ours (through the router and the listener): partials, whole", async () => {
+      // Ours only: C's listener may never hand a stateless request this big to its drone (above).
+      const big = "0123456789abcdé".repeat(7_000);
+      const ours = await srfshSide(OURS, (s) => [`request ${s} opensrf.system.echo "${big}"`]);
+      expect(ours.sent.map((m) => m.to)).toEqual(["opensrf:service:_:_:S"]);
+      expect(partialPieces(ours.bodies).join("") === cJson(big)).toBe(true);
+      expect(ours.printed.includes(`Received Data: ${cJson(big)}`)).toBe(true);
+    });
+
+    test("the Perl client: stateless, several results, a session, unicode, 100 KB, and the exceptions, as with C's math", async () => {
       const { c, ours } = await perlBoth(`
   my $ses = OpenSRF::AppSession->create($svc);
   my @out = ($ses->request("add", 2, 2)->gather(1));
   push @out, $ses->request("opensrf.system.echo", "héllo ☃ 🎉 <&>")->gather(1);
+  my $many = $ses->request("opensrf.system.echo", "a", 1, [2, {k => undef}]);
+  my @each;
+  while (my $r = $many->recv(timeout => 10)) { push @each, $r->content }
+  $many->finish;
+  push @out, \\@each;
   for my $m (["nosuch"], ["add", 1]) {
     my $req = $ses->request(@$m);
     $req->wait_complete(10);
@@ -171,6 +254,10 @@ describe.skipIf(!HAVE_PEER)(
   }
   $ses->connect or die "no connect";
   push @out, $ses->request("add", 3, 4)->gather(1);
+  # In the session, as srfsh's 100 KB case: C's listener may drop a stateless one this big.
+  my $big = "0123456789abcdé" x 7000;
+  my $echo = $ses->request("opensrf.system.echo", $big)->gather(1);
+  push @out, ($echo eq $big ? "100 KB whole" : "100 KB broken: " . length($echo // ""));
   $ses->disconnect;
   $ses->kill_me;
   return \\@out;
@@ -178,9 +265,11 @@ describe.skipIf(!HAVE_PEER)(
       expect(c).toEqual([
         4,
         "héllo ☃ 🎉 <&>",
+        ["a", 1, [2, { k: null }]],
         ["OpenSRF::DomainObject::oilsMethodException", "404", "Method [nosuch] not found for service S"],
         ["OpenSRF::DomainObject::oilsMethodException", "404", "Not enough params for method add / service S"],
         7,
+        "100 KB whole",
       ]);
       expect(ours).toEqual(c);
     });

@@ -137,3 +137,46 @@ export function cJson(value: unknown): string {
 export function blankPieces(bodies: string[]): string[] {
   return bodies.map((b) => b.replace(/("__c":"osrfResultPartial".*?"content":)"(?:[^"\\]|\\.)*"/, '$1"<piece>"'));
 }
+
+/**
+ * Resolves once the Redis inbox of the client process `pid` (OpenSRF main puts the pid in
+ * every inbox address) holds an element that `match` accepts: a wait between the lines of a
+ * real client's script, e.g. until its session's drone has sent the keepalive 408. Reads the
+ * list as Redis's admin (LRANGE), so the client still gets the element itself.
+ */
+export async function untilInboxHolds(
+  stack: OpenSrfStack,
+  pid: number,
+  match: (element: string) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      let cursor = "0";
+      do {
+        const [next, keys] = (await stack.redis.admin([
+          "SCAN",
+          cursor,
+          "MATCH",
+          `opensrf:client:*:${pid}:*`,
+          "COUNT",
+          "1000",
+        ])) as [string, string[]];
+        cursor = next;
+        for (const key of keys) {
+          const elements = (await stack.redis.admin(["LRANGE", key, "0", "-1"])) as string[];
+          if (elements.some(match)) return true;
+        }
+      } while (cursor !== "0");
+      return false;
+    },
+    `${what} in the inbox of client ${pid}`,
+    timeoutMs,
+  );
+}
+
+/** A list element carrying the keepalive expiry: STATUS 408 "Disconnected on timeout". */
+export function isKeepaliveTimeout(element: string): boolean {
+  return /"statusCode":"408"/.test(element) && element.includes("Disconnected on timeout");
+}

@@ -324,6 +324,11 @@ describe("decodeBody", () => {
     expect(decodeBody("[]")).toEqual([]);
   });
 
+  test("an empty body (C on Redis writes null for a payload it cannot parse) is named as such", () => {
+    const e = expectProtocolError(() => decodeBody(""), "body");
+    expect(e.message).toBe("bad osrfMessage at body: empty: the message carries no osrfMessage array");
+  });
+
   test("errors name the field", () => {
     const e = expectProtocolError(() => decodeBody(wrap({ threadTrace: "1", type: "FOO" })), "body[0].__p.type");
     expect(e.message).toBe(
