@@ -4,6 +4,10 @@
  * normal client connection and as raw XML. Afterwards the router must still be alive, answer
  * its info methods and forward requests; the listener that received the garbage must still
  * be connected and serving.
+ *
+ * Written against our router on purpose: the real C router's behaviour is proven in
+ * test/interop/, but a real peer cannot be made to send malformed traffic or forged
+ * bounces, so these cases use raw XMPP sessions instead.
  */
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
