@@ -3,7 +3,8 @@
  * What one request's pieces cost, each timed on its own in a loop: XML decode and encode of
  * a stanza, JSON decode and encode of a body, the service host with and without its
  * activity log line, a log line by itself, and an IPC round trip with Bun's "json" and
- * "advanced" serialization (CPU of both processes, from /proc).
+ * "advanced" serialization (CPU of both processes, from /proc). Plus the megabyte fast paths
+ * of the protocol layer: cutting a large result into partials, escaping accented text.
  *
  *   bun bench/components.ts [--quick]
  */
@@ -14,13 +15,15 @@ import { createServiceHost } from "../src/app/host.ts";
 import type { ServiceDefinition } from "../src/app/types.ts";
 import { Client } from "../src/client/client.ts";
 import { createLogger } from "../src/log/logger.ts";
-import { decodeBody, encodeBody } from "../src/protocol/codec.ts";
+import { chunkText, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
+import { decodeBody, encodeBody, encodeJson } from "../src/protocol/codec.ts";
 import { complete, request, result } from "../src/protocol/messages.ts";
 import { MemoryTransport } from "../src/testing/doubles.ts";
 import { completeStanza, encodeStanza, StanzaReader } from "../src/xmpp/stanza.ts";
 import { StreamParser } from "../src/xmpp/stream-parser.ts";
 import type { Stanza } from "../src/xmpp/types.ts";
 import { cpuSeconds } from "./costs.ts";
+import { best } from "./parse.ts";
 import { ECHO_PARAMS } from "./relay.ts";
 import { ROOT } from "./stack.ts";
 
@@ -123,6 +126,18 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
       micros: await timeEach(ms, () =>
         encodeBody([result(1, ECHO_PARAMS[0]!, HEADER), result(1, ECHO_PARAMS[1]!, HEADER), complete(1, HEADER)]),
       ),
+    });
+
+    // Megabyte inputs: the best of a few runs (a timed loop of them would take minutes).
+    const bigResult = JSON.stringify("x".repeat(1 << 20));
+    out.push({
+      piece: "chunking: cut a 1 MB result into 50 KB partials",
+      micros: best(() => chunkText(bigResult, OSRF_MSG_CHUNK_SIZE), 5) * 1000,
+    });
+    const accented = "é".repeat(500_000) + "x".repeat(500_000);
+    out.push({
+      piece: "JSON: encode 1 MB of half-accented text (every é as \\u00e9)",
+      micros: best(() => encodeJson(accented), 5) * 1000,
     });
 
     const definition = (await import(join(ROOT, "examples/math.ts"))).default as ServiceDefinition;

@@ -1,19 +1,26 @@
 /**
- * A minimal bus for tests that run their own services: a private XMPP server, our router (as
- * an osrf-prefork process, so OSRF_PREFORK_BIN picks the compiled binary), a client
- * connection, and `serve` processes started on it.
+ * A minimal bus for tests that run their own services: a private XMPP server (or, with
+ * `bus: "redis"`, a private redis-server with OpenSRF main's accounts), our router (as an
+ * osrf-prefork process, so OSRF_PREFORK_BIN picks the compiled binary), a client connection,
+ * and `serve` processes started on it.
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { BusKind } from "../src/bus/types.ts";
 import type { Client } from "../src/client/client.ts";
 import { connectTestClient } from "./client.ts";
 import { TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess, type ServeArgs, serveArgs } from "./processes.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
 export interface Bus {
+  readonly kind: BusKind;
+  /** The XMPP server (an XMPP bus only; throws on Redis). */
   xmpp: XmppServer;
+  /** The redis-server (a Redis bus only; throws on XMPP). */
+  redis: RedisServer;
   /** opensrf_core.xml for this bus (connects to 127.0.0.1). */
   coreFile: string;
   router: CliProcess;
@@ -32,9 +39,9 @@ export interface Bus {
   /**
    * Starts `osrf-prefork serve` on this bus (see {@link serveArgs}) and resolves once the router
    * has brought the service online once more; fails at once, with its output, if it exits first.
-   * {@link stop} stops it if the test has not.
+   * {@link stop} stops it if the test has not. `config` defaults to {@link coreFile}.
    */
-  startServe(o: Omit<ServeArgs, "config">, extra?: string[]): Promise<CliProcess>;
+  startServe(o: Omit<ServeArgs, "config"> & { config?: string }, extra?: string[]): Promise<CliProcess>;
   stop(): Promise<void>;
 }
 
@@ -42,16 +49,42 @@ export interface Bus {
 export interface BusOptions {
   /** More arguments for the router (e.g. `--log-format json`). */
   routerArgs?: string[];
+  /** Which bus (default xmpp); written as `<bus>` into the core file. */
+  bus?: BusKind;
+  /** The Redis router's `<stall_timeout>`. */
+  stallTimeout?: number;
 }
 
-function onlineRe(service: string): RegExp {
-  return new RegExp(`class ${service.replaceAll(".", "\\.")} online`);
+/**
+ * What the router logs when a listener of `service` joins: XMPP `class S online` (its class
+ * connection is up), Redis `Registering class S: adding`.
+ */
+function onlineRe(service: string, bus: BusKind): RegExp {
+  const name = service.replaceAll(".", "\\.");
+  return new RegExp(bus === "redis" ? `Registering class ${name}: adding` : `class ${name} online`);
 }
 
-/** Starts XMPP server, router and client. */
+/** Starts the bus server, router and client. */
 export async function startBus(opts: BusOptions = {}): Promise<Bus> {
-  const xmpp = await startXmppServer({ users: TEST_USERS });
-  const coreFile = writeCoreConfig(xmpp);
+  const kind = opts.bus ?? "xmpp";
+  let xmpp: XmppServer | undefined;
+  let redis: RedisServer | undefined;
+  let coreFile: string;
+  if (kind === "redis") {
+    redis = await startRedisServer();
+    const { opensrf, router } = redis.accounts;
+    coreFile = writeCoreConfig(
+      { host: redis.host, port: redis.port, domain: "localhost" },
+      {
+        bus: "redis",
+        accounts: { opensrf, router },
+        ...(opts.stallTimeout ? { stallTimeout: opts.stallTimeout } : {}),
+      },
+    );
+  } else {
+    xmpp = await startXmppServer({ users: TEST_USERS });
+    coreFile = writeCoreConfig(xmpp);
+  }
   const router = CliProcess.start([
     "router",
     "--config",
@@ -67,21 +100,29 @@ export async function startBus(opts: BusOptions = {}): Promise<Bus> {
   const dir = mkdtempSync(join(tmpdir(), "osrf-ship-"));
   const serves: CliProcess[] = [];
   const onlineCount = (service: string): number =>
-    router.output.match(new RegExp(onlineRe(service).source, "g"))?.length ?? 0;
+    router.output.match(new RegExp(onlineRe(service, kind).source, "g"))?.length ?? 0;
   const onlineAfter = (service: string, count: number, timeoutMs = 20_000): Promise<void> =>
-    router.waitFor(new RegExp(`(?:[^]*?${onlineRe(service).source}){${count + 1}}`), timeoutMs);
+    router.waitFor(new RegExp(`(?:[^]*?${onlineRe(service, kind).source}){${count + 1}}`), timeoutMs);
   return {
-    xmpp,
+    kind,
+    get xmpp(): XmppServer {
+      if (!xmpp) throw new Error("this test bus runs on Redis: use .redis");
+      return xmpp;
+    },
+    get redis(): RedisServer {
+      if (!redis) throw new Error("this test bus runs on XMPP: use .xmpp");
+      return redis;
+    },
     coreFile,
     router,
     client,
     dir,
-    online: (service, timeoutMs = 20_000) => router.waitFor(onlineRe(service), timeoutMs),
+    online: (service, timeoutMs = 20_000) => router.waitFor(onlineRe(service, kind), timeoutMs),
     onlineCount,
     onlineAfter,
     async startServe(o, extra = []) {
       const before = onlineCount(o.service);
-      const proc = CliProcess.start(serveArgs({ ...o, config: coreFile }, extra));
+      const proc = CliProcess.start(serveArgs({ config: coreFile, ...o }, extra));
       serves.push(proc);
       await proc.untilReady(onlineAfter(o.service, before));
       return proc;
@@ -90,7 +131,8 @@ export async function startBus(opts: BusOptions = {}): Promise<Bus> {
       await client.close().catch(() => {});
       for (const p of serves) await p.stop().catch(() => {});
       await router.stop();
-      await xmpp.stop();
+      await xmpp?.stop();
+      await redis?.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,13 +1,16 @@
 /**
- * A whole bus for fault, load and soak runs: a private XMPP server, our router, one or more
+ * A whole bus for fault, load and soak runs: a private XMPP server (or, with `bus: "redis"`,
+ * a private redis-server with OpenSRF main's ACL accounts), our router, one or more
  * `osrf-prefork serve` processes (listener + drones) and a client — all real processes on
  * loopback. Everything it starts is stopped by {@link FaultStack.stop}.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import type { BusKind } from "../src/bus/types.ts";
 import { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
+import { connectBus } from "../src/connect/bus.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
@@ -15,6 +18,7 @@ import { childPids } from "./load.ts";
 import { type CoreConfigOptions, TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess, serveArgs } from "./processes.ts";
 import { quietLogger } from "./quiet-logger.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
 /**
@@ -55,6 +59,8 @@ export interface FaultStackOptions {
   clientTimeout?: number;
   /** Start the serve processes now (default true). */
   startServices?: boolean;
+  /** The bus (default xmpp); its choice is written as `<bus>` into opensrf_core.xml. */
+  bus?: BusKind;
 }
 
 function settingsXml(services: StackService[]): string {
@@ -80,7 +86,11 @@ function settingsXml(services: StackService[]): string {
 }
 
 export class FaultStack {
+  /** The XMPP server (XMPP stacks only). */
   xmpp!: XmppServer;
+  /** The redis-server (`bus: "redis"` stacks only). */
+  redis!: RedisServer;
+  readonly bus: BusKind;
   coreFile = "";
   readonly dir: string;
   router!: CliProcess;
@@ -93,13 +103,23 @@ export class FaultStack {
   private constructor(readonly opts: FaultStackOptions) {
     this.dir = mkdtempSync(join(tmpdir(), "osrf-fault-"));
     this.loglevel = opts.loglevel ?? 3;
+    this.bus = opts.bus ?? "xmpp";
   }
 
   static async start(opts: FaultStackOptions): Promise<FaultStack> {
     const s = new FaultStack(opts);
     try {
-      s.xmpp = await startXmppServer({ users: TEST_USERS });
-      s.coreFile = writeCoreConfig(s.xmpp, { logfile: join(s.dir, "osrfsys.log"), ...opts.core });
+      if (s.bus === "redis") {
+        s.redis = await startRedisServer();
+        const { opensrf, router } = s.redis.accounts;
+        s.coreFile = writeCoreConfig(
+          { host: s.redis.host, port: s.redis.port, domain: "localhost" },
+          { logfile: join(s.dir, "osrfsys.log"), bus: "redis", accounts: { opensrf, router }, ...opts.core },
+        );
+      } else {
+        s.xmpp = await startXmppServer({ users: TEST_USERS });
+        s.coreFile = writeCoreConfig(s.xmpp, { logfile: join(s.dir, "osrfsys.log"), ...opts.core });
+      }
       for (const svc of opts.services) writeFileSync(join(s.dir, `${svc.name}.ts`), svc.app);
       writeFileSync(join(s.dir, "opensrf.xml"), settingsXml(opts.services));
       await s.startRouter();
@@ -123,7 +143,7 @@ export class FaultStack {
     await this.whileRunning(this.router, "router", this.router.waitFor(/router online/, 20_000));
   }
 
-  /** Starts a serve process; resolves once the router has opened its class. */
+  /** Starts a serve process; resolves once the router has it registered. */
   async startServe(name: string): Promise<CliProcess> {
     const router = this.router;
     const before = this.classOnlineCount(name);
@@ -142,15 +162,23 @@ export class FaultStack {
     return proc;
   }
 
-  /** How many times the current router logged `class <name> online`. */
-  classOnlineCount(name: string): number {
-    return this.router.output.split(`class ${name} online`).length - 1;
+  /**
+   * What the router logs when a listener of `name` joins: XMPP `class <name> online` (its
+   * class connection), Redis `Registering class <name>: adding`.
+   */
+  private onlineMark(name: string): string {
+    return this.bus === "redis" ? `Registering class ${name}: adding` : `class ${name} online`;
   }
 
-  /** Resolves once the router logs `class <name> online` more than `before` times. */
+  /** How many times the current router logged that a listener of `name` joined. */
+  classOnlineCount(name: string): number {
+    return this.router.output.split(this.onlineMark(name)).length - 1;
+  }
+
+  /** Resolves once the router logs a listener of `name` joining more than `before` times. */
   async waitClassOnline(name: string, before: number, router = this.router, timeoutMs = 20_000): Promise<void> {
     const end = performance.now() + timeoutMs;
-    while (router.output.split(`class ${name} online`).length - 1 <= before) {
+    while (router.output.split(this.onlineMark(name)).length - 1 <= before) {
       if (performance.now() > end)
         throw new Error(`class ${name} not online within ${timeoutMs} ms\n${router.output.slice(-2000)}`);
       await Bun.sleep(25);
@@ -162,12 +190,10 @@ export class FaultStack {
     if (first !== "ready") throw new Error(`${what} ended during start-up (${first}):\n${proc.output.slice(-3000)}`);
   }
 
-  /** A new client with its own XMPP login (reconnecting), closed by {@link stop}. */
+  /** A new client with its own bus login (reconnecting), closed by {@link stop}. */
   async newClient(label: string, timeout = 15): Promise<Client> {
     const logger = quietLogger();
-    const conn = await XmppConnection.connect(
-      clientConnectionOptions(readCoreConfig(this.coreFile).opensrf, makeResource("", label), logger),
-    );
+    const conn = await connectBus(readCoreConfig(this.coreFile).opensrf, { resource: makeResource("", label), logger });
     const c = new Client({ transport: conn, routerName: "router", logger, timeout, ownTransport: true });
     this.extraClients.push(c);
     return c;
@@ -208,6 +234,7 @@ export class FaultStack {
     for (const p of this.serves.values()) await p.stop("SIGTERM", 10_000).catch(() => {});
     if (this.router) await this.router.stop("SIGTERM", 5000).catch(() => {});
     if (this.xmpp) await this.xmpp.stop().catch(() => {});
+    if (this.redis) await this.redis.stop().catch(() => {});
     rmSync(this.dir, { recursive: true, force: true });
     if (this.coreFile) rmSync(dirname(this.coreFile), { recursive: true, force: true });
   }

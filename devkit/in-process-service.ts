@@ -12,8 +12,10 @@
 import { hostname } from "node:os";
 import { createServiceHost } from "../src/app/host.ts";
 import type { ServiceDefinition, ServiceEnv, ServiceHost } from "../src/app/types.ts";
+import { tapBus } from "../src/bus/tap.ts";
 import type { BusConnection } from "../src/bus/types.ts";
 import { Client } from "../src/client/client.ts";
+import type { Clock } from "../src/clock/clock.ts";
 import type { Logger } from "../src/log/types.ts";
 import { OSRF_MSG_BUNDLE_SIZE, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
 import { decodeBody } from "../src/protocol/codec.ts";
@@ -21,8 +23,6 @@ import { makeResource } from "../src/protocol/ids.ts";
 import type { OsrfMessage } from "../src/protocol/types.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { parseStanza } from "../src/xmpp/stanza.ts";
-import { tapTransport } from "../src/xmpp/tap.ts";
-import type { Transport } from "../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../src/xmpp/types.ts";
 import { TEST_USERS, type XmppEndpoint } from "./osrf-config.ts";
 import { quietLogger } from "./quiet-logger.ts";
@@ -125,8 +125,8 @@ export class WireTap {
  * Wraps `conn` so that everything it sends is recorded (parsed back from the exact XML
  * written) and installs `handler` for incoming stanzas, recording them first.
  */
-function tappedTransport(conn: XmppConnection, tap: WireTap, handler: (s: Stanza) => void): Transport & BusConnection {
-  const transport = tapTransport(conn, (dir, xml) => {
+function tappedTransport(conn: XmppConnection, tap: WireTap, handler: (s: Stanza) => void): BusConnection {
+  const transport = tapBus(conn, (dir, xml) => {
     if (dir === "send") tap.add(record("send", parseStanza(xml), xml));
   });
   // Received stanzas are recorded from the decoded Stanza (bounces keep their error).
@@ -159,6 +159,8 @@ export interface InProcessServiceOptions {
   definition: ServiceDefinition;
   /** Stateful session idle timeout, seconds (default 5). */
   keepalive?: number;
+  /** The host's keepalive and close-grace timers (default: real ones), e.g. a manual clock. */
+  clock?: Clock;
   /** Default OpenSRF's 51200. */
   maxChunkSize?: number;
   /** Default OpenSRF's 25600. */
@@ -283,6 +285,7 @@ export async function startInProcessService(opts: InProcessServiceOptions): Prom
       },
       logger,
       logProtect: opts.logProtect ?? [],
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
     await definition.init?.(env);
     await definition.childInit?.(env);

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** Where a test's XMPP server listens. */
+/** Where a test's bus server (XMPP, or Redis with `bus: "redis"`) listens. */
 export interface XmppEndpoint {
   host: string;
   port: number;
@@ -18,6 +18,14 @@ export interface CoreConfigOptions {
   trustedClients?: string[];
   trustedServers?: string[];
   password?: string;
+  /** Write `<bus>redis</bus>` (default: no element, XMPP). */
+  bus?: "xmpp" | "redis";
+  /** `[user, password]` of the service account and the router's (default {@link TEST_USERS}). */
+  accounts?: { opensrf: [string, string]; router: [string, string] };
+  /** The router's `<stall_timeout>` (Redis; default none: the router's 5 s). */
+  stallTimeout?: number;
+  /** `<max_stanza_size>` (default none: 10 MB). */
+  maxStanzaSize?: number;
 }
 
 /** Accounts every test server needs: the OpenSRF service/client account and the router's. */
@@ -27,10 +35,12 @@ export const TEST_USERS: Array<[string, string]> = [
 ];
 
 /**
- * Write an opensrf_core.xml for a test XMPP server, laid out like a real install's,
+ * Write an opensrf_core.xml for a test XMPP (or Redis) server, laid out like a real install's,
  * and return its path.
  */
 export function writeCoreConfig(xmpp: XmppEndpoint, o: CoreConfigOptions = {}): string {
+  const [user, userPass] = o.accounts?.opensrf ?? TEST_USERS[0]!;
+  const [routerUser, routerPass] = o.accounts?.router ?? TEST_USERS[1]!;
   const dir = mkdtempSync(join(tmpdir(), "osrf-cfg-"));
   const routers = (o.routers ?? [{ name: "router", domain: xmpp.domain }])
     .map(
@@ -47,13 +57,13 @@ export function writeCoreConfig(xmpp: XmppEndpoint, o: CoreConfigOptions = {}): 
     <routers>
 ${routers}
     </routers>
-    <domain>${xmpp.domain}</domain>
+${o.bus ? `    <bus>${o.bus}</bus>\n` : ""}    <domain>${xmpp.domain}</domain>
     <server>${xmpp.host}</server>
-    <username>opensrf</username>
-    <passwd>${o.password ?? TEST_USERS[0]![1]}</passwd>
+    <username>${user}</username>
+    <passwd>${o.password ?? userPass}</passwd>
     <port>${xmpp.port}</port>
     <router_name>router</router_name>
-    <msg_size_warn>1800000</msg_size_warn>
+    <msg_size_warn>1800000</msg_size_warn>${o.maxStanzaSize ? `\n    <max_stanza_size>${o.maxStanzaSize}</max_stanza_size>` : ""}
     <logfile>${o.logfile ?? join(dir, "osrfsys.log")}</logfile>
     <loglevel>${o.loglevel ?? 3}</loglevel>
   </opensrf>
@@ -67,13 +77,13 @@ ${routers}
         <server>${xmpp.domain}</server>
         <host>${xmpp.host}</host>
         <port>${xmpp.port}</port>
-        <username>router</username>
-        <password>${TEST_USERS[1]![1]}</password>
+        <username>${routerUser}</username>
+        <password>${routerPass}</password>
         <resource>router</resource>
         <connect_timeout>10</connect_timeout>
         <max_reconnect_attempts>5</max_reconnect_attempts>
       </transport>
-      <logfile>${o.logfile ?? join(dir, "router.log")}</logfile>
+      <logfile>${o.logfile ?? join(dir, "router.log")}</logfile>${o.stallTimeout ? `\n      <stall_timeout>${o.stallTimeout}</stall_timeout>` : ""}
       <loglevel>${o.loglevel ?? 3}</loglevel>
     </router>
   </routers>

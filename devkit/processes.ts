@@ -89,8 +89,16 @@ export class CliProcess {
     void this.pump(proc.stderr);
   }
 
-  static start(args: string[], opts: { env?: Record<string, string>; argv0?: string } = {}): CliProcess {
-    const proc = Bun.spawn([...cliCommand(), ...args], {
+  /**
+   * Starts `osrf-prefork <args>`. `wrap` turns the command into the one actually run, e.g.
+   * to start it on a test host (devkit/netns: `host.command(cmd)`); it must keep the pid.
+   */
+  static start(
+    args: string[],
+    opts: { env?: Record<string, string>; argv0?: string; wrap?: (cmd: string[]) => string[] } = {},
+  ): CliProcess {
+    const cmd = [...cliCommand(), ...args];
+    const proc = Bun.spawn(opts.wrap ? opts.wrap(cmd) : cmd, {
       cwd: ROOT,
       stdin: "ignore",
       stdout: "pipe",

@@ -488,7 +488,12 @@ export class OpenSrfStack {
    * {@link startPreforkRouter} or {@link startPreforkSettings}, which wait until it serves.
    */
   startPreforkProcess(args: string[], as: "router" | { service: string } | "other"): CliProcess {
-    const cli = CliProcess.start(args, { env: { ...process.env, HOME: this.paths.home } as Record<string, string> });
+    // main: the stack's opensrf_core.xml is laid out as main's own, without <bus>; a site
+    // running osrf-prefork on it sets OSRF_BUS=redis, as here.
+    const bus = this.release === "main" ? { OSRF_BUS: "redis" } : {};
+    const cli = CliProcess.start(args, {
+      env: { ...process.env, HOME: this.paths.home, ...bus } as Record<string, string>,
+    });
     const ref = procRef(cli.pid);
     if (ref) {
       const who = typeof as === "string" ? { role: as } : { role: "listener" as const, service: as.service };
@@ -680,6 +685,11 @@ export class OpenSrfStack {
     const t = this.tracked.find((p) => p.role === "listener" && p.service === service && isRunning(p.ref));
     if (!t) throw new Error(`no running ${service} listener in this stack (have: ${this.running()})`);
     return t.ref.pid;
+  }
+
+  /** The osrf-prefork router of this stack (`router: "prefork"`), for its log; undefined with C's. */
+  preforkRouter(): CliProcess | undefined {
+    return this.tracked.find((t) => t.role === "router" && t.impl === "prefork")?.cli;
   }
 
   /** Pids of the running router daemons (C or osrf-prefork). */

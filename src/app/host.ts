@@ -18,14 +18,14 @@
  *   osrfMethodException 400 "Bad Request: <reason>" when the stanza has a thread.
  */
 
+import type { BusMessage } from "../bus/types.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { connectOk, DEFAULT_LOCALE, methodException, status } from "../protocol/messages.ts";
 import { StatusClass, StatusCode, StatusText, Texts } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
-import type { Stanza } from "../xmpp/types.ts";
-import { realClock } from "./clock.ts";
 import { Lanes } from "./lanes.ts";
 import { createRegistry } from "./registry.ts";
 import { type RequestEnv, serveRequest } from "./request.ts";
@@ -65,11 +65,13 @@ class Host implements ServiceHost {
   private readonly env: RequestEnv;
   private readonly lanes = new Lanes();
   private readonly sessions: SessionTable;
+  private readonly clock: Pick<Clock, "setTimeout" | "clearTimeout">;
   private closed = false;
 
   constructor(private readonly opts: ServiceHostOptions) {
     checkSettings(opts.settings);
     this.service = opts.service;
+    this.clock = opts.clock ?? realClock;
     this.env = {
       service: opts.service,
       registry: createRegistry(opts.definition),
@@ -83,14 +85,14 @@ class Host implements ServiceHost {
       opts.settings.keepalive * 1000,
       (s) => this.timedOut(s),
       (err) => opts.logger.error(`onSessionEnd callback failed: ${String(err)}`),
-      opts.clock ?? realClock,
+      this.clock,
     );
     if (opts.definition.name !== undefined && opts.definition.name !== opts.service) {
       opts.logger.info(`Serving definition "${opts.definition.name}" as service ${opts.service}`);
     }
   }
 
-  async handle(stanza: Stanza): Promise<HandleOutcome> {
+  async handle(stanza: BusMessage): Promise<HandleOutcome> {
     const thread = stanza.thread;
     try {
       if (this.closed) {
@@ -122,10 +124,10 @@ class Host implements ServiceHost {
     if (this.closed) return;
     this.closed = true;
     this.sessions.endAll("close");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    let timer: unknown;
+    const grace = new Promise<void>((resolve) => (timer = this.clock.setTimeout(resolve, graceMs)));
     await Promise.race([this.lanes.drained(), grace]);
-    clearTimeout(timer);
+    this.clock.clearTimeout(timer);
     if (this.lanes.busy > 0) {
       this.opts.logger.warn(`${this.service} host closed with ${this.lanes.busy} request(s) still running`);
     }
@@ -136,7 +138,7 @@ class Host implements ServiceHost {
     return { session: endedHere ? "closed" : "none", thread };
   }
 
-  private async process(stanza: Stanza): Promise<HandleOutcome> {
+  private async process(stanza: BusMessage): Promise<HandleOutcome> {
     const { thread } = stanza;
     const replyTo = stanza.routerFrom || stanza.from;
     let endedHere = false;
@@ -187,7 +189,7 @@ class Host implements ServiceHost {
     }
   }
 
-  private bounced(stanza: Stanza): HandleOutcome {
+  private bounced(stanza: BusMessage): HandleOutcome {
     const e = stanza.error;
     this.opts.logger.warn(
       `Received a bounce (${e?.type ?? "?"}/${e?.condition ?? "?"}${e?.text ? `: ${e.text}` : ""}) ` +
@@ -198,7 +200,7 @@ class Host implements ServiceHost {
     return this.outcome(stanza.thread, ended);
   }
 
-  private badBody(stanza: Stanza, replyTo: string, err: unknown): void {
+  private badBody(stanza: BusMessage, replyTo: string, err: unknown): void {
     const reason = err instanceof ProtocolError ? err.message : String(err);
     this.opts.logger.error(
       `${this.service}: bad message body from ${replyTo} on thread ${stanza.thread}: ${reason}`,
@@ -222,7 +224,7 @@ class Host implements ServiceHost {
     this.sessions.end(s.thread, "timeout");
   }
 
-  private send(to: string, stanza: Stanza, body: string): void {
+  private send(to: string, stanza: BusMessage, body: string): void {
     this.sendTo(to, stanza.thread, stanza.xid, body);
   }
 

@@ -4,12 +4,12 @@
  */
 
 export type { OsrfClient, PendingRequest } from "../client/types.ts";
+export type { Clock } from "../clock/clock.ts";
 export type { Logger } from "../log/types.ts";
 // Re-exported so authors need nothing beyond this module: status codes for
 // MethodException, and the types of params, results and nested calls.
 export { StatusCode } from "../protocol/status.ts";
 export type { JsonValue } from "../protocol/types.ts";
-export type { Clock } from "./clock.ts";
 export { defineMethod, defineService } from "./define.ts";
 export { MethodException, ResultNotSerializableError } from "./errors.ts";
 export { createServiceHost } from "./host.ts";

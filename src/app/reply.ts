@@ -3,12 +3,13 @@
  * `<body>` up to the bundle size, large results cut into partial messages, everything with
  * the request's threadTrace, thread and xid, to the caller's JID.
  */
+
+import type { BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { Bundler, splitResult } from "../protocol/chunking.ts";
 import { encodeBody } from "../protocol/codec.ts";
 import { complete, type HeaderOptions, methodException, result } from "../protocol/messages.ts";
 import type { JsonValue, OsrfMessage } from "../protocol/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
 
 /** Where replies go. */
 export interface ReplyTarget {
@@ -37,7 +38,7 @@ export class ReplyWriter {
   sendError: Error | undefined;
 
   constructor(
-    private readonly transport: Transport,
+    private readonly transport: BusConnection,
     private readonly target: ReplyTarget,
     private readonly threadTrace: number,
     private readonly header: HeaderOptions,

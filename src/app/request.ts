@@ -14,13 +14,14 @@
  * - a result that is not JSON: 500, naming the method and the offending value.
  * No "Request Complete" follows an exception, as in C.
  */
+
+import type { BusConnection } from "../bus/types.ts";
 import type { OsrfClient } from "../client/types.ts";
 import { formatParams } from "../log/redact.ts";
 import type { Logger } from "../log/types.ts";
 import { DEFAULT_LOCALE, type HeaderOptions } from "../protocol/messages.ts";
 import { StatusCode, Texts } from "../protocol/status.ts";
 import type { JsonValue, RequestMessage } from "../protocol/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
 import { MethodException, ResultNotSerializableError } from "./errors.ts";
 import { type ReplyLimits, ReplyWriter } from "./reply.ts";
 import { findJsonProblem } from "./serializable.ts";
@@ -31,7 +32,7 @@ import { loggerWithXid } from "./xid-logger.ts";
 export interface RequestEnv {
   service: string;
   registry: MethodRegistry;
-  transport: Transport;
+  transport: BusConnection;
   client: OsrfClient;
   limits: ReplyLimits;
   logger: Logger;

@@ -4,7 +4,7 @@
  * Like C's drone keepalive loop (osrf_prefork.c), the timer measures idle time only: it is
  * paused while a stanza of the session is being handled and restarted afterwards.
  */
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../clock/clock.ts";
 import type { SessionEndReason } from "./types.ts";
 
 /** One open session. */

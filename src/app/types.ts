@@ -5,12 +5,12 @@
  * Authors never see osrfMessage JSON: a handler gets its params and a context, and
  * returns or streams plain values.
  */
+
+import type { BusConnection, BusMessage } from "../bus/types.ts";
 import type { OsrfClient, PendingRequest } from "../client/types.ts";
+import type { Clock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { JsonValue } from "../protocol/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
-import type { Clock } from "./clock.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Author API
@@ -243,7 +243,7 @@ export interface ServiceHostOptions {
   service: string;
   definition: ServiceDefinition;
   /** The connection replies are sent on (the drone's own XMPP login). */
-  transport: Transport;
+  transport: BusConnection;
   /** Client used by `ctx.call` and `ctx.client`. */
   client: OsrfClient;
   settings: HostSettings;
@@ -252,7 +252,7 @@ export interface ServiceHostOptions {
   logProtect: readonly string[];
   /** Called after each REQUEST with its method, final status code and duration (metrics). */
   onRequestDone?: (method: string, status: number, ms: number) => void;
-  /** Timers of the keepalive (stateful session idle) timeout; default the real ones. */
+  /** Timers of the keepalive (stateful session idle) timeout and of the close grace; default the real ones. */
   clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
 
@@ -290,7 +290,7 @@ export interface ServiceHost {
    * once every message of the stanza has been dealt with (requests answered). Never rejects.
    * Stanzas of one thread are handled in arrival order, one at a time.
    */
-  handle(stanza: Stanza): Promise<HandleOutcome>;
+  handle(stanza: BusMessage): Promise<HandleOutcome>;
   /** Registers a callback run whenever a stateful session ends, with the reason. */
   onSessionEnd(cb: (thread: string, reason: SessionEndReason) => void): void;
   /** Number of open stateful sessions. */

@@ -44,7 +44,28 @@ export interface BusMessage {
   xid: string;
   /** Set for bounces. */
   error?: BusError;
+  /**
+   * The service whose queue this message was taken from ({@link BusConnection.serveQueue}):
+   * on Redis a request reaches the listener there, pushed by a router, with the caller's
+   * address as `from`. Unset for what reaches our own address (and always on XMPP, where
+   * the router forwards to the listener's own JID).
+   */
+  fromQueue?: string;
 }
+
+/**
+ * What one registration probe found (XMPP, src/xmpp/probe.ts): a listener asks a router's
+ * class JID whether the router still holds its registration.
+ */
+export type ProbeAnswer =
+  /** The router answered: we are one of its nodes of the class. */
+  | { kind: "registered" }
+  /** The router answered: we are not (it restarted, or dropped us). */
+  | { kind: "not-registered" }
+  /** An error came back, from the server (no session at that JID) or from an entity that does not know the probe. */
+  | { kind: "unavailable"; condition: string }
+  /** Nothing within the timeout (a router that ignores iq stanzas, like the C one), or we are offline. */
+  | { kind: "no-answer" };
 
 /** A message to send: router fields and xid default to empty, `from` to our own address. */
 export type OutgoingBusMessage = Partial<BusMessage> & Pick<BusMessage, "to">;
@@ -65,6 +86,17 @@ export interface BusAddresses {
    * connection delivers to its own domain's router queue (as C and Perl do).
    */
   service(routerName: string, domain: string, service: string): string;
+  /**
+   * Where a listener sends `register`/`unregister`: XMPP `router@domain/router` (the
+   * router's own resource, as C's listener addresses it: the bare JID could reach one of
+   * its class connections), Redis the router's queue, as {@link router}.
+   */
+  routerCommands(routerName: string, domain: string): string;
+  /**
+   * The domain part of an address of this bus (trusted-domain checks): XMPP `a@d/r` → `d`,
+   * Redis `opensrf:client:user:d:…` → `d`; "" when it has none.
+   */
+  domainOf(address: string): string;
 }
 
 /**
@@ -106,8 +138,18 @@ export interface BusConnection {
   /**
    * Stop taking requests of {@link serveQueue}; resolves once a pop in progress has ended and
    * whatever it took has been handed to the handler (so a graceful stop loses nothing).
+   * `untilEmptyMs`: first keep taking them until a pop finds the queue empty (what the
+   * routers forwarded just before they read our unregister), for at most that long.
    */
-  stopServing?(service: string): Promise<void>;
+  stopServing?(service: string, opts?: { untilEmptyMs?: number }): Promise<void>;
+  /**
+   * XMPP only: sends the registration probe (src/xmpp/probe.ts) to `to` about `service` and
+   * resolves with what came back within `timeoutMs`. A connection without it is never probed
+   * (Redis: a router's queue does not vanish with the router).
+   */
+  probe?(to: string, service: string, timeoutMs: number): Promise<ProbeAnswer>;
+  /** XMPP only: answers registration probes sent to us (routers): `isNode(from, service)` is the answer. */
+  answerProbes?(isNode: (from: string, service: string) => boolean): void;
   /** Hand everything sent so far to the socket now (a drone does before saying it is idle). */
   flush?(): void;
   /** The exact wire form of a message as this bus would send it (for `request --raw` and logs). */

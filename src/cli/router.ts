@@ -1,15 +1,16 @@
 /**
  * `osrf-prefork router`: runs the routers of opensrf_core.xml (one per entry, or the one for
- * `--domain`) until SIGTERM/SIGINT/SIGQUIT; SIGHUP reopens the logs.
+ * `--domain`) until SIGTERM/SIGINT/SIGQUIT; SIGHUP reopens the logs, on the bus chosen as
+ * for every subcommand (`--bus`, `$OSRF_BUS`, `<bus>`).
  */
 import { defineCommand } from "citty";
+import { ConnectError } from "../bus/errors.ts";
+import { busOf } from "../config/bus.ts";
 import { readCoreConfig } from "../config/core.ts";
 import { ConfigError } from "../config/errors.ts";
+import { startRouter } from "../connect/router.ts";
 import { createLogger } from "../log/logger.ts";
-import { OsrfRouter } from "../router/router.ts";
-import { XmppConnection } from "../xmpp/connection.ts";
-import { ConnectError } from "../xmpp/errors.ts";
-import { routerConnectionOptions } from "../xmpp/from-config.ts";
+import { busArg } from "./bus-arg.ts";
 import { coreConfigArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
@@ -22,6 +23,7 @@ export default defineCommand({
   },
   args: {
     config: coreConfigArg(),
+    bus: busArg,
     domain: { type: "string", description: "Run only the router whose transport server is this domain" },
     logfile: { type: "string", description: "Override <logfile> (a path, 'stderr' or 'syslog')" },
     loglevel: { type: "string", description: "Override <loglevel> (1 error … 5 internal)" },
@@ -30,8 +32,10 @@ export default defineCommand({
   async run({ args }) {
     const format = parseLogFormat(args["log-format"]);
     let core: ReturnType<typeof readCoreConfig>;
+    let bus: ReturnType<typeof busOf>;
     try {
       core = readCoreConfig(args.config);
+      bus = busOf(core.opensrf, { flag: args.bus });
     } catch (e) {
       if (e instanceof ConfigError) fail(e.message, ExitCode.USAGE);
       throw e;
@@ -43,7 +47,7 @@ export default defineCommand({
         ExitCode.USAGE,
       );
     }
-    const routers: OsrfRouter[] = [];
+    const routers: Array<{ stop(): Promise<void> }> = [];
     const loggers: Array<{ reopen(): void }> = [];
     for (const cfg of configs) {
       const logger = createLogger({
@@ -54,19 +58,12 @@ export default defineCommand({
         format,
       });
       loggers.push(logger);
-      const router = new OsrfRouter({
-        config: cfg,
-        logger,
-        connect: (resource) =>
-          XmppConnection.connect(routerConnectionOptions(cfg, resource, logger, core.opensrf.maxStanzaSize)),
-      });
       try {
-        await router.start();
+        routers.push(await startRouter(bus, cfg, core, logger));
       } catch (e) {
         if (e instanceof ConnectError) fail(`router for ${cfg.transport.server}: ${e.message}`, ExitCode.TRANSPORT);
         throw e;
       }
-      routers.push(router);
     }
     const stop = async () => {
       await Promise.all(routers.map((r) => r.stop().catch(() => {})));

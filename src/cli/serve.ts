@@ -7,6 +7,7 @@ import { defineCommand } from "citty";
 import { claimPidFile } from "../control/pidfile.ts";
 import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefork/proc-title.ts";
 import { startService } from "../prefork/serve.ts";
+import { busArg } from "./bus-arg.ts";
 import { coreConfigArg, SETTINGS_FILE_DEFAULT, statusSocketArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { logFormatArg, parseLogFormat } from "./log-format.ts";
@@ -28,6 +29,7 @@ export default defineCommand({
     config: {
       ...coreConfigArg("opensrf_core.xml (uses /config/opensrf)"),
     },
+    bus: busArg,
     settings: {
       type: "string",
       description: `opensrf.xml to read the service's settings from (default: ${SETTINGS_FILE_DEFAULT})`,
@@ -72,6 +74,7 @@ export default defineCommand({
         service: args.service,
         app: args.app,
         config: args.config,
+        ...(args.bus ? { bus: args.bus } : {}),
         settingsFromBus: args["settings-from-bus"],
         host: args.host ?? hostname(),
         ...(args.settings ? { settings: args.settings } : {}),

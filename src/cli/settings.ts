@@ -14,6 +14,7 @@ import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefor
 import { startService } from "../prefork/serve.ts";
 import { SettingsDocument } from "../settings-service/document.ts";
 import { SETTINGS_FILE_ENV } from "../settings-service/service.ts";
+import { busArg } from "./bus-arg.ts";
 import { coreConfigArg, SETTINGS_FILE_DEFAULT, statusSocketArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
 import { failStartup } from "./startup-failure.ts";
@@ -34,6 +35,7 @@ export default defineCommand({
     config: {
       ...coreConfigArg("opensrf_core.xml (uses /config/opensrf)"),
     },
+    bus: busArg,
     host: {
       type: "string",
       description:
@@ -70,6 +72,7 @@ export default defineCommand({
         service: SERVICE,
         app: `${BUILTIN_APP_PREFIX}${SERVICE}`,
         config: args.config,
+        ...(args.bus ? { bus: args.bus } : {}),
         settings: file,
         host: args.host ?? hostname(),
         ...(args.logfile ? { logfile: args.logfile } : {}),

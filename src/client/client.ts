@@ -4,6 +4,7 @@
  * reassembled, per-reply timeouts.
  */
 import type { BusConnection, BusMessage } from "../bus/types.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import { PartialAssembler } from "../protocol/chunking.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
@@ -33,6 +34,8 @@ export interface ClientOptions {
    * connection is shared (a drone): its owner then passes messages to `dispatch()`.
    */
   ownTransport?: boolean;
+  /** Timers for the per-reply timeout (real ones by default; unit tests pass a manual clock). */
+  clock?: Clock;
 }
 
 interface Call {
@@ -42,7 +45,7 @@ interface Call {
   opts: RequestOptions;
   stream: ResultStream;
   assembler: PartialAssembler;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: unknown;
   ctx: RequestContext;
   /** CONNECT calls resolve the session instead of streaming results. */
   onConnected?: (drone: string) => void;
@@ -75,10 +78,12 @@ export class Client implements OsrfClient {
   private conversations = new Map<string, Conversation>();
   private readonly routerDomain: string;
   private readonly defaultTimeout: number;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: ClientOptions) {
     this.routerDomain = opts.routerDomain ?? opts.transport.domain;
     this.defaultTimeout = opts.timeout ?? 60;
+    this.clock = opts.clock ?? realClock;
     if (opts.ownTransport) opts.transport.onMessage((s) => void this.dispatch(s));
     opts.transport.onOffline?.(() => this.connectionLost());
   }
@@ -220,13 +225,16 @@ export class Client implements OsrfClient {
   }
 
   private armTimer(conv: Conversation, call: Call): void {
-    clearTimeout(call.timer);
+    if (call.timer !== undefined) this.clock.clearTimeout(call.timer);
     const seconds = call.opts.timeout ?? this.defaultTimeout;
-    call.timer = setTimeout(() => this.fail(conv, call, new TimeoutError(seconds, call.ctx)), seconds * 1000);
+    call.timer = this.clock.setTimeout(
+      () => this.fail(conv, call, new TimeoutError(seconds, call.ctx)),
+      seconds * 1000,
+    );
   }
 
   private settle(conv: Conversation, call: Call): void {
-    clearTimeout(call.timer);
+    if (call.timer !== undefined) this.clock.clearTimeout(call.timer);
     conv.calls.delete(call.trace);
   }
 

@@ -220,6 +220,15 @@ function readRouterTargets(s: Section, routerName: string, domain: string): Rout
   });
 }
 
+/**
+ * Default `stall_timeout` (Redis router): seconds a message may sit unread in one listener's
+ * queue before the router takes it back for another instance. Short enough that a caller
+ * (srfsh waits 120 s, Perl 60 s) still gets its answer; long enough that a listener whose
+ * drones are all busy for a moment is not judged gone (and being wrong costs little: a probe
+ * request brings it back).
+ */
+export const DEFAULT_STALL_TIMEOUT = 5;
+
 function readRouter(s: Section): RouterConfig {
   const transportEl = s.single("transport");
   if (!transportEl) {
@@ -234,6 +243,7 @@ function readRouter(s: Section): RouterConfig {
   const transport: RouterTransport = {
     server: t.reqString("server", "the router's XMPP domain, e.g. <server>private.localhost</server>"),
     port: t.optInt("port", DEFAULT_PORT, { min: 1, max: 65535, expected: "a TCP port, e.g. <port>5222</port>" }),
+    portFromFile: t.has("port"),
     username: t.reqString("username", "the router's XMPP account, e.g. <username>router</username>"),
     password: t.reqString("password", "the router's XMPP password, e.g. <password>secret</password>"),
     resource: t.optString("resource") ?? "router",
@@ -262,6 +272,10 @@ function readRouter(s: Section): RouterConfig {
     transport,
     // Our addition; accepted beside <transport>'s children too, where it reads naturally.
     host: s.optString("host") ?? t.optString("host") ?? transport.server,
+    stallTimeout: s.optInt("stall_timeout", DEFAULT_STALL_TIMEOUT, {
+      min: 1,
+      expected: "seconds a message may wait unread in a service queue, e.g. <stall_timeout>5</stall_timeout>",
+    }),
   };
   const name = s.optString("name");
   if (name !== undefined) router.name = name;

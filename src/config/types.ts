@@ -57,7 +57,10 @@ export interface ClientConfig extends LogConfig {
 /** `/config/routers/router/transport`. */
 export interface RouterTransport {
   server: string;
+  /** `<port>`, else 5222; on Redis 6379 when the file has none ({@link portFromFile}). */
   port: number;
+  /** True when `<port>` was in the file. */
+  portFromFile?: boolean;
   username: string;
   /** Never logged. */
   password: string;
@@ -75,6 +78,11 @@ export interface RouterConfig extends LogConfig {
   transport: RouterTransport;
   /** Host to connect to (our addition, defaults to transport.server). */
   host: string;
+  /**
+   * `stall_timeout` (ours, Redis only): seconds a forwarded message may wait unread in one
+   * instance's service queue before the router fails that instance over (default 5).
+   */
+  stallTimeout: number;
 }
 
 /** The whole of opensrf_core.xml that we use. */
@@ -158,6 +166,12 @@ export interface PreforkSettings {
    * 0 = never (default 30). Registrations that bounce are re-sent within seconds regardless.
    */
   registerInterval: number;
+  /**
+   * `unix_config/router_probe_interval`: seconds between the listener's registration probes
+   * of each router — one small iq to the router's class JID, which tells a router that
+   * restarted (and forgot the listener) within seconds; 0 = never (default 1).
+   */
+  routerProbeInterval: number;
   /**
    * `unix_config/status_port`: TCP port on 127.0.0.1 of the listener's status and metrics
    * endpoint (`/status`, `/metrics`); 0 (default) = off.

@@ -48,6 +48,9 @@ function formatLabels(labels: Labels | undefined): string {
 export class PrometheusText {
   private readonly lines: string[] = [];
 
+  /** @param common Labels every sample gets, before its own (e.g. the host). */
+  constructor(private readonly common: Labels = {}) {}
+
   private header(name: string, type: MetricType, help: string): void {
     this.lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
   }
@@ -55,13 +58,16 @@ export class PrometheusText {
   /** A counter or gauge family. */
   family(name: string, type: "counter" | "gauge", help: string, samples: readonly Sample[]): this {
     this.header(name, type, help);
-    for (const s of samples) this.lines.push(`${name}${formatLabels(s.labels)} ${formatValue(s.value)}`);
+    for (const s of samples) {
+      this.lines.push(`${name}${formatLabels({ ...this.common, ...s.labels })} ${formatValue(s.value)}`);
+    }
     return this;
   }
 
   /** A histogram family: cumulative `_bucket{le}` (ending with `+Inf`), `_sum`, `_count`. */
-  histogram(name: string, help: string, h: HistogramSnapshot, labels: Labels = {}): this {
+  histogram(name: string, help: string, h: HistogramSnapshot, own: Labels = {}): this {
     this.header(name, "histogram", help);
+    const labels = { ...this.common, ...own };
     let cumulative = 0;
     h.bounds.forEach((le, i) => {
       cumulative += h.counts[i]!;

@@ -1,11 +1,14 @@
 /**
  * `/metrics` of one listener. No `service` label on each sample: one endpoint serves one
- * listener, and `osrf_prefork_info` names it (join on the scrape target's labels).
+ * listener, and `osrf_prefork_info` names it (join on the scrape target's labels). Every
+ * sample carries `host`, though: endpoints listen on loopback only, so what scrapes several
+ * hosts sees the same target address on each, and the host keeps their series apart (and
+ * lets a query sum them across hosts).
  */
 import { VERSION } from "../version.ts";
 import { PrometheusText, type Sample } from "./prometheus.ts";
-import type { PoolReadings } from "./types.ts";
-import { DRONE_STATES } from "./types.ts";
+import type { PoolReadings, RouterRegistration } from "./types.ts";
+import { DRONE_STATES, REREGISTRATION_CAUSES } from "./types.ts";
 
 /** Metric family names, for dashboards and tests. */
 export const MetricName = {
@@ -22,6 +25,9 @@ export const MetricName = {
   overload: "osrf_prefork_overload_rejections_total",
   lost: "osrf_prefork_lost_requests_total",
   reconnects: "osrf_prefork_xmpp_reconnects_total",
+  routerRegistered: "osrf_prefork_router_registered",
+  reregistrations: "osrf_prefork_router_reregistrations_total",
+  redisReconnects: "osrf_prefork_redis_reconnects_total",
 } as const;
 
 /** What a scrape reads. */
@@ -31,6 +37,10 @@ export interface MetricsSource {
   backlog(): number;
   /** Epoch seconds the process started (default from `performance.timeOrigin`). */
   processStart?: number;
+  /** This machine's host name: the `host` label of every sample (none when absent). */
+  host?: string;
+  /** The listener's registration with each of its routers. */
+  routers?: () => readonly RouterRegistration[];
 }
 
 /** The Prometheus text of one listener. */
@@ -41,7 +51,8 @@ export function renderMetrics(src: MetricsSource): string {
   for (const [method, codes] of m.byMethod) {
     for (const [status, value] of codes) requests.push({ labels: { method, status: String(status) }, value });
   }
-  const t = new PrometheusText()
+  const routers = src.routers?.() ?? [];
+  const t = new PrometheusText(src.host ? { host: src.host } : {})
     .family(MetricName.info, "gauge", "The service this listener serves; always 1", [
       { labels: { service: m.service, version: VERSION }, value: 1 },
     ])
@@ -97,6 +108,26 @@ export function renderMetrics(src: MetricsSource): string {
     )
     .family(MetricName.reconnects, "counter", "Times the listener's XMPP connection came back after a loss", [
       { value: m.xmppReconnects },
+    ])
+    .family(
+      MetricName.routerRegistered,
+      "gauge",
+      "1 while registered with the router and nothing says it lost us, else 0",
+      routers.map((r) => ({ labels: { router: r.router }, value: r.registered ? 1 : 0 })),
+    )
+    .family(
+      MetricName.reregistrations,
+      "counter",
+      "Registrations sent again because the router lost us, by how we learned it (bounce, probe, reconnect)",
+      routers.flatMap((r) =>
+        REREGISTRATION_CAUSES.map((cause) => ({
+          labels: { router: r.router, cause },
+          value: r.reregistrations[cause],
+        })),
+      ),
+    )
+    .family(MetricName.redisReconnects, "counter", "Times the listener's Redis connections came back after a loss", [
+      { value: m.redisReconnects },
     ]);
   return t.toString();
 }

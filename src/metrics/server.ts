@@ -12,7 +12,7 @@ import { StatusEndpointError } from "./errors.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import { renderMetrics } from "./render.ts";
 import { buildStatus, renderStatusText } from "./status.ts";
-import type { PoolReadings, StatusEndpoint } from "./types.ts";
+import type { PoolReadings, RouterRegistration, StatusEndpoint } from "./types.ts";
 
 /** What {@link startStatusServer} needs. */
 export interface StatusServerOptions {
@@ -20,6 +20,10 @@ export interface StatusServerOptions {
   metrics: PoolReadings;
   /** Messages waiting for a drone now (the pool's backlog). */
   backlog(): number;
+  /** This machine's host name, for the `host` label and `/status`. */
+  host?: string;
+  /** The listener's registration with each of its routers. */
+  routers?: () => readonly RouterRegistration[];
 }
 
 /** A running status endpoint. */
@@ -30,7 +34,10 @@ export interface StatusServer {
 }
 
 /** Answers one request to the endpoint. Exported for tests. */
-export function handleStatusRequest(req: Request, o: Pick<StatusServerOptions, "metrics" | "backlog">): Response {
+export function handleStatusRequest(
+  req: Request,
+  o: Pick<StatusServerOptions, "metrics" | "backlog" | "host" | "routers">,
+): Response {
   if (req.method !== "GET" && req.method !== "HEAD")
     return new Response("only GET\n", { status: 405, headers: { allow: "GET, HEAD" } });
   const url = new URL(req.url);

@@ -2,8 +2,9 @@
  * The `/status` report: built from {@link PoolReadings} and the backlog depth at the moment
  * it is asked for, as JSON or as plain text laid out like php-fpm's full status page.
  */
+import { hostname } from "node:os";
 import { rssOfPid } from "./proc.ts";
-import type { DroneRecord, DroneState, PoolReadings, PoolStatus } from "./types.ts";
+import type { DroneRecord, DroneState, PoolReadings, PoolStatus, RouterRegistration } from "./types.ts";
 
 /** Where a report's live numbers come from. */
 export interface StatusSource {
@@ -16,6 +17,10 @@ export interface StatusSource {
   now?: () => number;
   /** RSS of a drone (tests); default reads /proc. */
   rssOf?: (pid: number) => number | undefined;
+  /** Host name to report (default this machine's). */
+  host?: string;
+  /** The listener's registration with each of its routers (default none). */
+  routers?: () => readonly RouterRegistration[];
 }
 
 /** The current status. */
@@ -35,6 +40,7 @@ export function buildStatus(src: StatusSource): PoolStatus {
   }));
   return {
     service: m.service,
+    host: src.host ?? hostname(),
     pid: src.pid ?? process.pid,
     startTime: new Date(m.startedAt).toISOString(),
     startSince: Math.floor((now - m.startedAt) / 1000),
@@ -47,7 +53,10 @@ export function buildStatus(src: StatusSource): PoolStatus {
     retires: { ...m.retires },
     exits: { ...m.exits },
     overloadRejections: m.overloadRejections,
+    bus: m.bus,
     xmppReconnects: m.xmppReconnects,
+    routers: (src.routers?.() ?? []).map((r) => ({ ...r, reregistrations: { ...r.reregistrations } })),
+    redisReconnects: m.redisReconnects,
     processes,
   };
 }
@@ -80,6 +89,7 @@ function block(rows: Array<[string, string | number]>): string {
 export function renderStatusText(s: PoolStatus): string {
   const head = block([
     ["service", s.service],
+    ["host", s.host],
     ["listener pid", s.pid],
     ["start time", s.startTime],
     ["start since", s.startSince],
@@ -96,7 +106,10 @@ export function renderStatusText(s: PoolStatus): string {
     ["retires", listCounts(s.retires) || "-"],
     ["exits", listCounts(s.exits) || "-"],
     ["overload rejections", s.overloadRejections],
+    ["bus", s.bus],
     ["xmpp reconnects", s.xmppReconnects],
+    ["routers", describeRouters(s.routers) || "-"],
+    ["redis reconnects", s.redisReconnects],
   ]);
   const drones = s.processes.map((p) =>
     block([
@@ -110,6 +123,19 @@ export function renderStatusText(s: PoolStatus): string {
     ]),
   );
   return `${[head, ...drones].join("\n\n************************\n")}\n`;
+}
+
+/**
+ * `router@d/router registered (re-registered: probe 1)` for each router, `; `-separated;
+ * "" when there is none.
+ */
+export function describeRouters(routers: readonly RouterRegistration[]): string {
+  return routers
+    .map((r) => {
+      const again = listCounts(r.reregistrations, " ", ", ");
+      return `${r.router} ${r.registered ? "registered" : "NOT registered"}${again ? ` (re-registered: ${again})` : ""}`;
+    })
+    .join("; ");
 }
 
 /** A drone's state from what it and the pool said. */

@@ -2,7 +2,7 @@
  * `osrf-prefork status` output: a summary line or two per service and an aligned table of
  * its drones.
  */
-import { formatAge, formatBytes, listCounts } from "./status.ts";
+import { describeRouters, formatAge, formatBytes, listCounts } from "./status.ts";
 import type { PoolStatus } from "./types.ts";
 
 /** Cells laid out in columns; `right` marks columns aligned right (numbers). */
@@ -38,14 +38,16 @@ export function renderStatusTable(s: PoolStatus): string {
   const d = s.drones;
   const retired = Object.values(s.retires).reduce((a, b) => a + b, 0);
   const lines = [
-    `${s.service}  (listener pid ${s.pid}, up ${formatUptime(s.startSince)} since ${s.startTime})`,
+    `${s.service}${s.host ? ` on ${s.host}` : ""}  (listener pid ${s.pid}, up ${formatUptime(s.startSince)} since ${s.startTime})`,
     `  accepted ${s.accepted}, requests ${s.requests}, listen queue ${s.listenQueue}, ` +
-      `overload rejections ${s.overloadRejections}, xmpp reconnects ${s.xmppReconnects}`,
+      `overload rejections ${s.overloadRejections}, ${reconnects(s)}`,
     `  drones ${d.total}: ${d.idle} idle, ${d.busy} busy, ${d.starting} starting, ${d.retiring} retiring; ` +
       `spawned ${s.spawns}${inParens(listCounts(s.spawnCauses, " ", ", "))}, ` +
       `retired ${retired}${inParens(listCounts(s.retires, " ", ", "))}, ` +
       `exited ${listCounts(s.exits, " ", ", ") || "0"}`,
   ];
+  const routers = describeRouters(s.routers ?? []);
+  if (routers) lines.push(`  routers: ${routers}`);
   const rows = [
     ["PID", "STATE", "REQUESTS", "RSS", "AGE", "METHOD"],
     ...s.processes.map((p) => [
@@ -59,4 +61,9 @@ export function renderStatusTable(s: PoolStatus): string {
   ];
   lines.push("", ...alignColumns(rows, new Set([0, 2, 3, 4])).map((l) => `  ${l}`));
   return `${lines.join("\n")}\n`;
+}
+
+/** "xmpp reconnects 0" or "redis reconnects 2": the counter of the bus the listener is on. */
+function reconnects(s: PoolStatus): string {
+  return s.bus === "redis" ? `redis reconnects ${s.redisReconnects}` : `xmpp reconnects ${s.xmppReconnects}`;
 }

@@ -2,6 +2,7 @@
  * Shapes of the listener's observability: drone states, why drones exit, the status
  * report served at `/status`, and where that endpoint listens.
  */
+import type { BusKind } from "../bus/types.ts";
 import type { HistogramSnapshot } from "./histogram.ts";
 
 /** What a drone is doing, as `/status` and `osrf_prefork_drones{state}` show it. */
@@ -78,6 +79,25 @@ export type LostReason = "died" | "timeout" | "shutdown";
 /** Every {@link LostReason}. */
 export const LOST_REASONS: readonly LostReason[] = ["died", "timeout", "shutdown"];
 
+/**
+ * Why a listener registered with a router again (`osrf_prefork_router_reregistrations_total{cause}`):
+ * its registration bounced (the router was away), a probe found the router without it (the
+ * router restarted), or its own XMPP connection came back.
+ */
+export type ReregistrationCause = "bounce" | "probe" | "reconnect";
+
+/** Every {@link ReregistrationCause}. */
+export const REREGISTRATION_CAUSES: readonly ReregistrationCause[] = ["bounce", "probe", "reconnect"];
+
+/** A listener's registration with one router. */
+export interface RouterRegistration {
+  /** The router's JID, `router@<domain>/router`. */
+  router: string;
+  /** Asked to be registered, and nothing says the router lost us. */
+  registered: boolean;
+  reregistrations: Record<ReregistrationCause, number>;
+}
+
 /** One drone in `/status`. */
 export interface DroneStatus {
   pid: number;
@@ -97,6 +117,8 @@ export interface DroneStatus {
 /** The listener's whole status, as `/status` serves it in JSON. */
 export interface PoolStatus {
   service: string;
+  /** The machine's host name (what the listener's and drones' XMPP resources carry). */
+  host: string;
   /** Listener pid. */
   pid: number;
   /** ISO 8601 start time of the listener. */
@@ -121,8 +143,14 @@ export interface PoolStatus {
   exits: Record<ExitCause, number>;
   /** Callers answered 503 because the backlog was full. */
   overloadRejections: number;
+  /** The bus the listener is on. */
+  bus: BusKind;
   /** Times the listener's XMPP connection came back after a loss. */
   xmppReconnects: number;
+  /** The routers it registers with. */
+  routers: RouterRegistration[];
+  /** Times the listener's Redis connections came back after a loss. */
+  redisReconnects: number;
   /** Live drones, oldest first. */
   processes: DroneStatus[];
 }
@@ -167,7 +195,10 @@ export interface PoolReadings {
   /** Requests finished, all methods. */
   readonly requests: number;
   readonly overloadRejections: number;
+  /** The bus the listener is on. */
+  readonly bus: BusKind;
   readonly xmppReconnects: number;
+  readonly redisReconnects: number;
   readonly exits: Readonly<Record<ExitCause, number>>;
   readonly lost: Readonly<Record<LostReason, number>>;
   /** method → status code → count. */

@@ -18,14 +18,13 @@
  */
 import { createServiceHost } from "../app/host.ts";
 import type { ServiceDefinition, ServiceEnv, ServiceHost, SessionEndReason } from "../app/types.ts";
+import type { BusConnection, BusMessage } from "../bus/types.ts";
 import { Client } from "../client/client.ts";
+import { connectBus } from "../connect/bus.ts";
 import type { OsrfLogger } from "../log/logger.ts";
 import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
 import { decodeBody } from "../protocol/codec.ts";
 import { makeResource } from "../protocol/ids.ts";
-import { XmppConnection } from "../xmpp/connection.ts";
-import { clientConnectionOptions } from "../xmpp/from-config.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import { loadServiceModule } from "./app-loader.ts";
 import {
   type CallerRef,
@@ -79,7 +78,7 @@ export class DroneRuntime {
   private init: DroneInit | undefined;
   private log: OsrfLogger | undefined;
   private definition: ServiceDefinition | undefined;
-  private transport: XmppConnection | undefined;
+  private transport: BusConnection | undefined;
   private client: Client | undefined;
   private host: ServiceHost | undefined;
   private childInitDone = false;
@@ -88,7 +87,7 @@ export class DroneRuntime {
   private leaving = false;
   private stopRequested = false;
   private served = 0;
-  private readonly queue: Stanza[] = [];
+  private readonly queue: BusMessage[] = [];
   /** Thread of the session this drone is pinned to. */
   private pinned: string | undefined;
   private sessionOver: (() => void) | undefined;
@@ -146,7 +145,7 @@ export class DroneRuntime {
   private send(msg: DroneToListener, flushed?: () => void): void {
     // Replies first: the listener takes `available` as "answered", and a reply still in
     // our buffer would be lost if we were killed right after.
-    this.transport?.flush();
+    this.transport?.flush?.();
     if (this.done.length > 0) {
       msg.done = this.done;
       this.done = [];
@@ -168,7 +167,8 @@ export class DroneRuntime {
     try {
       this.definition = await loadServiceModule(init.appPath);
       const resource = makeResource(`${init.service}_drone`, init.hostname);
-      this.transport = await XmppConnection.connect(clientConnectionOptions(init.client, resource, log));
+      // The listener chose the bus (init.client.bus); Redis makes its own inbox address.
+      this.transport = await connectBus(init.client, { resource, logger: log });
       this.client = new Client({ transport: this.transport, routerName: init.client.routerName, logger: log });
       this.host = createServiceHost({
         service: init.service,
@@ -189,7 +189,7 @@ export class DroneRuntime {
         onRequestDone: (method, status, ms) => void this.done.push([method, status, ms]),
       });
       this.host.onSessionEnd((thread, reason) => this.onSessionEnd(thread, reason));
-      this.transport.onStanza((s) => this.onDirect(s));
+      this.transport.onMessage((s) => this.onDirect(s));
       await this.definition.childInit?.(this.env());
       this.childInitDone = true;
     } catch (e) {
@@ -199,8 +199,8 @@ export class DroneRuntime {
       return;
     }
     this.ready = true;
-    log.debug(`drone ready as ${this.transport.jid} (max_requests ${init.maxRequests})`);
-    this.send({ type: "ready", jid: this.transport.jid });
+    log.debug(`drone ready as ${this.transport.address} (max_requests ${init.maxRequests})`);
+    this.send({ type: "ready", address: this.transport.address });
     if (this.stopRequested) void this.leave("shutdown");
     else this.next();
   }
@@ -218,7 +218,7 @@ export class DroneRuntime {
     void this.serveUnit(stanza);
   }
 
-  private async serveUnit(stanza: Stanza): Promise<void> {
+  private async serveUnit(stanza: BusMessage): Promise<void> {
     const host = this.host!;
     this.served++;
     // Reported only if still running when the event loop turns: most requests are answered
@@ -238,7 +238,7 @@ export class DroneRuntime {
   }
 
   /** Tells the listener what is running and whom to answer should this drone die. */
-  private announce(s: Stanza, since = Date.now()): void {
+  private announce(s: BusMessage, since = Date.now()): void {
     let msgs: ReturnType<typeof decodeBody>;
     try {
       msgs = decodeBody(s.body);
@@ -259,7 +259,7 @@ export class DroneRuntime {
   }
 
   /** A stanza on the drone's own connection: a reply to its own call, or session traffic. */
-  private onDirect(s: Stanza): void {
+  private onDirect(s: BusMessage): void {
     if (this.client?.dispatch(s)) return;
     const host = this.host;
     if (!host) return;

@@ -8,10 +8,10 @@
  * clear log line rather than a crash deep in the pool.
  */
 
+import type { BusMessage } from "../bus/types.ts";
 import type { ClientConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat } from "../log/logger.ts";
 import { RETIRE_CAUSES, type RetireCause } from "../metrics/types.ts";
-import type { Stanza } from "../xmpp/types.ts";
 
 /** A caller waiting on one stanza: where an error status must go. */
 export interface CallerRef {
@@ -50,7 +50,7 @@ export type ListenerToDrone =
   /** First message: configuration (holds the XMPP password, hence IPC and not argv/env). */
   | { type: "init"; init: DroneInit }
   /** One message from a router for this service, as received. */
-  | { type: "request"; stanza: Stanza }
+  | { type: "request"; stanza: BusMessage }
   /**
    * Stop: `graceful` finishes the current work first (and runs childExit); otherwise exit
    * now. `reason` is why the pool retires it (logged by the drone, counted by the metrics).
@@ -78,7 +78,7 @@ export type RequestDone = [method: string, status: number, ms: number];
 export type DroneToListener = {
   done?: RequestDone[];
 } /** Logged in and childInit done; requests handed over before this were queued. */ & (
-  | { type: "ready"; jid: string }
+  | { type: "ready"; address: string }
   /**
    * Running a request (`method`, since epoch ms `since`). `caller` says whom to answer if
    * the drone dies or times out while running it — needed for session requests, which
@@ -150,8 +150,8 @@ export function parseDroneMessage(m: unknown): DroneToListener {
   need(isObj(m) && isStr(m.type), "not an object with a type", m);
   switch (m.type) {
     case "ready":
-      need(isStr(m.jid), "ready.jid must be a string", m);
-      return { type: "ready", jid: m.jid };
+      need(isStr(m.address), "ready.address must be a string", m);
+      return { type: "ready", address: m.address };
     case "busy": {
       need(isStr(m.method) && isNum(m.since), "busy needs method (string) and since (number)", m);
       const out: DroneToListener = { type: "busy", method: m.method, since: m.since };
@@ -218,7 +218,7 @@ export function parseListenerMessage(m: unknown): ListenerToDrone {
     case "request": {
       const s = m.stanza;
       need(isObj(s) && STANZA_FIELDS.every((f) => isStr(s[f])), "request.stanza is not a stanza", m);
-      return { type: "request", stanza: s as unknown as Stanza };
+      return { type: "request", stanza: s as unknown as BusMessage };
     }
     case "shutdown":
       need(typeof m.graceful === "boolean", "shutdown.graceful must be a boolean", m);

@@ -1,27 +1,32 @@
 /**
- * The listener (C `prefork_run` and its signal handlers): one XMPP connection registered
+ * The listener (C `prefork_run` and its signal handlers): one bus connection registered
  * with the routers, handing each router message to the pool. It never parses a request
  * body except to answer a caller the pool could not serve, and never waits on a drone.
+ *
+ * Requests reach it as the bus delivers them: on XMPP the routers forward them to its own
+ * JID; on Redis it is the only reader of its service queue (`serveQueue`), where the routers
+ * push them with the caller's address as `from`.
  */
+
+import type { BusConnection, BusMessage } from "../bus/types.ts";
+import type { Clock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import { Pool } from "./pool.ts";
 import { Registration } from "./registration.ts";
 import { errorReply, failureStatus } from "./replies.ts";
-import type { Clock, DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "./types.ts";
+import type { DroneSpawner, ErrorTarget, PoolFailure, PoolLimits } from "./types.ts";
 
 /** What {@link Listener} needs. */
 export interface ListenerOptions {
   service: string;
-  /** The listener's own XMPP connection. */
-  transport: Transport;
+  /** The listener's own bus connection. */
+  transport: BusConnection;
   /**
    * A client sharing the connection (settings from the bus, the app's `init` hook): its
    * replies are routed to it before anything else.
    */
-  client?: { dispatch(stanza: Stanza): boolean };
+  client?: { dispatch(stanza: BusMessage): boolean };
   /** `/config/opensrf/routers` targets; filtered by their `services` lists. */
   routers: readonly RouterTarget[];
   spawner: DroneSpawner;
@@ -33,13 +38,23 @@ export interface ListenerOptions {
    * Re-reads settings and checks the app module (HUP). Resolves with the new limits and
    * shutdown timeout; rejects to keep the current drones.
    */
-  reload?: () => Promise<{ limits: PoolLimits; shutdownTimeout: number; registerInterval?: number }>;
+  reload?: () => Promise<{
+    limits: PoolLimits;
+    shutdownTimeout: number;
+    registerInterval?: number;
+    routerProbeInterval?: number;
+  }>;
   clock?: Clock;
   /**
    * `register_interval`: seconds between periodic re-registrations with the routers (a
    * restarted router has forgotten us); 0 = never. Default 30.
    */
   registerInterval?: number;
+  /**
+   * `router_probe_interval`: seconds between registration probes of each router, which tell
+   * a restarted router within seconds (registration.ts); 0 = never. Default 1.
+   */
+  routerProbeInterval?: number;
   /**
    * Milliseconds to keep serving after unregistering before a graceful stop may finish:
    * the routers may have forwarded messages just before they processed the unregister.
@@ -51,6 +66,9 @@ export interface ListenerOptions {
 }
 
 type Phase = "running" | "stopping" | "stopped";
+
+/** Longest a graceful stop keeps taking requests from its queue (Redis) after the linger. */
+const QUEUE_DRAIN_MS = 3000;
 
 /** Runs one service's listener. */
 export class Listener {
@@ -67,6 +85,7 @@ export class Listener {
     this.shutdownTimeout = opts.shutdownTimeout;
     this.registration = new Registration(opts.transport, opts.service, opts.routers, opts.logger, {
       ...(opts.registerInterval !== undefined ? { intervalSeconds: opts.registerInterval } : {}),
+      ...(opts.routerProbeInterval !== undefined ? { probeSeconds: opts.routerProbeInterval } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.pool = new Pool({
@@ -81,16 +100,18 @@ export class Listener {
 
   /** Starts the drones, then registers with the routers (C's order). */
   start(): void {
-    this.opts.transport.onStanza((s) => this.onStanza(s));
+    this.opts.transport.onMessage((s) => this.onMessage(s));
     this.opts.transport.onOnline((reconnected) => {
       // The routers dropped us with our old session; come back only if we should be there.
       if (reconnected && this.registration.registered && this.phase === "running") {
-        this.log.info(`${this.service}: XMPP connection is back; registering with the routers again`);
-        this.registration.register();
+        this.log.info(`${this.service}: bus connection is back; registering with the routers again`);
+        this.registration.register("reconnect");
       }
     });
     this.pool.start();
     this.registration.register();
+    // Redis: what the routers queued for us (also before this) is read from here on.
+    this.opts.transport.serveQueue?.(this.service);
   }
 
   /** SIGUSR1: stop receiving new requests from the routers (drones keep serving). */
@@ -117,6 +138,7 @@ export class Listener {
         this.shutdownTimeout = next.shutdownTimeout;
         this.pool.setLimits(next.limits);
         if (next.registerInterval !== undefined) this.registration.setInterval(next.registerInterval);
+        if (next.routerProbeInterval !== undefined) this.registration.setProbeInterval(next.routerProbeInterval);
       } catch (e) {
         this.log.error(`${this.service}: reload failed, keeping the current drones: ${(e as Error).message}`);
         return;
@@ -135,6 +157,11 @@ export class Listener {
     this.log.info(`${this.service}: graceful shutdown: unregistering and finishing current work`);
     this.registration.unregister();
     await new Promise((r) => setTimeout(r, this.opts.lingerMs ?? 500));
+    // Redis: pops go on until the queue is found empty (what the routers forwarded before
+    // they read the unregister), for at most QUEUE_DRAIN_MS; what the last pop took has been
+    // handed to the pool when this resolves, so the drain below serves it. Anything queued
+    // later waits in the queue for the next listener of this service.
+    await this.opts.transport.stopServing?.(this.service, { untilEmptyMs: QUEUE_DRAIN_MS });
     const finished = await this.pool.drain(this.shutdownTimeout * 1000);
     if (finished) this.log.info(`${this.service}: all drones idle; stopping them`);
     await this.pool.stop(5000);
@@ -152,7 +179,7 @@ export class Listener {
     await Promise.race([this.opts.transport.close(), new Promise((r) => setTimeout(r, 1000))]);
   }
 
-  private onStanza(s: Stanza): void {
+  private onMessage(s: BusMessage): void {
     if (this.opts.client?.dispatch(s)) return;
     if (s.error) {
       // A registration that found no router: the registration retries it.
@@ -165,7 +192,7 @@ export class Listener {
       );
       return;
     }
-    if (!this.registration.isRouter(s.from)) {
+    if (s.fromQueue !== this.service && !this.registration.isRouter(s.from)) {
       this.log.warn(
         `${this.service}: dropping a message from ${s.from}: not one of the routers it registered with`,
         s.xid,

@@ -5,6 +5,7 @@
  * drones. Everything is plain fields and maps updated in O(1) per event; reports are
  * built only when asked for.
  */
+import type { BusKind } from "../bus/types.ts";
 import { Histogram, type HistogramSnapshot } from "../metrics/histogram.ts";
 import { stateOf } from "../metrics/status.ts";
 import {
@@ -42,7 +43,10 @@ export class PoolMetrics implements PoolReadings {
   /** Requests finished, all methods. */
   requests = 0;
   overloadRejections = 0;
+  /** The bus the listener's connection speaks (serve sets it); says which counter {@link online} bumps. */
+  bus: BusKind = "xmpp";
   xmppReconnects = 0;
+  redisReconnects = 0;
   readonly exits = Object.fromEntries(EXIT_CAUSES.map((c) => [c, 0])) as Record<ExitCause, number>;
   readonly lost = Object.fromEntries(LOST_REASONS.map((r) => [r, 0])) as Record<LostReason, number>;
   /** method → status code → count. */
@@ -84,9 +88,11 @@ export class PoolMetrics implements PoolReadings {
     }
   }
 
-  /** The listener's XMPP connection came online (`reconnected` false the first time). */
+  /** The listener's bus connection came online (`reconnected` false the first time). */
   online(reconnected: boolean): void {
-    if (reconnected) this.xmppReconnects++;
+    if (!reconnected) return;
+    if (this.bus === "redis") this.redisReconnects++;
+    else this.xmppReconnects++;
   }
 
   /** Live drones, oldest first. */

@@ -24,31 +24,23 @@
  *   within `spareGrace`, and never below `minChildren`. A load that comes back every few
  *   seconds keeps its drones.
  * - Drones that exit before reporting `ready` count as start-up failures: respawns are
- *   delayed exponentially up to `crashBackoffMax`, with one probe drone at a time.
+ *   delayed exponentially up to `crashBackoffMax`, with one probe drone at a time (messages
+ *   meanwhile wait in the backlog for it, rather than each starting a drone of its own).
  * - Beyond C: a drone that dies holding a request, or runs longer than `requestTimeout`
  *   (then it is killed), has its caller answered through {@link PoolHooks.fail} at once.
  * - Seed bug fixed: when handing a message to a *new* drone fails, C kills `cur_child`
  *   (another drone, or NULL); here the new drone is killed and the message re-dispatched.
  */
 
-import { realClock } from "../app/clock.ts";
+import type { BusMessage } from "../bus/types.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { RetireCause, SpawnCause } from "../metrics/types.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
 import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
 import { IdleWindow, SpareRamp, SURPLUS_RETIRES_PER_TICK } from "./spare-bounds.ts";
-import type {
-  Clock,
-  DroneHandle,
-  DroneSpawner,
-  ErrorTarget,
-  PoolFailure,
-  PoolHooks,
-  PoolLimits,
-  PoolStats,
-} from "./types.ts";
+import type { DroneHandle, DroneSpawner, ErrorTarget, PoolFailure, PoolHooks, PoolLimits, PoolStats } from "./types.ts";
 
 /** What {@link Pool} needs. */
 export interface PoolOptions {
@@ -76,7 +68,7 @@ class Drone {
   place: Place = "idle";
   ready = false;
   /** The listener's message being served (until answered, or a session opened). */
-  work: Stanza | undefined;
+  work: BusMessage | undefined;
   /** Whom to answer if the drone is lost while running a request (from `busy`). */
   caller: CallerRef | undefined;
   method: string | undefined;
@@ -134,7 +126,7 @@ export class Pool {
   private readonly idle: Drone[] = []; // stack: top is the last element
   private readonly active = new Set<Drone>();
   private readonly retiring = new Set<Drone>();
-  private readonly backlog: Stanza[] = [];
+  private readonly backlog: BusMessage[] = [];
   private limits: PoolLimits;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -176,7 +168,7 @@ export class Pool {
    * Hands a message to a drone, or queues it, or (backlog full / stopped) answers the
    * caller with an error through the hooks. Never blocks.
    */
-  dispatch(stanza: Stanza): DispatchResult {
+  dispatch(stanza: BusMessage): DispatchResult {
     if (this.mode === "stopped") {
       this.opts.hooks.fail({ kind: "stanza", stanza }, { kind: "shutdown" });
       return "rejected";
@@ -267,7 +259,7 @@ export class Pool {
   // -------------------------------------------------------------------------------------------
   // Placing work
 
-  private place(stanza: Stanza): boolean {
+  private place(stanza: BusMessage): boolean {
     for (let d = this.idle.pop(); d; d = this.idle.pop()) {
       if (this.handTo(d, stanza)) return true;
       this.log.warn(
@@ -291,7 +283,7 @@ export class Pool {
     return false;
   }
 
-  private enqueue(stanza: Stanza): DispatchResult {
+  private enqueue(stanza: BusMessage): DispatchResult {
     if (this.backlog.length < this.limits.maxBacklogQueue) {
       const now = this.clock.now();
       if (
@@ -328,7 +320,7 @@ export class Pool {
     this.suppressedOverloads = 0;
   }
 
-  private handTo(d: Drone, stanza: Stanza): boolean {
+  private handTo(d: Drone, stanza: BusMessage): boolean {
     if (!d.handle.send({ type: "request", stanza })) return false;
     d.place = "active";
     this.active.add(d);
@@ -375,19 +367,19 @@ export class Pool {
     return n;
   }
 
-  /** Room under maxChildren and not in a crash backoff (then a wake-up is scheduled for its end). */
+  /**
+   * Room under maxChildren and not in a crash backoff (then a wake-up is scheduled for its
+   * end). While drones fail at start-up, one probe at a time — for messages too: a drone
+   * started for each queued message would fail alongside the probe, each failure doubling
+   * the backoff the backlog then waits out.
+   */
   private canSpawn(): boolean {
     if (this.mode === "stopped" || this.alive() >= this.limits.maxChildren) return false;
     if (this.clock.now() < this.nextSpawnAt) {
       this.scheduleBackoffEnd();
       return false;
     }
-    return true;
-  }
-
-  /** Spawning to fill minimums: while drones fail at start-up, one probe at a time. */
-  private canSpawnSpare(): boolean {
-    return this.canSpawn() && (this.crashes === 0 || this.starting() === 0);
+    return this.crashes === 0 || this.starting() === 0;
   }
 
   private spawnOne(cause: SpawnCause): Drone | undefined {
@@ -486,14 +478,14 @@ export class Pool {
       const l = this.limits;
       while (
         this.serving() < l.minChildren &&
-        this.canSpawnSpare() &&
+        this.canSpawn() &&
         this.spawnIdle(this.owed > 0 ? "replace" : "min_children")
       );
-      while (this.owed > 0 && this.canSpawnSpare() && this.spawnIdle("replace"));
+      while (this.owed > 0 && this.canSpawn() && this.spawnIdle("replace"));
       // The ramp is asked last, so a pool at max_children or in a backoff does not speed it up.
       while (
         this.idle.length < l.minSpareChildren &&
-        this.canSpawnSpare() &&
+        this.canSpawn() &&
         this.spareRamp.take() &&
         this.spawnIdle("spare")
       );
@@ -559,7 +551,7 @@ export class Pool {
         if (this.crashes > 0) this.log.info(`a drone for ${this.opts.service} started fine; start-up backoff cleared`);
         this.crashes = 0;
         this.nextSpawnAt = 0;
-        this.log.debug(`drone ${d.pid} of ${this.opts.service} ready as ${msg.jid}`);
+        this.log.debug(`drone ${d.pid} of ${this.opts.service} ready as ${msg.address}`);
         break;
       case "busy":
         d.method = msg.method;

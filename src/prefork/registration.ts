@@ -1,25 +1,40 @@
 /**
  * Registering a listener with its routers (C `osrf_prefork_register_routers`), and telling
- * router traffic from anything else.
+ * router traffic from anything else. The bus says where router commands go
+ * (`addresses.routerCommands`: XMPP `router@domain/router`, Redis `opensrf:router:router:domain`).
  *
  * Beyond C: a router that restarts forgets its table, and nothing tells the listener (the
- * listener's own XMPP stream is unaffected). So while registered, the listener
+ * listener's own connection is unaffected, and the C router says nothing when it logs in: no
+ * presence, no message). So while registered, the listener
  *
- * - re-sends `register` every `register_interval` seconds (the router ignores a repeat), and
+ * - probes each router every `router_probe_interval` seconds (1 by default) with one iq to
+ *   the router's class JID, `router@<domain>/<service>` (src/xmpp/probe.ts). A router holds
+ *   that session exactly while it has a node of the class, so after a restart the XMPP server
+ *   answers for it: no such session. Our router also answers itself whether we are a node. A
+ *   router that says we are not, or whose class JID is gone, gets our registration again.
+ *   The C router never answers an iq, so it cannot say "not you": after a restart the first
+ *   listener of a class to re-register would bring the class JID back before the others had
+ *   seen it gone. Listeners facing such a silent router therefore wait a probe interval and a
+ *   half before re-registering, long enough for every listener of the class to see the gap
+ *   too — all of them are back within about 2.5 intervals, none depending on a lucky timing;
  * - watches for its registrations bouncing: while a router is down its JID does not exist and
  *   the XMPP server returns the message as an error. Then it re-sends on a short backoff
- *   (0.5 s doubling to 5 s, never above the interval) until one goes through — so a router
- *   that comes back is re-joined within seconds rather than at the next interval.
+ *   (0.5 s doubling to 5 s, never above the interval) until one goes through;
+ * - re-sends `register` every `register_interval` seconds regardless (the router ignores a
+ *   repeat): the last resort for a router that answers no probe and loses no session.
+ *
+ * Probes and bounces are XMPP's (the connection's optional `probe`; bounces are XMPP errors).
+ * On Redis there are neither — a router's queue outlives the router, and what waits there is
+ * read when it is back — and the periodic registration brings a restarted router our class.
  *
  * (Re-registering after the listener's own reconnect is the listener's part.)
  */
 
-import { realClock } from "../app/clock.ts";
+import type { BusConnection, BusMessage, ProbeAnswer } from "../bus/types.ts";
+import { type Clock, realClock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
-import type { Clock } from "./types.ts";
+import type { ReregistrationCause, RouterRegistration } from "../metrics/types.ts";
 
 /**
  * The routers `service` registers with: every configured router whose `services` list
@@ -27,11 +42,6 @@ import type { Clock } from "./types.ts";
  */
 export function routersFor(service: string, routers: readonly RouterTarget[]): RouterTarget[] {
   return routers.filter((r) => !r.services || r.services.includes(service));
-}
-
-/** The JID registrations go to: `<router_name>@<domain>/router`. */
-export function routerJid(r: RouterTarget): string {
-  return `${r.name}@${r.domain}/router`;
 }
 
 /** `user@domain` of a JID, lower-cased (XMPP node and domain compare case-insensitively). */
@@ -42,6 +52,19 @@ export function bareJid(jid: string): string {
 
 /** Default `register_interval`, seconds. */
 export const DEFAULT_REGISTER_INTERVAL = 30;
+/** Default `router_probe_interval`, seconds. */
+export const DEFAULT_PROBE_INTERVAL = 1;
+/**
+ * How long a listener that found a silent router's class JID gone waits before registering,
+ * in probe intervals: more than one, so every other listener's next probe still finds it gone.
+ */
+export const SILENT_ROUTER_WAIT = 1.5;
+/**
+ * Probes answered with an error in a row, each after a registration that went through, before
+ * a router is no longer probed: its class JID answers errors itself (a router of an older
+ * version, say), and re-registering every interval would change nothing.
+ */
+export const MAX_PROBE_ERRORS = 3;
 /** First re-send after a bounced registration, ms; doubles per bounce up to {@link RETRY_MAX_MS}. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
@@ -52,7 +75,24 @@ const CONFIRM_MS = 2000;
 export interface RegistrationOptions {
   /** Seconds between periodic re-registrations while registered; 0 = never (default 30). */
   intervalSeconds?: number;
+  /** Seconds between registration probes of each router; 0 = never (default 1). */
+  probeSeconds?: number;
   clock?: Clock;
+}
+
+/** What the listener knows of one router beyond its outages. */
+interface RouterState {
+  /** The router answered a probe at least once (ours does; the C router never). */
+  answers: boolean;
+  /** A probe is on its way. */
+  probing: boolean;
+  /** A re-registration the probe decided on, waiting (silent routers only). */
+  delayed: unknown;
+  /** Probes answered with an error in a row, each followed by a registration that did not bounce. */
+  errors: number;
+  /** Not probed any more: it answers every probe with an error though it takes our registrations. */
+  probeless: boolean;
+  reregistrations: Record<ReregistrationCause, number>;
 }
 
 /** A router whose registrations bounce: how often, and what is scheduled next. */
@@ -75,9 +115,12 @@ export class Registration {
   private readonly clock: Clock;
   private periodic: unknown;
   private readonly outages = new Map<RouterTarget, Outage>();
+  private probeMs: number;
+  private probeTimer: unknown;
+  private readonly state = new Map<RouterTarget, RouterState>();
 
   constructor(
-    private readonly transport: Transport,
+    private readonly transport: BusConnection,
     private readonly service: string,
     routers: readonly RouterTarget[],
     private readonly logger: Logger,
@@ -86,7 +129,18 @@ export class Registration {
     this.targets = routersFor(service, routers);
     this.routerBareJids = new Set(this.targets.map((r) => `${r.name}@${r.domain}`.toLowerCase()));
     this.intervalMs = Math.max(0, (opts.intervalSeconds ?? DEFAULT_REGISTER_INTERVAL) * 1000);
+    this.probeMs = Math.max(0, (opts.probeSeconds ?? DEFAULT_PROBE_INTERVAL) * 1000);
     this.clock = opts.clock ?? realClock;
+    for (const r of this.targets) {
+      this.state.set(r, {
+        answers: false,
+        probing: false,
+        delayed: undefined,
+        errors: 0,
+        probeless: false,
+        reregistrations: { bounce: 0, probe: 0, reconnect: 0 },
+      });
+    }
   }
 
   /** Routers this service registers with. */
@@ -99,11 +153,21 @@ export class Registration {
     return this.wanted;
   }
 
-  /** Sends `register` to every router (a no-op for a router that already has us). */
-  register(): void {
+  /**
+   * Sends `register` to every router (a no-op for a router that already has us). `reconnect`:
+   * our own XMPP connection came back (counted, per router, as a re-registration).
+   */
+  register(cause?: "reconnect"): void {
     this.wanted = true;
+    for (const st of this.state.values()) {
+      if (cause) st.reregistrations[cause]++;
+      this.cancelDelayed(st);
+      st.errors = 0;
+      st.probeless = false;
+    }
     this.send("register");
     this.schedulePeriodic();
+    this.scheduleProbe();
   }
 
   /** Sends `unregister` to every router: they stop forwarding requests to us. */
@@ -119,11 +183,35 @@ export class Registration {
     if (this.wanted) this.schedulePeriodic();
   }
 
-  /** Cancels the periodic and retry timers (stopping); sends nothing. */
+  /** A new `router_probe_interval` (SIGHUP), in seconds; 0 stops probing. */
+  setProbeInterval(seconds: number): void {
+    this.probeMs = Math.max(0, seconds * 1000);
+    if (this.wanted) this.scheduleProbe();
+  }
+
+  /** Cancels the periodic, probe and retry timers (stopping); sends nothing. */
   stop(): void {
     if (this.periodic !== undefined) this.clock.clearTimeout(this.periodic);
     this.periodic = undefined;
+    if (this.probeTimer !== undefined) this.clock.clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    for (const st of this.state.values()) this.cancelDelayed(st);
     for (const r of [...this.outages.keys()]) this.endOutage(r);
+  }
+
+  /**
+   * Each router as `/metrics` and `/status` show it: registered means we asked to be and
+   * nothing says the router lost us (no bounce outage, no re-registration pending).
+   */
+  states(): RouterRegistration[] {
+    return this.targets.map((r) => {
+      const st = this.state.get(r)!;
+      return {
+        router: this.addressOf(r),
+        registered: this.wanted && !this.outages.has(r) && st.delayed === undefined,
+        reregistrations: { ...st.reregistrations },
+      };
+    });
   }
 
   /** True when a message comes from one of our routers (any resource, e.g. `router@d/<service>`). */
@@ -138,7 +226,7 @@ export class Registration {
   heard(from: string): void {
     const r = this.targetOf(from);
     if (r && this.outages.has(r)) {
-      this.logger.info(`${this.service}: router ${routerJid(r)} forwards to us again`);
+      this.logger.info(`${this.service}: router ${this.addressOf(r)} forwards to us again`);
       this.endOutage(r);
     }
   }
@@ -148,12 +236,13 @@ export class Registration {
    * our registrations that did not reach a router (then a re-send is scheduled), false for
    * anything else.
    */
-  onBounce(s: Stanza): boolean {
+  onBounce(s: BusMessage): boolean {
     const r = this.targetOf(s.from);
     if (!r) return false;
     const resource = s.from.includes("/") ? s.from.slice(s.from.indexOf("/") + 1) : "";
     // Our messages to a router go to its `router` resource; servers may bounce from the bare JID.
-    if (resource !== "" && resource !== routerJid(r).slice(routerJid(r).indexOf("/") + 1)) return false;
+    const to = this.addressOf(r);
+    if (resource !== "" && resource !== to.slice(to.indexOf("/") + 1)) return false;
     // Prosody bounces without the original content (empty command): only (un)registrations go there.
     if (s.routerCommand !== "" && s.routerCommand !== "register" && s.routerCommand !== "unregister") return false;
     if (s.routerCommand === "unregister" || !this.wanted) {
@@ -167,6 +256,10 @@ export class Registration {
     if (!o) {
       o = { bounces: 0, retry: undefined, confirm: undefined, since: this.clock.now() };
       this.outages.set(r, o);
+      const st = this.state.get(r)!;
+      st.reregistrations.bounce++;
+      this.cancelDelayed(st);
+      st.errors = 0; // the router really was away
     }
     o.bounces++;
     if (o.confirm !== undefined) this.clock.clearTimeout(o.confirm);
@@ -175,7 +268,7 @@ export class Registration {
     const cap = this.intervalMs > 0 ? Math.min(RETRY_MAX_MS, this.intervalMs) : RETRY_MAX_MS;
     const delay = Math.min(cap, RETRY_FIRST_MS * 2 ** (o.bounces - 1));
     const text =
-      `${this.service}: registration with router ${routerJid(r)} bounced (${condition}): the router is not online; ` +
+      `${this.service}: registration with router ${this.addressOf(r)} bounced (${condition}): the router is not online; ` +
       `registering again in ${delay / 1000} s`;
     if (o.bounces === 1) this.logger.warn(text);
     else this.logger.debug(`${text} (bounce ${o.bounces})`);
@@ -194,7 +287,7 @@ export class Registration {
       if (this.outages.get(r) !== o || o.retry !== undefined) return;
       const seconds = ((this.clock.now() - o.since) / 1000).toFixed(1);
       this.logger.info(
-        `${this.service}: registered again with router ${routerJid(r)} (${o.bounces} registration(s) bounced over ${seconds} s)`,
+        `${this.service}: registered again with router ${this.addressOf(r)} (${o.bounces} registration(s) bounced over ${seconds} s)`,
       );
       this.outages.delete(r);
     }, CONFIRM_MS);
@@ -206,6 +299,96 @@ export class Registration {
     if (o.retry !== undefined) this.clock.clearTimeout(o.retry);
     if (o.confirm !== undefined) this.clock.clearTimeout(o.confirm);
     this.outages.delete(r);
+  }
+
+  private scheduleProbe(): void {
+    if (this.probeTimer !== undefined) this.clock.clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    if (this.probeMs <= 0 || this.targets.length === 0 || !this.transport.probe) return;
+    this.probeTimer = this.clock.setTimeout(() => {
+      this.probeTimer = undefined;
+      if (!this.wanted) return;
+      for (const r of this.targets) this.probe(r);
+      this.scheduleProbe();
+    }, this.probeMs);
+  }
+
+  /** One probe of `r`, unless one is on its way or the router's trouble is already being handled. */
+  private probe(r: RouterTarget): void {
+    const st = this.state.get(r)!;
+    if (st.probing || st.probeless || st.delayed !== undefined || this.outages.has(r)) return;
+    st.probing = true;
+    // Answered within the interval or not at all: at most one probe per router in flight.
+    this.transport.probe!(this.classAddress(r), this.service, this.probeMs).then(
+      (answer) => {
+        st.probing = false;
+        this.onProbeAnswer(r, st, answer);
+      },
+      () => {
+        st.probing = false;
+      },
+    );
+  }
+
+  private onProbeAnswer(r: RouterTarget, st: RouterState, answer: ProbeAnswer): void {
+    if (!this.wanted || this.outages.has(r) || st.delayed !== undefined) return;
+    if (answer.kind !== "unavailable") st.errors = 0;
+    switch (answer.kind) {
+      case "registered":
+        st.answers = true;
+        return;
+      case "no-answer":
+        return;
+      case "not-registered":
+        st.answers = true;
+        this.reregister(r, st, "it answered that we are not one of its nodes", 0);
+        return;
+      case "unavailable": {
+        if (++st.errors > MAX_PROBE_ERRORS) {
+          st.probeless = true;
+          this.logger.warn(
+            `${this.service}: router ${this.addressOf(r)} answers every registration probe with an error ` +
+              `(${answer.condition}) although our registrations reach it; not probing it any more ` +
+              `(register_interval still applies)`,
+          );
+          return;
+        }
+        const why = `its ${this.classAddress(r)} is gone (${answer.condition}): it has no node of ${this.service}`;
+        // A router that answers probes tells each listener it lost it; a silent one cannot,
+        // so give the other listeners of the class time to see the gap too.
+        this.reregister(r, st, why, st.answers ? 0 : this.probeMs * SILENT_ROUTER_WAIT);
+        return;
+      }
+    }
+  }
+
+  private reregister(r: RouterTarget, st: RouterState, why: string, delayMs: number): void {
+    st.reregistrations.probe++;
+    const when = delayMs > 0 ? ` in ${(delayMs / 1000).toFixed(2)} s (it does not answer probes)` : "";
+    this.logger.warn(
+      `${this.service}: router ${this.addressOf(r)} lost our registration: ${why}; registering again${when}`,
+    );
+    const go = (): void => {
+      st.delayed = undefined;
+      if (this.wanted && !this.outages.has(r)) this.sendTo(r, "register", false);
+    };
+    if (delayMs <= 0) go();
+    else st.delayed = this.clock.setTimeout(go, delayMs);
+  }
+
+  private cancelDelayed(st: RouterState): void {
+    if (st.delayed !== undefined) this.clock.clearTimeout(st.delayed);
+    st.delayed = undefined;
+  }
+
+  /** Where `register`/`unregister` for router `r` go on this bus. */
+  private addressOf(r: RouterTarget): string {
+    return this.transport.addresses.routerCommands(r.name, r.domain);
+  }
+
+  /** Where probes for router `r` go: its connection for our service (XMPP `router@<domain>/<service>`). */
+  private classAddress(r: RouterTarget): string {
+    return this.transport.addresses.service(r.name, r.domain, this.service);
   }
 
   private targetOf(from: string): RouterTarget | undefined {
@@ -237,7 +420,7 @@ export class Registration {
 
   /** `quiet`: a periodic or retried registration, logged at debug level only. */
   private sendTo(r: RouterTarget, command: "register" | "unregister", quiet: boolean): void {
-    const to = routerJid(r);
+    const to = this.addressOf(r);
     const line = `${this.service} ${command === "register" ? "registering" : "un-registering"} with router ${to}`;
     if (quiet) this.logger.debug(`${line} (again)`);
     else this.logger.info(line);

@@ -2,12 +2,13 @@
  * The STATUS a caller gets when the pool could not serve its request, and the stanza that
  * carries it. Bodies are decoded only here, on these failure paths.
  */
+
+import type { BusMessage, OutgoingBusMessage } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { methodException } from "../protocol/messages.ts";
 import { StatusCode, Texts } from "../protocol/status.ts";
-import type { OutgoingStanza, Stanza } from "../xmpp/types.ts";
 import type { ErrorTarget, PoolFailure } from "./types.ts";
 
 /** Status code and text for a pool failure. */
@@ -52,7 +53,7 @@ export function failureStatus(service: string, f: PoolFailure): FailureStatus {
  * (never C's fixed threadTrace 1), or undefined when there is nobody to answer (an
  * undecodable body, or one with no request in it — logged).
  */
-export function errorReply(target: ErrorTarget, status: FailureStatus, logger: Logger): OutgoingStanza | undefined {
+export function errorReply(target: ErrorTarget, status: FailureStatus, logger: Logger): OutgoingBusMessage | undefined {
   let to: string;
   let thread: string;
   let xid: string;
@@ -90,7 +91,7 @@ export function errorReply(target: ErrorTarget, status: FailureStatus, logger: L
  * failure reports about a drone that never said what it was running; undefined when the
  * body does not decode or holds no request.
  */
-export function requestedMethod(s: Stanza): string | undefined {
+export function requestedMethod(s: BusMessage): string | undefined {
   try {
     for (const m of decodeBody(s.body)) {
       if (m.type === "REQUEST") return m.payload.method;

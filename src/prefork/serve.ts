@@ -5,9 +5,11 @@
 
 import { hostname } from "node:os";
 import { Client } from "../client/client.ts";
+import { withBus } from "../config/bus.ts";
 import { readCoreConfig } from "../config/core.ts";
 import { settingsFileOf } from "../config/defaults.ts";
 import type { CoreConfig, PreforkSettings } from "../config/types.ts";
+import { connectBus } from "../connect/bus.ts";
 import type { LogFormat, OsrfLogger } from "../log/logger.ts";
 import {
   defaultStatusSocket,
@@ -21,8 +23,6 @@ import {
   statusEndpoints,
 } from "../metrics/index.ts";
 import { makeResource } from "../protocol/ids.ts";
-import { XmppConnection } from "../xmpp/connection.ts";
-import { clientConnectionOptions } from "../xmpp/from-config.ts";
 import { loadServiceModule, resolveAppPath } from "./app-loader.ts";
 import { AppLoadError } from "./errors.ts";
 import type { DroneInit } from "./ipc.ts";
@@ -40,6 +40,8 @@ export interface ServeOptions {
   app: string;
   /** opensrf_core.xml. */
   config: string;
+  /** `--bus`: overrides `$OSRF_BUS` and `<bus>` of opensrf_core.xml (see src/config/bus.ts). */
+  bus?: string;
   /** opensrf.xml; default `<settings_config>` of opensrf_core.xml, else {@link DEFAULT_SETTINGS_FILE}. */
   settings?: string;
   /** Ask `opensrf.settings` on the bus instead of reading opensrf.xml. */
@@ -78,10 +80,10 @@ export interface RunningService {
 /**
  * Starts the listener and installs its signal handlers.
  * @throws ConfigError (bad file or value), AppLoadError (module or its init hook),
- *   SettingsError (settings server) or ConnectError (XMPP login), each one line.
+ *   SettingsError (settings server) or ConnectError (bus login), each one line.
  */
 export async function startService(o: ServeOptions): Promise<RunningService> {
-  const core = readCoreConfig(o.config);
+  const core = readCore(o);
   const logger = listenerLogger(core, o);
   const appPath = resolveAppPath(o.app);
   const definition = await loadServiceModule(appPath);
@@ -91,12 +93,13 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   let settings = o.settingsFromBus ? undefined : await loadSettings(fileSource(settingsFile, o.host), o.service);
 
   logger.info(`Loading config in osrf_forker for app ${o.service}`);
-  const transport = await XmppConnection.connect(
-    clientConnectionOptions(core.opensrf, makeResource(`${o.service}_listener`, hostname()), logger),
-  );
+  const transport = await connectBus(core.opensrf, {
+    resource: makeResource(`${o.service}_listener`, hostname()),
+    logger,
+  });
   const client = new Client({ transport, routerName: core.opensrf.routerName, logger });
   // Until the listener takes the connection over, only the client's own replies matter.
-  transport.onStanza((s) => void client.dispatch(s));
+  transport.onMessage((s) => void client.dispatch(s));
   const source: SettingsSource = o.settingsFromBus
     ? { kind: "bus", client, host: o.host }
     : fileSource(settingsFile, o.host);
@@ -121,6 +124,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
     jitter: settings.maxRequestsJitter,
   });
   const metrics = new PoolMetrics(o.service);
+  metrics.bus = transport.kind;
   transport.onOnline((reconnected) => metrics.online(reconnected));
   let current = core;
   const listener = new Listener({
@@ -133,13 +137,14 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
     limits: settings,
     shutdownTimeout: settings.shutdownTimeout,
     registerInterval: settings.registerInterval,
+    routerProbeInterval: settings.routerProbeInterval,
     logger,
     reload: async () => {
       logger.reopen();
       // Drones get the new opensrf_core.xml too (log level, …); the listener keeps its
       // connection and router list until it is restarted.
       try {
-        current = readCoreConfig(o.config);
+        current = readCore(o);
       } catch (e) {
         logger.warn(`keeping the previous opensrf_core.xml: ${(e as Error).message}`);
       }
@@ -148,12 +153,22 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
       // New drones import the file anew; check it loads before replacing working ones.
       await loadServiceModule(appPath, true);
       spawner.update(droneInit(current, o, appPath, next), next.maxRequestsJitter);
-      return { limits: next, shutdownTimeout: next.shutdownTimeout, registerInterval: next.registerInterval };
+      return {
+        limits: next,
+        shutdownTimeout: next.shutdownTimeout,
+        registerInterval: next.registerInterval,
+        routerProbeInterval: next.routerProbeInterval,
+      };
     },
   });
   let status: StatusServer[];
   try {
-    const readings = { metrics, backlog: () => listener.pool.stats().backlog };
+    const readings = {
+      metrics,
+      backlog: () => listener.pool.stats().backlog,
+      host: hostname(),
+      routers: () => listener.registration.states(),
+    };
     const socket = o.statusSocket ?? settings.statusSocket;
     const endpoints = statusEndpoints(socket, o.statusPort ?? settings.statusPort);
     status = await startStatusServers(endpoints, readings);
@@ -171,7 +186,7 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   );
   listener.start();
   const uninstallSignals = installSignalHandlers(listener, logger);
-  logger.info(`Launching osrf_forker for app ${o.service} as ${transport.jid}`);
+  logger.info(`Launching osrf_forker for app ${o.service} as ${transport.address}`);
   for (const s of status) logger.info(`${o.service}: status and metrics on ${describeEndpoint(s.endpoint)}`);
   return { listener, logger, settings, metrics, status, uninstallSignals };
 }
@@ -200,6 +215,12 @@ async function startDefaultStatusSocket(
     log(`${service}: no default status socket: ${e.message} (pass --status-socket PATH)`);
     return undefined;
   }
+}
+
+/** opensrf_core.xml with the bus chosen (`--bus`, `$OSRF_BUS`, `<bus>`): the drones get the same. */
+function readCore(o: ServeOptions): CoreConfig {
+  const core = readCoreConfig(o.config);
+  return { ...core, opensrf: withBus(core.opensrf, { flag: o.bus }) };
 }
 
 function fileSource(file: string, host: string): SettingsSource {

@@ -2,9 +2,10 @@
  * Shapes of the prefork server: the pool's view of a drone process, the clock it runs on,
  * what it reports back to the listener, and what a drone is told when it starts.
  */
+
+import type { BusMessage } from "../bus/types.ts";
 import type { PreforkSettings } from "../config/types.ts";
 import type { SpawnCause } from "../metrics/types.ts";
-import type { Stanza } from "../xmpp/types.ts";
 import type { CallerRef, ListenerToDrone } from "./ipc.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -41,9 +42,6 @@ export interface DroneSpawner {
   spawn(events: DroneEvents, cause: SpawnCause): DroneHandle;
 }
 
-/** Timers the pool uses, injectable so unit tests control time (shared with the app host). */
-export type { Clock } from "../app/clock.ts";
-
 /** The settings the pool enforces (a subset of {@link PreforkSettings}; times in seconds). */
 export type PoolLimits = Pick<
   PreforkSettings,
@@ -64,7 +62,7 @@ export type PoolLimits = Pick<
  * Whom to answer when the pool cannot finish a request: either the stanza the listener
  * received (its body is decoded only then) or a caller a drone described in `busy`.
  */
-export type ErrorTarget = { kind: "stanza"; stanza: Stanza } | { kind: "caller"; caller: CallerRef };
+export type ErrorTarget = { kind: "stanza"; stanza: BusMessage } | { kind: "caller"; caller: CallerRef };
 
 /** Why a request could not be served; the listener turns it into a STATUS for the caller. */
 export type PoolFailure =

@@ -210,8 +210,36 @@ function escapeNonAscii(json: string): string {
   return out + json.slice(done);
 }
 
-// JSON.stringify recurses natively and overflows near 100k levels; this walk keeps its own
-// stack so any value JSON.parse produced can be written back. Same rules as JSON.stringify.
+// JSC's JSON.stringify is linear only up to ~25k levels: beyond, its generic path checks each
+// level against every enclosing one for cycles (quadratic: 0.6 s at 28k levels, 2.5 s before
+// it gives up with a RangeError at 40k). Deeper values than this go to stringifyDeep at once.
+const NATIVE_MAX_DEPTH = 10_000;
+
+/** True when arrays and objects nest more than `limit` levels deep in `root`. */
+function nestsDeeperThan(root: object, limit: number): boolean {
+  // (container, depth) pairs on an explicit stack: no recursion limit applies.
+  const stack: unknown[] = [root, 1];
+  while (stack.length > 0) {
+    const depth = stack.pop() as number;
+    const v = stack.pop() as object;
+    if (depth > limit) return true;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        if (typeof x === "object" && x !== null) stack.push(x, depth + 1);
+      }
+    } else {
+      for (const k in v) {
+        const x: unknown = (v as Record<string, unknown>)[k];
+        if (typeof x === "object" && x !== null) stack.push(x, depth + 1);
+      }
+    }
+  }
+  return false;
+}
+
+// A walk with its own stack, so any value JSON.parse produced (100k levels and more) can be
+// written back. Same rules as JSON.stringify.
 function stringifyDeep(root: unknown): string {
   const out: string[] = [];
   const onPath = new Set<object>();
@@ -282,11 +310,16 @@ function stringifyDeep(root: unknown): string {
  */
 export function encodeJson(value: JsonValue): string {
   let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
+  if (typeof value === "object" && value !== null && nestsDeeperThan(value, NATIVE_MAX_DEPTH)) {
     text = stringifyDeep(value);
+  } else {
+    try {
+      text = JSON.stringify(value);
+    } catch (e) {
+      // Still possible: a toJSON can return deeper values than the walk above saw.
+      if (!(e instanceof RangeError)) throw e;
+      text = stringifyDeep(value);
+    }
   }
   return escapeNonAscii(text ?? "null");
 }

@@ -22,6 +22,8 @@ export const redisAddresses: BusAddresses = {
   router: (routerName, domain) => `opensrf:router:${routerName}:${domain}`,
   // The router of our own domain picks the instance (C and Perl send `_:_`).
   service: (_routerName, _domain, service) => `opensrf:service:_:_:${service}`,
+  routerCommands: (routerName, domain) => `opensrf:router:${routerName}:${domain}`,
+  domainOf: (address) => parseBusAddress(address)?.domain ?? "",
 };
 
 /** A connection's inbox: `opensrf:client:<username>:<domain>:<hostname>:<pid>:<random>`. */

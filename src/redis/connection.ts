@@ -44,6 +44,13 @@ export interface RedisConnectionOptions {
    * that has not come `pollSeconds` + 10 s after the command means a dead connection.
    */
   pollSeconds?: number;
+  /**
+   * Seconds each BLPOP of a service queue ({@link RedisConnection.serveQueue}) or a router's
+   * ({@link RedisConnection.readQueue}) waits (default 1,
+   * as Perl's listener starts with): a graceful stop waits for the pop in progress, so this
+   * bounds how long it takes; an idle listener costs Redis one command a second.
+   */
+  servePollSeconds?: number;
 }
 
 const BACKOFF_START_MS = 100;
@@ -59,16 +66,43 @@ interface Queued {
   xid: string;
 }
 
+/** Where a {@link RedisConnection.readQueue} reader hands each element: decoded, and as it was. */
+export type QueueSink = (message: BusMessage, raw: string) => void;
+
 /** A BLPOP loop on one key, on a connection of its own. */
 class QueueReader {
   active = true;
+  /**
+   * After {@link active} is cleared, keep popping until a pop issued after {@link stoppedAt}
+   * finds the queue empty (a whole poll with nothing), or until this (performance.now() ms).
+   */
+  drainUntil = 0;
+  stoppedAt = 0;
   /** The loop's current turn; a graceful stop waits for it. */
   turn: Promise<void> = Promise.resolve();
 
   constructor(
     readonly key: string,
     public conn: RespConnection,
+    /** The service of a {@link RedisConnection.serveQueue} reader (its messages carry `fromQueue`). */
+    readonly service?: string,
+    /** A {@link RedisConnection.readQueue} reader's own handler (else the connection's). */
+    readonly sink?: QueueSink,
+    /** False: messages are handed with body "" (not re-encoded: the router forwards `raw`). */
+    readonly withBody = true,
   ) {}
+
+  /** The same reader on another connection (once connected, after a reconnect). */
+  on(conn: RespConnection): QueueReader {
+    return new QueueReader(this.key, conn, this.service, this.sink, this.withBody);
+  }
+}
+
+/** One element taken from a queue with {@link RedisConnection.take}. */
+export interface TakenMessage {
+  message: BusMessage;
+  /** The element as it was in the list. */
+  raw: string;
 }
 
 /**
@@ -86,6 +120,7 @@ export class RedisConnection implements BusConnection {
   readonly domain: string;
   private writer: RespConnection;
   private inbox: QueueReader;
+  /** Extra BLPOP loops: serveQueue's by service name, readQueue's by `\0<key>`. */
   private readonly services = new Map<string, QueueReader>();
   /** Send-only connections to other domains' Redis, made on first use. */
   private readonly remotes = new Map<string, Promise<RespConnection>>();
@@ -93,11 +128,14 @@ export class RedisConnection implements BusConnection {
   private readonly onlineHandlers: Array<(reconnected: boolean) => void> = [];
   private readonly offlineHandlers: Array<() => void> = [];
   private backlog: Queued[] = [];
+  /** pushRaw() calls waiting for the connection to come back. */
+  private onceOnline: Array<() => void> = [];
   private online = true;
   private closing = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private backoff = BACKOFF_START_MS;
   private readonly poll: number;
+  private readonly servePoll: number;
 
   private constructor(
     private readonly opts: RedisConnectionOptions,
@@ -108,6 +146,7 @@ export class RedisConnection implements BusConnection {
     this.address = address;
     this.domain = opts.domain;
     this.poll = opts.pollSeconds ?? 5;
+    this.servePoll = opts.servePollSeconds ?? 1;
     this.writer = writer;
     this.inbox = new QueueReader(address, inboxConn);
     this.watch(writer);
@@ -190,35 +229,113 @@ export class RedisConnection implements BusConnection {
   }
 
   serveQueue(service: string): void {
-    const key = serviceQueue(this.opts.username, this.domain, service);
-    if (this.services.has(service) || this.closing) return;
+    this.addReader(
+      service,
+      new QueueReader(serviceQueue(this.opts.username, this.domain, service), this.writer, service),
+    );
+  }
+
+  /**
+   * Router only: pops `key` (the router's own queue, `opensrf:router:<name>:<domain>`) in a
+   * loop of its own, as the inbox is read, and hands each element to `sink` decoded and as
+   * it was, so it can be forwarded unchanged. Bad elements are logged and dropped as on the
+   * inbox. `withBody: false` leaves `message.body` "" (the router reads bodies rarely).
+   */
+  readQueue(key: string, sink: QueueSink, opts: { withBody?: boolean } = {}): void {
+    this.addReader(`\0${key}`, new QueueReader(key, this.writer, undefined, sink, opts.withBody ?? true));
+  }
+
+  /**
+   * RPUSHes `raw` unchanged to `queue` (on the Redis of the domain the address names) and
+   * resolves with the list's length after the push (the router reads progress from it), or
+   * undefined when it may not have been delivered (connection lost after writing; logged).
+   * Waits while offline. Rejects with a `TransportError` for an address of no queue, or an
+   * error reply.
+   */
+  async pushRaw(queue: string, raw: string, xid = ""): Promise<number | undefined> {
+    const target = deliveryTarget(queue, this.opts.routerName, this.domain);
+    if (!target) throw new RedisAddressError(queue);
+    for (;;) {
+      if (this.closing || (!this.online && this.opts.reconnect === false)) {
+        throw new RedisConnectionLostError(
+          "RPUSH",
+          this.address,
+          this.closing ? "connection closed" : "offline",
+          false,
+        );
+      }
+      if (!this.online) {
+        await this.backOnline();
+        continue;
+      }
+      try {
+        const conn = target.domain === this.domain ? this.writer : await this.remote(target.domain);
+        const n = await conn.command(["RPUSH", target.queue, raw]);
+        return typeof n === "number" ? n : undefined;
+      } catch (e) {
+        if (!(e instanceof RedisConnectionLostError)) throw e;
+        if (e.written) {
+          this.opts.logger.warn(`message to ${queue} may not have been delivered: ${e.message}`, xid);
+          return undefined;
+        }
+        // Never left this process: safe to push again once back.
+      }
+    }
+  }
+
+  /**
+   * LPOPs one element of `queue` (router fail-over: taking back what a listener left
+   * unread). Undefined when the list is empty; an element that is not an OpenSRF message is
+   * logged and dropped, and the next one taken. Rejects when offline or on an error reply.
+   */
+  async take(queue: string): Promise<TakenMessage | undefined> {
+    const target = deliveryTarget(queue, this.opts.routerName, this.domain);
+    if (!target) throw new RedisAddressError(queue);
+    const conn = target.domain === this.domain ? this.writer : await this.remote(target.domain);
+    for (;;) {
+      const raw = await conn.command(["LPOP", target.queue]);
+      if (typeof raw !== "string") return undefined;
+      const message = this.decode(queue, raw);
+      if (message) return { message, raw };
+    }
+  }
+
+  private addReader(id: string, wanted: QueueReader): void {
+    if (this.services.has(id) || this.closing) return;
     // Its own connection: a BLPOP holds a connection until it returns.
-    const placeholder = new QueueReader(key, this.writer);
+    const placeholder = wanted;
     placeholder.active = false;
-    this.services.set(service, placeholder);
+    this.services.set(id, placeholder);
     void connectResp(this.opts).then(
       (conn) => {
-        if (this.services.get(service) !== placeholder || this.closing) {
+        if (this.services.get(id) !== placeholder || this.closing) {
           conn.destroy();
           return;
         }
-        const reader = new QueueReader(key, conn);
-        this.services.set(service, reader);
+        const reader = placeholder.on(conn);
+        this.services.set(id, reader);
         if (this.online) this.startReader(reader);
       },
       (e: Error) => {
-        this.opts.logger.error(`cannot read ${key}: ${e.message}`);
-        if (this.services.get(service) === placeholder) this.services.delete(service);
+        this.opts.logger.error(`cannot read ${placeholder.key}: ${e.message}`);
+        if (this.services.get(id) === placeholder) this.services.delete(id);
       },
     );
   }
 
-  async stopServing(service: string): Promise<void> {
+  /** Resolves at the next (re)connect. */
+  private backOnline(): Promise<void> {
+    return new Promise((resolve) => this.onceOnline.push(resolve));
+  }
+
+  async stopServing(service: string, opts: { untilEmptyMs?: number } = {}): Promise<void> {
     const reader = this.services.get(service);
     if (!reader) return;
     this.services.delete(service);
+    reader.stoppedAt = performance.now();
+    if (opts.untilEmptyMs) reader.drainUntil = reader.stoppedAt + opts.untilEmptyMs;
     reader.active = false;
-    // The BLPOP in progress returns within pollSeconds; what it took is delivered first.
+    // The BLPOP in progress returns within servePollSeconds; what it took is delivered first.
     await reader.turn;
     reader.conn.destroy();
   }
@@ -227,6 +344,7 @@ export class RedisConnection implements BusConnection {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.reconnectTimer);
+    for (const resume of this.onceOnline.splice(0)) resume();
     await Promise.all([...this.services.keys()].map((s) => this.stopServing(s)));
     this.inbox.active = false;
     // Nobody reads the inbox any more: what is still in it is dropped with it (C and Perl DEL it too).
@@ -302,10 +420,13 @@ export class RedisConnection implements BusConnection {
 
   private async readLoop(r: QueueReader): Promise<void> {
     const conn = r.conn;
-    while (r.active && conn.isOpen && !this.closing) {
+    // Queues other than the inbox are stopped gracefully (waiting for the pop in progress).
+    const poll = r === this.inbox ? this.poll : this.servePoll;
+    while ((r.active || performance.now() < r.drainUntil) && conn.isOpen && !this.closing) {
       let reply: unknown;
+      const issued = performance.now();
       try {
-        reply = await withWatchdog(conn, conn.command(["BLPOP", r.key, String(this.poll)]), (this.poll + 10) * 1000);
+        reply = await withWatchdog(conn, conn.command(["BLPOP", r.key, String(poll)]), (poll + 10) * 1000);
       } catch (e) {
         if (!r.active || this.closing) return;
         if (!(e instanceof RedisConnectionLostError)) {
@@ -317,31 +438,40 @@ export class RedisConnection implements BusConnection {
         this.connectionLost(e.message);
         return;
       }
-      if (Array.isArray(reply) && typeof reply[1] === "string") this.deliverRaw(r.key, reply[1]);
+      if (Array.isArray(reply) && typeof reply[1] === "string") this.deliverRaw(r, reply[1]);
+      // Stopping, and a pop issued since found the queue empty for a whole poll.
+      else if (!r.active && issued >= r.stoppedAt) return;
     }
   }
 
-  private deliverRaw(key: string, text: string): void {
+  private deliverRaw(r: QueueReader, text: string): void {
+    const m = this.decode(r.key, text, r.withBody);
+    if (!m) return;
+    if (r.service !== undefined) m.fromQueue = r.service;
+    try {
+      if (r.sink) r.sink(m, text);
+      else this.handler(m);
+    } catch (e) {
+      // A handler bug must not stop the loop.
+      this.opts.logger.error(`message handler failed on ${this.address}: ${(e as Error).stack ?? e}`, m.xid);
+    }
+  }
+
+  /** The message in a list element, or undefined (logged) for one over the size limit or not an OpenSRF message. */
+  private decode(key: string, text: string, withBody = true): BusMessage | undefined {
     if (text.length > this.opts.maxMessageSize || Buffer.byteLength(text) > this.opts.maxMessageSize) {
       this.opts.logger.error(
         `dropped a ${Buffer.byteLength(text)}-byte message from ${key}: over the ${this.opts.maxMessageSize}-byte ` +
           `limit (<max_stanza_size>)${describeStart(text)}`,
       );
-      return;
+      return undefined;
     }
-    let m: BusMessage;
     try {
-      m = decodeEnvelope(text);
+      return decodeEnvelope(text, withBody);
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
       this.opts.logger.warn(`ignoring a message on ${key}: ${e.reason}${describeStart(text)}`);
-      return;
-    }
-    try {
-      this.handler(m);
-    } catch (e) {
-      // A handler bug must not stop the loop.
-      this.opts.logger.error(`message handler failed on ${this.address}: ${(e as Error).stack ?? e}`, m.xid);
+      return undefined;
     }
   }
 
@@ -402,13 +532,14 @@ export class RedisConnection implements BusConnection {
     this.watch(this.writer);
     this.inbox = new QueueReader(this.address, conns[1]!);
     wanted.forEach((old, i) => {
-      const fresh = new QueueReader(old.key, conns[i + 2]!);
-      for (const [service, r] of this.services) if (r === old) this.services.set(service, fresh);
+      const fresh = old.on(conns[i + 2]!);
+      for (const [id, r] of this.services) if (r === old) this.services.set(id, fresh);
     });
     this.online = true;
     this.backoff = BACKOFF_START_MS;
     this.opts.logger.info(`reconnected to Redis as ${this.address}`);
     for (const q of this.backlog.splice(0)) this.push(q);
+    for (const resume of this.onceOnline.splice(0)) resume();
     this.startReader(this.inbox);
     for (const r of this.services.values()) if (r.conn !== this.writer) this.startReader(r);
     for (const h of this.onlineHandlers) {

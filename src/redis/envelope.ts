@@ -47,10 +47,12 @@ const FIELDS = [
 /**
  * The {@link BusMessage} in a list element. The body comes back as JSON text (a string body,
  * as registrations have, as that string). `routerFrom` is always "" (Redis has no such field).
+ * @param withBody False: leave `body` "" (a router that forwards the element as it was
+ *   need not re-encode it).
  * @throws EnvelopeError for text that is not a JSON object, a field of the wrong type, or a
  *   message without `from` (nobody could be answered).
  */
-export function decodeEnvelope(text: string): BusMessage {
+export function decodeEnvelope(text: string, withBody = true): BusMessage {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -74,6 +76,7 @@ export function decodeEnvelope(text: string): BusMessage {
   };
   for (const [key, field] of FIELDS) m[field] = scalar(o, key);
   if (!m.from) throw new EnvelopeError(`no "from" (thread "${m.thread}"): nobody to answer`);
+  if (!withBody) return m;
   const body = o.body;
   if (typeof body === "string") m.body = body;
   else if (Array.isArray(body)) m.body = JSON.stringify(body);

@@ -2,7 +2,8 @@
  * Redis connection options from opensrf_core.xml's client section: the same keys as XMPP, read
  * as OpenSRF main reads them (`domain` = Redis host, `username`/`passwd` = ACL account).
  */
-import type { ClientConfig } from "../config/types.ts";
+import { DEFAULT_REDIS_PORT } from "../config/core.ts";
+import type { ClientConfig, RouterConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { RedisConnectionOptions } from "./connection.ts";
 
@@ -19,5 +20,29 @@ export function redisConnectionOptions(cfg: ClientConfig, logger: Logger): Redis
     maxMessageSize: cfg.maxStanzaSize,
     msgSizeWarn: cfg.msgSizeWarn,
     logger,
+  };
+}
+
+/**
+ * Connection settings of a router from `/config/routers/router`: `transport/server` is its
+ * domain (and Redis host, unless our `<host>` says otherwise), `transport/username` its ACL
+ * account and the name in its queue `opensrf:router:<username>:<server>`, as C reads them.
+ */
+export function redisRouterConnectionOptions(
+  cfg: RouterConfig,
+  logger: Logger,
+  maxMessageSize: number,
+): RedisConnectionOptions {
+  const t = cfg.transport;
+  return {
+    host: cfg.host,
+    port: t.portFromFile ? t.port : DEFAULT_REDIS_PORT,
+    domain: t.server,
+    username: t.username,
+    password: t.password,
+    routerName: t.username,
+    maxMessageSize,
+    logger,
+    connectTimeoutMs: t.connectTimeout * 1000,
   };
 }

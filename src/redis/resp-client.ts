@@ -25,6 +25,19 @@ interface Waiting {
   reject(e: Error): void;
 }
 
+/**
+ * What is left of `data` once a socket took `written` bytes of it, or undefined when it took
+ * everything. The count is in UTF-8 bytes, `data.length` in UTF-16 units: with non-ASCII text
+ * a partial write can report more than `data.length` and still leave bytes behind.
+ */
+export function unwrittenTail(data: string, written: number): Buffer | undefined {
+  const n = Math.max(written, 0);
+  // ASCII (the common case): nothing to convert when all of it went.
+  if (n >= data.length && Buffer.byteLength(data) <= n) return undefined;
+  const bytes = Buffer.from(data);
+  return n < bytes.length ? bytes.subarray(n) : undefined;
+}
+
 /** A logged-in Redis connection. Create it with {@link RespConnection.connect}. */
 export class RespConnection {
   private socket: Socket<undefined> | undefined;
@@ -159,11 +172,7 @@ export class RespConnection {
     }
     // Strings go straight to the socket (no Buffer on the common path); the rest of a
     // partial write is kept as bytes, since the count returned is in bytes.
-    const n = this.socket.write(data);
-    if (n < data.length || (n === data.length && Buffer.byteLength(data) > n)) {
-      const bytes = Buffer.from(data);
-      if (n < bytes.length) this.unsent = bytes.subarray(Math.max(n, 0));
-    }
+    this.unsent = unwrittenTail(data, this.socket.write(data));
   };
 
   private onDrain(): void {

@@ -3,7 +3,16 @@
  * router does.
  */
 import type { JsonValue } from "../protocol/types.ts";
-import type { Registry } from "./registry.ts";
+
+/** What the info methods read of a router's table (the XMPP Registry, the Redis QueueTable). */
+export interface RouterTable {
+  /** Registered classes, in registration order. */
+  classNames(): string[];
+  /** `{node: forwards}` of one class; `{}` for an unknown one. */
+  classStats(className: string): Record<string, number>;
+  /** Forwards to one class in all. */
+  classTotal(className: string): number;
+}
 
 /** Methods the router answers itself (REQUESTs sent to `router@<domain>/router`). */
 export const ROUTER_METHODS = [
@@ -19,7 +28,7 @@ export const ROUTER_METHODS = [
  * unknown method (the caller replies "Router method not found").
  */
 export function answerInfoMethod(
-  registry: Registry,
+  registry: RouterTable,
   method: string,
   params: readonly JsonValue[],
 ): { found: true; result: JsonValue } | { found: false } {

@@ -2,7 +2,7 @@
  * The last messages forwarded to each node, so the router can resend what a bodiless bounce stands
  * for to another node of the class.
  */
-import type { OutgoingStanza } from "../xmpp/types.ts";
+import type { OutgoingBusMessage } from "../bus/types.ts";
 
 /** How many recent forwards per node are kept for bounce recovery. */
 const KEEP_PER_NODE = 64;
@@ -10,7 +10,7 @@ const KEEP_PER_NODE = 64;
 const FORGET_AFTER_MS = 60_000;
 
 interface NodeLog {
-  sent: OutgoingStanza[];
+  sent: OutgoingBusMessage[];
   /** Bodiless bounces received from this node so far. */
   bounced: number;
   last: number;
@@ -25,7 +25,7 @@ interface NodeLog {
 export class RecentForwards {
   private nodes = new Map<string, NodeLog>();
 
-  record(s: OutgoingStanza): void {
+  record(s: OutgoingBusMessage): void {
     const now = Date.now();
     let log = this.nodes.get(s.to);
     if (!log) {
@@ -45,7 +45,7 @@ export class RecentForwards {
   }
 
   /** The message a bodiless bounce from `node` stands for, if still known. */
-  recover(node: string): OutgoingStanza | undefined {
+  recover(node: string): OutgoingBusMessage | undefined {
     const log = this.nodes.get(node);
     if (!log || log.bounced >= log.sent.length) return undefined;
     log.bounced++;

@@ -2,22 +2,23 @@
  * The OpenSRF router (opensrf_router's behaviour): registration per class, one XMPP connection per
  * class, round-robin forwarding, fail-over on bounces, trusted domains, info methods.
  */
+
+import type { BusConnection, BusMessage } from "../bus/types.ts";
 import type { RouterConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { decodeBody, encodeBody } from "../protocol/codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { complete, connectOk, methodException } from "../protocol/messages.ts";
+import { methodException } from "../protocol/messages.ts";
 import { StatusCode } from "../protocol/status.ts";
 import type { OsrfMessage } from "../protocol/types.ts";
+import { jidDomain } from "../xmpp/addresses.ts";
 import { completeStanza } from "../xmpp/stanza.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { Stanza } from "../xmpp/types.ts";
-import { answerInfoMethod } from "./info-methods.ts";
+import { routerApiReplies } from "./api.ts";
 import { RecentForwards } from "./recent-forwards.ts";
 import { Registry } from "./registry.ts";
 
 /** Opens an XMPP connection as `<router user>@<domain>/<resource>`. */
-export type RouterConnector = (resource: string) => Promise<Transport>;
+export type RouterConnector = (resource: string) => Promise<BusConnection>;
 
 export interface RouterOptions {
   config: RouterConfig;
@@ -25,13 +26,7 @@ export interface RouterOptions {
   connect: RouterConnector;
 }
 
-/** Domain part of a JID (`user@domain/resource`). */
-export function jidDomain(jid: string): string {
-  const at = jid.indexOf("@");
-  const rest = at >= 0 ? jid.slice(at + 1) : jid;
-  const slash = rest.indexOf("/");
-  return slash >= 0 ? rest.slice(0, slash) : rest;
-}
+export { jidDomain };
 
 /**
  * An OpenSRF router: keeps the class/node table, holds one XMPP connection per class,
@@ -40,8 +35,8 @@ export function jidDomain(jid: string): string {
  */
 export class OsrfRouter {
   readonly registry = new Registry();
-  private main: Transport | undefined;
-  private classConns = new Map<string, Promise<Transport>>();
+  private main: BusConnection | undefined;
+  private classConns = new Map<string, Promise<BusConnection>>();
   private sent = new RecentForwards();
   /** `class\njid` registrations waiting for their class connection to come online. */
   private pending = new Set<string>();
@@ -57,13 +52,13 @@ export class OsrfRouter {
 
   /** The router's own JID once started. */
   get jid(): string {
-    return this.main?.jid ?? "";
+    return this.main?.address ?? "";
   }
 
   async start(): Promise<void> {
     this.main = await this.opts.connect(this.opts.config.transport.resource);
-    this.main.onStanza((s) => this.onRouterMessage(s));
-    this.log.info(`router online as ${this.main.jid}`);
+    this.main.onMessage((s) => this.onRouterMessage(s));
+    this.log.info(`router online as ${this.main.address}`);
   }
 
   async stop(): Promise<void> {
@@ -73,7 +68,7 @@ export class OsrfRouter {
     await this.main?.close();
   }
 
-  private onRouterMessage(s: Stanza): void {
+  private onRouterMessage(s: BusMessage): void {
     if (s.error) {
       this.log.debug(`ignoring bounce from ${s.from} on the router connection`, s.xid);
       return;
@@ -137,10 +132,13 @@ export class OsrfRouter {
     await this.closeIfUnused(className);
   }
 
-  private openClass(className: string): Promise<Transport> {
+  private openClass(className: string): Promise<BusConnection> {
     const pending = this.opts.connect(className).then((conn) => {
-      conn.onStanza((s) => this.onClassMessage(className, conn, s));
-      this.log.info(`class ${className} online as ${conn.jid}`);
+      conn.onMessage((s) => this.onClassMessage(className, conn, s));
+      // A listener's registration probe (src/xmpp/probe.ts) asks the class JID whether it is
+      // still one of our nodes: after a restart we answer no, and it registers again at once.
+      conn.answerProbes?.((from) => this.registry.hasNode(className, from));
+      this.log.info(`class ${className} online as ${conn.address}`);
       return conn;
     });
     this.classConns.set(className, pending);
@@ -166,7 +164,7 @@ export class OsrfRouter {
     await (await pending.catch(() => undefined))?.close();
   }
 
-  private onClassMessage(className: string, conn: Transport, s: Stanza): void {
+  private onClassMessage(className: string, conn: BusConnection, s: BusMessage): void {
     if (!this.trustedClients.has(jidDomain(s.from))) {
       this.log.warn(`Received client message from untrusted client domain ${jidDomain(s.from)}`, s.xid);
       return;
@@ -183,7 +181,7 @@ export class OsrfRouter {
    * ejabberd returns the whole message in the bounce; prosody returns an empty one,
    * so the message is recovered from what we recently sent to that node.
    */
-  private onBounce(className: string, conn: Transport, bounce: Stanza): void {
+  private onBounce(className: string, conn: BusConnection, bounce: BusMessage): void {
     // Only a node we forwarded to can bounce. A type="error" message from anyone else is a
     // client's own stanza: resending its body would let it choose router_from (C ignores it too).
     if (!this.registry.hasNode(className, bounce.from) && !this.sent.hasForwardedTo(bounce.from)) {
@@ -222,7 +220,7 @@ export class OsrfRouter {
     void this.closeIfUnused(className);
   }
 
-  private forward(className: string, conn: Transport, s: Stanza, caller: string): void {
+  private forward(className: string, conn: BusConnection, s: BusMessage, caller: string): void {
     const node = this.registry.nextNode(className);
     if (!node) {
       this.replyStatus(
@@ -241,7 +239,7 @@ export class OsrfRouter {
   }
 
   /** Send an osrfMethodException to the caller on each REQUEST/CONNECT's threadTrace. */
-  private replyStatus(conn: Transport, s: Stanza, to: string, code: number, text: string): void {
+  private replyStatus(conn: BusConnection, s: BusMessage, to: string, code: number, text: string): void {
     const msgs = this.decode(s);
     const traces = msgs.filter((m) => m.type === "REQUEST" || m.type === "CONNECT").map((m) => m.threadTrace);
     if (traces.length === 0) {
@@ -252,7 +250,7 @@ export class OsrfRouter {
     conn.send({ to, thread: s.thread, body, xid: s.xid });
   }
 
-  private decode(s: Stanza): OsrfMessage[] {
+  private decode(s: BusMessage): OsrfMessage[] {
     try {
       return decodeBody(s.body);
     } catch (e) {
@@ -263,31 +261,10 @@ export class OsrfRouter {
   }
 
   /** REQUEST/CONNECT addressed to the router itself. */
-  private answerAppRequest(s: Stanza): void {
+  private answerAppRequest(s: BusMessage): void {
     const main = this.main!;
-    for (const m of this.decode(s)) {
-      const header = { locale: m.locale, apiLevel: m.apiLevel };
-      if (m.type === "CONNECT") {
-        main.send({ to: s.from, thread: s.thread, body: encodeBody([connectOk(m.threadTrace, header)]), xid: s.xid });
-      } else if (m.type === "REQUEST") {
-        const answer = answerInfoMethod(this.registry, m.payload.method, m.payload.params);
-        this.log.info(`Router received app request: ${m.payload.method}`, s.xid);
-        if (!answer.found) {
-          const body = encodeBody([methodException(m.threadTrace, StatusCode.NOTFOUND, "Router method not found")]);
-          main.send({ to: s.from, thread: s.thread, body, xid: s.xid });
-          continue;
-        }
-        // C sends the RESULT and the 205 as two messages, the RESULT without a status text.
-        const result: OsrfMessage = {
-          type: "RESULT",
-          threadTrace: m.threadTrace,
-          ...(m.locale ? { locale: m.locale } : {}),
-          apiLevel: m.apiLevel,
-          payload: { className: "osrfResult", status: null, statusCode: 0, content: answer.result },
-        };
-        main.send({ to: s.from, thread: s.thread, body: encodeBody([result]), xid: s.xid });
-        main.send({ to: s.from, thread: s.thread, body: encodeBody([complete(m.threadTrace, header)]), xid: s.xid });
-      }
+    for (const body of routerApiReplies(this.registry, s.body, s.from, this.log, s.xid)) {
+      main.send({ to: s.from, thread: s.thread, body, xid: s.xid });
     }
   }
 }

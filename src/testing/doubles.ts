@@ -3,15 +3,13 @@
  * be exercised without an XMPP server: a transport that records what is sent, a logger
  * that records lines, and a client that answers from a table.
  */
-import type { BusAddresses, BusConnection } from "../bus/types.ts";
+import type { BusAddresses, BusConnection, BusMessage, OutgoingBusMessage } from "../bus/types.ts";
 import type { ClientSession, OsrfClient, PendingRequest, RequestOptions } from "../client/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { JsonValue } from "../protocol/types.ts";
 import { xmppAddresses } from "../xmpp/addresses.ts";
-import type { Transport } from "../xmpp/transport.ts";
-import type { OutgoingStanza, Stanza } from "../xmpp/types.ts";
 
-const EMPTY_STANZA: Omit<Stanza, "to" | "from"> = {
+const EMPTY_MESSAGE: Omit<BusMessage, "to" | "from"> = {
   thread: "",
   body: "",
   routerFrom: "",
@@ -22,59 +20,56 @@ const EMPTY_STANZA: Omit<Stanza, "to" | "from"> = {
 };
 
 /**
- * A {@link Transport} (and XMPP-addressed {@link BusConnection}) that keeps every sent stanza
- * in `sent`, and optionally passes each one on (`onSend`), e.g. to another MemoryTransport's
- * `deliver`.
+ * A {@link BusConnection} (with XMPP addresses) that keeps every sent message in `sent`, and
+ * optionally passes each one on (`onSend`), e.g. to another MemoryTransport's `deliver`.
  */
-export class MemoryTransport implements Transport, BusConnection {
+export class MemoryTransport implements BusConnection {
   readonly kind = "xmpp" as const;
   readonly addresses: BusAddresses = xmppAddresses;
-  readonly sent: OutgoingStanza[] = [];
-  private handler: ((s: Stanza) => unknown) | undefined;
+  readonly sent: OutgoingBusMessage[] = [];
+  private handler: ((s: BusMessage) => unknown) | undefined;
   /** When set, `send` throws it (e.g. to imitate a stanza over the size limit). */
   failWith: Error | undefined;
 
   /**
-   * @param onSend Called with each sent stanza as it would arrive (every field filled in,
-   *   `from` our JID), after it is recorded.
+   * @param address Our own address (an XMPP JID by default).
+   * @param onSend Called with each sent message as it would arrive (every field filled in,
+   *   `from` our address), after it is recorded.
    */
   constructor(
-    readonly jid = "opensrf@localhost/test_drone",
+    readonly address = "opensrf@localhost/test_drone",
     readonly domain = "localhost",
-    private readonly onSend?: (stanza: Stanza) => void,
+    private readonly onSend?: (message: BusMessage) => void,
   ) {}
 
-  send(stanza: OutgoingStanza): void {
+  /** {@link address} under its XMPP name (tests written before the bus interface use it). */
+  get jid(): string {
+    return this.address;
+  }
+
+  send(message: OutgoingBusMessage): void {
     if (this.failWith !== undefined) throw this.failWith;
-    const sent = { from: this.jid, ...stanza };
+    const sent = { from: this.address, ...message };
     this.sent.push(sent);
-    this.onSend?.({ ...EMPTY_STANZA, ...sent });
+    this.onSend?.({ ...EMPTY_MESSAGE, ...sent });
   }
 
-  get address(): string {
-    return this.jid;
-  }
-
-  onStanza(handler: (stanza: Stanza) => void): void {
+  onMessage(handler: (message: BusMessage) => void): void {
     this.handler = handler;
   }
 
-  onMessage(handler: (message: Stanza) => void): void {
-    this.handler = handler;
-  }
-
-  wireText(message: OutgoingStanza): string {
-    return JSON.stringify({ from: this.jid, ...message });
+  wireText(message: OutgoingBusMessage): string {
+    return JSON.stringify({ from: this.address, ...message });
   }
 
   onOnline(_handler: (reconnected: boolean) => void): void {}
 
   /**
-   * Hands a stanza to the registered `onStanza` handler, as if it had arrived.
+   * Hands a message to the registered `onMessage` handler, as if it had arrived.
    * @returns What the handler returned (a promise, for a handler that is async).
    */
-  deliver(stanza: Stanza): unknown {
-    return this.handler?.(stanza);
+  deliver(message: BusMessage): unknown {
+    return this.handler?.(message);
   }
 
   async close(): Promise<void> {}

@@ -2,7 +2,7 @@
  * A clock that moves only when told to, so tests of timeouts need no real waiting and
  * cannot be flaky on a slow machine.
  */
-import type { Clock } from "../app/clock.ts";
+import type { Clock } from "../clock/clock.ts";
 
 interface Timer {
   at: number;

@@ -3,7 +3,7 @@
  * a caller and a service: what one side sends arrives at the other, in order, a moment
  * later (never inside the sender's own `send` call, as over a real connection).
  */
-import type { Stanza } from "../xmpp/types.ts";
+import type { BusMessage } from "../bus/types.ts";
 import { MemoryTransport } from "./doubles.ts";
 
 /** A caller's transport and a service's, each delivering to the other. */
@@ -30,7 +30,7 @@ export class MemoryLink {
     while (set.size > 0) await Promise.allSettled([...set]);
   }
 
-  private carry(stanza: Stanza, end: "caller" | "service"): void {
+  private carry(stanza: BusMessage, end: "caller" | "service"): void {
     const set = this.inFlight[end];
     const p: Promise<unknown> = Promise.resolve()
       .then(() => this[end].deliver(stanza))

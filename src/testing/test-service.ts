@@ -186,7 +186,7 @@ export function testService(service: ServiceDefinition | ServiceInput, options: 
     logProtect: options.logProtect ?? [],
     clock,
   });
-  link.service.onStanza((s) => host.handle(s));
+  link.service.onMessage((s) => host.handle(s));
   const ended = new Map<string, SessionEndReason>();
   host.onSessionEnd((thread, reason) => ended.set(thread, reason));
   const client = new Client({

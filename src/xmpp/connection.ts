@@ -3,15 +3,15 @@
  * batched pre-serialized writes, no stream management, and our own reconnect with backoff.
  */
 import { StringDecoder } from "node:string_decoder";
-import { client, type XmppClient } from "@xmpp/client";
+import { client, type XmppClient, xml } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";
 import type { BusAddresses, BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { xmppAddresses } from "./addresses.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
+import { type ProbeAnswer, REGISTRATION_PROBE_NS } from "./probe.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
 import { StreamParser, useStreamParser } from "./stream-parser.ts";
-import type { Transport } from "./transport.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
 /** Everything needed to log in one OpenSRF process to its XMPP server. */
@@ -50,7 +50,7 @@ const CLOSE_TIMEOUT_MS = 3_000;
  * a dead peer's session lingers on the server and messages to it queue up instead of
  * bouncing, which is what OpenSRF's routers and clients rely on to notice dead peers.
  */
-export class XmppConnection implements Transport, BusConnection {
+export class XmppConnection implements BusConnection {
   readonly kind = "xmpp" as const;
   readonly addresses: BusAddresses = xmppAddresses;
   readonly domain: string;
@@ -182,6 +182,32 @@ export class XmppConnection implements Transport, BusConnection {
     if (this.online) this.write(xml);
     else if (!this.closing) this.backlog.push(xml);
     else this.opts.logger.error(`dropped a message to ${out.to}: connection ${this.fullJid} is closed`, out.xid);
+  }
+
+  /** One registration probe (probe.ts): an iq get, matched with its answer by id. */
+  async probe(to: string, service: string, timeoutMs: number): Promise<ProbeAnswer> {
+    if (!this.online) return { kind: "no-answer" };
+    const iq = xml("iq", { type: "get", to }, xml("query", { xmlns: REGISTRATION_PROBE_NS, class: service }));
+    try {
+      const reply = await this.xmpp.iqCaller.request(iq, timeoutMs);
+      const query = reply.getChild("query", REGISTRATION_PROBE_NS);
+      return { kind: query?.attrs.registered === "true" ? "registered" : "not-registered" };
+    } catch (e) {
+      const err = e as Error & { condition?: string };
+      // A StanzaError carries the condition of the <error> that came back; anything else
+      // (timeout, a socket that closed meanwhile) told us nothing.
+      if (err.name === "StanzaError") return { kind: "unavailable", condition: err.condition ?? "undefined-condition" };
+      return { kind: "no-answer" };
+    }
+  }
+
+  answerProbes(isNode: (from: string, service: string) => boolean): void {
+    this.xmpp.iqCallee.get(REGISTRATION_PROBE_NS, "query", (ctx) => {
+      const from = ctx.stanza.attrs.from ?? "";
+      const service = ctx.element?.attrs.class ?? "";
+      const registered = from !== "" && isNode(from, service);
+      return xml("query", { xmlns: REGISTRATION_PROBE_NS, class: service, registered: String(registered) });
+    });
   }
 
   async close(): Promise<void> {

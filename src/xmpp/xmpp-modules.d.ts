@@ -74,6 +74,16 @@ declare module "@xmpp/client" {
     disconnect(): Promise<void>;
     send(el: XmlElement): Promise<void>;
     write(s: string): Promise<void>;
+    /** Sends an iq and resolves with the result stanza; rejects with a StanzaError (`condition`) or a TimeoutError. */
+    iqCaller: { request(stanza: XmlElement, timeoutMs?: number): Promise<XmlElement> };
+    /** Registers a handler for incoming iq gets; its return value becomes the result's child. */
+    iqCallee: {
+      get(
+        ns: string,
+        name: string,
+        handler: (ctx: { stanza: XmlElement; element?: XmlElement }) => XmlElement | undefined,
+      ): void;
+    };
   }
   export function client(options: XmppClientOptions): XmppClient;
   export { default as xml } from "@xmpp/xml";

@@ -5,13 +5,14 @@
  * prefork unit tests (and fault-security's IPC checks) drive the real Listener, Pool and
  * Registration with them; the logger is the public RecordingLogger.
  */
+import type { BusConnection } from "../../src/bus/types.ts";
 import type { SpawnCause } from "../../src/metrics/types.ts";
 import type { DroneToListener, ListenerToDrone } from "../../src/prefork/ipc.ts";
 import { Pool } from "../../src/prefork/pool.ts";
 import type { DroneEvents, DroneHandle, ErrorTarget, PoolFailure, PoolLimits } from "../../src/prefork/types.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { ManualClock } from "../../src/testing/manual-clock.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
+import { xmppAddresses } from "../../src/xmpp/addresses.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 
 let nextPid = 1000;
@@ -47,7 +48,7 @@ export class FakeDrone implements DroneHandle {
     this.events.message(msg);
   }
   ready(): this {
-    this.say({ type: "ready", jid: `opensrf@localhost/drone_${this.pid}` });
+    this.say({ type: "ready", address: `opensrf@localhost/drone_${this.pid}` });
     return this;
   }
   available(served = 1): void {
@@ -82,11 +83,13 @@ export class FakeSpawner {
 }
 
 /**
- * A listener's XMPP connection: keeps what is sent as given (no `from` filled in), the stanza
- * handler and the online handlers, for the test to call.
+ * A listener's bus connection (XMPP addresses): keeps what is sent as given (no `from` filled
+ * in), the message handler and the online handlers, for the test to call.
  */
-export class FakeTransport implements Transport {
-  readonly jid = "opensrf@localhost/svc_listener_h_1.0_1";
+export class FakeTransport implements BusConnection {
+  readonly kind = "xmpp" as const;
+  readonly addresses = xmppAddresses;
+  readonly address = "opensrf@localhost/svc_listener_h_1.0_1";
   readonly domain = "localhost";
   sent: OutgoingStanza[] = [];
   handler: (s: Stanza) => void = () => {};
@@ -95,11 +98,14 @@ export class FakeTransport implements Transport {
   send(s: OutgoingStanza): void {
     this.sent.push(s);
   }
-  onStanza(h: (s: Stanza) => void): void {
+  onMessage(h: (s: Stanza) => void): void {
     this.handler = h;
   }
   onOnline(h: (reconnected: boolean) => void): void {
     this.online.push(h);
+  }
+  wireText(s: OutgoingStanza): string {
+    return JSON.stringify(s);
   }
   async close(): Promise<void> {
     this.closed = true;

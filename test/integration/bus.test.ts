@@ -75,11 +75,10 @@ describe("osrf-prefork request through the router", () => {
   });
 
   test("unknown service: clear error, non-zero exit, long before the timeout", async () => {
-    const started = Date.now();
     const r = await runCli(["request", "--config", config, "--timeout", "60", "no.such.service", "foo"]);
+    // Exit 3 with this text is the bounce from the router; waiting out the 60 s would be a timeout.
     expect(r.code).toBe(3);
     expect(r.stderr).toContain("service no.such.service is not available");
-    expect(Date.now() - started).toBeLessThan(30_000);
   });
 
   test("unknown method: the service's 404 is shown, exit 1", async () => {

@@ -61,7 +61,7 @@ describe.skipIf(!HOST_OK)("compiled linux-x64 binary", () => {
     const r = await runCli(["version"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
-      `osrf-prefork ${(await Bun.file(join(ROOT, "package.json")).json()).version} (bun ${Bun.version}, linux-x64)\n`,
+      `osrf-prefork ${(await Bun.file(join(ROOT, "package.json")).json()).version} (bun ${Bun.version}, ${process.platform}-${process.arch})\n`,
     );
   });
 

@@ -274,7 +274,7 @@ const BAD_TO_LISTENER: unknown[] = [
   [],
   {},
   { type: "ready" },
-  { type: "ready", jid: 5 },
+  { type: "ready", address: 5 },
   { type: "busy", method: "m" },
   { type: "busy", method: "m", since: 1, caller: { to: "x" } },
   { type: "busy", method: "m", since: 1, caller: { to: "x", thread: "t", xid: "", threadTraces: ["1"] } },

@@ -70,10 +70,19 @@ for (const kind of ["prosody", "ejabberd"] as const) {
     });
 
     if (kind === "prosody") {
-      test("legacy auth: plain <password> works, <digest> is refused (prosody limitation)", async () => {
+      test("legacy auth: plain <password> works; <digest> works or is refused cleanly", async () => {
         const perl = await legacy("alice", "alice-pw", "perl", "plain");
         perl.close();
-        await expect(legacy("alice", "alice-pw", "c", "digest")).rejects.toThrow(/legacy digest login/);
+        // Prosody 0.12 answers a <digest> login with the field list, not success (so OpenSRF's
+        // C clients cannot use it); a later release may accept it. Either way: an answer, no hang.
+        const digest = await legacy("alice", "alice-pw", "c", "digest").then(
+          (c) => {
+            c.close();
+            return "logged in";
+          },
+          (e: Error) => e.message,
+        );
+        expect(digest === "logged in" || /legacy digest login/.test(digest)).toBe(true);
       });
 
       test("restart keeps port and accounts, also after a crash", async () => {

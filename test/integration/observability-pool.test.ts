@@ -7,6 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
 import { type Bus, startBus } from "../../devkit/bus.ts";
@@ -94,7 +95,12 @@ async function status(endpoint: StatusEndpoint = socket): Promise<PoolStatus> {
 
 /** One scrape, parsed by the Prometheus text parser, as `name{labels}` → number. */
 async function scrape(endpoint: StatusEndpoint = socket): Promise<Map<string, number>> {
-  const text = await (await fetchFromEndpoint(endpoint, "/metrics")).text();
+  const raw = await (await fetchFromEndpoint(endpoint, "/metrics")).text();
+  // Every sample names this machine first; the keys below leave it out (and the parser
+  // loses a histogram's sum and count when it has labels).
+  const host = `host="${hostname()}"`;
+  for (const line of raw.split("\n")) if (line && !line.startsWith("#")) expect(line).toContain(`{${host}`);
+  const text = raw.replaceAll(`{${host},`, "{").replaceAll(`{${host}}`, "");
   const out = new Map<string, number>();
   for (const f of parse(text)) {
     expect(f.type).not.toBe("UNTYPED");
@@ -148,7 +154,13 @@ describe("observability of a running pool", () => {
       for (let i = 0; i < 5; i++) expect(await client.request(SERVICE, "add", [i, 1]).first()).toBe(i + 1);
       expect(await settle(client.request(SERVICE, "boom").first())).toEqual({ code: 500 });
       expect(await settle(client.request(SERVICE, "no.such.method").first())).toEqual({ code: 404 });
-      const m = await scrape();
+      // A drone sends its reply before it tells the listener it is done: the caller can see
+      // the last answer before the listener has counted it. Wait for the count, then compare.
+      let m = await scrape();
+      await waitUntil("the 7 requests counted", async () => {
+        m = await scrape();
+        return get(m, `${MetricName.duration}:count`) - get(before, `${MetricName.duration}:count`) >= 7;
+      });
       const d = (key: string) => get(m, key) - get(before, key);
       expect(d(`${MetricName.requests}{method=add,status=205}`)).toBe(5);
       expect(d(`${MetricName.requests}{method=boom,status=500}`)).toBe(1);
@@ -252,8 +264,10 @@ describe("observability of a running pool", () => {
       const table = await runCli(["status", "--socket", socket.path]);
       expect(table.code).toBe(0);
       const lines = table.stdout.trimEnd().split("\n");
-      expect(lines[0]).toStartWith(`${SERVICE}  (listener pid ${serve.pid}, up `);
+      expect(lines[0]).toStartWith(`${SERVICE} on ${hostname()}  (listener pid ${serve.pid}, up `);
       expect(lines[2]).toContain("drones 3: 3 idle, 0 busy, 0 starting, 0 retiring");
+      // The router it registered with, and that nothing says the router lost it.
+      expect(lines[3]).toBe(`  routers: router@${bus.xmpp.domain}/router registered`);
       const header = lines.findIndex((l) => /^\s+PID\s+STATE\s+REQUESTS\s+RSS\s+AGE\s+METHOD$/.test(l));
       const rows = lines.slice(header + 1);
       expect(rows.map((r) => Number(r.trim().split(/\s+/)[0])).sort()).toEqual(dronePids().sort());
@@ -294,7 +308,7 @@ describe("observability of a running pool", () => {
         pidDir,
       ]);
       expect(all.code).toBe(0);
-      expect(all.stdout).toStartWith(`${SERVICE}  (listener pid ${serve.pid}`);
+      expect(all.stdout).toStartWith(`${SERVICE} on ${hostname()}  (listener pid ${serve.pid}`);
       expect(all.stderr).toContain(`no status endpoint for: ${IDLE_SERVICE}`);
     },
     TEST_TIMEOUT_MS,

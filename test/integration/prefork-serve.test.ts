@@ -24,14 +24,14 @@ import { clientConnectionOptions } from "../../src/xmpp/from-config.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
 /** Bun's default is 5 s per test; these start processes and wait on real timers. */
-const TEST_TIMEOUT_MS = 30_000;
+const TEST_TIMEOUT_MS = 60_000;
 
 const SERVICE = "test.pool";
 
 // A service module with no imports but node's: a plain object is checked like
 // defineService's result. Its hooks record each drone's start and exit in HOOK_LOG.
 const app = (hookLog: string) => `
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export default {
   name: "${SERVICE}",
@@ -40,6 +40,8 @@ export default {
   methods: [
     { name: "pid", handler: () => process.pid },
     { name: "sleep", argc: 1, handler: async (_ctx, ms) => { await sleep(ms); return process.pid; } },
+    // Holds its drone until the test creates the file.
+    { name: "gate", argc: 1, handler: async (_ctx, file) => { while (!existsSync(file)) await sleep(20); return process.pid; } },
     { name: "put", argc: 1, handler: (ctx, v) => { ctx.session.state.v = v; return process.pid; } },
     { name: "get", handler: (ctx) => [ctx.session.state.v ?? null, process.pid] },
     // A call to another drone, answered on this drone's own connection.
@@ -195,7 +197,12 @@ describe("serve", () => {
           await Bun.sleep(30);
         }
       })();
-      const calls = Array.from({ length: 8 }, () => client.request(SERVICE, "sleep", [700]).first());
+      // Every request holds its drone until the gate opens, so four drones take one each and
+      // four wait in the backlog, however long spawning takes on this machine.
+      const gate = join(dir, "grow.gate");
+      const calls = Array.from({ length: 8 }, () => client.request(SERVICE, "gate", [gate]).first());
+      await waitUntil("max_children drones", () => drones().length === 4, 20_000);
+      writeFileSync(gate, "");
       const pids = (await Promise.all(calls)) as number[];
       sampling = false;
       await sampler;
@@ -259,6 +266,7 @@ describe("serve", () => {
         for (const msg of decodeBody(s.body)) got.push({ from: s.from, msg, at: performance.now() });
       });
       try {
+        const sentAt = performance.now();
         raw.send({
           to: `router@${xmpp.domain}/${SERVICE}`,
           thread: "keepalive-test-thread",
@@ -274,7 +282,9 @@ describe("serve", () => {
           payload: { className: "osrfConnectStatus", statusCode: 408, status: "Disconnected on timeout" },
         });
         expect(timeout!.from).toBe(ok!.from);
-        expect(timeout!.at - ok!.at).toBeGreaterThan(1500);
+        // Not before the 2 s keepalive: counted from the CONNECT leaving here, which the drone's
+        // timer can only follow (measured from the 200's arrival, a late 200 shrank it).
+        expect(timeout!.at - sentAt).toBeGreaterThanOrEqual(1900);
       } finally {
         await raw.close();
       }

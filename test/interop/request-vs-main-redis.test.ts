@@ -83,10 +83,15 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork request on Redis against the real Open
   });
 
   test("a 100 KB result arrives whole", async () => {
+    // Inside a CONNECT session, as the 3.3 Perl test does: the 100 KB request then goes
+    // straight to the C drone. A stateless request over ~64 KB goes through C's listener,
+    // whose child reads the pipe non-blocking after its first 1 KB and sometimes never
+    // answers (a C prefork bug, in 3.3 too): that timed out here once under load.
     const big = "0123456789abcdé".repeat(7_000);
-    const r = await request("opensrf.dbmath", "opensrf.system.echo", JSON.stringify(big));
+    const r = await request("--connect", "opensrf.dbmath", "opensrf.system.echo", JSON.stringify(big));
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toBe(big);
+    // A boolean: a failure should not print 100 KB.
+    expect(JSON.parse(r.stdout) === big).toBe(true);
   });
 
   test("CONNECT session: after CONNECT the request goes straight to the drone's inbox, not the router", async () => {

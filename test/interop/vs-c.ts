@@ -1,11 +1,12 @@
 /**
- * Shared by srfsh-vs-c and perl-vs-c: one real OpenSRF 3.3 stack (ejabberd, C router, Perl
- * settings, C opensrf.dbmath and opensrf.math) with `osrf-prefork serve examples/math.ts` as
- * opensrf.tsmath behind the same router, and the masking that makes C's answers and ours
- * comparable. Only names and ids are masked: the service name, and the time and pid parts of
- * drone resources.
+ * Shared by srfsh-vs-c, perl-vs-c and serve-vs-main-redis: one real OpenSRF stack (3.3:
+ * ejabberd; main: redis-server — C router, Perl settings, C opensrf.dbmath and opensrf.math)
+ * with `osrf-prefork serve examples/math.ts` as opensrf.tsmath behind the same router, and the
+ * masking that makes C's answers and ours comparable. Only names and ids are masked: the
+ * service name, and the time and pid parts of drone resources (or Redis inbox addresses).
  */
 import { join, resolve } from "node:path";
+import type { PeerRelease } from "../../devkit/opensrf/peer.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
 
 /** The real C service. */
@@ -20,8 +21,9 @@ const MATH_APP = join(ROOT, "examples/math.ts");
 export const CHUNK_SIZE = 51200;
 
 /** Starts the stack and our service; waits until both math services answer. */
-export async function startMathStack(): Promise<OpenSrfStack> {
+export async function startMathStack(release: PeerRelease = "3.3"): Promise<OpenSrfStack> {
   const stack = await startOpenSrfStack({
+    release,
     services: [
       {
         name: OURS,
@@ -58,6 +60,11 @@ export function maskService(text: string, service: string): string {
 /** A drone JID of `service` (`opensrf@localhost/<service>_drone_<host>_<time>_<pid>`)? */
 export function isDroneOf(jid: string, service: string): boolean {
   return jid.startsWith(`opensrf@localhost/${service}_drone_`);
+}
+
+/** A Redis inbox address with its pid and random part replaced: `opensrf:client:<user>:<domain>:<host>:<pid>:<rand>`. */
+export function maskAddress(address: string): string {
+  return address.replace(/:\d+:[0-9a-f]+$/, ":<pid>:<rand>");
 }
 
 /** A JID with the service masked and the time and pid of its resource replaced: the host stays. */

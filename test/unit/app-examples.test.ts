@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, jest, test } from "bun:test";
 import cart from "../../examples/cart.ts";
 import math from "../../examples/math.ts";
 import stream from "../../examples/stream.ts";
@@ -174,10 +174,25 @@ describe("examples/stream.ts", () => {
     expect(results).toEqual(["x".repeat(70_000)]);
   });
 
-  test("slow waits, then returns its argument", async () => {
-    const t0 = Date.now();
-    expect((await call("slow", [30])).results).toEqual([30]);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
+  test("slow answers once its wait is over, not before, with its argument", async () => {
+    jest.useFakeTimers();
+    try {
+      let answered = false;
+      const reply = call("slow", [30]).then((r) => {
+        answered = true;
+        return r;
+      });
+      // Let the handler run up to its timer.
+      for (let i = 0; i < 1000 && jest.getTimerCount() === 0; i++) await Promise.resolve();
+      expect(jest.getTimerCount()).toBe(1);
+      jest.advanceTimersByTime(29);
+      for (let i = 0; i < 100; i++) await Promise.resolve();
+      expect(answered).toBe(false);
+      jest.advanceTimersByTime(1);
+      expect((await reply).results).toEqual([30]);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test("fail and bad_json end in exceptions", async () => {

@@ -13,6 +13,7 @@ import { ProtocolError } from "../../src/protocol/errors.ts";
 import { complete, connectOk, methodException, result, status } from "../../src/protocol/messages.ts";
 import type { JsonValue, OsrfMessage } from "../../src/protocol/types.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import { xmppAddresses } from "../../src/xmpp/addresses.ts";
 import { StanzaTooLargeError } from "../../src/xmpp/errors.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
@@ -61,6 +62,8 @@ const UNAVAILABLE: StanzaError = { type: "cancel", condition: "service-unavailab
 let t: FakeTransport;
 let log: RecordingLogger;
 let client: Client;
+/** The client's timers: reply timeouts fire only when a test advances it. */
+let clock: ManualClock;
 
 function only<T>(xs: T[]): T {
   expect(xs).toHaveLength(1);
@@ -84,6 +87,7 @@ const tick = () => new Promise((r) => setTimeout(r, 0));
 beforeEach(() => {
   t = new FakeTransport();
   log = new RecordingLogger();
+  clock = new ManualClock();
   client = new Client({
     transport: t,
     routerName: "router",
@@ -91,6 +95,7 @@ beforeEach(() => {
     timeout: 5,
     ingress: "test-ingress",
     ownTransport: true,
+    clock,
   });
 });
 
@@ -279,32 +284,42 @@ describe("stateless requests", () => {
     expect(client.inFlight).toBe(1);
   });
 
-  test("no reply within the timeout: TimeoutError after the per-reply timeout", async () => {
-    const started = performance.now();
+  test("no reply within the timeout: TimeoutError once the per-reply timeout has passed, not before", async () => {
     const p = client.request("opensrf.math", "slow", [], { timeout: 0.2, xid: "x-slow" }).collect();
     const s = only(t.take());
+    clock.advance(199);
+    expect(client.inFlight).toBe(1);
+    clock.advance(1);
+    expect(client.inFlight).toBe(0);
     const r = await settled(p);
-    const elapsed = performance.now() - started;
     if (r.ok) throw new Error("request succeeded");
     expect(r.error).toBeInstanceOf(TimeoutError);
     const e = r.error as TimeoutError;
     expect(e.seconds).toBe(0.2);
     expect(e.message).toBe(`opensrf.math slow: no reply within 0.2 s (thread ${s.thread}, xid x-slow)`);
-    expect(elapsed).toBeGreaterThanOrEqual(190);
-    expect(elapsed).toBeLessThan(2000);
-    expect(client.inFlight).toBe(0);
   });
 
   test("each reply re-arms the timeout", async () => {
-    const started = performance.now();
     const p = client.request("opensrf.math", "slow", [], { timeout: 0.2 }).collect();
     const s = only(t.take());
-    await Bun.sleep(120);
+    clock.advance(150);
     t.reply(s, DRONE, [result(1, "partial")]);
+    // 300 ms since the request, 150 since the last reply: still waiting.
+    clock.advance(150);
+    expect(client.inFlight).toBe(1);
+    clock.advance(50);
+    expect(client.inFlight).toBe(0);
     const r = await settled(p);
     expect(r.ok).toBe(false);
     expect((r as unknown as { error: Error }).error).toBeInstanceOf(TimeoutError);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(300);
+  });
+
+  test("a call that completes leaves no timer behind", async () => {
+    const p = client.request("opensrf.math", "add", [1, 2]).collect();
+    expect(clock.pending).toBe(1);
+    t.reply(only(t.take()), DRONE, [result(1, 3), complete(1)]);
+    expect(await p).toEqual([3]);
+    expect(clock.pending).toBe(0);
   });
 
   test("a reply whose body is not an osrfMessage fails the thread's calls with ProtocolError", async () => {

@@ -76,8 +76,8 @@ describe("renderMetrics", () => {
     const m = new PoolMetrics("opensrf.math");
     const a = fakeDrone(m, 101);
     const b = fakeDrone(m, 102);
-    a.say({ type: "ready", jid: "a" });
-    b.say({ type: "ready", jid: "b" });
+    a.say({ type: "ready", address: "a" });
+    b.say({ type: "ready", address: "b" });
     a.handle.send({ type: "request", stanza: {} as never });
     a.say({ type: "busy", method: "add", since: Date.now() });
     a.say({
@@ -131,6 +131,48 @@ describe("renderMetrics", () => {
     expect(family(text, MetricName.reconnects).metrics).toEqual([{ value: "1" }]);
     const lost = Object.fromEntries(family(text, MetricName.lost).metrics.map((s) => [s.labels!.reason, s.value]));
     expect(lost).toEqual({ died: "0", timeout: "0", shutdown: "0" });
+  });
+
+  test("with a host, every sample carries it; each router has its registration and re-registrations", () => {
+    const m = new PoolMetrics("opensrf.math");
+    fakeDrone(m, 1).say({ type: "available", served: 1, rssBytes: 1, done: [["add", 205, 3]] });
+    const text = renderMetrics({
+      metrics: m,
+      backlog: () => 0,
+      host: "hostb",
+      routers: () => [
+        {
+          router: "router@private.localhost/router",
+          registered: true,
+          reregistrations: { bounce: 1, probe: 2, reconnect: 0 },
+        },
+        {
+          router: "router@public.localhost/router",
+          registered: false,
+          reregistrations: { bounce: 0, probe: 0, reconnect: 3 },
+        },
+      ],
+    });
+    // Read off the text itself: the parser drops the labels of histogram samples.
+    const samples = text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+    expect(samples.length).toBeGreaterThan(20);
+    for (const line of samples) expect(line).toMatch(/^[a-z_]+\{host="hostb"[,}]/);
+    const registered = family(text, MetricName.routerRegistered).metrics.map((s) => [s.labels!.router, s.value]);
+    expect(registered).toEqual([
+      ["router@private.localhost/router", "1"],
+      ["router@public.localhost/router", "0"],
+    ]);
+    const again = family(text, MetricName.reregistrations).metrics.map(
+      (s) => `${s.labels!.router} ${s.labels!.cause} ${s.value}`,
+    );
+    expect(again).toEqual([
+      "router@private.localhost/router bounce 1",
+      "router@private.localhost/router probe 2",
+      "router@private.localhost/router reconnect 0",
+      "router@public.localhost/router bounce 0",
+      "router@public.localhost/router probe 0",
+      "router@public.localhost/router reconnect 3",
+    ]);
   });
 
   test("buckets of the duration histogram never decrease", () => {

@@ -80,7 +80,7 @@ describe("status endpoint", () => {
       "-e",
       `Bun.serve({ unix: ${JSON.stringify(path)}, fetch: () => new Response("") }); setInterval(() => {}, 1000)`,
     ]);
-    const end = Date.now() + 5000;
+    const end = Date.now() + 20_000;
     while (!existsSync(path) && Date.now() < end) await Bun.sleep(20);
     child.kill("SIGKILL");
     await child.exited;

@@ -126,7 +126,7 @@ describe("Listener", () => {
     const { transport, drones } = setup();
     transport.handler(fromRouter(encodeBody([connect(0)]), "s"));
     transport.sent.length = 0;
-    drones[0]!.events.message({ type: "ready", jid: "x" });
+    drones[0]!.events.message({ type: "ready", address: "x" });
     drones[0]!.events.exit(null, "SIGKILL");
     const [status] = decodeBody(transport.sent[0]!.body!);
     expect(status).toMatchObject({
@@ -164,7 +164,7 @@ describe("Listener", () => {
 
   test("graceful stop: unregisters, stops idle drones, closes the connection", async () => {
     const { transport, drones, listener } = setup();
-    drones[0]!.events.message({ type: "ready", jid: "x" });
+    drones[0]!.events.message({ type: "ready", address: "x" });
     transport.sent.length = 0;
     const stopping = listener.stopGracefully();
     await Bun.sleep(5);

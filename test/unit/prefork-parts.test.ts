@@ -7,12 +7,14 @@ import { crashBackoffSeconds } from "../../src/prefork/backoff.ts";
 import { IpcMessageError, parseDroneMessage, parseListenerMessage } from "../../src/prefork/ipc.ts";
 import { jitteredMaxRequests } from "../../src/prefork/max-requests.ts";
 import { memoryOverLimit, privateBytes } from "../../src/prefork/memory.ts";
-import { bareJid, routerJid, routersFor } from "../../src/prefork/registration.ts";
+import { bareJid, routersFor } from "../../src/prefork/registration.ts";
 import { errorReply, failureStatus } from "../../src/prefork/replies.ts";
 import { droneInit } from "../../src/prefork/serve.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, disconnect, request } from "../../src/protocol/messages.ts";
+import { redisAddresses } from "../../src/redis/addresses.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { xmppAddresses } from "../../src/xmpp/addresses.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 
 const log = new RecordingLogger();
@@ -20,7 +22,7 @@ const log = new RecordingLogger();
 describe("IPC message checks", () => {
   test("accepts every drone message shape", () => {
     const msgs = [
-      { type: "ready", jid: "a@b/c" },
+      { type: "ready", address: "a@b/c" },
       { type: "busy", method: "m", since: 1 },
       { type: "busy", method: "m", since: 1, caller: { to: "a", thread: "t", xid: "x", threadTraces: [1, 2] } },
       { type: "waiting", thread: "t" },
@@ -99,11 +101,17 @@ describe("routers", () => {
       { name: "router", domain: "private.localhost" },
       { name: "router", domain: "public.localhost", services: ["opensrf.math"] },
     ];
-    expect(routersFor("opensrf.math", routers).map(routerJid)).toEqual([
+    const xmpp = (r: { name: string; domain: string }) => xmppAddresses.routerCommands(r.name, r.domain);
+    const redis = (r: { name: string; domain: string }) => redisAddresses.routerCommands(r.name, r.domain);
+    expect(routersFor("opensrf.math", routers).map(xmpp)).toEqual([
       "router@private.localhost/router",
       "router@public.localhost/router",
     ]);
-    expect(routersFor("opensrf.settings", routers).map(routerJid)).toEqual(["router@private.localhost/router"]);
+    expect(routersFor("opensrf.settings", routers).map(xmpp)).toEqual(["router@private.localhost/router"]);
+    expect(routersFor("opensrf.math", routers).map(redis)).toEqual([
+      "opensrf:router:router:private.localhost",
+      "opensrf:router:router:public.localhost",
+    ]);
     expect(bareJid("Router@Private.Localhost/opensrf.math")).toBe("router@private.localhost");
   });
 });

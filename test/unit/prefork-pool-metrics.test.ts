@@ -3,6 +3,7 @@
  * status report and its text and table renderings.
  */
 import { describe, expect, test } from "bun:test";
+import { MetricName, renderMetrics } from "../../src/metrics/render.ts";
 import { buildStatus, renderStatusText } from "../../src/metrics/status.ts";
 import { alignColumns, formatUptime, renderStatusTable } from "../../src/metrics/table.ts";
 import type { SpawnCause } from "../../src/metrics/types.ts";
@@ -42,7 +43,7 @@ describe("PoolMetrics", () => {
     const m = new PoolMetrics("svc");
     const d = drone(m, 10);
     expect(states(m)).toEqual({ starting: 1, idle: 0, busy: 0, retiring: 0 });
-    d.say({ type: "ready", jid: "x" });
+    d.say({ type: "ready", address: "x" });
     expect(states(m).idle).toBe(1);
     d.request();
     expect(states(m).busy).toBe(1);
@@ -132,6 +133,22 @@ describe("PoolMetrics", () => {
     expect(m.overloadRejections).toBe(2);
     expect(m.lost).toEqual({ died: 1, timeout: 0, shutdown: 1 });
     expect(m.xmppReconnects).toBe(1);
+    expect(m.redisReconnects).toBe(0);
+  });
+
+  test("on Redis a reconnect counts as a Redis one, and /metrics and the status table say so", () => {
+    const m = new PoolMetrics("svc");
+    m.bus = "redis";
+    m.online(false);
+    m.online(true);
+    m.online(true);
+    expect([m.xmppReconnects, m.redisReconnects]).toEqual([0, 2]);
+    const text = renderMetrics({ metrics: m, backlog: () => 0 });
+    expect(text).toContain(`${MetricName.redisReconnects} 2\n`);
+    expect(text).toContain(`${MetricName.reconnects} 0\n`);
+    const status = buildStatus({ metrics: m, backlog: () => 0 });
+    expect(status.bus).toBe("redis");
+    expect(renderStatusTable(status)).toContain("redis reconnects 2");
   });
 
   test("finished requests are counted per method and status, riding on any message", () => {
@@ -186,8 +203,8 @@ describe("status report", () => {
     const a = drone(m, 201, "min_children");
     const b = drone(m, 202, "min_children");
     drone(m, 203, "spare"); // still starting
-    a.say({ type: "ready", jid: "a" });
-    b.say({ type: "ready", jid: "b" });
+    a.say({ type: "ready", address: "a" });
+    b.say({ type: "ready", address: "b" });
     a.request();
     a.say({ type: "available", served: 1, rssBytes: 50 * 1024 * 1024, done: [["add", 205, 2]] });
     b.request();
@@ -200,6 +217,19 @@ describe("status report", () => {
       pid: 200,
       now: () => now,
       rssOf: (pid) => (pid === 203 ? 30 * 1024 * 1024 : undefined),
+      host: "hostb",
+      routers: () => [
+        {
+          router: "router@private.localhost/router",
+          registered: true,
+          reregistrations: { bounce: 0, probe: 1, reconnect: 0 },
+        },
+        {
+          router: "router@public.localhost/router",
+          registered: false,
+          reregistrations: { bounce: 2, probe: 0, reconnect: 0 },
+        },
+      ],
     });
   }
 
@@ -207,6 +237,7 @@ describe("status report", () => {
     const s = sample();
     expect(s).toMatchObject({
       service: "opensrf.math",
+      host: "hostb",
       pid: 200,
       startTime: "2023-11-14T22:13:20.000Z",
       startSince: 3,
@@ -219,6 +250,10 @@ describe("status report", () => {
       retires: { spare: 0, reload: 0, shutdown: 0 },
       overloadRejections: 1,
     });
+    expect(s.routers.map((r) => [r.router, r.registered])).toEqual([
+      ["router@private.localhost/router", true],
+      ["router@public.localhost/router", false],
+    ]);
     expect(s.processes).toEqual([
       {
         pid: 201,
@@ -252,7 +287,13 @@ describe("status report", () => {
 
   test("text: php-fpm's layout, one block per drone", () => {
     const text = renderStatusText(sample());
-    expect(text).toStartWith("service:             opensrf.math\nlistener pid:        200\n");
+    expect(text).toStartWith(
+      "service:             opensrf.math\nhost:                hostb\nlistener pid:        200\n",
+    );
+    expect(text).toContain(
+      "\nrouters:             router@private.localhost/router registered (re-registered: probe 1); " +
+        "router@public.localhost/router NOT registered (re-registered: bounce 2)\n",
+    );
     expect(text).toContain("\nlisten queue:        4\n");
     expect(text).toContain("\ntotal drones:        3\n");
     expect(text).toContain(
@@ -267,11 +308,15 @@ describe("status report", () => {
 
   test("table: aligned columns, one row per drone", () => {
     const lines = renderStatusTable(sample()).trimEnd().split("\n");
-    expect(lines[0]).toStartWith("opensrf.math  (listener pid 200, up 3s since 2023-11-14T22:13:20.000Z)");
+    expect(lines[0]).toStartWith("opensrf.math on hostb  (listener pid 200, up 3s since 2023-11-14T22:13:20.000Z)");
     expect(lines[2]).toContain(
       "drones 3: 1 idle, 1 busy, 1 starting, 0 retiring; spawned 3 (min_children 2, spare 1), retired 0, exited 0",
     );
-    const table = lines.slice(4);
+    expect(lines[3]).toBe(
+      "  routers: router@private.localhost/router registered (re-registered: probe 1); " +
+        "router@public.localhost/router NOT registered (re-registered: bounce 2)",
+    );
+    const table = lines.slice(5);
     expect(table).toEqual([
       "  PID  STATE     REQUESTS      RSS    AGE  METHOD",
       "  201  idle             1  50.0 MB      -  -",

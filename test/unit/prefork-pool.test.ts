@@ -268,6 +268,29 @@ describe("Pool: start-up crash backoff", () => {
     clock.advance(1000);
     expect(spawner.drones.length).toBe(1);
   });
+
+  test("while drones fail at start-up, messages start one probe at a time, not one drone each", () => {
+    const { pool, spawner, clock, failures } = setup({ minChildren: 1, maxChildren: 4, maxBacklogQueue: 10 });
+    pool.start();
+    spawner.drones[0]!.exit(1); // failure 1: a probe at once
+    expect(spawner.live).toHaveLength(1);
+    for (const t of ["a", "b", "c"]) pool.dispatch(stanza(t));
+    // The probe takes one; the others wait for it rather than each starting a drone that
+    // would fail too (and count as one more failure each).
+    expect(spawner.live).toHaveLength(1);
+    expect(spawner.live[0]!.requests).toEqual(["a"]);
+    expect(pool.stats().backlog).toBe(2);
+    spawner.live[0]!.exit(1); // failure 2: 1 s
+    expect(failures.map((f) => threadOf(f.target))).toEqual(["a"]);
+    clock.advance(1000);
+    expect(spawner.live).toHaveLength(1);
+    expect(spawner.live[0]!.requests).toEqual(["b"]);
+    // Once a drone starts fine, the backlog gets as many drones as it needs again.
+    spawner.live[0]!.ready();
+    expect(spawner.live).toHaveLength(2);
+    expect(spawner.live.flatMap((d) => d.requests)).toEqual(["b", "c"]);
+    expect(pool.stats().backlog).toBe(0);
+  });
 });
 
 describe("Pool: request_timeout", () => {

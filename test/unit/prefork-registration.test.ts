@@ -1,13 +1,15 @@
 /**
- * Registration with the routers: periodic re-registration (register_interval) and quick
- * re-sends when a registration bounces because the router is gone — how a listener finds
- * its way back to a router that restarted.
+ * Registration with the routers: periodic re-registration (register_interval), quick
+ * re-sends when a registration bounces because the router is gone, and the registration
+ * probe of each router's class JID — how a listener finds its way back to a router that
+ * restarted.
  */
 import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
 import { Registration } from "../../src/prefork/registration.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { ManualClock } from "../../src/testing/manual-clock.ts";
+import type { ProbeAnswer } from "../../src/xmpp/probe.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 import { FakeTransport } from "../harness/prefork-fakes.ts";
 
@@ -164,5 +166,162 @@ describe("Registration", () => {
     clock.advance(60_000);
     expect(registers()).toBe(n);
     expect(clock.pending).toBe(0);
+  });
+});
+
+/** A transport that records probes and lets the test answer each one. */
+class ProbingTransport extends FakeTransport {
+  probes: Array<{ to: string; service: string; timeoutMs: number; answer: (a: ProbeAnswer) => void }> = [];
+  probe(to: string, service: string, timeoutMs: number): Promise<ProbeAnswer> {
+    return new Promise((answer) => this.probes.push({ to, service, timeoutMs, answer }));
+  }
+}
+
+/** Lets the probe answers' promise callbacks run. */
+const settle = async () => {
+  for (let i = 0; i < 3; i++) await Promise.resolve();
+};
+
+function probing(probeSeconds = 1.5) {
+  const transport = new ProbingTransport();
+  const clock = new ManualClock();
+  const log = new RecordingLogger();
+  const reg = new Registration(transport, "svc", ROUTERS, log, { intervalSeconds: 30, probeSeconds, clock });
+  const registers = (to?: string) =>
+    transport.sent.filter((s) => s.routerCommand === "register" && (!to || s.to === to)).length;
+  const A = "router@a.localhost/router";
+  /** Answers the newest probe sent to router a's class JID. */
+  const answerA = async (a: ProbeAnswer) => {
+    const p = transport.probes.filter((x) => x.to === "router@a.localhost/svc").at(-1);
+    if (!p) throw new Error("no probe to router a");
+    p.answer(a);
+    await settle();
+  };
+  return { transport, clock, log, reg, registers, A, answerA };
+}
+
+describe("Registration probes", () => {
+  test("every router_probe_interval one probe per router goes to its class JID; a yes changes nothing", async () => {
+    const { transport, clock, reg, registers, answerA } = probing(1.5);
+    reg.register();
+    clock.advance(1499);
+    expect(transport.probes).toHaveLength(0);
+    clock.advance(1);
+    expect(transport.probes.map((p) => [p.to, p.service, p.timeoutMs])).toEqual([
+      ["router@a.localhost/svc", "svc", 1500],
+      ["router@b.localhost/svc", "svc", 1500],
+    ]);
+    await answerA({ kind: "registered" });
+    // Router b has not answered yet: no second probe to it while the first is on its way.
+    clock.advance(1500);
+    expect(transport.probes.filter((p) => p.to === "router@b.localhost/svc")).toHaveLength(1);
+    expect(transport.probes.filter((p) => p.to === "router@a.localhost/svc")).toHaveLength(2);
+    expect(registers()).toBe(2);
+    expect(reg.states().map((s) => s.registered)).toEqual([true, true]);
+  });
+
+  test("a router that answers 'not one of my nodes' gets our registration at once", async () => {
+    const { clock, reg, registers, log, A, answerA } = probing();
+    reg.register();
+    clock.advance(1500);
+    await answerA({ kind: "not-registered" });
+    expect(registers(A)).toBe(2);
+    expect(registers("router@b.localhost/router")).toBe(1);
+    expect(log.messages("warn")).toEqual([
+      "svc: router router@a.localhost/router lost our registration: it answered that we are not one of its nodes; registering again",
+    ]);
+    expect(reg.states()[0]!.reregistrations).toEqual({ bounce: 0, probe: 1, reconnect: 0 });
+  });
+
+  test("class JID gone at a router that answers probes: registered again at once", async () => {
+    const { clock, reg, registers, A, answerA } = probing();
+    reg.register();
+    clock.advance(1500);
+    await answerA({ kind: "registered" });
+    clock.advance(1500);
+    await answerA({ kind: "unavailable", condition: "service-unavailable" });
+    expect(registers(A)).toBe(2);
+  });
+
+  test("class JID gone at a silent router: registered again after 1.5 probe intervals, so the other listeners see the gap", async () => {
+    const { clock, reg, registers, log, A, answerA, transport } = probing(2);
+    reg.register();
+    clock.advance(2000);
+    await answerA({ kind: "no-answer" });
+    clock.advance(2000);
+    await answerA({ kind: "unavailable", condition: "service-unavailable" });
+    expect(registers(A)).toBe(1);
+    expect(log.messages("warn")[0]).toBe(
+      "svc: router router@a.localhost/router lost our registration: its router@a.localhost/svc is gone " +
+        "(service-unavailable): it has no node of svc; registering again in 3.00 s (it does not answer probes)",
+    );
+    expect(reg.states()[0]!.registered).toBe(false);
+    // No probe of that router while the re-registration waits.
+    const probesToA = () => transport.probes.filter((p) => p.to === "router@a.localhost/svc").length;
+    const before = probesToA();
+    clock.advance(2999);
+    expect(registers(A)).toBe(1);
+    expect(probesToA()).toBe(before);
+    clock.advance(1);
+    expect(registers(A)).toBe(2);
+    expect(reg.states()[0]!.registered).toBe(true);
+  });
+
+  test("no answer changes nothing; while a bounce outage runs the router is not probed; unregister stops probing", async () => {
+    const { clock, reg, registers, A, answerA, transport } = probing();
+    reg.register();
+    clock.advance(1500);
+    await answerA({ kind: "no-answer" });
+    expect(registers()).toBe(2);
+    reg.onBounce(bounce(A));
+    const probesToA = () => transport.probes.filter((p) => p.to === "router@a.localhost/svc").length;
+    const before = probesToA();
+    clock.advance(1500);
+    expect(probesToA()).toBe(before);
+    expect(reg.states()[0]).toMatchObject({
+      registered: false,
+      reregistrations: { bounce: 1, probe: 0, reconnect: 0 },
+    });
+    reg.unregister();
+    const all = transport.probes.length;
+    clock.advance(60_000);
+    expect(transport.probes.length).toBe(all);
+    expect(clock.pending).toBe(0);
+  });
+
+  test("router_probe_interval 0 never probes; a reconnect is counted for every router", () => {
+    const { clock, reg, transport } = probing(0);
+    reg.register();
+    reg.register("reconnect");
+    clock.advance(60_000);
+    expect(transport.probes).toHaveLength(0);
+    expect(reg.states().map((s) => s.reregistrations.reconnect)).toEqual([1, 1]);
+  });
+
+  test("a router whose class JID answers every probe with an error, though registrations reach it, is probed no more", async () => {
+    const { clock, reg, registers, log, A, answerA, transport } = probing(1);
+    reg.register();
+    clock.advance(1000);
+    await answerA({ kind: "registered" });
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await answerA({ kind: "unavailable", condition: "service-unavailable" });
+    }
+    expect(registers(A)).toBe(4); // the first and three re-registrations, none bounced
+    clock.advance(1000);
+    await answerA({ kind: "unavailable", condition: "service-unavailable" });
+    expect(registers(A)).toBe(4);
+    expect(log.messages("warn").at(-1)).toBe(
+      "svc: router router@a.localhost/router answers every registration probe with an error (service-unavailable) " +
+        "although our registrations reach it; not probing it any more (register_interval still applies)",
+    );
+    const probesToA = () => transport.probes.filter((p) => p.to === "router@a.localhost/svc").length;
+    const n = probesToA();
+    clock.advance(10_000);
+    expect(probesToA()).toBe(n);
+    // A new registration (SIGUSR2, reconnect) probes it again.
+    reg.register("reconnect");
+    clock.advance(1000);
+    expect(probesToA()).toBe(n + 1);
   });
 });

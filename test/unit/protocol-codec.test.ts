@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { decodeBody, decodeMessage, encodeBody, encodeJson, encodeMessage } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import {
@@ -398,6 +398,34 @@ describe("encodeBody", () => {
     // and a decoded deep body re-encodes to the same text
     const body = encodeBody([request(1, "deep", [arr])]);
     expect(encodeBody(decodeBody(body))).toBe(body);
+  });
+
+  test("a deep value is written by the codec's own walk, never handed whole to JSON.stringify", () => {
+    // JSC's JSON.stringify checks every level against all enclosing ones past ~25k levels:
+    // seconds of CPU for one 80 kB body of brackets, before it throws.
+    let deep: JsonValue = [1, "é"];
+    let expected = '[1,"\\u00e9"]';
+    for (let i = 0; i < 30_000; i++) {
+      deep = i % 2 ? [deep] : { k: deep };
+      expected = i % 2 ? `[${expected}]` : `{"k":${expected}}`;
+    }
+    const stringify = spyOn(JSON, "stringify");
+    try {
+      const text = encodeJson(deep);
+      expect(stringify.mock.calls.filter(([v]) => typeof v === "object" && v !== null)).toEqual([]);
+      expect(text).toBe(expected);
+    } finally {
+      stringify.mockRestore();
+    }
+    // A shallow one still takes the native path.
+    const shallow = { a: [1, 2, { b: "c" }] };
+    const native = spyOn(JSON, "stringify");
+    try {
+      expect(encodeJson(shallow)).toBe('{"a":[1,2,{"b":"c"}]}');
+      expect(native.mock.calls.map(([v]) => v)).toEqual([shallow]);
+    } finally {
+      native.mockRestore();
+    }
   });
 
   test("encodeJson follows JSON.stringify for undefined, non-finite and toJSON, also when deep", () => {

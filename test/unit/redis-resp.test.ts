@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { encodeCommand, RespErrorReply, RespProtocolError, RespReader } from "../../src/redis/resp.ts";
+import { unwrittenTail } from "../../src/redis/resp-client.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -12,6 +13,27 @@ describe("encodeCommand", () => {
     expect(encodeCommand(["RPUSH", "opensrf:client:x", "é☃"])).toBe(
       "*3\r\n$5\r\nRPUSH\r\n$16\r\nopensrf:client:x\r\n$5\r\né☃\r\n",
     );
+  });
+});
+
+describe("unwrittenTail: the rest of a partial socket write", () => {
+  // 100 characters, 150 bytes: the byte count a socket returns can pass the string length.
+  const data = "aé".repeat(50);
+  const bytes = Buffer.from(data);
+
+  test("all of it written: nothing left", () => {
+    expect(unwrittenTail("abc", 3)).toBeUndefined();
+    expect(unwrittenTail(data, 150)).toBeUndefined();
+  });
+
+  test("every byte count short of the whole leaves exactly the bytes not written", () => {
+    for (let n = 0; n < bytes.length; n++) expect(unwrittenTail(data, n)).toEqual(bytes.subarray(n));
+    // More than 100 (the string's length) and still short: a case a character count misses.
+    expect(unwrittenTail(data, 120)?.length).toBe(30);
+  });
+
+  test("a negative count (nothing taken) leaves everything", () => {
+    expect(unwrittenTail(data, -1)).toEqual(bytes);
   });
 });
 

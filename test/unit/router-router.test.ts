@@ -4,31 +4,40 @@
  * the C router does (samples D, E, F of the wire capture).
  */
 import { beforeEach, describe, expect, test } from "bun:test";
+import type { BusConnection } from "../../src/bus/types.ts";
 import type { RouterConfig } from "../../src/config/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
 import { jidDomain, OsrfRouter } from "../../src/router/router.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { xmppAddresses } from "../../src/xmpp/addresses.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
-import type { Transport } from "../../src/xmpp/transport.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 
 /** One XMPP connection of the router, in memory: records what is sent, delivers what we inject. */
-class FakeConn implements Transport {
+class FakeConn implements BusConnection {
+  readonly kind = "xmpp" as const;
+  readonly addresses = xmppAddresses;
   readonly sent: Stanza[] = [];
   closed = false;
   private handler: ((s: Stanza) => void) | undefined;
   constructor(readonly jid: string) {}
+  get address(): string {
+    return this.jid;
+  }
   get domain(): string {
     return jidDomain(this.jid);
   }
   send(s: OutgoingStanza): void {
     this.sent.push(completeStanza(s, this.jid));
   }
-  onStanza(h: (s: Stanza) => void): void {
+  onMessage(h: (s: Stanza) => void): void {
     this.handler = h;
   }
   onOnline(): void {}
+  wireText(s: OutgoingStanza): string {
+    return JSON.stringify(s);
+  }
   async close(): Promise<void> {
     this.closed = true;
   }
@@ -64,6 +73,7 @@ const config: RouterConfig = {
     maxReconnectAttempts: 5,
   },
   host: "127.0.0.1",
+  stallTimeout: 5,
   logfile: "stderr",
   loglevel: 5,
 };

@@ -1,6 +1,7 @@
 /**
- * Time as the host and the prefork pool see it: an interface so tests (and the author's
- * testing kit) can drive timers by hand, and the real one.
+ * Time as the host, the pool, the registration loop and the client see it: an interface so
+ * tests (and the author's testing kit) can drive timers by hand, and the real one. A folder
+ * of its own because both app/ and client/ use it, and app/ depends on client/.
  */
 
 /** Timers, injectable so tests control time. */
