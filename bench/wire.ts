@@ -32,6 +32,7 @@ import { type Calls, callsTo } from "./calls.ts";
 import { childPids, childrenCpuSeconds, cpuSeconds, ioCounters } from "./costs.ts";
 import { say } from "./report.ts";
 import { compileBinary, connectCaller, ROOT } from "./stack.ts";
+import { threadCpu } from "./threads.ts";
 
 const opt = (name: string, fallback: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
@@ -45,6 +46,8 @@ const STRACE = process.argv.includes("--strace");
 const STRACE_LOG = opt("strace-log", "");
 const DUMP = process.argv.includes("--dump");
 const SOURCE = process.argv.includes("--source");
+/** `--perf=PREFIX`: `perf record -g` of each side's listener during its windows, to PREFIX.<side>.<round>.data. */
+const PERF = opt("perf", "");
 /** "fixed": 15 drones from the start; "stock": opensrf.xml.example's 5–15 with spares 2–5 (as in bench/vs-c.ts). */
 const POOL = opt("pool", "fixed") as "fixed" | "stock";
 /** Calls started per second (open loop, at most `c` in flight); 0 = closed loops. */
@@ -70,7 +73,11 @@ function portOwners(xmppPort: number): Map<number, number[]> {
   const owners = new Map<number, number[]>();
   for (const line of out.stdout.split("\n")) {
     const m = /127\.0\.0\.1:(\d+)\s+\S+\s+users:(.*)$/.exec(line);
-    if (m) owners.set(Number(m[1]), [...m[2]!.matchAll(/pid=(\d+)/g)].map((x) => Number(x[1])));
+    if (m)
+      owners.set(
+        Number(m[1]),
+        [...m[2]!.matchAll(/pid=(\d+)/g)].map((x) => Number(x[1])),
+      );
   }
   return owners;
 }
@@ -142,6 +149,19 @@ function startStrace(pids: number[], file: string, log = false) {
   };
 }
 
+/** `perf record -g` of one process (kernel and user stacks), stopped by SIGINT. */
+function startPerf(pid: number, file: string) {
+  const p = spawn("perf", ["record", "-g", "-F", "2000", "-o", file, "-p", String(pid)], {
+    stdio: ["ignore", "ignore", "ignore"],
+  });
+  return {
+    stop: async () => {
+      p.kill("SIGINT");
+      await new Promise((r) => p.once("exit", r));
+    },
+  };
+}
+
 /** `strace -c` table → calls per syscall name. */
 function parseStraceSummary(text: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -204,6 +224,20 @@ interface RoundResult {
   cpu: Record<string, number>;
   io: Record<string, { syscr: number; syscw: number }>;
   strace?: Map<string, number>;
+  /** The listener's CPU seconds by thread name. */
+  listenerThreads: Map<string, number>;
+  /** The listener's voluntary context switches (each a sleep and a wake-up). */
+  listenerWakeups: number;
+}
+
+/** Voluntary context switches of a process's main thread so far. */
+function wakeups(pid: number): number {
+  try {
+    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 const fmt = (v: number, calls: number, digits = 2) => (v / calls).toFixed(digits);
@@ -285,6 +319,8 @@ async function main(): Promise<void> {
             ? startStrace(traced, join(dir, `r${round}-${side}.strace`))
             : undefined;
         if (st) await Bun.sleep(300);
+        const perf = PERF ? startPerf(listener, `${PERF}.${side}.${round}.data`) : undefined;
+        if (perf) await Bun.sleep(300);
         const cpu0: Record<string, number> = {};
         const io0: Record<string, { syscr: number; syscw: number }> = {};
         const snapshot = (cpu: Record<string, number>, io: Record<string, { syscr: number; syscw: number }>) => {
@@ -301,15 +337,23 @@ async function main(): Promise<void> {
           }
         };
         snapshot(cpu0, io0);
+        const threads0 = threadCpu(listener);
+        const wake0 = wakeups(listener);
         const seconds =
-          RATE > 0 ? await runAtRate(calls[side][METHOD], CALLS, C, RATE) : await runCalls(calls[side][METHOD], CALLS, C);
+          RATE > 0
+            ? await runAtRate(calls[side][METHOD], CALLS, C, RATE)
+            : await runCalls(calls[side][METHOD], CALLS, C);
         // Connections of drones started during the window (they may have exited again: "other").
         for (const [port, pids] of portOwners(xmppPort)) if (!owners.has(port)) owners.set(port, pids);
         for (const d of childPids(listener)) seenDrones.add(d);
         const cpu1: Record<string, number> = {};
         const io1: Record<string, { syscr: number; syscw: number }> = {};
         snapshot(cpu1, io1);
+        const threads1 = threadCpu(listener);
+        const listenerWakeups = wakeups(listener) - wake0;
+        const listenerThreads = new Map([...threads1].map(([k, v]) => [k, v - (threads0.get(k) ?? 0)]));
         const strace = await st?.stop();
+        await perf?.stop();
         await cap.stop();
         const wire = new Map<Role, Segments & { conns: number }>();
         for (const [port, seg] of readCapture(pcap, xmppPort)) {
@@ -334,7 +378,16 @@ async function main(): Promise<void> {
           ]),
         );
         rmSync(pcap, { force: true });
-        const result: RoundResult = { side, seconds, wire, cpu, io, ...(strace ? { strace } : {}) };
+        const result: RoundResult = {
+          side,
+          seconds,
+          wire,
+          cpu,
+          io,
+          listenerThreads,
+          listenerWakeups,
+          ...(strace ? { strace } : {}),
+        };
         results.push(result);
         say(`  round ${round + 1} ${side.padEnd(4)} ${(CALLS / seconds).toFixed(0)} calls/s`);
       }
@@ -364,7 +417,10 @@ function report(results: RoundResult[]): string {
     for (const way of ["toServer", "fromServer"] as const) {
       const arrow = way === "toServer" ? "→ ejabberd" : "ejabberd →";
       const cell = (s: Side, f: (w: Segments[typeof way]) => number) =>
-        fmt(mean(bySide(s), (r) => (r.wire.get(role) ? f(r.wire.get(role)![way]) : 0)), CALLS);
+        fmt(
+          mean(bySide(s), (r) => (r.wire.get(role) ? f(r.wire.get(role)![way]) : 0)),
+          CALLS,
+        );
       if (!sides.some((s) => bySide(s).some((r) => r.wire.get(role)))) continue;
       const row = (what: string, f: (w: Segments[typeof way]) => number) =>
         out.push(`| ${role} ${arrow}: ${what} | ${sides.map((x) => cell(x, f)).join(" | ")} |`);
@@ -384,10 +440,32 @@ function report(results: RoundResult[]): string {
       `| ${k}: read / write syscalls (/proc io) | ${sides
         .map(
           (s) =>
-            `${fmt(mean(bySide(s), (r) => r.io[k]?.syscr ?? 0), CALLS)} / ${fmt(mean(bySide(s), (r) => r.io[k]?.syscw ?? 0), CALLS)}`,
+            `${fmt(
+              mean(bySide(s), (r) => r.io[k]?.syscr ?? 0),
+              CALLS,
+            )} / ${fmt(
+              mean(bySide(s), (r) => r.io[k]?.syscw ?? 0),
+              CALLS,
+            )}`,
         )
         .join(" | ")} |`,
     );
+  }
+  out.push(
+    `| listener: wake-ups (voluntary context switches) | ${sides
+      .map((s) =>
+        fmt(
+          mean(bySide(s), (r) => r.listenerWakeups),
+          CALLS,
+        ),
+      )
+      .join(" | ")} |`,
+  );
+  const threadNames = new Set(results.flatMap((r) => [...r.listenerThreads.keys()]));
+  for (const t of threadNames) {
+    const v = sides.map((s) => mean(bySide(s), (r) => ((r.listenerThreads.get(t) ?? 0) / CALLS) * 1e6));
+    if (v.some((x) => x >= 0.5))
+      out.push(`| listener thread ${t}: CPU µs | ${v.map((x) => x.toFixed(1)).join(" | ")} |`);
   }
   if (results.some((r) => r.strace)) {
     const names = new Set(results.flatMap((r) => [...(r.strace?.keys() ?? [])]));
