@@ -20,6 +20,8 @@ export interface ConnectBusOptions {
   logger: Logger;
   /** Keep reconnecting after the first connect (default true). */
   reconnect?: boolean;
+  /** XMPP: message bodies decoded only when read (the listener's connection; see `XmppConnection`). */
+  lazyBodies?: boolean;
 }
 
 /**
@@ -32,5 +34,9 @@ export async function connectBus(cfg: ClientConfig, opts: ConnectBusOptions): Pr
   if (cfg.bus === "redis") {
     return RedisConnection.connect({ ...redisConnectionOptions(cfg, opts.logger), reconnect });
   }
-  return XmppConnection.connect({ ...clientConnectionOptions(cfg, opts.resource, opts.logger), reconnect });
+  return XmppConnection.connect({
+    ...clientConnectionOptions(cfg, opts.resource, opts.logger),
+    reconnect,
+    ...(opts.lazyBodies ? { lazyBodies: true } : {}),
+  });
 }

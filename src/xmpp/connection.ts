@@ -37,6 +37,11 @@ export interface ConnectionOptions {
   connectTimeoutMs?: number;
   /** Backoff ceiling between reconnect attempts, ms (default 5 000). */
   maxBackoffMs?: number;
+  /**
+   * Deliver messages with their body undecoded (`xmlBody`; `body` decodes on first read):
+   * for the listener, which hands bodies to drones unread (default false).
+   */
+  lazyBodies?: boolean;
 }
 
 const BACKOFF_START_MS = 100;
@@ -91,9 +96,10 @@ export class XmppConnection implements BusConnection {
     // ~35 s). Messages are read straight into Stanzas: no element tree, no trip through
     // @xmpp/client's middleware (which parses both JIDs of every stanza).
     const deliver = (stanza: Stanza): void => this.deliver(stanza);
+    const readerOptions = { lazyBody: opts.lazyBodies === true };
     class ConnectionParser extends StreamParser {
       constructor() {
-        super({ childReader: (name) => (name === "message" ? new StanzaReader(deliver) : undefined) });
+        super({ childReader: (name) => (name === "message" ? new StanzaReader(deliver, readerOptions) : undefined) });
       }
     }
     useStreamParser(this.xmpp, ConnectionParser);
