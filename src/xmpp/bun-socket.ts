@@ -14,7 +14,9 @@
  * negotiated on it — as with OpenSRF's C and Perl clients, which never do TLS either. A
  * server that requires TLS refuses the login.
  */
+import { lookup } from "node:dns";
 import { EventEmitter } from "node:events";
+import { isIP } from "node:net";
 import type { Socket } from "bun";
 
 /** Where to connect: what @xmpp/connection-tcp's `socketParameters` gives. */
@@ -39,9 +41,25 @@ export class BunTcpSocket extends EventEmitter {
 
   /** Starts connecting; `connect` or `error` (then `close`) follows. */
   connect(params: TcpParams): this {
+    // Names are resolved as net.Socket resolves them (dns.lookup: getaddrinfo, so
+    // /etc/hosts and a network namespace's own hosts file count; Bun.connect's resolver
+    // answers `*.localhost` with loopback whatever they say).
+    if (isIP(params.host) !== 0) this.open(params.host, params.port);
+    else {
+      lookup(params.host, (err, address) => {
+        if (err) {
+          this.fail(err);
+          this.onClose();
+        } else if (!this.closed) this.open(address, params.port);
+      });
+    }
+    return this;
+  }
+
+  private open(address: string, port: number): void {
     Bun.connect<undefined>({
-      hostname: params.host,
-      port: params.port,
+      hostname: address,
+      port,
       socket: {
         open: (s) => {
           if (this.closed) {
@@ -69,7 +87,6 @@ export class BunTcpSocket extends EventEmitter {
       this.fail(err);
       this.onClose();
     });
-    return this;
   }
 
   /**

@@ -109,6 +109,32 @@ describe("BunTcpSocket", () => {
     expect(events).toEqual(["error ECONNREFUSED", "close true"]);
   });
 
+  test("a host name is resolved as net.Socket resolves it (dns.lookup); one that does not resolve fails with its code", async () => {
+    const srv = collector();
+    const sock = new BunTcpSocket();
+    await new Promise<void>((resolve, reject) => {
+      sock.once("connect", resolve);
+      sock.once("error", reject);
+      sock.connect({ host: "localhost", port: srv.port });
+    }).catch(async (e) => {
+      // "localhost" may resolve to ::1 first where the server listens on IPv4 only.
+      expect((e as { code?: string }).code).toBe("ECONNREFUSED");
+    });
+    sock.destroy();
+    const bad = new BunTcpSocket();
+    const events: string[] = [];
+    const closed = new Promise<void>((resolve) => {
+      bad.on("error", (e: Error & { code?: string }) => events.push(`error ${e.code}`));
+      bad.on("close", (hadError: boolean) => {
+        events.push(`close ${hadError}`);
+        resolve();
+      });
+    });
+    bad.connect({ host: "no-such-host.invalid", port: srv.port });
+    await closed;
+    expect(events).toEqual(["error ENOTFOUND", "close true"]);
+  });
+
   test("never TLS: secure is false, so @xmpp/starttls leaves it alone", () => {
     expect(new BunTcpSocket().secure).toBe(false);
   });
