@@ -6,7 +6,8 @@
  * one call as each process wrote them and as ejabberd delivered them.
  *
  *   bun bench/wire.ts [--calls=3000] [--c=8] [--rate=0] [--rounds=2] [--method=echo|add]
- *                     [--max-requests=1000000] [--strace] [--dump] [--source]
+ *                     [--pool=fixed|stock] [--max-requests=1000000] [--base=BIN]
+ *                     [--strace] [--strace-log=FILE] [--perf=PREFIX] [--dump] [--source]
  *
  * Both services get the same fixed pool (15 drones), behind one ejabberd (busy-wait off, as in
  * bench/vs-c.ts), the real C router and the real Perl opensrf.settings. Each round measures C
@@ -16,7 +17,10 @@
  * each of its wake-ups finds, so comparing sides at different rates compares batching too.
  * `--strace` also attaches `strace -c -f` to the listener and drones of the side measured
  * (slows them: read its counts per call, not its times). `--dump` prints every stanza of one
- * call at c=1 on each side, as written (→ ejabberd) and as delivered (ejabberd →).
+ * call at c=1 on each side, as written (→ ejabberd) and as delivered (ejabberd →). The
+ * listener's CPU is also given by thread (its JavaScript thread, JIT and GC helpers) with its
+ * wake-ups per call (voluntary context switches); `--perf` records each listener with
+ * `perf record -g` for `perf report`.
  * Needs tcpdump (and strace for --strace) and the rights to capture on loopback.
  */
 import { spawn, spawnSync } from "node:child_process";
