@@ -15,6 +15,7 @@ import { createServiceHost } from "../src/app/host.ts";
 import type { ServiceDefinition } from "../src/app/types.ts";
 import { Client } from "../src/client/client.ts";
 import { createLogger } from "../src/log/logger.ts";
+import { requestMessage } from "../src/prefork/ipc.ts";
 import { chunkText, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
 import { decodeBody, encodeBody, encodeJson } from "../src/protocol/codec.ts";
 import { complete, request, result } from "../src/protocol/messages.ts";
@@ -112,6 +113,31 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
       piece: `XML: read a delivered request stanza (${delivered.length} B)`,
       micros: await timeEach(ms, () => parser.write(delivered)),
     });
+    // What the listener does with each request: read it, and make the IPC message for the
+    // drone (Bun serializes that with JSON.stringify). Decoded bodies, as before lazy bodies,
+    // against the listener's lazy ones, which travel as they came.
+    for (const lazyBody of [false, true]) {
+      let got: Stanza | undefined;
+      const p = new StreamParser({
+        childReader: (name) =>
+          name === "message"
+            ? new StanzaReader(
+                (s) => {
+                  got = s;
+                },
+                { lazyBody },
+              )
+            : undefined,
+      });
+      p.write("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
+      out.push({
+        piece: `listener: read a delivered request and serialize it for the drone (${lazyBody ? "lazy body" : "decoded body"})`,
+        micros: await timeEach(ms, () => {
+          p.write(delivered);
+          return JSON.stringify(requestMessage(got!)).length;
+        }),
+      });
+    }
     out.push({
       piece: "XML: write the echo reply stanza",
       micros: await timeEach(ms, () =>

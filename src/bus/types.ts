@@ -51,6 +51,11 @@ export interface BusMessage {
    * the router forwards to the listener's own JID).
    */
   fromQueue?: string;
+  /**
+   * XMPP, on a connection with lazy bodies (the listener's): the body as it was on the wire,
+   * still XML-escaped, so it can be handed on without decoding; `body` decodes it when read.
+   */
+  xmlBody?: string;
 }
 
 /**

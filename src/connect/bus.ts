@@ -21,6 +21,8 @@ export interface ConnectBusOptions {
   logger: Logger;
   /** Keep reconnecting after the first connect (default true). */
   reconnect?: boolean;
+  /** XMPP: message bodies decoded only when read (the listener's connection; see `XmppConnection`). */
+  lazyBodies?: boolean;
 }
 
 /**
@@ -35,7 +37,11 @@ export async function connectBus(cfg: ClientConfig, opts: ConnectBusOptions): Pr
     return RedisConnection.connect({ ...redisConnectionOptions(cfg, opts.logger), reconnect });
   }
   const { XmppConnection } = await import("../xmpp/connection.ts");
-  return XmppConnection.connect({ ...clientConnectionOptions(cfg, opts.resource, opts.logger), reconnect });
+  return XmppConnection.connect({
+    ...clientConnectionOptions(cfg, opts.resource, opts.logger),
+    reconnect,
+    ...(opts.lazyBodies ? { lazyBodies: true } : {}),
+  });
 }
 
 /**

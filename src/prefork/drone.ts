@@ -140,6 +140,13 @@ export class DroneRuntime {
         else void this.boot(msg.init);
         return;
       case "request":
+        // Never sent by ejabberd or Prosody, which re-serialize what they pass on: served
+        // with an empty body, so the caller and the pool still hear back.
+        if (msg.badBody !== undefined) {
+          this.warn(
+            `the body of a message from ${msg.stanza.from} (thread ${msg.stanza.thread}) is not well-formed XML text: ${msg.badBody}`,
+          );
+        }
         this.queue.push(msg.stanza);
         this.next();
         return;

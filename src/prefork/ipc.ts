@@ -12,6 +12,7 @@ import type { BusMessage } from "../bus/types.ts";
 import type { ClientConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat } from "../log/logger.ts";
 import { RETIRE_CAUSES, type RetireCause } from "../metrics/types.ts";
+import { decodeXmlBody } from "../xmpp/stanza.ts";
 
 /** A caller waiting on one stanza: where an error status must go. */
 export interface CallerRef {
@@ -52,8 +53,13 @@ export interface DroneInit {
 export type ListenerToDrone =
   /** First message: configuration (holds the XMPP password, hence IPC and not argv/env). */
   | { type: "init"; init: DroneInit }
-  /** One message from a router for this service, as received. */
-  | { type: "request"; stanza: BusMessage }
+  /**
+   * One message from a router for this service, as received. `xmlBody`: its body as it was
+   * on the wire, still XML-escaped (the listener forwards it undecoded); `stanza.body` is
+   * empty then, and the drone decodes this ({@link parseListenerMessage}). `badBody`, on
+   * the drone's side only: why that body could not be decoded.
+   */
+  | { type: "request"; stanza: BusMessage; xmlBody?: string; badBody?: string }
   /**
    * Stop: `graceful` finishes the current work first (and runs childExit); otherwise exit
    * now. `reason` is why the pool retires it (logged by the drone, counted by the metrics).
@@ -182,6 +188,35 @@ export function parseDroneMessage(m: unknown): DroneToListener {
   }
 }
 
+/**
+ * The IPC message that hands `stanza` to a drone. A stanza with its body still as XML text
+ * (the listener's connection keeps them so) travels with that text and an empty `body`, so
+ * the listener never decodes a body or escapes its quotes again for JSON.
+ */
+export function requestMessage(stanza: BusMessage): ListenerToDrone {
+  const xmlBody = stanza.xmlBody;
+  if (xmlBody === undefined) return { type: "request", stanza };
+  const plain: BusMessage = {
+    to: stanza.to,
+    from: stanza.from,
+    thread: stanza.thread,
+    body: "",
+    routerFrom: stanza.routerFrom,
+    routerTo: stanza.routerTo,
+    routerClass: stanza.routerClass,
+    routerCommand: stanza.routerCommand,
+    xid: stanza.xid,
+  };
+  if (stanza.error) plain.error = stanza.error;
+  if (stanza.fromQueue !== undefined) plain.fromQueue = stanza.fromQueue;
+  return { type: "request", stanza: plain, xmlBody };
+}
+
+/** Whether a message's body is empty, without decoding one kept as XML text. */
+export function hasEmptyBody(s: BusMessage): boolean {
+  return (s.xmlBody ?? s.body) === "";
+}
+
 const STANZA_FIELDS = [
   "to",
   "from",
@@ -221,7 +256,14 @@ export function parseListenerMessage(m: unknown): ListenerToDrone {
     case "request": {
       const s = m.stanza;
       need(isObj(s) && STANZA_FIELDS.every((f) => isStr(s[f])), "request.stanza is not a stanza", m);
-      return { type: "request", stanza: s as unknown as BusMessage };
+      const stanza = s as unknown as BusMessage;
+      if (m.xmlBody === undefined) return { type: "request", stanza };
+      need(isStr(m.xmlBody), "request.xmlBody must be a string", m);
+      const decoded = decodeXmlBody(m.xmlBody);
+      stanza.body = decoded.body;
+      return decoded.error === undefined
+        ? { type: "request", stanza }
+        : { type: "request", stanza, badBody: decoded.error };
     }
     case "shutdown":
       need(typeof m.graceful === "boolean", "shutdown.graceful must be a boolean", m);

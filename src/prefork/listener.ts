@@ -12,6 +12,7 @@ import type { BusConnection, BusMessage } from "../bus/types.ts";
 import type { Clock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
+import { hasEmptyBody } from "./ipc.ts";
 import { Pool } from "./pool.ts";
 import { Registration } from "./registration.ts";
 import { errorReply, failureStatus } from "./replies.ts";
@@ -200,7 +201,7 @@ export class Listener {
       return;
     }
     this.registration.heard(s.from);
-    if (s.body === "") {
+    if (hasEmptyBody(s)) {
       this.log.warn(
         `${this.service}: received an empty message from ${s.from}, thread ${s.thread}; dropping it`,
         s.xid,

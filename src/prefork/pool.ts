@@ -37,7 +37,7 @@ import { type Clock, realClock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { RetireCause, SpawnCause } from "../metrics/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
-import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage } from "./ipc.ts";
+import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage, requestMessage } from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
 import { IdleWindow, SpareRamp, SURPLUS_RETIRES_PER_TICK } from "./spare-bounds.ts";
 import type { DroneHandle, DroneSpawner, ErrorTarget, PoolFailure, PoolHooks, PoolLimits, PoolStats } from "./types.ts";
@@ -321,7 +321,7 @@ export class Pool {
   }
 
   private handTo(d: Drone, stanza: BusMessage): boolean {
-    if (!d.handle.send({ type: "request", stanza })) return false;
+    if (!d.handle.send(requestMessage(stanza))) return false;
     d.place = "active";
     this.active.add(d);
     d.work = stanza;

@@ -97,6 +97,8 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   const transport = await connectBus(core.opensrf, {
     resource: makeResource(`${o.service}_listener`, hostname()),
     logger,
+    // Request bodies go to the drones as they arrived; the listener reads none of them.
+    lazyBodies: true,
   });
   const client = new Client({ transport, routerName: core.opensrf.routerName, logger });
   // Until the listener takes the connection over, only the client's own replies matter.

@@ -8,10 +8,11 @@ import type { XmlElement } from "@xmpp/xml";
 import type { BusAddresses, BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { xmppAddresses } from "./addresses.ts";
+import { BunTcpSocket } from "./bun-socket.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
 import { type ProbeAnswer, REGISTRATION_PROBE_NS } from "./probe.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
-import { StreamParser, useStreamParser } from "./stream-parser.ts";
+import { StreamParser, useSocket, useStreamParser } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
 /** Everything needed to log in one OpenSRF process to its XMPP server. */
@@ -36,6 +37,11 @@ export interface ConnectionOptions {
   connectTimeoutMs?: number;
   /** Backoff ceiling between reconnect attempts, ms (default 5 000). */
   maxBackoffMs?: number;
+  /**
+   * Deliver messages with their body undecoded (`xmlBody`; `body` decodes on first read):
+   * for the listener, which hands bodies to drones unread (default false).
+   */
+  lazyBodies?: boolean;
 }
 
 const BACKOFF_START_MS = 100;
@@ -90,12 +96,14 @@ export class XmppConnection implements BusConnection {
     // ~35 s). Messages are read straight into Stanzas: no element tree, no trip through
     // @xmpp/client's middleware (which parses both JIDs of every stanza).
     const deliver = (stanza: Stanza): void => this.deliver(stanza);
+    const readerOptions = { lazyBody: opts.lazyBodies === true };
     class ConnectionParser extends StreamParser {
       constructor() {
-        super({ childReader: (name) => (name === "message" ? new StanzaReader(deliver) : undefined) });
+        super({ childReader: (name) => (name === "message" ? new StanzaReader(deliver, readerOptions) : undefined) });
       }
     }
     useStreamParser(this.xmpp, ConnectionParser);
+    useSocket(this.xmpp, BunTcpSocket);
     this.decodeUtf8AcrossChunks();
     this.disableStreamManagement();
     this.xmpp.reconnect.stop(); // we reconnect ourselves, with backoff

@@ -7,7 +7,7 @@ import parse from "ltx/lib/parse.js";
 import { StanzaDecodeError } from "./errors.ts";
 import type { ChildReader } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
-import { XmlTokenizer } from "./xml-tokenizer.ts";
+import { unescapeXml, XmlTokenizer } from "./xml-tokenizer.ts";
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
@@ -158,6 +158,8 @@ enum Child {
  * text only, names matched without prefix).
  */
 export class StanzaReader implements ChildReader {
+  /** Lazy bodies: the tokenizer hands text over undecoded (see {@link StanzaReaderOptions}). */
+  readonly rawText: boolean;
   private attrs: Record<string, string> = {};
   private router: Record<string, string> | undefined;
   private thread: string | undefined;
@@ -169,7 +171,12 @@ export class StanzaReader implements ChildReader {
   private errorText: string | undefined;
   private inErrorText = false;
 
-  constructor(private readonly deliver: (stanza: Stanza) => void) {}
+  constructor(
+    private readonly deliver: (stanza: Stanza) => void,
+    opts: StanzaReaderOptions = {},
+  ) {
+    this.rawText = opts.lazyBody === true;
+  }
 
   start(name: string, attrs: Record<string, string>, depth: number): void {
     if (depth === 0) {
@@ -208,10 +215,12 @@ export class StanzaReader implements ChildReader {
 
   text(text: string, depth: number): void {
     if (depth === 1) {
+      // With lazy bodies only the body stays as received; the rest is decoded here (and
+      // a bad reference in it fails the stream, as the tokenizer would have).
       if (this.in === Child.Body) this.body += text;
-      else if (this.in === Child.Thread) this.thread += text;
+      else if (this.in === Child.Thread) this.thread += this.rawText ? unescapeXml(text) : text;
     } else if (depth === 2 && this.inErrorText) {
-      this.errorText += text;
+      this.errorText += this.rawText ? unescapeXml(text) : text;
     }
   }
 
@@ -223,17 +232,19 @@ export class StanzaReader implements ChildReader {
   finish(): void {
     const a = this.attrs;
     const o = this.router ?? a;
-    const stanza: Stanza = {
-      to: a.to ?? "",
-      from: a.from ?? "",
-      thread: this.thread ?? "",
-      body: this.body ?? "",
-      routerFrom: o.router_from ?? "",
-      routerTo: o.router_to ?? "",
-      routerClass: o.router_class ?? "",
-      routerCommand: o.router_command ?? "",
-      xid: o.osrf_xid ?? "",
-    };
+    const stanza: Stanza = this.rawText
+      ? lazyBodyStanza(a, o, this.thread ?? "", this.body ?? "")
+      : {
+          to: a.to ?? "",
+          from: a.from ?? "",
+          thread: this.thread ?? "",
+          body: this.body ?? "",
+          routerFrom: o.router_from ?? "",
+          routerTo: o.router_to ?? "",
+          routerClass: o.router_class ?? "",
+          routerCommand: o.router_command ?? "",
+          xid: o.osrf_xid ?? "",
+        };
     // Any <error> child makes a bounce, as in libopensrf (see decodeStanza).
     if (a.type === "error" || this.errorSeen) {
       const type = this.errorType ?? "cancel";
@@ -244,6 +255,56 @@ export class StanzaReader implements ChildReader {
           : { type, condition: this.condition, text: this.errorText };
     }
     this.deliver(stanza);
+  }
+}
+
+/** Options of {@link StanzaReader}. */
+export interface StanzaReaderOptions {
+  /**
+   * Keep the body as it was on the wire (`xmlBody`, still XML-escaped) and decode it only
+   * when `body` is first read: for a process that hands most bodies on unread (the
+   * listener passes them to a drone, which decodes them: {@link decodeXmlBody}).
+   */
+  lazyBody?: boolean;
+}
+
+/**
+ * A stanza whose `body` is decoded from `xmlBody` on first read. Own enumerable accessors,
+ * so spreading or serializing it gives the decoded body like any other stanza. A body the
+ * server should never have sent (a bad reference) reads as "" rather than throwing into
+ * whoever looked; the drone that gets it says why ({@link decodeXmlBody}).
+ */
+function lazyBodyStanza(a: Record<string, string>, o: Record<string, string>, thread: string, xmlBody: string): Stanza {
+  let decoded: string | undefined = xmlBody.indexOf("&") === -1 ? xmlBody : undefined;
+  return {
+    to: a.to ?? "",
+    from: a.from ?? "",
+    thread,
+    get body(): string {
+      if (decoded === undefined) decoded = decodeXmlBody(xmlBody).body;
+      return decoded;
+    },
+    set body(v: string) {
+      decoded = v;
+    },
+    routerFrom: o.router_from ?? "",
+    routerTo: o.router_to ?? "",
+    routerClass: o.router_class ?? "",
+    routerCommand: o.router_command ?? "",
+    xid: o.osrf_xid ?? "",
+    xmlBody,
+  };
+}
+
+/**
+ * Decodes a body kept as XML text (`xmlBody`). `error` says what was wrong with one that
+ * is not well-formed (an `&` starting no reference, an unknown entity); `body` is "" then.
+ */
+export function decodeXmlBody(xmlBody: string): { body: string; error?: string } {
+  try {
+    return { body: unescapeXml(xmlBody) };
+  } catch (e) {
+    return { body: "", error: (e as Error).message };
   }
 }
 

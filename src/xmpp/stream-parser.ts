@@ -26,6 +26,11 @@ export interface ChildReader {
   end(depth: number): void;
   /** The element itself ended. */
   finish(): void;
+  /**
+   * Text events carry character data as it stands in the input, references not replaced
+   * (XmlTokenizer's `rawText`), while this reader reads.
+   */
+  readonly rawText?: boolean;
 }
 
 /** Options of {@link StreamParser}. */
@@ -99,6 +104,7 @@ export class StreamParser extends Parser {
         const r = childReader(name);
         if (r !== undefined) {
           reader = r;
+          tokenizer.rawText = r.rawText === true;
           open.length = 0;
           open.push(name);
           r.start(name, attrs, 0);
@@ -125,6 +131,7 @@ export class StreamParser extends Parser {
       }
       const done = reader;
       reader = undefined;
+      tokenizer.rawText = false;
       done.finish();
     });
     tokenizer.on("text", (text) => {
@@ -151,4 +158,13 @@ export class StreamParser extends Parser {
  */
 export function useStreamParser(xmpp: object, parser: new () => StreamParser): void {
   Object.defineProperty(xmpp, "Parser", { get: () => parser, set: () => {}, configurable: true });
+}
+
+/**
+ * Makes an @xmpp/client client open its TCP connections with `socket` (see bun-socket.ts),
+ * pinned the same way as {@link useStreamParser}: `Client#connect` copies its transport's
+ * `Socket` onto itself and @xmpp/connection's `connect` constructs `new this.Socket()`.
+ */
+export function useSocket(xmpp: object, socket: new () => object): void {
+  Object.defineProperty(xmpp, "Socket", { get: () => socket, set: () => {}, configurable: true });
 }

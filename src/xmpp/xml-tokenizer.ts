@@ -164,6 +164,11 @@ function unescapeReferences(raw: string): string {
   return out + raw.slice(done);
 }
 
+/** CDATA content as the escaped text it stands for, for {@link XmlTokenizer.rawText}. */
+function escapeCdata(text: string): string {
+  return /[&<>]/.test(text) ? text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;") : text;
+}
+
 /**
  * Streaming XML tokenizer with the SAX interface ltx's parsers have (`write`, `end`, `on`),
  * so it serves both ltx's `parse(xml, {Parser})` and the XMPP stream parser.
@@ -174,6 +179,13 @@ function unescapeReferences(raw: string): string {
  * whether its document is finished.
  */
 export class XmlTokenizer {
+  /**
+   * Hand character data on as it stands in the input, entity and character references not
+   * replaced (CDATA sections escaped to match), for a reader that passes text on unread and
+   * decodes it only if ever needed (`unescapeXml`, which then also does the checking skipped
+   * here). Attribute values are always unescaped. May be switched between events.
+   */
+  rawText = false;
   private state = TEXT;
   /** Slices of the token being read when it spans chunks. */
   private parts: string[] = [];
@@ -273,7 +285,7 @@ export class XmlTokenizer {
           }
           if (lt > pos || this.parts.length > 0) {
             const raw = this.take(data, pos, lt);
-            if (raw.length > 0) this.emitText(unescapeXml(raw));
+            if (raw.length > 0) this.emitText(this.rawText ? raw : unescapeXml(raw));
           }
           pos = lt + 1;
           this.state = OPEN;
@@ -451,7 +463,7 @@ export class XmlTokenizer {
           if (overlap > 0) content = content.slice(0, content.length - overlap);
           pos = end;
           this.state = TEXT;
-          if (content.length > 0) this.emitText(content);
+          if (content.length > 0) this.emitText(this.rawText ? escapeCdata(content) : content);
           break;
         }
       }
