@@ -1,11 +1,103 @@
 /**
- * Reading what a multi-host run left behind: our router's JSON log (every forward with its
- * xid, every node it dropped) and the agent's per-request records, counted per host.
+ * Driving a multi-host run the same way behind either router — `add` loads from host D, the
+ * listeners' re-registration counters — and reading what it left behind: the router's log
+ * (every forward with its xid, every node it dropped) and the agent's per-request records,
+ * counted per host.
  */
 import { readFileSync } from "node:fs";
-import type { LoadRecord } from "../../devkit/netns/agent-protocol.ts";
-import { hostOf } from "../../devkit/netns/scaleout.ts";
+import type { LoadRecord, LoadReply } from "../../devkit/netns/agent-protocol.ts";
+import { hostOf, type ScaleOutStack } from "../../devkit/netns/scaleout.ts";
 import { OSRF_LINE_PATTERN } from "../../src/log/format.ts";
+import type { PoolStatus } from "../../src/metrics/types.ts";
+
+/** The hosts that serve the service, by their name in {@link ScaleOutStack.host}. */
+const SERVING_HOSTS = ["b", "c"] as const;
+
+/** `add(i, 1)` answered `i + 1`. */
+export const correct = (r: LoadRecord): boolean => r.outcome === "ok" && r.result === r.i + 1;
+
+/** How host D's callers run `add(i, 1)`: `concurrency` callers (default 8), each waiting `timeout` s (default 10). */
+export interface AddLoadOptions {
+  concurrency?: number;
+  timeout?: number;
+  /** Pause of each caller between its requests, ms. */
+  pauseMs?: number;
+}
+
+/** Runs `total` requests `add(i, 1)` from host D and returns their records. */
+export async function addBatch(
+  s: ScaleOutStack,
+  tag: string,
+  total: number,
+  o: AddLoadOptions = {},
+): Promise<LoadRecord[]> {
+  return (await startAdds(s, tag, total, o).reply).records;
+}
+
+/**
+ * `add(i, 1)` from host D until `s.agent.stopLoad(id)` (or two minutes): the load a host is
+ * lost, cut off or restarted under.
+ */
+export function addLoad(
+  s: ScaleOutStack,
+  tag: string,
+  o: AddLoadOptions = {},
+): { id: number; reply: Promise<LoadReply> } {
+  return startAdds(s, tag, 1_000_000, o, 120_000);
+}
+
+function startAdds(
+  s: ScaleOutStack,
+  tag: string,
+  total: number,
+  o: AddLoadOptions,
+  deadlineMs?: number,
+): { id: number; reply: Promise<LoadReply> } {
+  return s.agent.load({
+    service: s.service,
+    method: "add",
+    params: ["$i", 1],
+    total,
+    concurrency: o.concurrency ?? 8,
+    timeout: o.timeout ?? 10,
+    tag,
+    ...(o.pauseMs === undefined ? {} : { pauseMs: o.pauseMs }),
+    ...(deadlineMs === undefined ? {} : { deadlineMs }),
+  });
+}
+
+/** Whether the router holds a registration of both serving hosts' listeners. */
+export async function bothRegistered(s: ScaleOutStack): Promise<boolean> {
+  const hosts = new Set((await s.listenerNodes()).map(hostOf));
+  return SERVING_HOSTS.every((h) => hosts.has(`host${h}`));
+}
+
+/** The registered listener whose JID names `hostname` (e.g. `hostc`), if any. */
+export async function listenerOn(s: ScaleOutStack, hostname: string): Promise<string | undefined> {
+  return (await s.listenerNodes()).find((j) => hostOf(j) === hostname);
+}
+
+/** Each serving host's re-registrations with the router (bounce, probe, reconnect), from its `status`. */
+export async function reregistrations(s: ScaleOutStack): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const h of SERVING_HOSTS) {
+    const [pool] = JSON.parse((await s.status(h, ["--all", "--json"])).stdout) as PoolStatus[];
+    out[`host${h}`] = pool!.routers[0]!.reregistrations;
+  }
+  return out;
+}
+
+/** What brought each host's listener back to the router since `before`: its probes and bounces. */
+export async function reregistrationsSince(
+  s: ScaleOutStack,
+  before: Record<string, Record<string, number>>,
+): Promise<Array<{ host: string; probe: number; bounce: number }>> {
+  return Object.entries(await reregistrations(s)).map(([host, after]) => ({
+    host,
+    probe: after.probe! - before[host]!.probe!,
+    bounce: after.bounce! - before[host]!.bounce!,
+  }));
+}
 
 /** One line of `osrf-prefork router --log-format json`. */
 export interface RouterLogLine {
@@ -96,6 +188,21 @@ export function cRouterForwards(lines: readonly RouterLogLine[]): Map<string, Ar
     out.set(xid, list);
   }
   return out;
+}
+
+/**
+ * Whether the router's last forward of `r` went to `listener` no later than `by` (when the
+ * router dropped that listener's host): the request was inside that host, and never bounced
+ * back to be sent elsewhere.
+ */
+export function lastHandedTo(
+  forwards: ReadonlyMap<string, ReadonlyArray<{ ts: number; to: string }>>,
+  r: LoadRecord,
+  listener: string | undefined,
+  by: number,
+): boolean {
+  const f = forwards.get(r.xid)?.at(-1);
+  return f !== undefined && f.to === listener && f.ts <= by;
 }
 
 /** When the router dropped a node whose JID names `hostname` (the bounce that made it stop). */
