@@ -12,6 +12,7 @@ import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
 import { type Bus, startBus } from "../../devkit/bus.ts";
 import { childPids, waitUntil as pollUntil } from "../../devkit/load.ts";
+import { settingsXml } from "../../devkit/osrf-config.ts";
 import { freePort } from "../../devkit/ports.ts";
 import { type CliProcess, runCli } from "../../devkit/processes.ts";
 import type { Client } from "../../src/client/client.ts";
@@ -43,25 +44,24 @@ export default {
 };
 `;
 
-const settingsXml = (statusPort: number) => `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default>
-    <apps>
-      <${SERVICE}>
-        <keepalive>5</keepalive>
-        <unix_config>
-          <min_children>1</min_children>
-          <max_children>3</max_children>
-          <max_backlog_queue>1</max_backlog_queue>
-          <max_requests_jitter>0</max_requests_jitter>
-          <status_port>${statusPort}</status_port>
-        </unix_config>
-      </${SERVICE}>
-    </apps>
-  </default>
-  <hosts><testhost><activeapps><appname>${SERVICE}</appname><appname>${IDLE_SERVICE}</appname></activeapps></testhost></hosts>
-</opensrf>
-`;
+/** Only SERVICE is configured; IDLE_SERVICE is active with the defaults. */
+const settings = (statusPort: number) =>
+  settingsXml(
+    [
+      {
+        name: SERVICE,
+        keepalive: 5,
+        unix: {
+          min_children: 1,
+          max_children: 3,
+          max_backlog_queue: 1,
+          max_requests_jitter: 0,
+          status_port: statusPort,
+        },
+      },
+    ],
+    { active: [SERVICE, IDLE_SERVICE] },
+  );
 
 let bus: Bus;
 let coreFile: string;
@@ -127,7 +127,7 @@ beforeAll(async () => {
   statusPort = await freePort();
   settingsFile = join(dir, "opensrf.xml");
   writeFileSync(join(dir, "app.ts"), APP);
-  writeFileSync(settingsFile, settingsXml(statusPort));
+  writeFileSync(settingsFile, settings(statusPort));
   socket = { kind: "socket", path: statusSocketPath(pidDir, SERVICE) };
   serve = await bus.startServe({ service: SERVICE, app: join(dir, "app.ts"), settings: settingsFile }, [
     "--log-format",
