@@ -105,17 +105,22 @@ afterAll(async () => {
   await bus?.stop();
 }, TEST_TIMEOUT_MS);
 
+/** A client of its own whose every received list element is kept, as text, in `got`. */
+async function tappedClient(timeout: number): Promise<{ client: Client; got: string[] }> {
+  const logger = quietLogger();
+  const conn = await connectBus(readCoreConfig(bus.coreFile).opensrf, { resource: "x", logger, reconnect: false });
+  const got: string[] = [];
+  const tapped = tapBus(conn, (dir, text) => {
+    if (dir === "recv") got.push(text);
+  });
+  return { client: new Client({ transport: tapped, routerName: "router", logger, timeout, ownTransport: true }), got };
+}
+
 describe("the Redis router", () => {
   test(
     "router API: RESULT and then STATUS 205 as two list elements; an unknown method gets 404",
     async () => {
-      const logger = quietLogger();
-      const conn = await connectBus(readCoreConfig(bus.coreFile).opensrf, { resource: "x", logger, reconnect: false });
-      const got: string[] = [];
-      const tapped = tapBus(conn, (dir, text) => {
-        if (dir === "recv") got.push(text);
-      });
-      const client = new Client({ transport: tapped, routerName: "router", logger, timeout: 10, ownTransport: true });
+      const { client, got } = await tappedClient(10);
       try {
         expect(await client.request("router", "opensrf.router.info.class.list").collect()).toEqual([[SERVICE]]);
         const bodies = got.map((t) => JSON.parse(t).body as Array<{ __p: { type: string } }>);
@@ -137,13 +142,7 @@ describe("the Redis router", () => {
   test(
     "an unknown service: C's one STATUS 404 osrfServiceException, threadTrace 1, from the router's address",
     async () => {
-      const logger = quietLogger();
-      const conn = await connectBus(readCoreConfig(bus.coreFile).opensrf, { resource: "x", logger, reconnect: false });
-      const got: string[] = [];
-      const tapped = tapBus(conn, (dir, text) => {
-        if (dir === "recv") got.push(text);
-      });
-      const client = new Client({ transport: tapped, routerName: "router", logger, timeout: 30, ownTransport: true });
+      const { client, got } = await tappedClient(30);
       try {
         const err = await client
           .request("no.such.service", "opensrf.system.echo", [1])
