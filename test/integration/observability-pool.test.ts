@@ -146,6 +146,11 @@ afterAll(async () => {
   await bus?.stop();
 }, TEST_TIMEOUT_MS);
 
+/** `osrf-prefork status ARGS` finding its listeners from this test's settings file and pid dir. */
+function statusOfThisHost(...args: string[]) {
+  return runCli(["status", ...args, "--settings", settingsFile, "--host", "testhost", "--pid-dir", pidDir]);
+}
+
 describe("observability of a running pool", () => {
   test(
     "requests move the request, duration and accepted counters; both endpoints agree",
@@ -276,18 +281,7 @@ describe("observability of a running pool", () => {
       const pidEnd = lines[header]!.indexOf("PID") + 3;
       for (const r of rows) expect(r.slice(0, pidEnd)).toMatch(/\d$/);
 
-      const json = await runCli([
-        "status",
-        "--service",
-        SERVICE,
-        "--settings",
-        settingsFile,
-        "--host",
-        "testhost",
-        "--pid-dir",
-        pidDir,
-        "--json",
-      ]);
+      const json = await statusOfThisHost("--service", SERVICE, "--json");
       expect(json.code).toBe(0);
       const s = JSON.parse(json.stdout) as PoolStatus;
       expect(s.drones.total).toBe(3);
@@ -297,16 +291,7 @@ describe("observability of a running pool", () => {
       const viaPort = await runCli(["status", "--port", String(statusPort), "--json"]);
       expect((JSON.parse(viaPort.stdout) as PoolStatus).drones.total).toBe(3);
 
-      const all = await runCli([
-        "status",
-        "--all",
-        "--settings",
-        settingsFile,
-        "--host",
-        "testhost",
-        "--pid-dir",
-        pidDir,
-      ]);
+      const all = await statusOfThisHost("--all");
       expect(all.code).toBe(0);
       expect(all.stdout).toStartWith(`${SERVICE} on ${hostname()}  (listener pid ${serve.pid}`);
       expect(all.stderr).toContain(`no status endpoint for: ${IDLE_SERVICE}`);
@@ -330,17 +315,7 @@ describe("observability of a running pool", () => {
       expect(p.code).toBe(3);
       expect(p.stderr).toContain(`no status endpoint at 127.0.0.1:${port} (connection refused)`);
 
-      const svc = await runCli([
-        "status",
-        "--service",
-        IDLE_SERVICE,
-        "--settings",
-        settingsFile,
-        "--host",
-        "testhost",
-        "--pid-dir",
-        pidDir,
-      ]);
+      const svc = await statusOfThisHost("--service", IDLE_SERVICE);
       expect(svc.code).toBe(3);
       expect(svc.stderr).toContain(
         `${IDLE_SERVICE}: no status endpoint (looked for ${defaultSocketCandidates(pidDir, IDLE_SERVICE)
