@@ -6,12 +6,13 @@
  *
  * Without the tarball this file prints one "skipped" line (set OPENSRF_SRC); with CI set it fails.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
+import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { isRunning, type ProcRef, procRef } from "../../devkit/opensrf/procs.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { usePeerStack } from "../harness/peer-stack.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const HAVE_PEER = peerAvailableForTests("test/interop/peer-smoke.test.ts");
@@ -19,24 +20,22 @@ const HAVE_PEER = peerAvailableForTests("test/interop/peer-smoke.test.ts");
 describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
   let stack: OpenSrfStack;
 
-  beforeAll(async () => {
-    // A cold cache means apt plus a full autotools build: minutes, once per machine.
-    await ensurePeer();
-    stack = await startOpenSrfStack({
-      services: [
-        {
-          name: "opensrf.tsmath",
-          language: "typescript",
-          implementation: join(ROOT, "examples/math.ts"),
-          unixConfig: { minChildren: 1, maxChildren: 2, minSpareChildren: 1, maxSpareChildren: 1 },
-        },
-      ],
-    });
-  }, 15 * 60_000);
-
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  usePeerStack(
+    () =>
+      startOpenSrfStack({
+        services: [
+          {
+            name: "opensrf.tsmath",
+            language: "typescript",
+            implementation: join(ROOT, "examples/math.ts"),
+            unixConfig: { minChildren: 1, maxChildren: 2, minSpareChildren: 1, maxSpareChildren: 1 },
+          },
+        ],
+      }),
+    (started) => {
+      stack = started;
+    },
+  );
 
   test("a second build.sh run reuses the cache: it verifies and builds nothing", async () => {
     // Whether that takes under 5 s is for .ci/run to show (it times the step); a test that
@@ -134,13 +133,12 @@ describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
 describe.skipIf(!HAVE_PEER)("real C services behind osrf-prefork's router and settings server", () => {
   let stack: OpenSrfStack;
 
-  beforeAll(async () => {
-    stack = await startOpenSrfStack({ router: "prefork", settings: "prefork" });
-  }, 15 * 60_000);
-
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  usePeerStack(
+    () => startOpenSrfStack({ router: "prefork", settings: "prefork" }),
+    (started) => {
+      stack = started;
+    },
+  );
 
   test("the real C opensrf.math got its settings from ours, registered with ours and answers srfsh and Perl", async () => {
     const procs = stack.processes();

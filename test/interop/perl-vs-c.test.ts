@@ -13,9 +13,10 @@
  *
  * Without the tarball this file prints one "skipped" line (set OPENSRF_SRC); with CI set it fails.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
+import { describe, expect, test } from "bun:test";
+import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import type { OpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { usePeerStack } from "../harness/peer-stack.ts";
 import {
   blankPieces,
   C,
@@ -117,15 +118,9 @@ print $J->encode(\\%out), "\\n";
 describe.skipIf(!HAVE_PEER)(
   "real Perl client: osrf-prefork serve vs the real C opensrf.math, behind the real C router",
   () => {
-    beforeAll(async () => {
-      // A cold cache means apt plus a full autotools build: minutes, once per machine.
-      await ensurePeer();
-      stack = await startMathStack();
-    }, 15 * 60_000);
-
-    afterAll(async () => {
-      await stack?.stop();
-    }, 60_000);
+    usePeerStack(startMathStack, (started) => {
+      stack = started;
+    });
 
     test("request(...)->gather(1) for add and echo, and every response object of a typed echo", async () => {
       const { c, ours } = await perlBoth(`
