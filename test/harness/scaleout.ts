@@ -4,8 +4,9 @@
  * (every forward with its xid, every node it dropped) and the agent's per-request records,
  * counted per host.
  */
+import { expect } from "bun:test";
 import { readFileSync } from "node:fs";
-import type { LoadRecord, LoadReply } from "../../devkit/netns/agent-protocol.ts";
+import type { LoadRecord, LoadReply, SessionRecord } from "../../devkit/netns/agent-protocol.ts";
 import { hostOf, type ScaleOutStack } from "../../devkit/netns/scaleout.ts";
 import { OSRF_LINE_PATTERN } from "../../src/log/format.ts";
 import type { PoolStatus } from "../../src/metrics/types.ts";
@@ -63,6 +64,27 @@ function startAdds(
     tag,
     ...(o.pauseMs === undefined ? {} : { pauseMs: o.pauseMs }),
     ...(deadlineMs === undefined ? {} : { deadlineMs }),
+  });
+}
+
+/**
+ * `count` stateful sessions from host D, each CONNECTed to a drone and calling
+ * `add(i, first)` for i = 0 .. `requests` - 1 in it.
+ */
+export function addSessions(
+  s: ScaleOutStack,
+  count: number,
+  requests: number,
+  first: number,
+): Promise<SessionRecord[]> {
+  return s.agent.sessions({
+    service: s.service,
+    count,
+    requests,
+    method: "add",
+    params: ["$i", first],
+    timeout: 10,
+    tag: "sess",
   });
 }
 
@@ -208,6 +230,19 @@ export function lastHandedTo(
 /** When the router dropped a node whose JID names `hostname` (the bounce that made it stop). */
 export function firstRemoval(lines: readonly RouterLogLine[], hostname: string): RouterLogLine | undefined {
   return lines.find((l) => /^node \S+ of \S+ is unreachable/.test(l.msg) && l.msg.includes(`_listener_${hostname}_`));
+}
+
+/**
+ * Checks that every one of `records` was answered correctly, and by both serving hosts,
+ * each more than 30% of them (the router takes the listeners in turn: about half each).
+ * Returns the count per host.
+ */
+export function expectSpreadOverBothHosts(records: readonly LoadRecord[]): Record<string, number> {
+  expect(records.filter((r) => !correct(r))).toEqual([]);
+  const hosts = byHost(records);
+  expect(Object.keys(hosts).sort()).toEqual(["hostb", "hostc"]);
+  for (const n of Object.values(hosts)) expect(n).toBeGreaterThan(records.length * 0.3);
+  return hosts;
 }
 
 /** Answered requests per host of the drone that answered, e.g. `{ hostb: 120, hostc: 118 }`. */

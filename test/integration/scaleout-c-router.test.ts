@@ -15,11 +15,13 @@ import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import {
   addBatch,
   addLoad,
+  addSessions,
   bothRegistered,
   byHost,
   byOutcome,
   correct,
   cRouterForwards,
+  expectSpreadOverBothHosts,
   listenerOn,
   readCRouterLog,
   reregistrations,
@@ -44,20 +46,9 @@ describe.skipIf(!HAVE)(WHAT, () => {
 
   test("requests spread across both hosts; sessions stay on their drone", async () => {
     const records = await addBatch(s, "spread", 300);
-    expect(records.filter((r) => !correct(r))).toEqual([]);
-    const hosts = byHost(records);
+    const hosts = expectSpreadOverBothHosts(records);
     console.log(`scale-out spread (C router): ${JSON.stringify(hosts)} of ${records.length}`);
-    expect(Object.keys(hosts).sort()).toEqual(["hostb", "hostc"]);
-    for (const n of Object.values(hosts)) expect(n).toBeGreaterThan(records.length * 0.3);
-    const sessions = await s.agent.sessions({
-      service: s.service,
-      count: 8,
-      requests: 4,
-      method: "add",
-      params: ["$i", 1],
-      timeout: 10,
-      tag: "sess",
-    });
+    const sessions = await addSessions(s, 8, 4, 1);
     for (const x of sessions) {
       expect(x.errors).toEqual([]);
       expect(x.froms).toEqual(Array(4).fill(x.remote));
