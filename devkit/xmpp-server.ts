@@ -16,6 +16,7 @@ import type { Subprocess } from "bun";
 import { ejabberdctl, ejabberdUser, findServerBinary, writeEjabberdDir } from "./ejabberd-config.ts";
 import { killAtExit, releaseAtExit } from "./exit-kill.ts";
 import { freePort } from "./ports.ts";
+import { runCommand } from "./processes.ts";
 import { inBandRegister, RawXmppConnection, saslPlainCheck } from "./raw-xmpp.ts";
 
 /** Which XMPP server implementation to run. */
@@ -361,19 +362,11 @@ class ProsodyServer extends BaseServer {
 
   protected async register(user: string, password: string): Promise<void> {
     // prosodyctl writes straight into the data dir; the running server reads accounts on demand.
-    const p = Bun.spawn({
-      cmd: [findServerBinary("prosodyctl"), "--config", this.config, "register", user, DOMAIN, password],
-      cwd: this.dir,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err, code] = await Promise.all([
-      new Response(p.stdout).text(),
-      new Response(p.stderr).text(),
-      p.exited,
-    ]);
-    if (code !== 0) throw new Error(`prosodyctl register ${user} failed (${code}): ${out}${err}`);
+    const r = await runCommand(
+      [findServerBinary("prosodyctl"), "--config", this.config, "register", user, DOMAIN, password],
+      { cwd: this.dir },
+    );
+    if (r.code !== 0) throw new Error(`prosodyctl register ${user} failed (${r.code}): ${r.stdout}${r.stderr}`);
   }
 }
 

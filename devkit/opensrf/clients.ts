@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runCommand } from "../processes.ts";
 
 /** What a client process did. */
 export interface ClientRun {
@@ -57,28 +58,14 @@ export interface ClientContext {
 }
 
 async function runProcess(cmd: string[], ctx: ClientContext, stdin: string, timeoutMs: number): Promise<ClientRun> {
-  const proc = Bun.spawn(cmd, {
+  const { stdout, stderr, code, timedOut } = await runCommand(cmd, {
     cwd: ctx.cwd,
     env: ctx.env,
+    inheritEnv: false,
     stdin: new TextEncoder().encode(stdin),
-    stdout: "pipe",
-    stderr: "pipe",
+    timeoutMs,
   });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, timeoutMs);
-  try {
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
-    return { stdout, stderr, code, timedOut };
-  } finally {
-    clearTimeout(timer);
-  }
+  return { stdout, stderr, code, timedOut };
 }
 
 /**

@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { isRunning, type ProcRef, procRef } from "../../devkit/opensrf/procs.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { runCommand } from "../../devkit/processes.ts";
 import { usePeerStack } from "../harness/peer-stack.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -43,16 +44,11 @@ describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
     const marker = join(stack.peer.prefix, ".osrf-peer-complete");
     const buildLog = `${stack.peer.prefix}.build.log`;
     const before = [statSync(marker).mtimeMs, existsSync(buildLog) ? statSync(buildLog).mtimeMs : 0];
-    const proc = Bun.spawn(["bash", join(ROOT, "devkit/opensrf/build.sh")], {
-      env: { ...process.env, OPENSRF_SRC: stack.peer.source },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
+    const {
+      code,
+      stdout: out,
+      stderr: err,
+    } = await runCommand(["bash", join(ROOT, "devkit/opensrf/build.sh")], { env: { OPENSRF_SRC: stack.peer.source } });
     expect({ code, err }).toMatchObject({ code: 0, err: expect.stringContaining("reused cache") });
     expect(err).not.toContain("building ");
     expect(out.trim()).toBe(stack.peer.prefix);
