@@ -11,7 +11,7 @@ import type { BusKind } from "../src/bus/types.ts";
 import type { Client } from "../src/client/client.ts";
 import { connectTestClient } from "./client.ts";
 import { TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
-import { CliProcess, type ServeArgs, serveArgs } from "./processes.ts";
+import { CliProcess, runCommand, type ServeArgs, serveArgs } from "./processes.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startXmppServer, type XmppServer } from "./xmpp-server.ts";
 
@@ -168,15 +168,6 @@ export async function ensureLinuxBinary(): Promise<void> {
     ...["build.ts", "package.json"].map((f) => statSync(join(ROOT, f)).mtimeMs),
   );
   if (built > sources) return;
-  const proc = Bun.spawn([process.execPath, "run", "build.ts", "linux-x64"], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  if (code !== 0) throw new Error(`bun run build.ts linux-x64 failed (${code}):\n${out}\n${err}`);
+  const r = await runCommand([process.execPath, "run", "build.ts", "linux-x64"], { cwd: ROOT });
+  if (r.code !== 0) throw new Error(`bun run build.ts linux-x64 failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
 }

@@ -15,7 +15,7 @@ import { makeResource } from "../src/protocol/ids.ts";
 import { XmppConnection } from "../src/xmpp/connection.ts";
 import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
 import { childPids } from "./load.ts";
-import { type CoreConfigOptions, TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
+import { type CoreConfigOptions, type SettingsApp, settingsXml, TEST_USERS, writeCoreConfig } from "./osrf-config.ts";
 import { CliProcess, serveArgs } from "./processes.ts";
 import { quietLogger } from "./quiet-logger.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
@@ -34,15 +34,10 @@ export default {
 };
 `;
 
-/** One service of the stack. */
-export interface StackService {
-  name: string;
+/** One service of the stack: its settings and its code. */
+export interface StackService extends SettingsApp {
   /** Source text of the service module (written to a file in the stack's dir). */
   app: string;
-  /** `/apps/<name>/unix_config` children, e.g. `{ min_children: 2, max_children: 4 }`. */
-  unix: Record<string, number | string>;
-  /** `/apps/<name>/keepalive` seconds (default 5). */
-  keepalive?: number;
 }
 
 export interface FaultStackOptions {
@@ -61,28 +56,6 @@ export interface FaultStackOptions {
   startServices?: boolean;
   /** The bus (default xmpp); its choice is written as `<bus>` into opensrf_core.xml. */
   bus?: BusKind;
-}
-
-function settingsXml(services: StackService[]): string {
-  const apps = services
-    .map((s) => {
-      const unix = Object.entries(s.unix)
-        .map(([k, v]) => `<${k}>${v}</${k}>`)
-        .join("");
-      return `<${s.name}><keepalive>${s.keepalive ?? 5}</keepalive><unix_config>${unix}</unix_config></${s.name}>`;
-    })
-    .join("\n      ");
-  const active = services.map((s) => `<appname>${s.name}</appname>`).join("");
-  return `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default>
-    <apps>
-      ${apps}
-    </apps>
-  </default>
-  <hosts><testhost><activeapps>${active}</activeapps></testhost></hosts>
-</opensrf>
-`;
 }
 
 export class FaultStack {

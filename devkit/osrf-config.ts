@@ -96,3 +96,38 @@ ${o.bus ? `    <bus>${o.bus}</bus>\n` : ""}    <domain>${xmpp.domain}</domain>
   writeFileSync(file, xml);
   return file;
 }
+
+/** One service's entry in an opensrf.xml written by {@link settingsXml}. */
+export interface SettingsApp {
+  name: string;
+  /** `/apps/<name>/unix_config` children, e.g. `{ min_children: 2, max_children: 4 }`. */
+  unix: Readonly<Record<string, number | string>>;
+  /** `/apps/<name>/keepalive` seconds (default 5). */
+  keepalive?: number;
+}
+
+/**
+ * An opensrf.xml (settings file) for host `testhost` with these services' prefork settings
+ * under `/default/apps`, all of them active unless `active` names which are.
+ */
+export function settingsXml(apps: readonly SettingsApp[], o: { active?: readonly string[] } = {}): string {
+  const entries = apps
+    .map((a) => {
+      const unix = Object.entries(a.unix)
+        .map(([k, v]) => `<${k}>${v}</${k}>`)
+        .join("");
+      return `<${a.name}><keepalive>${a.keepalive ?? 5}</keepalive><unix_config>${unix}</unix_config></${a.name}>`;
+    })
+    .join("\n      ");
+  const active = (o.active ?? apps.map((a) => a.name)).map((n) => `<appname>${n}</appname>`).join("");
+  return `<?xml version="1.0"?>
+<opensrf version="0.0.3">
+  <default>
+    <apps>
+      ${entries}
+    </apps>
+  </default>
+  <hosts><testhost><activeapps>${active}</activeapps></testhost></hosts>
+</opensrf>
+`;
+}

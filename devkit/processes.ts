@@ -18,25 +18,63 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How {@link runCommand} runs a command. */
+export interface RunCommandOptions {
+  cwd?: string;
+  /** Added to this process's environment, or with `inheritEnv: false` the whole of it. */
+  env?: Record<string, string>;
+  /** False: the command gets `env` only (default true). */
+  inheritEnv?: boolean;
+  /** What the command reads (default nothing). */
+  stdin?: "ignore" | Uint8Array | ReturnType<typeof Bun.file>;
+  /** SIGKILL after this many ms (default: no bound). */
+  timeoutMs?: number;
+}
+
+/** What a command printed and how it ended; `timedOut` when {@link RunCommandOptions.timeoutMs} killed it. */
+export interface CommandResult extends CliResult {
+  timedOut: boolean;
+}
+
+/** Runs `cmd` to completion and returns its exit code and both outputs. */
+export async function runCommand(cmd: readonly string[], o: RunCommandOptions = {}): Promise<CommandResult> {
+  const proc = Bun.spawn([...cmd], {
+    ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
+    env: o.inheritEnv === false ? { ...o.env } : { ...process.env, ...o.env },
+    stdin: o.stdin ?? "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let timedOut = false;
+  const timer =
+    o.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          proc.kill("SIGKILL");
+        }, o.timeoutMs);
+  try {
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    return { code, stdout, stderr, timedOut };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Run a short-lived command to completion (bounded by `timeoutMs`). */
 export async function runCli(
   args: string[],
   opts: { timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<CliResult> {
-  const proc = Bun.spawn([...cliCommand(), ...args], {
+  const { code, stdout, stderr } = await runCommand([...cliCommand(), ...args], {
     cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
-    env: { ...process.env, ...opts.env },
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    ...(opts.env ? { env: opts.env } : {}),
   });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  clearTimeout(timer);
   return { code, stdout, stderr };
 }
 

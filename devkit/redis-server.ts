@@ -20,6 +20,7 @@ import type { RespValue } from "../src/redis/resp.ts";
 import { RespConnection } from "../src/redis/resp-client.ts";
 import { killAtExit, releaseAtExit } from "./exit-kill.ts";
 import { freePort } from "./ports.ts";
+import { runCommand } from "./processes.ts";
 
 /** `[username, password]` of the bus accounts (test passwords). */
 export interface RedisAccounts {
@@ -237,17 +238,14 @@ class PrivateRedis implements RedisServer {
   private async applyAccounts(): Promise<void> {
     const [user, pass] = this.accounts.admin;
     // REDISCLI_AUTH keeps the password out of the process list.
-    const proc = Bun.spawn([this.cliBin, "-h", this.host, "-p", String(this.port), "--user", user], {
-      env: { ...process.env, REDISCLI_AUTH: pass },
+    const {
+      code,
+      stdout: out,
+      stderr: err,
+    } = await runCommand([this.cliBin, "-h", this.host, "-p", String(this.port), "--user", user], {
+      env: { REDISCLI_AUTH: pass },
       stdin: Bun.file(this.accountsFile),
-      stdout: "pipe",
-      stderr: "pipe",
     });
-    const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
     const bad = out.split("\n").filter((l) => l.startsWith("(error)") || l.startsWith("ERR"));
     if (code !== 0 || bad.length > 0) {
       throw new Error(`applying ${this.accountsFile} failed (exit ${code}): ${[...bad, err.trim()].join("; ")}`);

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import {
-  chownSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -9,14 +8,15 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { ejabberdctl, ejabberdUser, findServerBinary, writeEjabberdDir } from "./ejabberd-config.ts";
 import { killAtExit, releaseAtExit } from "./exit-kill.ts";
 import { freePort } from "./ports.ts";
+import { runCommand } from "./processes.ts";
 import { inBandRegister, RawXmppConnection, saslPlainCheck } from "./raw-xmpp.ts";
 
 /** Which XMPP server implementation to run. */
@@ -353,7 +353,7 @@ class ProsodyServer extends BaseServer {
   }
 
   protected command(): string[] {
-    return [findBinary("prosody"), "-F", "--config", this.config];
+    return [findServerBinary("prosody"), "-F", "--config", this.config];
   }
 
   protected logFiles(): string[] {
@@ -362,19 +362,11 @@ class ProsodyServer extends BaseServer {
 
   protected async register(user: string, password: string): Promise<void> {
     // prosodyctl writes straight into the data dir; the running server reads accounts on demand.
-    const p = Bun.spawn({
-      cmd: [findBinary("prosodyctl"), "--config", this.config, "register", user, DOMAIN, password],
-      cwd: this.dir,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err, code] = await Promise.all([
-      new Response(p.stdout).text(),
-      new Response(p.stderr).text(),
-      p.exited,
-    ]);
-    if (code !== 0) throw new Error(`prosodyctl register ${user} failed (${code}): ${out}${err}`);
+    const r = await runCommand(
+      [findServerBinary("prosodyctl"), "--config", this.config, "register", user, DOMAIN, password],
+      { cwd: this.dir },
+    );
+    if (r.code !== 0) throw new Error(`prosodyctl register ${user} failed (${r.code}): ${r.stdout}${r.stderr}`);
   }
 }
 
@@ -397,92 +389,33 @@ class EjabberdServer extends BaseServer {
   protected async writeConfig(): Promise<void> {
     const d = this.dir;
     const isRoot = process.getuid?.() === 0;
-    const owner = lookupUser("ejabberd");
+    const owner = ejabberdUser();
     if (!isRoot && process.getuid?.() !== owner?.uid) {
       throw new Error("ejabberd tests must run as root or as the ejabberd user (ejabberdctl refuses others)");
     }
     this.distPort = await freePort();
-    for (const sub of ["spool", "logs"]) mkdirSync(join(d, sub));
-    const q = (v: string): string => JSON.stringify(v); // YAML double-quoted strings accept JSON escapes
-    const yml = [
-      `# Private test server: loopback only, no TLS, no s2s/http, plain SASL and legacy auth allowed.`,
-      `hosts:`,
-      `  - ${DOMAIN}`,
-      `loglevel: warning`,
-      `log_rotate_count: 0`,
-      `hide_sensitive_log_data: true`,
-      `certfiles: []`,
-      `acme:`,
-      `  auto: false`,
-      `listen:`,
-      `  -`,
-      `    port: ${this.port}`,
-      `    ip: ${q(HOST)}`,
-      `    module: ejabberd_c2s`,
-      `    max_stanza_size: ${this.maxStanzaSize}`,
-      `    shaper: c2s_shaper`,
-      `    access: c2s`,
-      `    starttls: false`,
-      `    starttls_required: false`,
-      ...(this.backlog === undefined ? [] : [`    backlog: ${this.backlog}`]),
-      `auth_method: internal`,
-      // Plain storage: jabber:iq:auth <digest> needs the clear password (real OpenSRF C clients).
-      `auth_password_format: plain`,
-      // Tests create accounts by in-band registration; the default allows one per IP per 10 min.
-      `registration_timeout: infinity`,
-      `shaper: {}`,
-      `shaper_rules:`,
-      `  c2s_shaper: none`,
-      `access_rules:`,
-      `  c2s:`,
-      `    allow: all`,
-      `  register:`,
-      `    allow: all`,
-      `modules:`,
-      `  mod_legacy_auth: {}`,
-      `  mod_register:`,
-      `    access: register`,
-      `    ip_access: all`,
-      `    password_strength: 0`,
-      `    welcome_message: {}`,
-      ``,
-    ].join("\n");
-    writeFileSync(join(d, "ejabberd.yml"), yml);
-    const sh = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`; // sourced by ejabberdctl's bash
-    const ctl = [
-      `ERLANG_NODE=${sh(this.node)}`,
-      `INET_DIST_INTERFACE=${HOST}`,
-      `ERL_EPMD_ADDRESS=${HOST}`,
-      // A fixed distribution port means no epmd daemon is started or needed.
-      `ERL_DIST_PORT=${this.distPort}`,
-      `ERL_OPTIONS=${sh(`-env ERL_CRASH_DUMP_BYTES 0 -setcookie ${this.cookie}${this.erlOptions ? ` ${this.erlOptions}` : ""}`)}`,
-      `EJABBERD_PID_PATH=${sh(join(d, "ejabberd.pid"))}`,
-      `EJABBERD_BYPASS_WARNINGS=true`,
-      ``,
-    ].join("\n");
-    writeFileSync(join(d, "ejabberdctl.cfg"), ctl);
-    // Same resolver setup as the packaged one, so `localhost` in the node name resolves offline.
-    writeFileSync(join(d, "inetrc"), `{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n`);
-    // ejabberdctl run as root switches to the ejabberd user, which must own everything it touches.
-    if (isRoot && owner) chownTree(d, owner.uid, owner.gid);
+    writeEjabberdDir(d, {
+      yaml: {
+        domain: DOMAIN,
+        address: HOST,
+        port: this.port,
+        maxStanzaSize: this.maxStanzaSize,
+        loglevel: "warning",
+        backlog: this.backlog,
+      },
+      ctl: {
+        nodeName: this.node,
+        address: HOST,
+        distPort: this.distPort,
+        cookie: this.cookie,
+        erlOptions: this.erlOptions,
+      },
+      ...(isRoot && owner ? { owner } : {}),
+    });
   }
 
   protected command(): string[] {
-    const d = this.dir;
-    return [
-      findBinary("ejabberdctl"),
-      "--config-dir",
-      d,
-      "--ctl-config",
-      join(d, "ejabberdctl.cfg"),
-      "--config",
-      join(d, "ejabberd.yml"),
-      "--spool",
-      join(d, "spool"),
-      "--logs",
-      join(d, "logs"),
-      "foreground",
-    ];
+    return ejabberdctl(this.dir, "foreground");
   }
 
   protected override serverPid(): number {
@@ -500,24 +433,6 @@ class EjabberdServer extends BaseServer {
     // In-band registration takes ~3 ms; `ejabberdctl register` boots an Erlang node (~0.4 s).
     await inBandRegister({ host: HOST, port: this.port, domain: DOMAIN, user, password });
   }
-}
-
-function lookupUser(name: string): { uid: number; gid: number } | undefined {
-  try {
-    for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-      const f = line.split(":");
-      if (f[0] === name && f[2] && f[3]) return { uid: Number(f[2]), gid: Number(f[3]) };
-    }
-  } catch {
-    // no /etc/passwd: treat as unknown user
-  }
-  return undefined;
-}
-
-function chownTree(path: string, uid: number, gid: number): void {
-  chownSync(path, uid, gid);
-  if (!statSync(path).isDirectory()) return;
-  for (const entry of readdirSync(path)) chownTree(join(path, entry), uid, gid);
 }
 
 /** Pids of `root` and all its descendants (Linux /proc), root first. */
@@ -572,13 +487,6 @@ function pidsMentioning(needle: string): number[] {
     .filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)
     .map(Number)
     .filter((p) => readProc(p, "cmdline")?.includes(needle));
-}
-
-/** Absolute path of an installed server tool (sbin may be missing from PATH), or a clear error. */
-function findBinary(name: string): string {
-  const found = Bun.which(name, { PATH: `${process.env.PATH ?? ""}:/usr/sbin:/usr/bin:/sbin:/bin` });
-  if (!found) throw new Error(`${name} is not installed (scripts/install-deps.sh installs it)`);
-  return found;
 }
 
 function readProc(pid: number, file: string): string | undefined {

@@ -3,27 +3,18 @@
  * joined with `ejabberdctl join_cluster` (Mnesia replicates accounts and the session table, so
  * a message to a JID logged in on another node is routed there over Erlang distribution).
  *
- * As in devkit/xmpp-server.ts: a private config and spool, plain password storage and
- * mod_legacy_auth (the real C and Perl clients log in with jabber:iq:auth), no TLS, no s2s,
- * no epmd. Erlang distribution uses one fixed port on every node (`ERL_DIST_PORT`: without
+ * As in devkit/xmpp-server.ts, and from the same devkit/ejabberd-config.ts: a private config
+ * and spool, plain password storage and mod_legacy_auth (the real C and Perl clients log in
+ * with jabber:iq:auth), no TLS, no s2s, no epmd. Erlang distribution uses one fixed port on every node (`ERL_DIST_PORT`: without
  * epmd a node looks for its peers on its own port), bound to the host's private address; the
  * nodes share a cookie made for the run. Node names are `ejabberd@host<x>`, resolved through
  * the `inetrc` written here.
  */
 import { randomBytes } from "node:crypto";
-import {
-  chownSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { type EjabberdDirOptions, ejabberdctl, ejabberdUser, writeEjabberdDir } from "../ejabberd-config.ts";
 import { descendants, isRunning, type ProcRef, procRef, signalRef, waitGone } from "../opensrf/procs.ts";
 import type { TestHost } from "./network.ts";
 
@@ -85,11 +76,7 @@ export class EjabberdNode {
   /** Writes config and dirs (once). */
   prepare(): void {
     if (existsSync(this.dir)) return;
-    for (const sub of ["", "spool", "logs"]) mkdirSync(join(this.dir, sub), { recursive: true });
-    writeFileSync(join(this.dir, "ejabberd.yml"), this.cluster.yaml(this));
-    writeFileSync(join(this.dir, "ejabberdctl.cfg"), this.cluster.ctlConfig(this));
-    writeFileSync(join(this.dir, "inetrc"), this.cluster.inetrc());
-    chownToEjabberd(this.dir);
+    writeEjabberdDir(this.dir, this.cluster.config(this));
   }
 
   /** Starts the node in the foreground on its host; resolves once it accepts c2s connections. */
@@ -189,21 +176,7 @@ export class EjabberdNode {
   }
 
   private ctl(...args: string[]): string[] {
-    const d = this.dir;
-    return [
-      findBinary("ejabberdctl"),
-      "--config-dir",
-      d,
-      "--ctl-config",
-      join(d, "ejabberdctl.cfg"),
-      "--config",
-      join(d, "ejabberd.yml"),
-      "--spool",
-      join(d, "spool"),
-      "--logs",
-      join(d, "logs"),
-      ...args,
-    ];
+    return ejabberdctl(this.dir, ...args);
   }
 
   private failure(what: string): EjabberdClusterError {
@@ -248,73 +221,25 @@ export class EjabberdCluster {
     return this.nodes.map((n) => n.logTail(lines)).join("\n");
   }
 
-  /** ejabberd.yml of one node: only its listener address differs. */
-  yaml(node: EjabberdNode): string {
-    const q = (v: string): string => JSON.stringify(v);
-    return [
-      `# Private test node: private addresses only, no TLS, no s2s/http, plain SASL and legacy auth allowed.`,
-      `hosts:`,
-      `  - ${q(this.domain)}`,
+  /** What one node's dir holds: only its addresses differ from the others'. */
+  config(node: EjabberdNode): EjabberdDirOptions {
+    const owner = ejabberdUser();
+    if (!owner) throw new EjabberdClusterError("there is no ejabberd user (is the ejabberd package installed?)");
+    return {
       // info: the start and listener lines tell when a node is up.
-      `loglevel: info`,
-      `log_rotate_count: 0`,
-      `hide_sensitive_log_data: true`,
-      `certfiles: []`,
-      `acme:`,
-      `  auto: false`,
-      `listen:`,
-      `  -`,
-      `    port: ${C2S_PORT}`,
-      `    ip: ${q(node.address)}`,
-      `    module: ejabberd_c2s`,
-      `    max_stanza_size: ${10 * 1024 * 1024}`,
-      `    shaper: c2s_shaper`,
-      `    access: c2s`,
-      `    starttls: false`,
-      `    starttls_required: false`,
-      // ejabberd's default of 5 drops logins when a pool starts its drones at once.
-      `    backlog: 1024`,
-      `auth_method: internal`,
-      `auth_password_format: plain`,
-      `registration_timeout: infinity`,
-      `shaper: {}`,
-      `shaper_rules:`,
-      `  c2s_shaper: none`,
-      `access_rules:`,
-      `  c2s:`,
-      `    allow: all`,
-      `  register:`,
-      `    allow: all`,
-      `modules:`,
-      `  mod_legacy_auth: {}`,
-      `  mod_register:`,
-      `    access: register`,
-      `    ip_access: all`,
-      `    password_strength: 0`,
-      `    welcome_message: {}`,
-      ``,
-    ].join("\n");
-  }
-
-  ctlConfig(node: EjabberdNode): string {
-    const sh = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
-    return [
-      `ERLANG_NODE=${sh(node.nodeName)}`,
-      `INET_DIST_INTERFACE=${node.address}`,
-      `ERL_EPMD_ADDRESS=${node.address}`,
-      `ERL_DIST_PORT=${DIST_PORT}`,
-      `ERL_OPTIONS=${sh(`-env ERL_CRASH_DUMP_BYTES 0 -setcookie ${this.cookie}`)}`,
-      `EJABBERD_PID_PATH=${sh(join(node.dir, "ejabberd.pid"))}`,
-      `EJABBERD_BYPASS_WARNINGS=true`,
-      ``,
-    ].join("\n");
-  }
-
-  /** Erlang's resolver: the node names, without relying on anything but this file. */
-  inetrc(): string {
-    const hosts = this.opts.hosts[0]!.network.hosts;
-    const entries = hosts.map((h) => `{host,{${h.address.replace(/\./g, ",")}}, ["${h.hostname}"]}.`);
-    return `{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n${entries.join("\n")}\n`;
+      yaml: {
+        domain: this.domain,
+        address: node.address,
+        port: C2S_PORT,
+        maxStanzaSize: 10 * 1024 * 1024,
+        loglevel: "info",
+        backlog: 1024,
+      },
+      ctl: { nodeName: node.nodeName, address: node.address, distPort: DIST_PORT, cookie: this.cookie },
+      // Erlang's resolver: the node names, without relying on anything but this file.
+      hosts: this.opts.hosts[0]!.network.hosts,
+      owner,
+    };
   }
 }
 
@@ -358,29 +283,4 @@ function procComm(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function findBinary(name: string): string {
-  const found = Bun.which(name, { PATH: `${process.env.PATH ?? ""}:/usr/sbin:/usr/bin:/sbin:/bin` });
-  if (!found) throw new EjabberdClusterError(`${name} is not installed (scripts/install-deps.sh installs it)`);
-  return found;
-}
-
-/** ejabberdctl run as root switches to the ejabberd user, which must own everything it touches. */
-function chownToEjabberd(path: string): void {
-  const owner = ejabberdUser();
-  if (!owner) throw new EjabberdClusterError("there is no ejabberd user (is the ejabberd package installed?)");
-  const walk = (p: string): void => {
-    chownSync(p, owner.uid, owner.gid);
-    if (statSync(p).isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
-  };
-  walk(path);
-}
-
-function ejabberdUser(): { uid: number; gid: number } | undefined {
-  for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-    const f = line.split(":");
-    if (f[0] === "ejabberd" && f[2] && f[3]) return { uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  return undefined;
 }

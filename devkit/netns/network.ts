@@ -35,6 +35,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { killAtExit, releaseAtExit } from "../exit-kill.ts";
+import { runCommand } from "../processes.ts";
 
 /** Every namespace, /etc/netns dir and temp dir of this fixture starts with this. */
 export const NETNS_PREFIX = "osrfnet-";
@@ -311,20 +312,11 @@ export class TestHost {
 
   /** Runs `cmd` on this host to completion (SIGKILL after `timeoutMs`, default 60 s). */
   async run(cmd: readonly string[], o: HostSpawnOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
-    const p = Bun.spawn(this.command(cmd), {
+    const { code, stdout, stderr } = await runCommand(this.command(cmd), {
       cwd: o.cwd ?? process.cwd(),
-      env: { ...process.env, ...o.env } as Record<string, string>,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
+      ...(o.env ? { env: o.env as Record<string, string> } : {}),
+      timeoutMs: o.timeoutMs ?? 60_000,
     });
-    const timer = setTimeout(() => p.kill("SIGKILL"), o.timeoutMs ?? 60_000);
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(p.stdout).text(),
-      new Response(p.stderr).text(),
-      p.exited,
-    ]);
-    clearTimeout(timer);
     return { code, stdout, stderr };
   }
 

@@ -8,6 +8,7 @@
  * clear log line rather than a crash deep in the pool.
  */
 
+import { BUS_MESSAGE_FIELDS } from "../bus/message.ts";
 import type { BusMessage } from "../bus/types.ts";
 import type { ClientConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat } from "../log/logger.ts";
@@ -217,18 +218,6 @@ export function hasEmptyBody(s: BusMessage): boolean {
   return (s.xmlBody ?? s.body) === "";
 }
 
-const STANZA_FIELDS = [
-  "to",
-  "from",
-  "thread",
-  "body",
-  "routerFrom",
-  "routerTo",
-  "routerClass",
-  "routerCommand",
-  "xid",
-] as const;
-
 /**
  * Checks a message received from the listener. The `init` payload is checked for the
  * fields the drone needs before it can log anything; the rest is trusted (it comes from
@@ -255,7 +244,7 @@ export function parseListenerMessage(m: unknown): ListenerToDrone {
     }
     case "request": {
       const s = m.stanza;
-      need(isObj(s) && STANZA_FIELDS.every((f) => isStr(s[f])), "request.stanza is not a stanza", m);
+      need(isObj(s) && BUS_MESSAGE_FIELDS.every((f) => isStr(s[f])), "request.stanza is not a stanza", m);
       const stanza = s as unknown as BusMessage;
       if (m.xmlBody === undefined) return { type: "request", stanza };
       need(isStr(m.xmlBody), "request.xmlBody must be a string", m);

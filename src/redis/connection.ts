@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import { ConnectError, MessageTooLargeError } from "../bus/errors.ts";
+import { notifyOffline, ReconnectBackoff } from "../bus/reconnect.ts";
 import type { BusAddresses, BusConnection, BusMessage, OutgoingBusMessage } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { clientAddress, deliveryTarget, redisAddresses, serviceQueue } from "./addresses.ts";
@@ -53,7 +54,6 @@ export interface RedisConnectionOptions {
   servePollSeconds?: number;
 }
 
-const BACKOFF_START_MS = 100;
 /** How long close() waits for Redis to delete our inbox. */
 const CLOSE_TIMEOUT_MS = 3_000;
 
@@ -132,8 +132,7 @@ export class RedisConnection implements BusConnection {
   private onceOnline: Array<() => void> = [];
   private online = true;
   private closing = false;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private backoff = BACKOFF_START_MS;
+  private readonly backoff: ReconnectBackoff;
   private readonly poll: number;
   private readonly servePoll: number;
 
@@ -143,6 +142,7 @@ export class RedisConnection implements BusConnection {
     writer: RespConnection,
     inboxConn: RespConnection,
   ) {
+    this.backoff = new ReconnectBackoff(opts.maxBackoffMs);
     this.address = address;
     this.domain = opts.domain;
     this.poll = opts.pollSeconds ?? 5;
@@ -343,7 +343,7 @@ export class RedisConnection implements BusConnection {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    clearTimeout(this.reconnectTimer);
+    this.backoff.cancel();
     for (const resume of this.onceOnline.splice(0)) resume();
     await Promise.all([...this.services.keys()].map((s) => this.stopServing(s)));
     this.inbox.active = false;
@@ -490,27 +490,19 @@ export class RedisConnection implements BusConnection {
     this.writer.destroy();
     this.inbox.conn.destroy();
     for (const r of this.services.values()) r.conn.destroy();
-    for (const h of this.offlineHandlers) {
-      try {
-        h();
-      } catch (e) {
-        this.opts.logger.error(`offline handler failed on ${this.address}: ${(e as Error).stack ?? e}`);
-      }
-    }
+    notifyOffline(this.offlineHandlers, this.opts.logger, this.address);
     if (this.opts.reconnect === false) {
       this.opts.logger.error(`lost the Redis connection of ${this.address}: ${reason}`);
       return;
     }
     this.opts.logger.warn(
-      `lost the Redis connection of ${this.address} (${reason}); reconnecting in ${this.backoff} ms`,
+      `lost the Redis connection of ${this.address} (${reason}); reconnecting in ${this.backoff.nextDelayMs} ms`,
     );
     this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
-    const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, this.opts.maxBackoffMs ?? 5_000);
-    this.reconnectTimer = setTimeout(() => void this.reconnect(), delay);
+    this.backoff.schedule(() => void this.reconnect());
   }
 
   private async reconnect(): Promise<void> {
@@ -526,7 +518,7 @@ export class RedisConnection implements BusConnection {
       for (const r of results) if (r.status === "fulfilled") r.value.destroy();
       if (this.closing) return;
       this.opts.logger.warn(
-        `reconnect of ${this.address} failed: ${(failed?.reason as Error | undefined)?.message}; retrying in ${this.backoff} ms`,
+        `reconnect of ${this.address} failed: ${(failed?.reason as Error | undefined)?.message}; retrying in ${this.backoff.nextDelayMs} ms`,
       );
       this.scheduleReconnect();
       return;
@@ -540,7 +532,7 @@ export class RedisConnection implements BusConnection {
       for (const [id, r] of this.services) if (r === old) this.services.set(id, fresh);
     });
     this.online = true;
-    this.backoff = BACKOFF_START_MS;
+    this.backoff.reset();
     this.opts.logger.info(`reconnected to Redis as ${this.address}`);
     for (const q of this.backlog.splice(0)) this.push(q);
     for (const resume of this.onceOnline.splice(0)) resume();

@@ -5,6 +5,7 @@
  * key order; read in any order (Perl's are random), with `null` for absent values (C sends
  * `"osrf_xid":null` in router messages). Pure: no I/O.
  */
+import { emptyBusMessage } from "../bus/message.ts";
 import type { BusMessage, OutgoingBusMessage } from "../bus/types.ts";
 
 /** A list element that is not an OpenSRF transport message; `reason` says why, in one line. */
@@ -63,17 +64,7 @@ export function decodeEnvelope(text: string, withBody = true): BusMessage {
     throw new EnvelopeError(`a JSON ${Array.isArray(v) ? "array" : v === null ? "null" : typeof v}, not an object`);
   }
   const o = v as Record<string, unknown>;
-  const m: BusMessage = {
-    to: "",
-    from: "",
-    thread: "",
-    body: "",
-    routerFrom: "",
-    routerTo: "",
-    routerClass: "",
-    routerCommand: "",
-    xid: "",
-  };
+  const m = emptyBusMessage();
   for (const [key, field] of FIELDS) m[field] = scalar(o, key);
   if (!m.from) throw new EnvelopeError(`no "from" (thread "${m.thread}"): nobody to answer`);
   if (!withBody) return m;

@@ -3,21 +3,12 @@
  * be exercised without an XMPP server: a transport that records what is sent, a logger
  * that records lines, and a client that answers from a table.
  */
+import { completeBusMessage } from "../bus/message.ts";
 import type { BusAddresses, BusConnection, BusMessage, OutgoingBusMessage } from "../bus/types.ts";
 import type { ClientSession, OsrfClient, PendingRequest, RequestOptions } from "../client/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { JsonValue } from "../protocol/types.ts";
 import { xmppAddresses } from "../xmpp/addresses.ts";
-
-const EMPTY_MESSAGE: Omit<BusMessage, "to" | "from"> = {
-  thread: "",
-  body: "",
-  routerFrom: "",
-  routerTo: "",
-  routerClass: "",
-  routerCommand: "",
-  xid: "",
-};
 
 /**
  * A {@link BusConnection} (with XMPP addresses) that keeps every sent message in `sent`, and
@@ -51,7 +42,7 @@ export class MemoryTransport implements BusConnection {
     if (this.failWith !== undefined) throw this.failWith;
     const sent = { from: this.address, ...message };
     this.sent.push(sent);
-    this.onSend?.({ ...EMPTY_MESSAGE, ...sent });
+    this.onSend?.(completeBusMessage(message, this.address));
   }
 
   onMessage(handler: (message: BusMessage) => void): void {

@@ -5,6 +5,7 @@
 import { StringDecoder } from "node:string_decoder";
 import { client, type XmppClient, xml } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";
+import { notifyOffline, ReconnectBackoff } from "../bus/reconnect.ts";
 import type { BusAddresses, BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { xmppAddresses } from "./addresses.ts";
@@ -44,7 +45,6 @@ export interface ConnectionOptions {
   lazyBodies?: boolean;
 }
 
-const BACKOFF_START_MS = 100;
 /** How long close() waits for the server to acknowledge the end of the stream. */
 const CLOSE_TIMEOUT_MS = 3_000;
 
@@ -73,10 +73,10 @@ export class XmppConnection implements BusConnection {
   private closing = false;
   /** From a lost connection until back online: the one reconnect loop owns the client. */
   private reconnecting = false;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private backoff = BACKOFF_START_MS;
+  private readonly backoff: ReconnectBackoff;
 
   private constructor(private readonly opts: ConnectionOptions) {
+    this.backoff = new ReconnectBackoff(opts.maxBackoffMs);
     this.domain = opts.domain;
     this.fullJid = `${opts.username}@${opts.domain}/${opts.resource}`;
     this.xmpp = client({
@@ -119,7 +119,7 @@ export class XmppConnection implements BusConnection {
       this.online = true;
       this.everOnline = true;
       this.reconnecting = false;
-      this.backoff = BACKOFF_START_MS;
+      this.backoff.reset();
       for (const s of this.backlog.splice(0)) this.write(s);
       for (const h of this.onlineHandlers) h(reconnected);
     });
@@ -223,7 +223,7 @@ export class XmppConnection implements BusConnection {
     this.flush();
     this.closing = true;
     this.online = false;
-    clearTimeout(this.reconnectTimer);
+    this.backoff.cancel();
     // A dead or hung server never answers our closing tag: don't let shutdown wait on it.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
@@ -292,26 +292,18 @@ export class XmppConnection implements BusConnection {
     const wasOnline = this.online;
     this.online = false;
     if (wasOnline && !this.closing) {
-      for (const h of this.offlineHandlers) {
-        try {
-          h();
-        } catch (e) {
-          this.opts.logger.error(`offline handler failed on ${this.fullJid}: ${(e as Error).stack ?? e}`);
-        }
-      }
+      notifyOffline(this.offlineHandlers, this.opts.logger, this.fullJid);
     }
     // While reconnecting, the loop's own stop() and failed attempts also end in "disconnect":
     // those must not start more loops (each would start more, and race on the socket).
     if (this.closing || this.opts.reconnect === false || !this.everOnline || this.reconnecting) return;
     this.reconnecting = true;
-    this.opts.logger.warn(`lost XMPP connection ${this.fullJid}; reconnecting in ${this.backoff} ms`);
+    this.opts.logger.warn(`lost XMPP connection ${this.fullJid}; reconnecting in ${this.backoff.nextDelayMs} ms`);
     this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
-    const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, this.opts.maxBackoffMs ?? 5_000);
-    this.reconnectTimer = setTimeout(() => void this.reconnect(), delay);
+    this.backoff.schedule(() => void this.reconnect());
   }
 
   private async reconnect(): Promise<void> {
@@ -336,7 +328,7 @@ export class XmppConnection implements BusConnection {
     } catch (e) {
       if (this.closing) return;
       this.opts.logger.warn(
-        `reconnect of ${this.fullJid} failed: ${describeConnectFailure(this.opts, e as Error)}; retrying in ${this.backoff} ms`,
+        `reconnect of ${this.fullJid} failed: ${describeConnectFailure(this.opts, e as Error)}; retrying in ${this.backoff.nextDelayMs} ms`,
       );
       this.scheduleReconnect();
     }

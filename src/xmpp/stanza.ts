@@ -4,6 +4,7 @@
  */
 import type { XmlElement } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
+import { completeBusMessage } from "../bus/message.ts";
 import { StanzaDecodeError } from "./errors.ts";
 import type { ChildReader } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
@@ -25,17 +26,7 @@ function escapeAttr(s: string): string {
 
 /** Fill in the defaults of an outgoing stanza: empty router fields and xid, `from` as given. */
 export function completeStanza(out: OutgoingStanza, from: string): Stanza {
-  return {
-    from,
-    thread: "",
-    body: "",
-    routerFrom: "",
-    routerTo: "",
-    routerClass: "",
-    routerCommand: "",
-    xid: "",
-    ...out,
-  };
+  return completeBusMessage(out, from);
 }
 
 /**

@@ -1,11 +1,125 @@
 /**
- * Reading what a multi-host run left behind: our router's JSON log (every forward with its
- * xid, every node it dropped) and the agent's per-request records, counted per host.
+ * Driving a multi-host run the same way behind either router — `add` loads from host D, the
+ * listeners' re-registration counters — and reading what it left behind: the router's log
+ * (every forward with its xid, every node it dropped) and the agent's per-request records,
+ * counted per host.
  */
+import { expect } from "bun:test";
 import { readFileSync } from "node:fs";
-import type { LoadRecord } from "../../devkit/netns/agent-protocol.ts";
-import { hostOf } from "../../devkit/netns/scaleout.ts";
+import type { LoadRecord, LoadReply, SessionRecord } from "../../devkit/netns/agent-protocol.ts";
+import { hostOf, type ScaleOutStack } from "../../devkit/netns/scaleout.ts";
 import { OSRF_LINE_PATTERN } from "../../src/log/format.ts";
+import type { PoolStatus } from "../../src/metrics/types.ts";
+
+/** The hosts that serve the service, by their name in {@link ScaleOutStack.host}. */
+const SERVING_HOSTS = ["b", "c"] as const;
+
+/** `add(i, 1)` answered `i + 1`. */
+export const correct = (r: LoadRecord): boolean => r.outcome === "ok" && r.result === r.i + 1;
+
+/** How host D's callers run `add(i, 1)`: `concurrency` callers (default 8), each waiting `timeout` s (default 10). */
+export interface AddLoadOptions {
+  concurrency?: number;
+  timeout?: number;
+  /** Pause of each caller between its requests, ms. */
+  pauseMs?: number;
+}
+
+/** Runs `total` requests `add(i, 1)` from host D and returns their records. */
+export async function addBatch(
+  s: ScaleOutStack,
+  tag: string,
+  total: number,
+  o: AddLoadOptions = {},
+): Promise<LoadRecord[]> {
+  return (await startAdds(s, tag, total, o).reply).records;
+}
+
+/**
+ * `add(i, 1)` from host D until `s.agent.stopLoad(id)` (or two minutes): the load a host is
+ * lost, cut off or restarted under.
+ */
+export function addLoad(
+  s: ScaleOutStack,
+  tag: string,
+  o: AddLoadOptions = {},
+): { id: number; reply: Promise<LoadReply> } {
+  return startAdds(s, tag, 1_000_000, o, 120_000);
+}
+
+function startAdds(
+  s: ScaleOutStack,
+  tag: string,
+  total: number,
+  o: AddLoadOptions,
+  deadlineMs?: number,
+): { id: number; reply: Promise<LoadReply> } {
+  return s.agent.load({
+    service: s.service,
+    method: "add",
+    params: ["$i", 1],
+    total,
+    concurrency: o.concurrency ?? 8,
+    timeout: o.timeout ?? 10,
+    tag,
+    ...(o.pauseMs === undefined ? {} : { pauseMs: o.pauseMs }),
+    ...(deadlineMs === undefined ? {} : { deadlineMs }),
+  });
+}
+
+/**
+ * `count` stateful sessions from host D, each CONNECTed to a drone and calling
+ * `add(i, first)` for i = 0 .. `requests` - 1 in it.
+ */
+export function addSessions(
+  s: ScaleOutStack,
+  count: number,
+  requests: number,
+  first: number,
+): Promise<SessionRecord[]> {
+  return s.agent.sessions({
+    service: s.service,
+    count,
+    requests,
+    method: "add",
+    params: ["$i", first],
+    timeout: 10,
+    tag: "sess",
+  });
+}
+
+/** Whether the router holds a registration of both serving hosts' listeners. */
+export async function bothRegistered(s: ScaleOutStack): Promise<boolean> {
+  const hosts = new Set((await s.listenerNodes()).map(hostOf));
+  return SERVING_HOSTS.every((h) => hosts.has(`host${h}`));
+}
+
+/** The registered listener whose JID names `hostname` (e.g. `hostc`), if any. */
+export async function listenerOn(s: ScaleOutStack, hostname: string): Promise<string | undefined> {
+  return (await s.listenerNodes()).find((j) => hostOf(j) === hostname);
+}
+
+/** Each serving host's re-registrations with the router (bounce, probe, reconnect), from its `status`. */
+export async function reregistrations(s: ScaleOutStack): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const h of SERVING_HOSTS) {
+    const [pool] = JSON.parse((await s.status(h, ["--all", "--json"])).stdout) as PoolStatus[];
+    out[`host${h}`] = pool!.routers[0]!.reregistrations;
+  }
+  return out;
+}
+
+/** What brought each host's listener back to the router since `before`: its probes and bounces. */
+export async function reregistrationsSince(
+  s: ScaleOutStack,
+  before: Record<string, Record<string, number>>,
+): Promise<Array<{ host: string; probe: number; bounce: number }>> {
+  return Object.entries(await reregistrations(s)).map(([host, after]) => ({
+    host,
+    probe: after.probe! - before[host]!.probe!,
+    bounce: after.bounce! - before[host]!.bounce!,
+  }));
+}
 
 /** One line of `osrf-prefork router --log-format json`. */
 export interface RouterLogLine {
@@ -98,9 +212,37 @@ export function cRouterForwards(lines: readonly RouterLogLine[]): Map<string, Ar
   return out;
 }
 
+/**
+ * Whether the router's last forward of `r` went to `listener` no later than `by` (when the
+ * router dropped that listener's host): the request was inside that host, and never bounced
+ * back to be sent elsewhere.
+ */
+export function lastHandedTo(
+  forwards: ReadonlyMap<string, ReadonlyArray<{ ts: number; to: string }>>,
+  r: LoadRecord,
+  listener: string | undefined,
+  by: number,
+): boolean {
+  const f = forwards.get(r.xid)?.at(-1);
+  return f !== undefined && f.to === listener && f.ts <= by;
+}
+
 /** When the router dropped a node whose JID names `hostname` (the bounce that made it stop). */
 export function firstRemoval(lines: readonly RouterLogLine[], hostname: string): RouterLogLine | undefined {
   return lines.find((l) => /^node \S+ of \S+ is unreachable/.test(l.msg) && l.msg.includes(`_listener_${hostname}_`));
+}
+
+/**
+ * Checks that every one of `records` was answered correctly, and by both serving hosts,
+ * each more than 30% of them (the router takes the listeners in turn: about half each).
+ * Returns the count per host.
+ */
+export function expectSpreadOverBothHosts(records: readonly LoadRecord[]): Record<string, number> {
+  expect(records.filter((r) => !correct(r))).toEqual([]);
+  const hosts = byHost(records);
+  expect(Object.keys(hosts).sort()).toEqual(["hostb", "hostc"]);
+  for (const n of Object.values(hosts)) expect(n).toBeGreaterThan(records.length * 0.3);
+  return hosts;
 }
 
 /** Answered requests per host of the drone that answered, e.g. `{ hostb: 120, hostc: 118 }`. */

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LINUX_BINARY as BIN, type Bus, ensureLinuxBinary, startBus } from "../../devkit/bus.ts";
-import { CliProcess, runCli } from "../../devkit/processes.ts";
+import { CliProcess, runCli, runCommand } from "../../devkit/processes.ts";
 import { buildPackage } from "../../scripts/build-package.ts";
 import { VERSION } from "../../src/version.ts";
 
@@ -25,20 +25,11 @@ let project: string;
 
 /** Runs a command to completion in `cwd` (bounded), with its output. */
 async function sh(cmd: string[], cwd: string, timeoutMs = 120_000) {
-  const proc = Bun.spawn(cmd, {
+  const { code, stdout, stderr } = await runCommand(cmd, {
     cwd,
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
-    env: { ...process.env, npm_config_update_notifier: "false" },
+    env: { npm_config_update_notifier: "false" },
+    timeoutMs,
   });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  clearTimeout(timer);
   return { code, stdout, stderr, output: stdout + stderr };
 }
 

@@ -9,6 +9,7 @@
 import { expect, test } from "bun:test";
 import { join, resolve } from "node:path";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
+import { runCommand } from "../../devkit/processes.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -42,19 +43,10 @@ test("bench --smoke completes and prints the ratio table", async () => {
 
 /** Runs bench/run.ts with `args`; its stdout, or a failure with the tails of both streams. */
 async function runBench(args: string[]): Promise<string> {
-  const proc = Bun.spawn([process.execPath, join(ROOT, "bench/run.ts"), ...args], {
+  const { code, stdout, stderr } = await runCommand([process.execPath, join(ROOT, "bench/run.ts"), ...args], {
     cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
+    timeoutMs: 150_000,
   });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 150_000);
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  clearTimeout(timer);
   if (code !== 0) {
     throw new Error(`bench ${args.join(" ")} exited with ${code}\n${stderr.slice(-3000)}\n${stdout.slice(-2000)}`);
   }

@@ -18,6 +18,7 @@ import type { FaultStack } from "../../devkit/fault-stack.ts";
 import { childPids, waitUntil } from "../../devkit/load.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { runCli } from "../../devkit/processes.ts";
+import { emptyBusMessage } from "../../src/bus/message.ts";
 import { REDACTED_PARAMS } from "../../src/log/redact.ts";
 import { type DroneChannel, DroneRuntime } from "../../src/prefork/drone.ts";
 import {
@@ -251,17 +252,7 @@ const BAD_TO_DRONE: unknown[] = [
   { type: "request", stanza: { to: "a", from: "b" } },
   {
     type: "request",
-    stanza: {
-      to: 1,
-      from: "",
-      thread: "",
-      body: "",
-      routerFrom: "",
-      routerTo: "",
-      routerClass: "",
-      routerCommand: "",
-      xid: "",
-    },
+    stanza: { ...emptyBusMessage(), to: 1 },
   },
   { type: "shutdown" },
   { type: "shutdown", graceful: "yes" },

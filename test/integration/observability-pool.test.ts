@@ -12,6 +12,7 @@ import { join } from "node:path";
 import parse from "parse-prometheus-text-format";
 import { type Bus, startBus } from "../../devkit/bus.ts";
 import { childPids, waitUntil as pollUntil } from "../../devkit/load.ts";
+import { settingsXml } from "../../devkit/osrf-config.ts";
 import { freePort } from "../../devkit/ports.ts";
 import { type CliProcess, runCli } from "../../devkit/processes.ts";
 import type { Client } from "../../src/client/client.ts";
@@ -43,25 +44,24 @@ export default {
 };
 `;
 
-const settingsXml = (statusPort: number) => `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default>
-    <apps>
-      <${SERVICE}>
-        <keepalive>5</keepalive>
-        <unix_config>
-          <min_children>1</min_children>
-          <max_children>3</max_children>
-          <max_backlog_queue>1</max_backlog_queue>
-          <max_requests_jitter>0</max_requests_jitter>
-          <status_port>${statusPort}</status_port>
-        </unix_config>
-      </${SERVICE}>
-    </apps>
-  </default>
-  <hosts><testhost><activeapps><appname>${SERVICE}</appname><appname>${IDLE_SERVICE}</appname></activeapps></testhost></hosts>
-</opensrf>
-`;
+/** Only SERVICE is configured; IDLE_SERVICE is active with the defaults. */
+const settings = (statusPort: number) =>
+  settingsXml(
+    [
+      {
+        name: SERVICE,
+        keepalive: 5,
+        unix: {
+          min_children: 1,
+          max_children: 3,
+          max_backlog_queue: 1,
+          max_requests_jitter: 0,
+          status_port: statusPort,
+        },
+      },
+    ],
+    { active: [SERVICE, IDLE_SERVICE] },
+  );
 
 let bus: Bus;
 let coreFile: string;
@@ -127,7 +127,7 @@ beforeAll(async () => {
   statusPort = await freePort();
   settingsFile = join(dir, "opensrf.xml");
   writeFileSync(join(dir, "app.ts"), APP);
-  writeFileSync(settingsFile, settingsXml(statusPort));
+  writeFileSync(settingsFile, settings(statusPort));
   socket = { kind: "socket", path: statusSocketPath(pidDir, SERVICE) };
   serve = await bus.startServe({ service: SERVICE, app: join(dir, "app.ts"), settings: settingsFile }, [
     "--log-format",
@@ -145,6 +145,11 @@ afterAll(async () => {
   if (socket) expect(existsSync(socket.path)).toBe(false);
   await bus?.stop();
 }, TEST_TIMEOUT_MS);
+
+/** `osrf-prefork status ARGS` finding its listeners from this test's settings file and pid dir. */
+function statusOfThisHost(...args: string[]) {
+  return runCli(["status", ...args, "--settings", settingsFile, "--host", "testhost", "--pid-dir", pidDir]);
+}
 
 describe("observability of a running pool", () => {
   test(
@@ -276,18 +281,7 @@ describe("observability of a running pool", () => {
       const pidEnd = lines[header]!.indexOf("PID") + 3;
       for (const r of rows) expect(r.slice(0, pidEnd)).toMatch(/\d$/);
 
-      const json = await runCli([
-        "status",
-        "--service",
-        SERVICE,
-        "--settings",
-        settingsFile,
-        "--host",
-        "testhost",
-        "--pid-dir",
-        pidDir,
-        "--json",
-      ]);
+      const json = await statusOfThisHost("--service", SERVICE, "--json");
       expect(json.code).toBe(0);
       const s = JSON.parse(json.stdout) as PoolStatus;
       expect(s.drones.total).toBe(3);
@@ -297,16 +291,7 @@ describe("observability of a running pool", () => {
       const viaPort = await runCli(["status", "--port", String(statusPort), "--json"]);
       expect((JSON.parse(viaPort.stdout) as PoolStatus).drones.total).toBe(3);
 
-      const all = await runCli([
-        "status",
-        "--all",
-        "--settings",
-        settingsFile,
-        "--host",
-        "testhost",
-        "--pid-dir",
-        pidDir,
-      ]);
+      const all = await statusOfThisHost("--all");
       expect(all.code).toBe(0);
       expect(all.stdout).toStartWith(`${SERVICE} on ${hostname()}  (listener pid ${serve.pid}`);
       expect(all.stderr).toContain(`no status endpoint for: ${IDLE_SERVICE}`);
@@ -330,17 +315,7 @@ describe("observability of a running pool", () => {
       expect(p.code).toBe(3);
       expect(p.stderr).toContain(`no status endpoint at 127.0.0.1:${port} (connection refused)`);
 
-      const svc = await runCli([
-        "status",
-        "--service",
-        IDLE_SERVICE,
-        "--settings",
-        settingsFile,
-        "--host",
-        "testhost",
-        "--pid-dir",
-        pidDir,
-      ]);
+      const svc = await statusOfThisHost("--service", IDLE_SERVICE);
       expect(svc.code).toBe(3);
       expect(svc.stderr).toContain(
         `${IDLE_SERVICE}: no status endpoint (looked for ${defaultSocketCandidates(pidDir, IDLE_SERVICE)

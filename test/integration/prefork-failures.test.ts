@@ -11,6 +11,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Bus, startBus } from "../../devkit/bus.ts";
 import { childPids, waitUntil as pollUntil } from "../../devkit/load.ts";
+import { settingsXml } from "../../devkit/osrf-config.ts";
 import type { CliProcess } from "../../devkit/processes.ts";
 import { quietLogger } from "../../devkit/quiet-logger.ts";
 import type { Client } from "../../src/client/client.ts";
@@ -58,23 +59,19 @@ export default {
 };
 `;
 
-function app(name: string, unix: string): string {
-  return `<${name}><keepalive>5</keepalive><unix_config>${unix}</unix_config></${name}>`;
-}
-
-const SETTINGS = `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default>
-    <apps>
-      ${app(FAIL, "<min_children>1</min_children><max_children>2</max_children><max_backlog_queue>2</max_backlog_queue><request_timeout>2</request_timeout><max_memory_mb>96</max_memory_mb>")}
-      ${app(BACKLOG, "<min_children>1</min_children><max_children>2</max_children><max_backlog_queue>2</max_backlog_queue>")}
-      ${app(ORDER, "<min_children>1</min_children><max_children>1</max_children><max_backlog_queue>50</max_backlog_queue>")}
-      ${app(CRASH, "<min_children>2</min_children><max_children>2</max_children><crash_backoff_max>2</crash_backoff_max>")}
-    </apps>
-  </default>
-  <hosts><testhost><activeapps><appname>${FAIL}</appname><appname>${ORDER}</appname></activeapps></testhost></hosts>
-</opensrf>
-`;
+// Active: FAIL and ORDER; BACKLOG and CRASH are only configured (their tests name them to serve).
+const SETTINGS = settingsXml(
+  [
+    {
+      name: FAIL,
+      unix: { min_children: 1, max_children: 2, max_backlog_queue: 2, request_timeout: 2, max_memory_mb: 96 },
+    },
+    { name: BACKLOG, unix: { min_children: 1, max_children: 2, max_backlog_queue: 2 } },
+    { name: ORDER, unix: { min_children: 1, max_children: 1, max_backlog_queue: 50 } },
+    { name: CRASH, unix: { min_children: 2, max_children: 2, crash_backoff_max: 2 } },
+  ],
+  { active: [FAIL, ORDER] },
+);
 
 for (const kind of ["xmpp", "redis"] as const) describe(`on ${kind}`, () => failuresSuite(kind));
 

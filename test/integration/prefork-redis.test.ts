@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Bus, startBus } from "../../devkit/bus.ts";
+import { WORK_APP } from "../../devkit/fault-stack.ts";
 import { childPids, waitUntil } from "../../devkit/load.ts";
+import { settingsXml } from "../../devkit/osrf-config.ts";
 import type { CliProcess } from "../../devkit/processes.ts";
 import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { tapBus } from "../../src/bus/tap.ts";
@@ -25,24 +27,10 @@ import { connectBus } from "../../src/connect/bus.ts";
 const TEST_TIMEOUT_MS = 60_000;
 const SERVICE = "test.redis";
 
-const APP = `
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-export default {
-  methods: [
-    { name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } },
-  ],
-};
-`;
-
 // keepalive 1: an idle session is dropped (408) quickly.
-const SETTINGS = `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default><apps><${SERVICE}><keepalive>1</keepalive><unix_config>
-    <min_children>2</min_children><max_children>3</max_children><max_backlog_queue>100</max_backlog_queue>
-  </unix_config></${SERVICE}></apps></default>
-  <hosts><testhost><activeapps><appname>${SERVICE}</appname></activeapps></testhost></hosts>
-</opensrf>
-`;
+const SETTINGS = settingsXml([
+  { name: SERVICE, keepalive: 1, unix: { min_children: 2, max_children: 3, max_backlog_queue: 100 } },
+]);
 
 let bus: Bus;
 let serve: CliProcess;
@@ -72,7 +60,7 @@ async function tappedClient(): Promise<{ client: Client; sent: string[]; receive
 
 beforeAll(async () => {
   bus = await startBus({ bus: "redis" });
-  writeFileSync(join(bus.dir, "app.ts"), APP);
+  writeFileSync(join(bus.dir, "app.ts"), WORK_APP);
   writeFileSync(join(bus.dir, "opensrf.xml"), SETTINGS);
   await startServe();
 }, TEST_TIMEOUT_MS);

@@ -11,6 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Bus, startBus } from "../../devkit/bus.ts";
 import { waitUntil as pollUntil } from "../../devkit/load.ts";
+import { settingsXml } from "../../devkit/osrf-config.ts";
 import type { CliProcess } from "../../devkit/processes.ts";
 import type { Client } from "../../src/client/client.ts";
 import { fetchFromEndpoint } from "../../src/metrics/endpoint.ts";
@@ -30,24 +31,14 @@ export default {
 };
 `;
 
-const settings = (minChildren: number, maxChildren: number) => `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default>
-    <apps>
-      <${SERVICE}>
-        <keepalive>5</keepalive>
-        <unix_config>
-          <min_children>${minChildren}</min_children>
-          <max_children>${maxChildren}</max_children>
-          <max_backlog_queue>200</max_backlog_queue>
-          <shutdown_timeout>20</shutdown_timeout>
-        </unix_config>
-      </${SERVICE}>
-    </apps>
-  </default>
-  <hosts><testhost><activeapps><appname>${SERVICE}</appname></activeapps></testhost></hosts>
-</opensrf>
-`;
+const settings = (minChildren: number, maxChildren: number) =>
+  settingsXml([
+    {
+      name: SERVICE,
+      keepalive: 5,
+      unix: { min_children: minChildren, max_children: maxChildren, max_backlog_queue: 200, shutdown_timeout: 20 },
+    },
+  ]);
 
 for (const kind of ["xmpp", "redis"] as const) describe(`on ${kind}`, () => signalsSuite(kind));
 

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { connectTestClient } from "../../devkit/client.ts";
 import { describeLoad, runLoad } from "../../devkit/load.ts";
-import { TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
+import { settingsXml, TEST_USERS, writeCoreConfig } from "../../devkit/osrf-config.ts";
 import { CliProcess, runCli } from "../../devkit/processes.ts";
 import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
 import type { Client } from "../../src/client/client.ts";
@@ -33,26 +33,20 @@ const WINDOW = 6000;
 /** max_children of the stock settings. */
 const MAX_CHILDREN = 15;
 
-const SETTINGS = `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default>
-    <apps>
-      <${SERVICE}>
-        <keepalive>3</keepalive>
-        <unix_config>
-          <max_requests>${MAX_REQUESTS}</max_requests>
-          <max_requests_jitter>${JITTER}</max_requests_jitter>
-          <min_children>5</min_children>
-          <max_children>${MAX_CHILDREN}</max_children>
-          <min_spare_children>2</min_spare_children>
-          <max_spare_children>5</max_spare_children>
-        </unix_config>
-      </${SERVICE}>
-    </apps>
-  </default>
-  <hosts><testhost><activeapps><appname>${SERVICE}</appname></activeapps></testhost></hosts>
-</opensrf>
-`;
+const SETTINGS = settingsXml([
+  {
+    name: SERVICE,
+    keepalive: 3,
+    unix: {
+      max_requests: MAX_REQUESTS,
+      max_requests_jitter: JITTER,
+      min_children: 5,
+      max_children: MAX_CHILDREN,
+      min_spare_children: 2,
+      max_spare_children: 5,
+    },
+  },
+]);
 
 let xmpp: XmppServer;
 let dir: string;

@@ -24,7 +24,7 @@ import { complete, connect, disconnect, result } from "../../src/protocol/messag
 import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { XmppConnection } from "../../src/xmpp/connection.ts";
 import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-import { NOT_OSRF_MESSAGES } from "../harness/bad-bodies.ts";
+import { JSON_TRAPS, NOT_OSRF_MESSAGES } from "../harness/bad-bodies.ts";
 
 setDefaultTimeout(60_000);
 
@@ -185,15 +185,7 @@ function badBodies(): string[] {
     `${"[".repeat(100_000)}${"]".repeat(100_000)}`,
     `[${'{"a":'.repeat(50_000)}1${"}".repeat(50_000)}]`,
     `[${"[".repeat(200_000)}`,
-    '["\\ud800"]',
-    '["\\u0000"]',
-    "[1e999]",
-    "[NaN]",
-    "[undefined]",
-    "[0x10]",
-    "['single']",
-    "[1,]",
-    "\ufeff[]",
+    ...JSON_TRAPS,
     '["é€😀 <&> \' \\""]',
     REQ("opensrf.router.info.class.list", "not-an-array"),
     REQ("opensrf.router.info.class.list", { a: 1 }),

@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Bus, startBus } from "../../devkit/bus.ts";
+import { WORK_APP } from "../../devkit/fault-stack.ts";
 import { childPids, describeLoad, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
+import { settingsXml } from "../../devkit/osrf-config.ts";
 import type { CliProcess } from "../../devkit/processes.ts";
 import { quietLogger } from "../../devkit/quiet-logger.ts";
 import { tapBus } from "../../src/bus/tap.ts";
@@ -29,21 +31,9 @@ const SERVICE = "test.spread";
 const STALL = 1;
 const SECOND_USER: [string, string] = ["opensrf2", "osrf2-redis-test-pass"];
 
-const APP = `
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-export default {
-  methods: [{ name: "work", argc: 2, handler: async (_ctx, i, ms) => { if (ms > 0) await sleep(ms); return [i, process.pid]; } }],
-};
-`;
-
-const SETTINGS = `<?xml version="1.0"?>
-<opensrf version="0.0.3">
-  <default><apps><${SERVICE}><keepalive>5</keepalive><unix_config>
-    <min_children>2</min_children><max_children>4</max_children><max_backlog_queue>1000</max_backlog_queue>
-  </unix_config></${SERVICE}></apps></default>
-  <hosts><testhost><activeapps><appname>${SERVICE}</appname></activeapps></testhost></hosts>
-</opensrf>
-`;
+const SETTINGS = settingsXml([
+  { name: SERVICE, keepalive: 5, unix: { min_children: 2, max_children: 4, max_backlog_queue: 1000 } },
+]);
 
 let bus: Bus;
 let secondCore: string;
@@ -81,7 +71,7 @@ async function spread(n: number): Promise<Record<"a" | "b" | "none", number>> {
 
 beforeAll(async () => {
   bus = await startBus({ bus: "redis", stallTimeout: STALL });
-  writeFileSync(join(bus.dir, "app.ts"), APP);
+  writeFileSync(join(bus.dir, "app.ts"), WORK_APP);
   writeFileSync(join(bus.dir, "opensrf.xml"), SETTINGS);
   // A second account, with the rights redis-accounts.txt gives opensrf.
   const [user, pass] = SECOND_USER;
@@ -115,17 +105,22 @@ afterAll(async () => {
   await bus?.stop();
 }, TEST_TIMEOUT_MS);
 
+/** A client of its own whose every received list element is kept, as text, in `got`. */
+async function tappedClient(timeout: number): Promise<{ client: Client; got: string[] }> {
+  const logger = quietLogger();
+  const conn = await connectBus(readCoreConfig(bus.coreFile).opensrf, { resource: "x", logger, reconnect: false });
+  const got: string[] = [];
+  const tapped = tapBus(conn, (dir, text) => {
+    if (dir === "recv") got.push(text);
+  });
+  return { client: new Client({ transport: tapped, routerName: "router", logger, timeout, ownTransport: true }), got };
+}
+
 describe("the Redis router", () => {
   test(
     "router API: RESULT and then STATUS 205 as two list elements; an unknown method gets 404",
     async () => {
-      const logger = quietLogger();
-      const conn = await connectBus(readCoreConfig(bus.coreFile).opensrf, { resource: "x", logger, reconnect: false });
-      const got: string[] = [];
-      const tapped = tapBus(conn, (dir, text) => {
-        if (dir === "recv") got.push(text);
-      });
-      const client = new Client({ transport: tapped, routerName: "router", logger, timeout: 10, ownTransport: true });
+      const { client, got } = await tappedClient(10);
       try {
         expect(await client.request("router", "opensrf.router.info.class.list").collect()).toEqual([[SERVICE]]);
         const bodies = got.map((t) => JSON.parse(t).body as Array<{ __p: { type: string } }>);
@@ -147,13 +142,7 @@ describe("the Redis router", () => {
   test(
     "an unknown service: C's one STATUS 404 osrfServiceException, threadTrace 1, from the router's address",
     async () => {
-      const logger = quietLogger();
-      const conn = await connectBus(readCoreConfig(bus.coreFile).opensrf, { resource: "x", logger, reconnect: false });
-      const got: string[] = [];
-      const tapped = tapBus(conn, (dir, text) => {
-        if (dir === "recv") got.push(text);
-      });
-      const client = new Client({ transport: tapped, routerName: "router", logger, timeout: 30, ownTransport: true });
+      const { client, got } = await tappedClient(30);
       try {
         const err = await client
           .request("no.such.service", "opensrf.system.echo", [1])

@@ -12,43 +12,26 @@ import type { LoadRecord } from "../../devkit/netns/agent-protocol.ts";
 import { netnsAvailableForTests } from "../../devkit/netns/network.ts";
 import { hostOf, ScaleOutStack } from "../../devkit/netns/scaleout.ts";
 import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
-import type { PoolStatus } from "../../src/metrics/types.ts";
-import { byHost, byOutcome, cRouterForwards, readCRouterLog } from "../harness/scaleout.ts";
+import {
+  addBatch,
+  addLoad,
+  addSessions,
+  bothRegistered,
+  byHost,
+  byOutcome,
+  correct,
+  cRouterForwards,
+  expectSpreadOverBothHosts,
+  listenerOn,
+  readCRouterLog,
+  reregistrations,
+  reregistrationsSince,
+} from "../harness/scaleout.ts";
 
 const WHAT = "scale-out tests (real C router)";
 const HAVE = netnsAvailableForTests(WHAT) && peerAvailableForTests(WHAT);
 
 let s: ScaleOutStack;
-
-const correct = (r: LoadRecord) => r.outcome === "ok" && r.result === r.i + 1;
-
-async function batch(tag: string, total: number, concurrency = 8): Promise<LoadRecord[]> {
-  const { reply } = s.agent.load({
-    service: s.service,
-    method: "add",
-    params: ["$i", 1],
-    total,
-    concurrency,
-    timeout: 10,
-    tag,
-  });
-  return (await reply).records;
-}
-
-async function bothRegistered(): Promise<boolean> {
-  const hosts = new Set((await s.listenerNodes()).map(hostOf));
-  return hosts.has("hostb") && hosts.has("hostc");
-}
-
-/** Each host's re-registrations with the router (bounce, probe, reconnect), from its `status`. */
-async function reregistrations(): Promise<Record<string, Record<string, number>>> {
-  const out: Record<string, Record<string, number>> = {};
-  for (const h of ["b", "c"]) {
-    const [pool] = JSON.parse((await s.status(h, ["--all", "--json"])).stdout) as PoolStatus[];
-    out[`host${h}`] = pool!.routers[0]!.reregistrations;
-  }
-  return out;
-}
 
 describe.skipIf(!HAVE)(WHAT, () => {
   beforeAll(async () => {
@@ -62,21 +45,10 @@ describe.skipIf(!HAVE)(WHAT, () => {
   }, 60_000);
 
   test("requests spread across both hosts; sessions stay on their drone", async () => {
-    const records = await batch("spread", 300);
-    expect(records.filter((r) => !correct(r))).toEqual([]);
-    const hosts = byHost(records);
+    const records = await addBatch(s, "spread", 300);
+    const hosts = expectSpreadOverBothHosts(records);
     console.log(`scale-out spread (C router): ${JSON.stringify(hosts)} of ${records.length}`);
-    expect(Object.keys(hosts).sort()).toEqual(["hostb", "hostc"]);
-    for (const n of Object.values(hosts)) expect(n).toBeGreaterThan(records.length * 0.3);
-    const sessions = await s.agent.sessions({
-      service: s.service,
-      count: 8,
-      requests: 4,
-      method: "add",
-      params: ["$i", 1],
-      timeout: 10,
-      tag: "sess",
-    });
+    const sessions = await addSessions(s, 8, 4, 1);
     for (const x of sessions) {
       expect(x.errors).toEqual([]);
       expect(x.froms).toEqual(Array(4).fill(x.remote));
@@ -85,7 +57,7 @@ describe.skipIf(!HAVE)(WHAT, () => {
   }, 90_000);
 
   test("the C router restarted at once learns every service again within 5 s, with no operator action", async () => {
-    const countsBefore = await reregistrations();
+    const countsBefore = await reregistrations(s);
     const stoppedAt = performance.now();
     await s.stopRouter("SIGTERM");
     await s.startRouter();
@@ -93,40 +65,27 @@ describe.skipIf(!HAVE)(WHAT, () => {
     const firstMs = await s.waitFor("the service to be registered again", 30_000, async () =>
       (await s.listenerNodes()).some((j) => hostOf(j) !== ""),
     );
-    const allMs = await s.waitFor("both listeners to be registered again", 30_000, bothRegistered);
+    const allMs = await s.waitFor("both listeners to be registered again", 30_000, () => bothRegistered(s));
     // What brought each listener back: a probe (or a registration the probe sent, bouncing
     // while the router was away); counted by each listener.
-    const countsAfter = await reregistrations();
-    const causes: string[] = [];
-    for (const [h, after] of Object.entries(countsAfter)) {
-      const d = (k: string) => after[k]! - countsBefore[h]![k]!;
-      causes.push(`${h} probe +${d("probe")} bounce +${d("bounce")}`);
-      expect(d("probe") + d("bounce")).toBeGreaterThan(0);
-    }
+    const back = await reregistrationsSince(s, countsBefore);
+    for (const b of back) expect(b.probe + b.bounce).toBeGreaterThan(0);
+    const causes = back.map((b) => `${b.host} probe +${b.probe} bounce +${b.bounce}`);
     console.log(
       `scale-out router restart (C): stopped and online again in ${(onlineAt - stoppedAt).toFixed(0)} ms; ` +
         `${s.service} registered again ${(firstMs + 0).toFixed(0)} ms after, both listeners after ` +
         `${allMs.toFixed(0)} ms more; re-registrations: ${causes.join(", ")}`,
     );
     expect(firstMs + allMs).toBeLessThan(5000);
-    const records = await batch("after-restart", 200);
+    const records = await addBatch(s, "after-restart", 200);
     expect(records.filter((r) => !correct(r))).toEqual([]);
     expect(Object.keys(byHost(records)).sort()).toEqual(["hostb", "hostc"]);
   }, 90_000);
 
   test("losing host C under load: what the C router loses beyond what was inside C", async () => {
-    const load = s.agent.load({
-      service: s.service,
-      method: "add",
-      params: ["$i", 1],
-      total: 1_000_000,
-      concurrency: 8,
-      timeout: 8,
-      tag: "closs",
-      deadlineMs: 120_000,
-    });
+    const load = addLoad(s, "closs", { timeout: 8 });
     await Bun.sleep(3000);
-    const cListener = (await s.listenerNodes()).find((j) => hostOf(j) === "hostc")!;
+    const cListener = (await listenerOn(s, "hostc"))!;
     expect(cListener).toBeDefined();
     const { signalled, at: killedAt } = await s.host("c").killAll("SIGKILL");
     const gone = s.agent.untilGone(cListener, 10, 30_000);
@@ -177,7 +136,7 @@ describe.skipIf(!HAVE)(WHAT, () => {
     const t0 = performance.now();
     await s.startServe("c");
     const backMs = performance.now() - t0;
-    const records = await batch("back", 300);
+    const records = await addBatch(s, "back", 300);
     expect(records.filter((r) => !correct(r))).toEqual([]);
     const hosts = byHost(records);
     console.log(

@@ -15,7 +15,23 @@ import type { LoadRecord } from "../../devkit/netns/agent-protocol.ts";
 import { netnsAvailableForTests } from "../../devkit/netns/network.ts";
 import { DOMAIN, hostOf, ScaleOutStack } from "../../devkit/netns/scaleout.ts";
 import type { PoolStatus } from "../../src/metrics/types.ts";
-import { byHost, byOutcome, firstRemoval, forwardsByXid, readRouterLog } from "../harness/scaleout.ts";
+import {
+  addBatch,
+  addLoad,
+  addSessions,
+  bothRegistered,
+  byHost,
+  byOutcome,
+  correct,
+  expectSpreadOverBothHosts,
+  firstRemoval,
+  forwardsByXid,
+  lastHandedTo,
+  listenerOn,
+  readRouterLog,
+  reregistrations,
+  reregistrationsSince,
+} from "../harness/scaleout.ts";
 
 const WHAT = "scale-out tests (osrf-prefork router)";
 const HAVE_NETNS = netnsAvailableForTests(WHAT);
@@ -23,23 +39,6 @@ const ROUTER = `router@${DOMAIN}/router`;
 const TCP_RETRIES2 = 3;
 
 let s: ScaleOutStack;
-
-/** `add(i, 1)` answered `i + 1`. */
-const correct = (r: LoadRecord) => r.outcome === "ok" && r.result === r.i + 1;
-
-/** Runs `total` requests from host D and returns their records. */
-async function batch(tag: string, total: number, concurrency = 8, timeout = 10): Promise<LoadRecord[]> {
-  const { reply } = s.agent.load({
-    service: s.service,
-    method: "add",
-    params: ["$i", 1],
-    total,
-    concurrency,
-    timeout,
-    tag,
-  });
-  return (await reply).records;
-}
 
 /** `osrf_prefork_requests_total{method="add",status="205"}` summed over the scrapes of hosts B and C. */
 async function addsServedOnAllHosts(): Promise<number> {
@@ -53,16 +52,6 @@ async function addsServedOnAllHosts(): Promise<number> {
     }
   }
   return sum;
-}
-
-/** Each host's re-registrations with the router (bounce, probe, reconnect), from its `status`. */
-async function reregistrations(): Promise<Record<string, Record<string, number>>> {
-  const out: Record<string, Record<string, number>> = {};
-  for (const h of ["b", "c"]) {
-    const [pool] = JSON.parse((await s.status(h, ["--all", "--json"])).stdout) as PoolStatus[];
-    out[`host${h}`] = pool!.routers[0]!.reregistrations;
-  }
-  return out;
 }
 
 describe.skipIf(!HAVE_NETNS)(WHAT, () => {
@@ -79,25 +68,13 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
   }, 60_000);
 
   test("requests spread across both hosts' drones", async () => {
-    const records = await batch("spread", 400);
-    expect(records.filter((r) => !correct(r))).toEqual([]);
-    const hosts = byHost(records);
+    const records = await addBatch(s, "spread", 400);
+    const hosts = expectSpreadOverBothHosts(records);
     console.log(`scale-out spread: ${JSON.stringify(hosts)} of ${records.length} (drones' JIDs name their host)`);
-    expect(Object.keys(hosts).sort()).toEqual(["hostb", "hostc"]);
-    // The router takes the listeners in turn: each host gets about half.
-    for (const n of Object.values(hosts)) expect(n).toBeGreaterThan(records.length * 0.3);
   }, 60_000);
 
   test("stateful sessions stay on their drone while crossing ejabberd nodes", async () => {
-    const sessions = await s.agent.sessions({
-      service: s.service,
-      count: 12,
-      requests: 6,
-      method: "add",
-      params: ["$i", 10],
-      timeout: 10,
-      tag: "sess",
-    });
+    const sessions = await addSessions(s, 12, 6, 10);
     for (const sess of sessions) {
       expect(sess.errors).toEqual([]);
       // CONNECTed from node 1 to a drone logged in on node 2; every reply comes from that drone.
@@ -132,25 +109,15 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     }
     // What a Prometheus scraping both hosts sums: every request counted once, on one host.
     const before = await addsServedOnAllHosts();
-    const records = await batch("summed", 100);
+    const records = await addBatch(s, "summed", 100);
     expect(records.filter((r) => !correct(r))).toEqual([]);
     expect((await addsServedOnAllHosts()) - before).toBe(100);
   }, 90_000);
 
   test("losing host C under load (kill -9 of everything on it): only what was inside C goes unanswered", async () => {
-    const tag = "loss";
-    const load = s.agent.load({
-      service: s.service,
-      method: "add",
-      params: ["$i", 1],
-      total: 1_000_000,
-      concurrency: 8,
-      timeout: 8,
-      tag,
-      deadlineMs: 120_000,
-    });
+    const load = addLoad(s, "loss", { timeout: 8 });
     await Bun.sleep(3000);
-    const cListener = (await s.listenerNodes()).find((j) => hostOf(j) === "hostc");
+    const cListener = await listenerOn(s, "hostc");
     expect(cListener).toBeDefined();
     const { signalled: killed, at: killedAt } = await s.host("c").killAll("SIGKILL");
     // When the cluster knows: a ping to C's listener comes back as an error once node 2 has
@@ -176,11 +143,7 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     const lost = records.filter((r) => r.outcome === "lost");
     // Inside host C: the router's last forward of it went to C's listener before the router
     // dropped C (and so never bounced back to be sent elsewhere).
-    const handedToC = (r: LoadRecord) => {
-      const f = lastForward(r);
-      return f !== undefined && f.to === cListener && f.ts <= removal.ts;
-    };
-    expect(lost.filter((r) => !handedToC(r))).toEqual([]);
+    expect(lost.filter((r) => !lastHandedTo(forwards, r, cListener, removal.ts))).toEqual([]);
     const inside = lost.filter((r) => lastForward(r)!.ts < killedAt).length;
     const told = records.filter((r) => r.outcome !== "ok" && r.outcome !== "lost");
     const bouncedToB = [...forwards.values()].filter(
@@ -213,7 +176,7 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     const t0 = performance.now();
     await s.startServe("c");
     const backMs = performance.now() - t0;
-    const records = await batch("back", 300);
+    const records = await addBatch(s, "back", 300);
     expect(records.filter((r) => !correct(r))).toEqual([]);
     const hosts = byHost(records);
     console.log(
@@ -224,18 +187,9 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
   }, 90_000);
 
   test("host C's link cut under load: lost only what went into the cut link, C back once the link is", async () => {
-    const load = s.agent.load({
-      service: s.service,
-      method: "add",
-      params: ["$i", 1],
-      total: 1_000_000,
-      concurrency: 8,
-      timeout: 8,
-      tag: "cut",
-      deadlineMs: 120_000,
-    });
+    const load = addLoad(s, "cut", { timeout: 8 });
     await Bun.sleep(2000);
-    const cListener = (await s.listenerNodes()).find((j) => hostOf(j) === "hostc");
+    const cListener = await listenerOn(s, "hostc");
     expect(cListener).toBeDefined();
     const cutAt = Date.now();
     await s.host("c").cutLink();
@@ -252,8 +206,10 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     await Bun.sleep(2000);
     const restoredAt = Date.now();
     await s.host("c").restoreLink();
-    const backMs = await s.waitFor("host C to be registered again", 60_000, async () =>
-      (await s.listenerNodes()).some((j) => hostOf(j) === "hostc"),
+    const backMs = await s.waitFor(
+      "host C to be registered again",
+      60_000,
+      async () => (await listenerOn(s, "hostc")) !== undefined,
     );
     await Bun.sleep(2500);
     const endAt = Date.now();
@@ -268,11 +224,7 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     )!;
     const forwards = forwardsByXid(lines);
     const lost = records.filter((r) => r.outcome === "lost");
-    const handedToC = (r: LoadRecord) => {
-      const f = forwards.get(r.xid)?.at(-1);
-      return f !== undefined && f.to === cListener && f.ts <= removal.ts;
-    };
-    expect(lost.filter((r) => !handedToC(r))).toEqual([]);
+    expect(lost.filter((r) => !lastHandedTo(forwards, r, cListener, removal.ts))).toEqual([]);
     const intoTheCut = lost.filter((r) => forwards.get(r.xid)!.at(-1)!.ts >= cutAt).length;
     const between = records.filter((r) => r.sent > removal.ts && r.sent < restoredAt);
     expect(between.filter((r) => !correct(r))).toEqual([]);
@@ -294,46 +246,29 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
   }, 180_000);
 
   test("a restarted router learns every service again within 5 s, with no operator action", async () => {
-    const countsBefore = await reregistrations();
+    const countsBefore = await reregistrations(s);
     const stoppedAt = performance.now();
     await s.stopRouter("SIGTERM");
     await s.startRouter();
     const onlineAt = performance.now();
-    const ms = await s.waitFor("both listeners to be registered again", 30_000, async () => {
-      const hosts = new Set((await s.listenerNodes()).map(hostOf));
-      return hosts.has("hostb") && hosts.has("hostc");
-    });
+    const ms = await s.waitFor("both listeners to be registered again", 30_000, () => bothRegistered(s));
     // What brought each listener back: a probe (or a registration the probe sent, bouncing
     // while the router was away); counted by each listener.
-    const countsAfter = await reregistrations();
-    const causes: string[] = [];
-    for (const [h, after] of Object.entries(countsAfter)) {
-      const d = (k: string) => after[k]! - countsBefore[h]![k]!;
-      causes.push(`${h} probe +${d("probe")} bounce +${d("bounce")}`);
-      expect(d("probe") + d("bounce")).toBeGreaterThan(0);
-    }
+    const back = await reregistrationsSince(s, countsBefore);
+    for (const b of back) expect(b.probe + b.bounce).toBeGreaterThan(0);
+    const causes = back.map((b) => `${b.host} probe +${b.probe} bounce +${b.bounce}`);
     console.log(
       `scale-out router restart (ours): both listeners registered ${ms.toFixed(0)} ms after the new router was online ` +
         `(${(onlineAt - stoppedAt).toFixed(0)} ms stop to online); re-registrations: ${causes.join(", ")}`,
     );
     expect(ms).toBeLessThan(5000);
-    const records = await batch("after-restart", 100);
+    const records = await addBatch(s, "after-restart", 100);
     expect(records.filter((r) => !correct(r))).toEqual([]);
   }, 90_000);
 
   test("ejabberd node 2 restarts: B and C reconnect, re-register and serve; every caller is answered or told", async () => {
-    const load = s.agent.load({
-      service: s.service,
-      method: "add",
-      params: ["$i", 1],
-      total: 1_000_000,
-      // Fewer callers than idle drones; some keep calling while others wait out a lost request.
-      concurrency: 6,
-      pauseMs: 50,
-      timeout: 10,
-      tag: "node2",
-      deadlineMs: 120_000,
-    });
+    // Fewer callers than idle drones; some keep calling while others wait out a lost request.
+    const load = addLoad(s, "node2", { concurrency: 6, pauseMs: 50, timeout: 10 });
     await Bun.sleep(2000);
     const node2 = s.cluster.node("b");
     const stopAt = Date.now();
@@ -341,10 +276,7 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
     const downAt = Date.now();
     await node2.start();
     const upAt = Date.now();
-    const backMs = await s.waitFor("both listeners registered again", 60_000, async () => {
-      const hosts = new Set((await s.listenerNodes()).map(hostOf));
-      return hosts.has("hostb") && hosts.has("hostc");
-    });
+    const backMs = await s.waitFor("both listeners registered again", 60_000, () => bothRegistered(s));
     await Bun.sleep(3000);
     const endAt = Date.now();
     await s.agent.stopLoad(load.id);

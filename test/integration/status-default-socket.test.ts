@@ -39,8 +39,11 @@ function settingsXml(service: string, pidDir: string): string {
 `;
 }
 
-/** Writes opensrf.xml for `service` with `pidDir` and starts a plain `serve` of it. */
-async function serve(service: string, pidDir: string, env: Record<string, string> = {}) {
+/**
+ * Writes opensrf.xml for `service` with `pidDir` and starts `serve` of it (with `args`
+ * added); resolves once the service is online.
+ */
+async function startServe(service: string, pidDir: string, o: { env?: Record<string, string>; args?: string[] } = {}) {
   const settings = join(dir, `${service}.xml`);
   writeFileSync(settings, settingsXml(service, pidDir));
   const p = CliProcess.start(
@@ -56,17 +59,24 @@ async function serve(service: string, pidDir: string, env: Record<string, string
       settings,
       "--host",
       HOST,
+      ...(o.args ?? []),
       "--logfile",
       "stderr",
       "--loglevel",
       "3",
     ],
-    { env },
+    { env: o.env ?? {} },
   );
   running.push(p);
   await p.untilReady(bus.online(service));
-  await p.waitFor(/status and metrics on unix socket/);
   return { p, settings };
+}
+
+/** A plain `serve` (no --status-socket), once it has opened its status socket. */
+async function serve(service: string, pidDir: string, env: Record<string, string> = {}) {
+  const started = await startServe(service, pidDir, { env });
+  await started.p.waitFor(/status and metrics on unix socket/);
+  return started;
 }
 
 async function status(service: string, settings: string, env: Record<string, string> = {}) {
@@ -161,29 +171,7 @@ describe("serve opens a status socket by default", () => {
       const service = "test.explicit";
       const pidDir = join(dir, "run2");
       mkdirSync(pidDir);
-      const settings = join(dir, `${service}.xml`);
-      writeFileSync(settings, settingsXml(service, pidDir));
-      const p = CliProcess.start([
-        "serve",
-        "--service",
-        service,
-        "--app",
-        join(dir, "app.ts"),
-        "--config",
-        bus.coreFile,
-        "--settings",
-        settings,
-        "--host",
-        HOST,
-        "--status-socket",
-        "",
-        "--logfile",
-        "stderr",
-        "--loglevel",
-        "3",
-      ]);
-      running.push(p);
-      await p.untilReady(bus.online(service));
+      const { p, settings } = await startServe(service, pidDir, { args: ["--status-socket", ""] });
       expect(p.output).not.toContain("status and metrics on");
       expect(existsSync(statusSocketPath(pidDir, service))).toBe(false);
       expect((await status(service, settings)).code).toBe(3);

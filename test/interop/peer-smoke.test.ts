@@ -6,12 +6,14 @@
  *
  * Without the tarball this file prints one "skipped" line (set OPENSRF_SRC); with CI set it fails.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
+import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { isRunning, type ProcRef, procRef } from "../../devkit/opensrf/procs.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { runCommand } from "../../devkit/processes.ts";
+import { usePeerStack } from "../harness/peer-stack.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const HAVE_PEER = peerAvailableForTests("test/interop/peer-smoke.test.ts");
@@ -19,24 +21,22 @@ const HAVE_PEER = peerAvailableForTests("test/interop/peer-smoke.test.ts");
 describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
   let stack: OpenSrfStack;
 
-  beforeAll(async () => {
-    // A cold cache means apt plus a full autotools build: minutes, once per machine.
-    await ensurePeer();
-    stack = await startOpenSrfStack({
-      services: [
-        {
-          name: "opensrf.tsmath",
-          language: "typescript",
-          implementation: join(ROOT, "examples/math.ts"),
-          unixConfig: { minChildren: 1, maxChildren: 2, minSpareChildren: 1, maxSpareChildren: 1 },
-        },
-      ],
-    });
-  }, 15 * 60_000);
-
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  usePeerStack(
+    () =>
+      startOpenSrfStack({
+        services: [
+          {
+            name: "opensrf.tsmath",
+            language: "typescript",
+            implementation: join(ROOT, "examples/math.ts"),
+            unixConfig: { minChildren: 1, maxChildren: 2, minSpareChildren: 1, maxSpareChildren: 1 },
+          },
+        ],
+      }),
+    (started) => {
+      stack = started;
+    },
+  );
 
   test("a second build.sh run reuses the cache: it verifies and builds nothing", async () => {
     // Whether that takes under 5 s is for .ci/run to show (it times the step); a test that
@@ -44,16 +44,11 @@ describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
     const marker = join(stack.peer.prefix, ".osrf-peer-complete");
     const buildLog = `${stack.peer.prefix}.build.log`;
     const before = [statSync(marker).mtimeMs, existsSync(buildLog) ? statSync(buildLog).mtimeMs : 0];
-    const proc = Bun.spawn(["bash", join(ROOT, "devkit/opensrf/build.sh")], {
-      env: { ...process.env, OPENSRF_SRC: stack.peer.source },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
+    const {
+      code,
+      stdout: out,
+      stderr: err,
+    } = await runCommand(["bash", join(ROOT, "devkit/opensrf/build.sh")], { env: { OPENSRF_SRC: stack.peer.source } });
     expect({ code, err }).toMatchObject({ code: 0, err: expect.stringContaining("reused cache") });
     expect(err).not.toContain("building ");
     expect(out.trim()).toBe(stack.peer.prefix);
@@ -134,13 +129,12 @@ describe.skipIf(!HAVE_PEER)("the real OpenSRF 3.3 stack as a test peer", () => {
 describe.skipIf(!HAVE_PEER)("real C services behind osrf-prefork's router and settings server", () => {
   let stack: OpenSrfStack;
 
-  beforeAll(async () => {
-    stack = await startOpenSrfStack({ router: "prefork", settings: "prefork" });
-  }, 15 * 60_000);
-
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  usePeerStack(
+    () => startOpenSrfStack({ router: "prefork", settings: "prefork" }),
+    (started) => {
+      stack = started;
+    },
+  );
 
   test("the real C opensrf.math got its settings from ours, registered with ours and answers srfsh and Perl", async () => {
     const procs = stack.processes();

@@ -13,14 +13,16 @@
  *
  * Without the tarball this file prints one "skipped" line (set OPENSRF_SRC); with CI set it fails.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
+import { describe, expect, test } from "bun:test";
+import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import type { OpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { usePeerStack } from "../harness/peer-stack.ts";
 import {
   blankPieces,
   C,
   CHUNK_SIZE,
   escapedCost,
+  expectSessionOfTwoRequests,
   isDroneOf,
   maskJid,
   maskService,
@@ -117,15 +119,9 @@ print $J->encode(\\%out), "\\n";
 describe.skipIf(!HAVE_PEER)(
   "real Perl client: osrf-prefork serve vs the real C opensrf.math, behind the real C router",
   () => {
-    beforeAll(async () => {
-      // A cold cache means apt plus a full autotools build: minutes, once per machine.
-      await ensurePeer();
-      stack = await startMathStack();
-    }, 15 * 60_000);
-
-    afterAll(async () => {
-      await stack?.stop();
-    }, 60_000);
+    usePeerStack(startMathStack, (started) => {
+      stack = started;
+    });
 
     test("request(...)->gather(1) for add and echo, and every response object of a typed echo", async () => {
       const { c, ours } = await perlBoth(`
@@ -164,17 +160,7 @@ describe.skipIf(!HAVE_PEER)(
       // CONNECTED is 1, DISCONNECTED 2 (OpenSRF::AppSession).
       expect(cResult).toMatchObject({ connected: 1, state: 1, state_after: 2, results: [7, "in session"] });
       expect(cResult.remote).toMatch(/^opensrf@localhost\/S_drone_/);
-      expect(shapeOf(c.bodies)).toEqual([
-        ["osrfConnectStatus"],
-        ["osrfResult", "osrfConnectStatus"],
-        ["osrfResult", "osrfConnectStatus"],
-      ]);
-      expect(JSON.parse(c.bodies[0]!)[0].__p).toMatchObject({
-        threadTrace: "0",
-        type: "STATUS",
-        payload: { __p: { status: "Connection Successful", statusCode: "200" } },
-      });
-      expect(new Set(c.senders).size).toBe(1);
+      expectSessionOfTwoRequests(c);
       // The drone's JID differs in time and pid only; the rest is compared as it is.
       const unpinned = (s: PerlSide) => ({ ...s, result: s.result.replace(/_\d+\.\d+_\d+"/, '_<time>_<pid>"') });
       expect(unpinned(ours)).toEqual(unpinned(c));

@@ -5,28 +5,23 @@
  *
  * Without the tarball this file prints one "skipped" line (set OPENSRF_SRC); with CI set it fails.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
+import { describe, expect, test } from "bun:test";
+import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
 import { type CliResult, runCli } from "../../devkit/processes.ts";
 import { decodeBody } from "../../src/protocol/codec.ts";
 import { parseStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
+import { usePeerStack } from "../harness/peer-stack.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/request-vs-real.test.ts");
 
 describe.skipIf(!HAVE_PEER)("osrf-prefork request against the real C services behind the real C router", () => {
   let stack: OpenSrfStack;
 
-  beforeAll(async () => {
-    // A cold cache means apt plus a full autotools build: minutes, once per machine.
-    await ensurePeer();
-    stack = await startOpenSrfStack();
-  }, 15 * 60_000);
-
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  usePeerStack(startOpenSrfStack, (started) => {
+    stack = started;
+  });
 
   const request = (...args: string[]): Promise<CliResult> => {
     const timeout = args.includes("--timeout") ? [] : ["--timeout", "30"];

@@ -5,6 +5,7 @@
  * masking that makes C's answers and ours comparable. Only names and ids are masked: the
  * service name, and the time and pid parts of drone resources (or Redis inbox addresses).
  */
+import { expect } from "bun:test";
 import { join, resolve } from "node:path";
 import type { PeerRelease } from "../../devkit/opensrf/peer.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
@@ -101,6 +102,25 @@ export function messagesOf(bodies: string[]): WireMessage[][] {
 /** Payload classes per body, e.g. `[["osrfResult", "osrfConnectStatus"]]`. */
 export function shapeOf(bodies: string[]): string[][] {
   return messagesOf(bodies).map((msgs) => msgs.map((m) => m.__p.payload?.__c ?? m.__p.type));
+}
+
+/**
+ * Checks what a client got for a CONNECT and two requests in one session: the CONNECT's
+ * "Connection Successful" (threadTrace 0), then a RESULT and Request Complete for each
+ * request, every body from the one drone the session is pinned to.
+ */
+export function expectSessionOfTwoRequests(side: { bodies: string[]; senders: string[] }): void {
+  expect(shapeOf(side.bodies)).toEqual([
+    ["osrfConnectStatus"],
+    ["osrfResult", "osrfConnectStatus"],
+    ["osrfResult", "osrfConnectStatus"],
+  ]);
+  expect(JSON.parse(side.bodies[0]!)[0].__p).toMatchObject({
+    threadTrace: "0",
+    type: "STATUS",
+    payload: { __p: { status: "Connection Successful", statusCode: "200" } },
+  });
+  expect(new Set(side.senders).size).toBe(1);
 }
 
 /** The `content` of every osrfResultPartial, in order. */

@@ -4,7 +4,6 @@
  */
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import type { BusConnection } from "../../src/bus/types.ts";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError, RequestError, TimeoutError } from "../../src/client/errors.ts";
 import { splitResult } from "../../src/protocol/chunking.ts";
@@ -14,52 +13,16 @@ import { complete, connectOk, methodException, result, status } from "../../src/
 import type { JsonValue, OsrfMessage } from "../../src/protocol/types.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
 import { ManualClock } from "../../src/testing/manual-clock.ts";
-import { xmppAddresses } from "../../src/xmpp/addresses.ts";
 import { StanzaTooLargeError } from "../../src/xmpp/errors.ts";
 import { completeStanza } from "../../src/xmpp/stanza.ts";
-import type { OutgoingStanza, Stanza, StanzaError } from "../../src/xmpp/types.ts";
-
-class FakeTransport implements BusConnection {
-  readonly kind = "xmpp" as const;
-  readonly addresses = xmppAddresses;
-  readonly jid = "opensrf@localhost/_testhost_1795547651.056703_28979";
-  readonly address = this.jid;
-  readonly domain = "localhost";
-  readonly sent: Stanza[] = [];
-  closed = false;
-  failWith: Error | undefined;
-  private handler: ((s: Stanza) => void) | undefined;
-  send(s: OutgoingStanza): void {
-    if (this.failWith) throw this.failWith;
-    this.sent.push(completeStanza(s, this.jid));
-  }
-  onMessage(h: (s: Stanza) => void): void {
-    this.handler = h;
-  }
-  wireText(s: OutgoingStanza): string {
-    return JSON.stringify(s);
-  }
-  onOnline(): void {}
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-  deliver(s: Partial<Stanza> & { from: string }): void {
-    this.handler!(completeStanza({ to: this.jid, ...s }, s.from));
-  }
-  /** Reply on the thread of `to`, as a drone would: body of `msgs`, xid copied. */
-  reply(to: Stanza, from: string, msgs: OsrfMessage[]): void {
-    this.deliver({ from, thread: to.thread, body: encodeBody(msgs), xid: to.xid });
-  }
-  take(): Stanza[] {
-    return this.sent.splice(0);
-  }
-}
+import type { Stanza, StanzaError } from "../../src/xmpp/types.ts";
+import { FakeXmppConnection } from "../harness/fake-xmpp.ts";
 
 const MATH = "router@localhost/opensrf.math";
 const DRONE = "opensrf@localhost/opensrf.math_drone_vm_1795547578.326919_28594";
 const UNAVAILABLE: StanzaError = { type: "cancel", condition: "service-unavailable", text: "User session not found" };
 
-let t: FakeTransport;
+let t: FakeXmppConnection;
 let log: RecordingLogger;
 let client: Client;
 /** The client's timers: reply timeouts fire only when a test advances it. */
@@ -85,7 +48,7 @@ async function settled(p: Promise<unknown>): Promise<{ ok: true; value: unknown 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 beforeEach(() => {
-  t = new FakeTransport();
+  t = new FakeXmppConnection();
   log = new RecordingLogger();
   clock = new ManualClock();
   client = new Client({

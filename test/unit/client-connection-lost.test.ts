@@ -4,52 +4,17 @@
  * afterwards (sent once the stream is back) are unaffected.
  */
 import { describe, expect, test } from "bun:test";
-import type { BusConnection } from "../../src/bus/types.ts";
 import { Client } from "../../src/client/client.ts";
 import { DeliveryError } from "../../src/client/errors.ts";
-import { encodeBody } from "../../src/protocol/codec.ts";
 import { complete, connectOk, result } from "../../src/protocol/messages.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
-import { xmppAddresses } from "../../src/xmpp/addresses.ts";
-import { completeStanza } from "../../src/xmpp/stanza.ts";
-import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-
-class FakeTransport implements BusConnection {
-  readonly kind = "xmpp" as const;
-  readonly addresses = xmppAddresses;
-  readonly jid = "opensrf@localhost/_testhost_1795547651.056703_28979";
-  readonly address = this.jid;
-  readonly domain = "localhost";
-  readonly sent: Stanza[] = [];
-  private handler: ((s: Stanza) => void) | undefined;
-  private offline: Array<() => void> = [];
-  send(s: OutgoingStanza): void {
-    this.sent.push(completeStanza(s, this.jid));
-  }
-  onMessage(h: (s: Stanza) => void): void {
-    this.handler = h;
-  }
-  wireText(s: OutgoingStanza): string {
-    return JSON.stringify(s);
-  }
-  onOnline(): void {}
-  onOffline(h: () => void): void {
-    this.offline.push(h);
-  }
-  async close(): Promise<void> {}
-  lose(): void {
-    for (const h of this.offline) h();
-  }
-  reply(to: Stanza, from: string, body: string): void {
-    this.handler!(completeStanza({ to: this.jid, from, thread: to.thread, body, xid: to.xid }, from));
-  }
-}
+import { FakeXmppConnection } from "../harness/fake-xmpp.ts";
 
 const DRONE = "opensrf@localhost/opensrf.math_drone_vm_1795547578.326919_28594";
 
 describe("connection lost", () => {
   test("calls in flight fail at once with a DeliveryError; a connected session keeps its drone", async () => {
-    const t = new FakeTransport();
+    const t = new FakeXmppConnection();
     const client = new Client({
       transport: t,
       routerName: "router",
@@ -59,7 +24,7 @@ describe("connection lost", () => {
     });
     const session = client.session("opensrf.math");
     const connecting = session.connect();
-    t.reply(t.sent[0]!, DRONE, encodeBody([connectOk(0)]));
+    t.reply(t.sent[0]!, DRONE, [connectOk(0)]);
     await connecting;
     const a = client.request("opensrf.math", "add", [1, 2]).collect();
     const b = session.request("add", [3, 4]).collect();
@@ -83,14 +48,14 @@ describe("connection lost", () => {
     // After the stream is back: a new call works, and a late reply to a failed one is ignored.
     const c = client.request("opensrf.math", "add", [5, 6]).collect();
     const sent = t.sent.at(-1)!;
-    t.reply(t.sent[1]!, DRONE, encodeBody([result(1, 3), complete(1)]));
-    t.reply(sent, DRONE, encodeBody([result(1, 11), complete(1)]));
+    t.reply(t.sent[1]!, DRONE, [result(1, 3), complete(1)]);
+    t.reply(sent, DRONE, [result(1, 11), complete(1)]);
     expect(await c).toEqual([11]);
     await client.close();
   });
 
   test("nothing in flight: nothing happens", async () => {
-    const t = new FakeTransport();
+    const t = new FakeXmppConnection();
     const client = new Client({
       transport: t,
       routerName: "router",

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { emptyBusMessage } from "../../src/bus/message.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { readPreforkSettings } from "../../src/config/prefork-settings.ts";
 import { crashBackoffSeconds } from "../../src/prefork/backoff.ts";
@@ -45,17 +46,7 @@ describe("IPC message checks", () => {
   });
 
   test("listener messages: request needs a whole stanza, shutdown a boolean and a known reason", () => {
-    const stanza = {
-      to: "",
-      from: "",
-      thread: "",
-      body: "",
-      routerFrom: "",
-      routerTo: "",
-      routerClass: "",
-      routerCommand: "",
-      xid: "",
-    };
+    const stanza = emptyBusMessage();
     expect(parseListenerMessage({ type: "request", stanza })).toEqual({ type: "request", stanza });
     expect(() => parseListenerMessage({ type: "request", stanza: { ...stanza, body: 1 } })).toThrow(/not a stanza/);
     expect(parseListenerMessage({ type: "shutdown", graceful: false, reason: "spare" })).toEqual({

@@ -17,6 +17,16 @@ function setup(limits: Partial<PoolLimits> = {}) {
   return fakePool({ ...LIMITS, ...limits });
 }
 
+/** A started pool, every drone ready, and one message on `thread` handed to one of them: `d`. */
+function withOneRequest(thread: string, limits: Partial<PoolLimits> = {}) {
+  const fake = setup(limits);
+  fake.pool.start();
+  for (const d of fake.spawner.drones) d.ready();
+  fake.pool.dispatch(stanza(thread));
+  const d = fake.spawner.drones.find((x) => x.requests.length > 0)!;
+  return { ...fake, d };
+}
+
 const threadOf = (t: ErrorTarget) => (t.kind === "stanza" ? t.stanza.thread : t.caller.thread);
 
 // ---------------------------------------------------------------------------------------------
@@ -138,11 +148,7 @@ describe("Pool: reaping", () => {
   });
 
   test("a drone that dies mid-request gets its caller answered with the stanza it was handed", () => {
-    const { pool, spawner, failures } = setup();
-    pool.start();
-    for (const d of spawner.drones) d.ready();
-    pool.dispatch(stanza("doomed"));
-    const d = spawner.drones.find((x) => x.requests.length > 0)!;
+    const { pool, failures, d } = withOneRequest("doomed");
     d.say({ type: "busy", method: "slow", since: Date.now() });
     d.exit(null, "SIGKILL");
     expect(failures).toHaveLength(1);
@@ -158,11 +164,7 @@ describe("Pool: reaping", () => {
   });
 
   test("busy with a caller (a session request) answers that caller instead", () => {
-    const { pool, spawner, failures } = setup();
-    pool.start();
-    for (const d of spawner.drones) d.ready();
-    pool.dispatch(stanza("sess"));
-    const d = spawner.drones.find((x) => x.requests.length > 0)!;
+    const { failures, d } = withOneRequest("sess");
     d.say({ type: "waiting", thread: "sess" });
     d.say({
       type: "busy",
@@ -178,11 +180,7 @@ describe("Pool: reaping", () => {
   });
 
   test("dying while waiting in a session leaves nobody to answer", () => {
-    const { pool, spawner, failures } = setup();
-    pool.start();
-    for (const d of spawner.drones) d.ready();
-    pool.dispatch(stanza("sess"));
-    const d = spawner.drones.find((x) => x.requests.length > 0)!;
+    const { failures, d } = withOneRequest("sess");
     d.say({ type: "waiting", thread: "sess" });
     d.exit(null, "SIGKILL");
     expect(failures).toEqual([]);
@@ -295,11 +293,7 @@ describe("Pool: start-up crash backoff", () => {
 
 describe("Pool: request_timeout", () => {
   test("a drone running too long is killed and its caller answered at once", () => {
-    const { pool, spawner, clock, failures } = setup({ requestTimeout: 2 });
-    pool.start();
-    for (const d of spawner.drones) d.ready();
-    pool.dispatch(stanza("hang"));
-    const d = spawner.drones.find((x) => x.requests.length > 0)!;
+    const { pool, clock, failures, d } = withOneRequest("hang", { requestTimeout: 2 });
     clock.advance(1000);
     d.say({ type: "busy", method: "sleep", since: 0 }); // re-arms: 2 s from now
     clock.advance(1999);
@@ -314,11 +308,7 @@ describe("Pool: request_timeout", () => {
   });
 
   test("no time limit while waiting in a session", () => {
-    const { pool, spawner, clock, failures } = setup({ requestTimeout: 1 });
-    pool.start();
-    for (const d of spawner.drones) d.ready();
-    pool.dispatch(stanza("s"));
-    const d = spawner.drones.find((x) => x.requests.length > 0)!;
+    const { clock, failures, d } = withOneRequest("s", { requestTimeout: 1 });
     d.say({ type: "waiting", thread: "s" });
     clock.advance(5000);
     expect(d.kills).toEqual([]);

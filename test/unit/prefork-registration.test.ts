@@ -5,6 +5,7 @@
  * restarted.
  */
 import { describe, expect, test } from "bun:test";
+import { completeBusMessage } from "../../src/bus/message.ts";
 import type { RouterTarget } from "../../src/config/types.ts";
 import { Registration } from "../../src/prefork/registration.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
@@ -30,18 +31,14 @@ function setup(intervalSeconds = 30) {
 
 /** A bounce as prosody delivers it: from the JID we wrote to, no body, an error. */
 function bounce(from: string, routerCommand = ""): Stanza {
-  return {
-    to: "opensrf@localhost/svc_listener_h_1.0_1",
+  return completeBusMessage(
+    {
+      to: "opensrf@localhost/svc_listener_h_1.0_1",
+      routerCommand,
+      error: { type: "cancel", condition: "service-unavailable" },
+    },
     from,
-    thread: "",
-    body: "",
-    routerFrom: "",
-    routerTo: "",
-    routerClass: "",
-    routerCommand,
-    xid: "",
-    error: { type: "cancel", condition: "service-unavailable" },
-  };
+  );
 }
 
 describe("Registration", () => {

@@ -4,52 +4,13 @@
  * the C router does (samples D, E, F of the wire capture).
  */
 import { beforeEach, describe, expect, test } from "bun:test";
-import type { BusConnection } from "../../src/bus/types.ts";
 import type { RouterConfig } from "../../src/config/types.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
-import { jidDomain, OsrfRouter } from "../../src/router/router.ts";
+import { OsrfRouter } from "../../src/router/router.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
-import { xmppAddresses } from "../../src/xmpp/addresses.ts";
-import { completeStanza } from "../../src/xmpp/stanza.ts";
-import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
-
-/** One XMPP connection of the router, in memory: records what is sent, delivers what we inject. */
-class FakeConn implements BusConnection {
-  readonly kind = "xmpp" as const;
-  readonly addresses = xmppAddresses;
-  readonly sent: Stanza[] = [];
-  closed = false;
-  private handler: ((s: Stanza) => void) | undefined;
-  constructor(readonly jid: string) {}
-  get address(): string {
-    return this.jid;
-  }
-  get domain(): string {
-    return jidDomain(this.jid);
-  }
-  send(s: OutgoingStanza): void {
-    this.sent.push(completeStanza(s, this.jid));
-  }
-  onMessage(h: (s: Stanza) => void): void {
-    this.handler = h;
-  }
-  onOnline(): void {}
-  wireText(s: OutgoingStanza): string {
-    return JSON.stringify(s);
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-  /** A stanza arriving for us; `to` defaults to our JID. */
-  deliver(s: Partial<Stanza> & { from: string }): void {
-    if (!this.handler) throw new Error(`${this.jid} has no stanza handler`);
-    this.handler(completeStanza({ to: this.jid, ...s }, s.from));
-  }
-  take(): Stanza[] {
-    return this.sent.splice(0);
-  }
-}
+import type { Stanza } from "../../src/xmpp/types.ts";
+import { FakeXmppConnection } from "../harness/fake-xmpp.ts";
 
 const DOMAIN = "localhost";
 const ROUTER = `router@${DOMAIN}/router`;
@@ -79,7 +40,7 @@ const config: RouterConfig = {
 };
 
 let log: RecordingLogger;
-let conns: Map<string, FakeConn>;
+let conns: Map<string, FakeXmppConnection>;
 let connectCalls: string[];
 let router: OsrfRouter;
 /** Set to make the next connect() fail or wait. */
@@ -114,7 +75,7 @@ beforeEach(async () => {
     connect: async (resource) => {
       connectCalls.push(resource);
       if (connectHook) await connectHook(resource);
-      const c = new FakeConn(`router@${DOMAIN}/${resource}`);
+      const c = new FakeXmppConnection(`router@${DOMAIN}/${resource}`);
       conns.set(resource, c);
       return c;
     },

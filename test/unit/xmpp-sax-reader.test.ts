@@ -11,6 +11,7 @@ import { parseListenerMessage, requestMessage } from "../../src/prefork/ipc.ts";
 import { decodeStanza, decodeXmlBody, StanzaReader } from "../../src/xmpp/stanza.ts";
 import { StreamParser } from "../../src/xmpp/stream-parser.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
+import { randomCuts } from "../harness/chunks.ts";
 
 const WIRE = readFileSync(join(import.meta.dir, "../fixtures/wire/opensrf-3.3-wire.txt"), "utf8");
 const MESSAGES = WIRE.split("\n")
@@ -66,23 +67,6 @@ function viaTree(
   p.on("error", (e: Error) => errors.push(e.message));
   for (const c of chunks) p.write(c);
   return { stanzas, elements, errors };
-}
-
-function randomCuts(text: string, n: number, seed: number): string[] {
-  let s = seed;
-  const rand = () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31;
-  };
-  const points = [...new Set(Array.from({ length: n }, () => Math.floor(rand() * text.length)))].sort((a, b) => a - b);
-  const out: string[] = [];
-  let last = 0;
-  for (const p of points) {
-    out.push(text.slice(last, p));
-    last = p;
-  }
-  out.push(text.slice(last));
-  return out;
 }
 
 describe("StanzaReader gives what decodeStanza gives on the element tree", () => {

@@ -11,6 +11,7 @@ import { type XmlElement, Parser as XmppParser } from "@xmpp/xml";
 import parse from "ltx/lib/parse.js";
 import { StreamParser } from "../../src/xmpp/stream-parser.ts";
 import { unescapeXml, XmlSyntaxError, XmlTokenizer } from "../../src/xmpp/xml-tokenizer.ts";
+import { cutAt } from "../harness/chunks.ts";
 import { prng } from "../harness/prng.ts";
 import { countStringWork } from "../harness/string-work.ts";
 
@@ -60,16 +61,12 @@ function merged(evs: Event[]): Event[] {
   return out;
 }
 
+/** `text` cut at the `points` inside it: no empty chunks. */
 function cut(text: string, points: number[]): string[] {
-  const sorted = [...new Set(points.filter((p) => p > 0 && p < text.length))].sort((a, b) => a - b);
-  const out: string[] = [];
-  let last = 0;
-  for (const p of sorted) {
-    out.push(text.slice(last, p));
-    last = p;
-  }
-  out.push(text.slice(last));
-  return out;
+  return cutAt(
+    text,
+    points.filter((p) => p > 0 && p < text.length),
+  );
 }
 
 const every = (doc: string, size: number) => Array.from({ length: Math.ceil(doc.length / size) }, (_, i) => i * size);

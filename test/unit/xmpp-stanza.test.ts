@@ -8,6 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { BUS_MESSAGE_FIELDS } from "../../src/bus/message.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { StanzaDecodeError } from "../../src/xmpp/errors.ts";
@@ -636,17 +637,7 @@ describe("malformed XML", () => {
       try {
         const s = parseStanza(xml);
         accepted++;
-        for (const k of [
-          "to",
-          "from",
-          "thread",
-          "body",
-          "routerFrom",
-          "routerTo",
-          "routerClass",
-          "routerCommand",
-          "xid",
-        ] as const) {
+        for (const k of BUS_MESSAGE_FIELDS) {
           expect(typeof s[k]).toBe("string");
         }
       } catch (e) {
