@@ -3,9 +3,11 @@
  * connection of its own, messages RPUSHed on another, a listener's service queue popped on a
  * third; reconnect with backoff, keeping the same address so replies queued meanwhile are read.
  */
+
 import { randomBytes } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import { ConnectError, MessageTooLargeError } from "../bus/errors.ts";
+import { MessageInlet } from "../bus/inlet.ts";
 import { notifyOffline, ReconnectBackoff } from "../bus/reconnect.ts";
 import type { BusAddresses, BusConnection, BusMessage, OutgoingBusMessage } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
@@ -124,7 +126,7 @@ export class RedisConnection implements BusConnection {
   private readonly services = new Map<string, QueueReader>();
   /** Send-only connections to other domains' Redis, made on first use. */
   private readonly remotes = new Map<string, Promise<RespConnection>>();
-  private handler: (m: BusMessage) => void = () => {};
+  private readonly inlet: MessageInlet<BusMessage>;
   private readonly onlineHandlers: Array<(reconnected: boolean) => void> = [];
   private readonly offlineHandlers: Array<() => void> = [];
   private backlog: Queued[] = [];
@@ -144,6 +146,7 @@ export class RedisConnection implements BusConnection {
   ) {
     this.backoff = new ReconnectBackoff(opts.maxBackoffMs);
     this.address = address;
+    this.inlet = new MessageInlet(opts.logger, () => this.address);
     this.domain = opts.domain;
     this.poll = opts.pollSeconds ?? 5;
     this.servePoll = opts.servePollSeconds ?? 1;
@@ -176,7 +179,7 @@ export class RedisConnection implements BusConnection {
   }
 
   onMessage(handler: (message: BusMessage) => void): void {
-    this.handler = handler;
+    this.inlet.set(handler);
   }
 
   onOnline(handler: (reconnected: boolean) => void): void {
@@ -448,9 +451,12 @@ export class RedisConnection implements BusConnection {
     const m = this.decode(r.key, text, r.withBody);
     if (!m) return;
     if (r.service !== undefined) m.fromQueue = r.service;
+    if (!r.sink) {
+      this.inlet.deliver(m);
+      return;
+    }
     try {
-      if (r.sink) r.sink(m, text);
-      else this.handler(m);
+      r.sink(m, text);
     } catch (e) {
       // A handler bug must not stop the loop.
       this.opts.logger.error(`message handler failed on ${this.address}: ${(e as Error).stack ?? e}`, m.xid);

@@ -2,9 +2,11 @@
  * The XMPP connection every role uses: @xmpp/client logged in over TCP, with our stream parser,
  * batched pre-serialized writes, no stream management, and our own reconnect with backoff.
  */
+
 import { StringDecoder } from "node:string_decoder";
 import { client, type XmppClient, xml } from "@xmpp/client";
 import type { XmlElement } from "@xmpp/xml";
+import { MessageInlet } from "../bus/inlet.ts";
 import { notifyOffline, ReconnectBackoff } from "../bus/reconnect.ts";
 import type { BusAddresses, BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
@@ -62,7 +64,7 @@ export class XmppConnection implements BusConnection {
   readonly domain: string;
   private xmpp: XmppClient;
   private fullJid: string;
-  private handler: (s: Stanza) => void = () => {};
+  private readonly inlet: MessageInlet<Stanza>;
   private onlineHandlers: Array<(reconnected: boolean) => void> = [];
   private offlineHandlers: Array<() => void> = [];
   private backlog: string[] = [];
@@ -79,6 +81,7 @@ export class XmppConnection implements BusConnection {
     this.backoff = new ReconnectBackoff(opts.maxBackoffMs);
     this.domain = opts.domain;
     this.fullJid = `${opts.username}@${opts.domain}/${opts.resource}`;
+    this.inlet = new MessageInlet(opts.logger, () => this.fullJid);
     this.xmpp = client({
       service: `xmpp://${opts.host}:${opts.port}`,
       domain: opts.domain,
@@ -158,11 +161,11 @@ export class XmppConnection implements BusConnection {
   }
 
   onStanza(handler: (stanza: Stanza) => void): void {
-    this.handler = handler;
+    this.inlet.set(handler);
   }
 
   onMessage(handler: (message: Stanza) => void): void {
-    this.handler = handler;
+    this.inlet.set(handler);
   }
 
   wireText(out: OutgoingStanza): string {
@@ -280,12 +283,7 @@ export class XmppConnection implements BusConnection {
   }
 
   private deliver(stanza: Stanza): void {
-    try {
-      this.handler(stanza);
-    } catch (e) {
-      // A handler bug must not tear down the connection.
-      this.opts.logger.error(`message handler failed on ${this.fullJid}: ${(e as Error).stack ?? e}`, stanza.xid);
-    }
+    this.inlet.deliver(stanza);
   }
 
   private onDisconnect(): void {
