@@ -11,11 +11,10 @@ import { notifyOffline, ReconnectBackoff } from "../bus/reconnect.ts";
 import type { BusAddresses, BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { xmppAddresses } from "./addresses.ts";
-import { BunTcpSocket } from "./bun-socket.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
 import { type ProbeAnswer, REGISTRATION_PROBE_NS } from "./probe.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
-import { StreamParser, useSocket, useStreamParser } from "./stream-parser.ts";
+import { StreamParser, useStreamParser } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
 /** Everything needed to log in one OpenSRF process to its XMPP server. */
@@ -106,7 +105,6 @@ export class XmppConnection implements BusConnection {
       }
     }
     useStreamParser(this.xmpp, ConnectionParser);
-    useSocket(this.xmpp, BunTcpSocket);
     this.decodeUtf8AcrossChunks();
     this.disableStreamManagement();
     this.xmpp.reconnect.stop(); // we reconnect ourselves, with backoff

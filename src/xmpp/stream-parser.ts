@@ -159,12 +159,3 @@ export class StreamParser extends Parser {
 export function useStreamParser(xmpp: object, parser: new () => StreamParser): void {
   Object.defineProperty(xmpp, "Parser", { get: () => parser, set: () => {}, configurable: true });
 }
-
-/**
- * Makes an @xmpp/client client open its TCP connections with `socket` (see bun-socket.ts),
- * pinned the same way as {@link useStreamParser}: `Client#connect` copies its transport's
- * `Socket` onto itself and @xmpp/connection's `connect` constructs `new this.Socket()`.
- */
-export function useSocket(xmpp: object, socket: new () => object): void {
-  Object.defineProperty(xmpp, "Socket", { get: () => socket, set: () => {}, configurable: true });
-}
