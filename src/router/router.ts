@@ -161,7 +161,25 @@ export class OsrfRouter {
     if (!pending) return;
     this.classConns.delete(className);
     this.log.info(`Removing router class ${className}`);
-    await (await pending.catch(() => undefined))?.close();
+    const conn = await pending.catch(() => undefined);
+    if (!conn) return;
+    // Until the server has closed the class JID's session it still delivers callers' messages
+    // to it, and a closing stream cannot carry the answer: answer through the router's own
+    // connection, so those callers are told instead of waiting out their timeout.
+    conn.onMessage((s) => this.onLateClassMessage(className, s));
+    await conn.close();
+  }
+
+  /** A message to a class whose connection is closing: the class has no listener left. */
+  private onLateClassMessage(className: string, s: BusMessage): void {
+    if (s.error || !this.main || !this.trustedClients.has(jidDomain(s.from))) return;
+    this.replyStatus(
+      this.main,
+      s,
+      s.from,
+      StatusCode.SERVICEUNAVAILABLE,
+      `Service ${className} has no registered listener`,
+    );
   }
 
   private onClassMessage(className: string, conn: BusConnection, s: BusMessage): void {

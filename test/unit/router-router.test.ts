@@ -402,6 +402,32 @@ describe("bounces", () => {
     expect(classConn().closed).toBe(true);
   });
 
+  test("a request the server delivers to a class while its connection closes is answered 503 through the router's own connection", async () => {
+    await unregister(L2);
+    await unregister(L1);
+    expect(classConn().closed).toBe(true);
+    main().take();
+    // Sent by a caller as the class went: the closing class connection still receives it.
+    classConn().deliver({ from: CLIENT, thread: THREAD, body: encodeBody([request(3, "add", [1, 2])]), xid: XID });
+    expect(classConn().take()).toEqual([]);
+    const [reply, ...rest] = main().take();
+    expect(rest).toEqual([]);
+    expect(reply).toMatchObject({ to: CLIENT, from: ROUTER, thread: THREAD, xid: XID });
+    expect(decodeBody(reply!.body)).toEqual([
+      {
+        type: "STATUS",
+        threadTrace: 3,
+        locale: "en-US",
+        apiLevel: 1,
+        payload: {
+          className: "osrfMethodException",
+          status: "Service opensrf.math has no registered listener",
+          statusCode: 503,
+        },
+      },
+    ]);
+  });
+
   test("a last-node bounce of a CONNECT answers 503 on the CONNECT's threadTrace", async () => {
     await unregister(L2);
     classConn().deliver({ from: CLIENT, thread: THREAD, body: encodeBody([connect(0)]), xid: XID });
