@@ -10,6 +10,7 @@
  * then a router restart, then an ejabberd node restart.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import parse from "parse-prometheus-text-format";
 import type { LoadRecord } from "../../devkit/netns/agent-protocol.ts";
 import { netnsAvailableForTests } from "../../devkit/netns/network.ts";
@@ -303,6 +304,21 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
         `${JSON.stringify(outcomes)}${lost.length ? ` — lost: ${lostAt.join("; ")}` : ""}; ` +
         `last 2.5 s: ${JSON.stringify(byHost(lastSeconds))}`,
     );
+    // What the hosts logged of each request lost after node 2 was down: where it stopped.
+    for (const r of lost.filter((r) => r.sent > downAt)) {
+      for (const h of ["b", "c"]) {
+        let text = "";
+        try {
+          text = readFileSync(s.logFile(h, `${s.service}.log`), "utf8");
+        } catch {
+          // not written
+        }
+        const lines = text.split("\n").filter((l) => l.includes(r.xid));
+        console.log(
+          `scale-out ejabberd node 2 restart: ${r.xid} on host ${h}: ${lines.join(" | ") || "nothing logged"}`,
+        );
+      }
+    }
     // Every caller was answered, or told with an error status or a bounce — except those whose
     // message was inside node 2 (forwarded to a listener there) while it shut down.
     for (const r of lost) {
