@@ -263,3 +263,44 @@ function safeReaddir(dir: string): string[] {
     return [];
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults under load
+
+/** A running {@link startKiller}: `stop()` ends it and resolves with the pids it killed. */
+export interface Killer {
+  stop(): Promise<number[]>;
+}
+
+/**
+ * Kills a random one of `pids()` with SIGKILL every `everyMs` (after `startAfterMs`), at most
+ * `max` times, until stopped: the fault of the drone-crash tests, bounded so that a slow load
+ * does not also mean more kills.
+ */
+export function startKiller(o: { pids: () => number[]; max: number; everyMs?: number; startAfterMs?: number }): Killer {
+  const kills: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    await Bun.sleep(o.startAfterMs ?? 300);
+    while (running && kills.length < o.max) {
+      const pids = o.pids();
+      if (pids.length > 0) {
+        const victim = pids[Math.floor(Math.random() * pids.length)]!;
+        try {
+          process.kill(victim, "SIGKILL");
+          kills.push(victim);
+        } catch {
+          // exited on its own meanwhile
+        }
+      }
+      await Bun.sleep(o.everyMs ?? 150);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return kills;
+    },
+  };
+}

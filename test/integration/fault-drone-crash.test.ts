@@ -8,7 +8,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { type FaultStack, WORK_APP } from "../../devkit/fault-stack.ts";
-import { describeLoad, errorCount, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
+import { describeLoad, errorCount, isAlive, runLoad, startKiller, waitUntil } from "../../devkit/load.ts";
 import { useFaultStack } from "../harness/fault-suite.ts";
 
 const SERVICE = "fault.crash";
@@ -51,25 +51,8 @@ function crashSuite(bus: "xmpp" | "redis"): void {
   describe("drone crashes under load", () => {
     test("kill -9 of random drones during 2,000 requests: every request answered, none lost, pool back within bounds", async () => {
       const listener = stack.listenerPid(SERVICE);
-      const kills: number[] = [];
-      let loading = true;
       // Bounded: at most 40 kills, one every 150 ms, only while the load runs.
-      const killer = (async () => {
-        await Bun.sleep(300);
-        while (loading && kills.length < 40) {
-          const pids = stack.dronePids(SERVICE);
-          if (pids.length > 0) {
-            const victim = pids[Math.floor(Math.random() * pids.length)]!;
-            try {
-              process.kill(victim, "SIGKILL");
-              kills.push(victim);
-            } catch {
-              // exited on its own meanwhile
-            }
-          }
-          await Bun.sleep(150);
-        }
-      })();
+      const killer = startKiller({ pids: () => stack.dronePids(SERVICE), max: 40 });
 
       const r = await runLoad({
         total: 2000,
@@ -78,8 +61,7 @@ function crashSuite(bus: "xmpp" | "redis"): void {
         run: (i) => stack.client.request(SERVICE, "work", [i, i % 7]).first(),
         check: (i, v) => Array.isArray(v) && v[0] === i,
       });
-      loading = false;
-      await killer;
+      const kills = await killer.stop();
       console.log(`fault-drone-crash: ${describeLoad(r)}; ${kills.length} drones killed`);
       if (r.lost || r.wrong || r.unsent) console.log(JSON.stringify(r.samples, null, 1));
 

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { describeLoad, errorCount, isAlive, runLoad, waitUntil } from "../../devkit/load.ts";
+import { describeLoad, errorCount, isAlive, runLoad, startKiller, waitUntil } from "../../devkit/load.ts";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
 import { quietLogger } from "../../devkit/quiet-logger.ts";
@@ -75,25 +75,8 @@ describe.skipIf(!HAVE_PEER)("drones killed under load on Redis, behind the real 
 
   test("kill -9 of random busy drones during 1,000 requests: every request answered, none lost, pool back within bounds", async () => {
     const listener = stack.listenerPid(SERVICE);
-    const kills: number[] = [];
-    let loading = true;
     // Bounded: at most 25 kills, one every 150 ms, only while the load runs.
-    const killer = (async () => {
-      await Bun.sleep(300);
-      while (loading && kills.length < 25) {
-        const pids = drones();
-        if (pids.length > 0) {
-          const victim = pids[Math.floor(Math.random() * pids.length)]!;
-          try {
-            process.kill(victim, "SIGKILL");
-            kills.push(victim);
-          } catch {
-            // exited on its own meanwhile
-          }
-        }
-        await Bun.sleep(150);
-      }
-    })();
+    const killer = startKiller({ pids: drones, max: 25 });
     const r = await runLoad({
       total: 1000,
       concurrency: 8,
@@ -102,8 +85,7 @@ describe.skipIf(!HAVE_PEER)("drones killed under load on Redis, behind the real 
       run: (i) => client.request(SERVICE, "work", [i, 5 + (i % 7)]).first(),
       check: (i, v) => Array.isArray(v) && v[0] === i,
     });
-    loading = false;
-    await killer;
+    const kills = await killer.stop();
     console.log(`drone-crash-vs-main-redis: ${describeLoad(r)}; ${kills.length} drones killed`);
     if (r.lost || r.wrong || r.unsent) console.log(JSON.stringify(r.samples, null, 1));
 
