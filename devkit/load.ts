@@ -171,6 +171,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 // ---------------------------------------------------------------------------------------------
 // Process readings (Linux /proc)
 
+/** `/proc/<pid>/<file>` as text, or undefined once the process is gone. */
+export function readProc(pid: number, file: string, encoding: BufferEncoding = "utf8"): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, encoding);
+  } catch {
+    return undefined;
+  }
+}
+
 /** True while `pid` runs and is not a zombie. */
 export function isAlive(pid: number): boolean {
   let stat: string;

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ejabberdctl, ejabberdUser, findServerBinary, writeEjabberdDir } from "./ejabberd-config.ts";
 import { killAtExit, releaseAtExit } from "./exit-kill.ts";
+import { readProc } from "./load.ts";
 import { freePort } from "./ports.ts";
 import { runCommand } from "./processes.ts";
 import { inBandRegister, RawXmppConnection, saslPlainCheck } from "./raw-xmpp.ts";
@@ -487,14 +488,6 @@ function pidsMentioning(needle: string): number[] {
     .filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)
     .map(Number)
     .filter((p) => readProc(p, "cmdline")?.includes(needle));
-}
-
-function readProc(pid: number, file: string): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, "utf8");
-  } catch {
-    return undefined;
-  }
 }
 
 function procComm(pid: number): string | undefined {

@@ -3,21 +3,14 @@
  * init), so neither process groups nor our child handles reach them. A process is identified
  * by pid plus start time, so a recycled pid is never signalled.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
+import { readProc } from "../load.ts";
 
 /** A process we started (directly or through a daemonizing launcher), pinned by its start time. */
 export interface ProcRef {
   readonly pid: number;
   /** /proc/<pid>/stat field 22 (clock ticks since boot) when first seen. */
   readonly startTime: number;
-}
-
-function readProc(pid: number, file: string): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, "utf8");
-  } catch {
-    return undefined;
-  }
 }
 
 /** Fields after the parenthesised command name (which may hold spaces): state is [0], ppid [1]. */

@@ -15,7 +15,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { FaultStack } from "../../devkit/fault-stack.ts";
-import { childPids, waitUntil } from "../../devkit/load.ts";
+import { childPids, readProc, waitUntil } from "../../devkit/load.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { runCli } from "../../devkit/processes.ts";
 import { emptyBusMessage } from "../../src/bus/message.ts";
@@ -124,12 +124,8 @@ describe("secrets", () => {
       expect(lines.filter((l) => l.includes(secret))).toEqual([]);
       for (const pid of [listener, stack.router.pid, ...drones]) {
         for (const file of ["cmdline", "environ"]) {
-          let text = "";
-          try {
-            text = readFileSync(`/proc/${pid}/${file}`, "latin1");
-          } catch {
-            continue; // exited meanwhile
-          }
+          const text = readProc(pid, file, "latin1");
+          if (text === undefined) continue; // exited meanwhile
           expect({ pid, file, leaks: text.includes(secret) }).toEqual({ pid, file, leaks: false });
         }
       }

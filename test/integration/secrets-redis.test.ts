@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FaultStack } from "../../devkit/fault-stack.ts";
-import { childPids, waitUntil } from "../../devkit/load.ts";
+import { childPids, readProc, waitUntil } from "../../devkit/load.ts";
 import { runCli } from "../../devkit/processes.ts";
 import { REDIS_TEST_ACCOUNTS } from "../../devkit/redis-server.ts";
 import { served, useFaultStack } from "../harness/fault-suite.ts";
@@ -64,12 +64,8 @@ describe("secrets on Redis", () => {
     expect(drones.length).toBeGreaterThanOrEqual(2);
     for (const pid of [listener, stack.router.pid, ...drones]) {
       for (const file of ["cmdline", "environ"]) {
-        let text = "";
-        try {
-          text = readFileSync(`/proc/${pid}/${file}`, "latin1");
-        } catch {
-          continue; // exited meanwhile
-        }
+        const text = readProc(pid, file, "latin1");
+        if (text === undefined) continue; // exited meanwhile
         for (const secret of SECRETS)
           expect({ pid, file, leaks: text.includes(secret) }).toEqual({ pid, file, leaks: false });
       }
