@@ -154,6 +154,23 @@ export async function startOpenSrfStack(opts: OpenSrfStackOptions = {}): Promise
 }
 
 /**
+ * Starts several stacks at once (each a promise of a started {@link OpenSrfStack}). If any fails,
+ * the ones that did start are stopped before the first failure is rethrown, so a suite whose
+ * `beforeAll` fails leaves no processes behind and its `afterAll` has nothing half-set to stop.
+ */
+export async function startTogether<T extends readonly OpenSrfStack[]>(
+  starts: {
+    readonly [K in keyof T]: Promise<T[K]>;
+  },
+): Promise<T> {
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<OpenSrfStack>).value) as unknown as T;
+  await Promise.all(settled.map((s) => (s.status === "fulfilled" ? s.value.stop().catch(() => {}) : undefined)));
+  throw failed.reason;
+}
+
+/**
  * The first half of {@link startOpenSrfStack}: builds (or reuses) the peer, starts the private
  * ejabberd and writes the configs, but starts no OpenSRF process. Use it to choose the order
  * yourself (e.g. your own router before {@link OpenSrfStack.startPerlSettings}).
@@ -715,6 +732,11 @@ export class OpenSrfStack {
   /** The osrf-prefork router of this stack (`router: "prefork"`), for its log; undefined with C's. */
   preforkRouter(): CliProcess | undefined {
     return this.tracked.find((t) => t.role === "router" && t.impl === "prefork")?.cli;
+  }
+
+  /** The osrf-prefork process serving `service` in this stack (e.g. its settings server), for its log. */
+  preforkListener(service: string): CliProcess | undefined {
+    return this.tracked.find((t) => t.role === "listener" && t.service === service && t.impl === "prefork")?.cli;
   }
 
   /** Pids of the running router daemons (C or osrf-prefork). */

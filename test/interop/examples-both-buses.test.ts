@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ensurePeer, type PeerRelease, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
-import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { type OpenSrfStack, startOpenSrfStack, startTogether } from "../../devkit/opensrf/stack.ts";
 import { maskService } from "./vs-c.ts";
 
 const FILE = "test/interop/examples-both-buses.test.ts";
@@ -174,12 +174,8 @@ describe.skipIf(!HAVE_PEERS)("examples/*.ts served unchanged on XMPP (OpenSRF 3.
       implementation: join(EXAMPLES, file),
       unixConfig: { minChildren: 1, maxChildren: 2, minSpareChildren: 1, maxSpareChildren: 1 },
     }));
-    const started = await Promise.allSettled(RELEASES.map((release) => startOpenSrfStack({ release, services })));
-    started.forEach((s, i) => {
-      if (s.status === "fulfilled") stacks.set(RELEASES[i]!, s.value);
-    });
-    const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failed) throw failed.reason;
+    const started = await startTogether(RELEASES.map((release) => startOpenSrfStack({ release, services })));
+    for (const [i, stack] of started.entries()) stacks.set(RELEASES[i]!, stack);
     // The same module files on both buses: only the stack (and so the bus) differs.
     await Promise.all(
       RELEASES.flatMap((release) =>

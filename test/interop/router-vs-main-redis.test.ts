@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { descendants, procRef, signalRef, waitGone } from "../../devkit/opensrf/procs.ts";
-import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { type OpenSrfStack, startOpenSrfStack, startTogether } from "../../devkit/opensrf/stack.ts";
 import type { CliProcess } from "../../devkit/processes.ts";
 import { waitFor } from "./vs-c.ts";
 
@@ -40,14 +40,10 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork router on Redis with the real C and Pe
   beforeAll(async () => {
     // A cold cache means apt plus a full autotools build: minutes, once per machine.
     await ensurePeer("main");
-    const [a, b] = await Promise.allSettled([
+    [ours, theirs] = await startTogether([
       startOpenSrfStack({ release: "main", router: "prefork" }),
       startOpenSrfStack({ release: "main" }),
     ]);
-    if (a.status === "fulfilled") ours = a.value;
-    if (b.status === "fulfilled") theirs = b.value;
-    if (a.status === "rejected") throw a.reason;
-    if (b.status === "rejected") throw b.reason;
     router = ours.preforkRouter()!;
   }, 15 * 60_000);
 

@@ -13,7 +13,7 @@ import { legacyLogin } from "../../devkit/legacy-auth.ts";
 import type { PeerService } from "../../devkit/opensrf/configs.ts";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { descendants, procRef, signalRef, waitGone } from "../../devkit/opensrf/procs.ts";
-import { createOpenSrfStack, type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { createOpenSrfStack, type OpenSrfStack, startOpenSrfStack, startTogether } from "../../devkit/opensrf/stack.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { type CliProcess, type CliResult, runCli } from "../../devkit/processes.ts";
 import { parseStanza } from "../../src/xmpp/stanza.ts";
@@ -40,11 +40,8 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork router with the real C and Perl listen
   beforeAll(async () => {
     // A cold cache means apt plus a full autotools build: minutes, once per machine.
     await ensurePeer();
-    const [a, b] = await Promise.allSettled([startOurs(), startOpenSrfStack()]);
-    if (a.status === "fulfilled") [ours, router] = a.value;
-    if (b.status === "fulfilled") theirs = b.value;
-    if (a.status === "rejected") throw a.reason;
-    if (b.status === "rejected") throw b.reason;
+    [ours, theirs] = await startTogether([startOurs(), startOpenSrfStack()]);
+    router = ours.preforkRouter()!;
   }, 15 * 60_000);
 
   afterAll(async () => {
@@ -370,13 +367,13 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork router with the real C and Perl listen
   });
 });
 
-async function startOurs(): Promise<[OpenSrfStack, CliProcess]> {
+async function startOurs(): Promise<OpenSrfStack> {
   const stack = await createOpenSrfStack({ services: [TSMATH] });
   try {
-    const router = await stack.startPreforkRouter();
+    await stack.startPreforkRouter();
     await stack.startPerlSettings();
     await stack.startCServices(["opensrf.dbmath", "opensrf.math"]);
-    return [stack, router];
+    return stack;
   } catch (err) {
     await stack.stop().catch(() => {});
     throw err;

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
-import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { type OpenSrfStack, startOpenSrfStack, startTogether } from "../../devkit/opensrf/stack.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/settings-vs-main-redis.test.ts", "main");
 
@@ -24,14 +24,10 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork settings on Redis, serving the real ma
   beforeAll(async () => {
     // A cold cache means apt plus a full autotools build: minutes, once per machine.
     await ensurePeer("main");
-    const [a, b] = await Promise.allSettled([
+    [ours, theirs] = await startTogether([
       startOpenSrfStack({ release: "main", settings: "prefork" }),
       startOpenSrfStack({ release: "main" }),
     ]);
-    if (a.status === "fulfilled") ours = a.value;
-    if (b.status === "fulfilled") theirs = b.value;
-    if (a.status === "rejected") throw a.reason;
-    if (b.status === "rejected") throw b.reason;
   }, 15 * 60_000);
 
   afterAll(async () => {

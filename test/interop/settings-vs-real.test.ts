@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PeerService } from "../../devkit/opensrf/configs.ts";
 import { ensurePeer, peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
-import { createOpenSrfStack, type OpenSrfStack } from "../../devkit/opensrf/stack.ts";
+import { createOpenSrfStack, type OpenSrfStack, startTogether } from "../../devkit/opensrf/stack.ts";
 import type { CliProcess } from "../../devkit/processes.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/settings-vs-real.test.ts");
@@ -61,11 +61,8 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork settings serving the real C and Perl s
   beforeAll(async () => {
     // A cold cache means apt plus a full autotools build: minutes, once per machine.
     await ensurePeer();
-    const [a, b] = await Promise.allSettled([startOurs(), startPerl()]);
-    if (a.status === "fulfilled") [ours, settings] = a.value;
-    if (b.status === "fulfilled") perl = b.value;
-    if (a.status === "rejected") throw a.reason;
-    if (b.status === "rejected") throw b.reason;
+    [ours, perl] = await startTogether([startOurs(), startPerl()]);
+    settings = ours.preforkListener("opensrf.settings")!;
   }, 15 * 60_000);
 
   afterAll(async () => {
@@ -154,7 +151,7 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork settings serving the real C and Perl s
   });
 });
 
-async function startOurs(): Promise<[OpenSrfStack, CliProcess]> {
+async function startOurs(): Promise<OpenSrfStack> {
   const stack = await createOpenSrfStack({ services: [SLOW] });
   try {
     const file = join(stack.dir, "ours.opensrf.xml");
@@ -166,10 +163,10 @@ async function startOurs(): Promise<[OpenSrfStack, CliProcess]> {
     if (coreXml.includes("settings_config")) throw new Error("could not drop <settings_config>");
     writeFileSync(core, coreXml);
     await stack.startRouter();
-    const settings = await stack.startPreforkSettings(file);
+    await stack.startPreforkSettings(file);
     await stack.startCServices(["opensrf.dbmath", "opensrf.math"]);
     await stack.startPerlService(SLOW.name, { config: core });
-    return [stack, settings];
+    return stack;
   } catch (err) {
     await stack.stop().catch(() => {});
     throw err;
