@@ -19,14 +19,13 @@ import { withBus } from "../../src/config/bus.ts";
 import { readClientConfig } from "../../src/config/core.ts";
 import { connectBus } from "../../src/connect/bus.ts";
 
+import { rawLines } from "../harness/request-raw.ts";
+
 const HAVE_PEER = peerAvailableForTests("test/interop/request-vs-main-redis.test.ts", "main");
 
 /** The JSON elements `request --raw` printed on stderr, by direction. */
 function wire(r: CliResult): Array<{ dir: ">>" | "<<"; msg: { to: string; from: string; body: unknown } }> {
-  return r.stderr
-    .split("\n")
-    .filter((l) => l.startsWith(">> ") || l.startsWith("<< "))
-    .map((l) => ({ dir: l.slice(0, 2) as ">>" | "<<", msg: JSON.parse(l.slice(3)) }));
+  return rawLines(r.stderr).map((l) => ({ dir: l.dir, msg: JSON.parse(l.text) }));
 }
 
 describe.skipIf(!HAVE_PEER)("osrf-prefork request on Redis against the real OpenSRF main C services and router", () => {

@@ -10,9 +10,8 @@ import { peerAvailableForTests } from "../../devkit/opensrf/peer.ts";
 import { type OpenSrfStack, startOpenSrfStack } from "../../devkit/opensrf/stack.ts";
 import { type CliResult, runCli } from "../../devkit/processes.ts";
 import { decodeBody } from "../../src/protocol/codec.ts";
-import { parseStanza } from "../../src/xmpp/stanza.ts";
-import type { Stanza } from "../../src/xmpp/types.ts";
 import { usePeerStack } from "../harness/peer-stack.ts";
+import { rawStanzas } from "../harness/request-raw.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/request-vs-real.test.ts");
 
@@ -92,7 +91,7 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork request against the real C services be
   test("--connect: a real C drone answers the CONNECT, then gets the REQUEST and DISCONNECT directly", async () => {
     const r = await request("--connect", "--raw", "opensrf.math", "add", "2", "2");
     expect([r.code, r.stdout]).toEqual([0, "4\n"]);
-    const { sent, received } = raw(r.stderr);
+    const { sent, received } = rawStanzas(r.stderr);
     const drone = received[0]!.from;
     expect(drone).toMatch(/^opensrf@localhost\/opensrf\.math_drone_/);
     expect(sent.map((s) => [s.to, decodeBody(s.body).map((m) => m.type)])).toEqual([
@@ -115,7 +114,9 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork request against the real C services be
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toBe(text);
     // What the C library put on the wire for it.
-    expect(raw(r.stderr).received[0]!.body).toContain('"h\\u00e9llo \\u2603 \\ud834\\udd1e \\u65e5\\u672c\\u8a9e"');
+    expect(rawStanzas(r.stderr).received[0]!.body).toContain(
+      '"h\\u00e9llo \\u2603 \\ud834\\udd1e \\u65e5\\u672c\\u8a9e"',
+    );
     const [srfsh, perl] = await Promise.all([
       stack.srfsh(`request opensrf.math opensrf.system.echo ${JSON.stringify(text)}`),
       stack.perl(`
@@ -182,14 +183,3 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork request against the real C services be
     });
   });
 });
-
-/** The stanzas `request --raw` printed on stderr. */
-function raw(stderr: string): { sent: Stanza[]; received: Stanza[] } {
-  const sent: Stanza[] = [];
-  const received: Stanza[] = [];
-  for (const line of stderr.split("\n")) {
-    if (line.startsWith(">> ")) sent.push(parseStanza(line.slice(3)));
-    else if (line.startsWith("<< ")) received.push(parseStanza(line.slice(3)));
-  }
-  return { sent, received };
-}

@@ -16,8 +16,8 @@ import { descendants, procRef, signalRef, waitGone } from "../../devkit/opensrf/
 import { createOpenSrfStack, type OpenSrfStack, startOpenSrfStack, startTogether } from "../../devkit/opensrf/stack.ts";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { type CliProcess, type CliResult, runCli } from "../../devkit/processes.ts";
-import { parseStanza } from "../../src/xmpp/stanza.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
+import { rawStanzas } from "../harness/request-raw.ts";
 
 const HAVE_PEER = peerAvailableForTests("test/interop/router-vs-real.test.ts");
 
@@ -199,7 +199,7 @@ describe.skipIf(!HAVE_PEER)("osrf-prefork router with the real C and Perl listen
     const ask = async (stack: OpenSrfStack) => {
       const r = await request(stack, "--raw", "--xid", "4242", "router", "opensrf.router.info.class.list");
       expect(r.code, r.stderr).toBe(0);
-      return raw(r.stderr).received;
+      return rawStanzas(r.stderr).received;
     };
     const [a, b] = await Promise.all([ask(ours), ask(theirs)]);
     // Class order is each router's own; everything else must match.
@@ -396,17 +396,6 @@ async function forwards(stack: OpenSrfStack, cls: string): Promise<number> {
 function request(stack: OpenSrfStack, ...args: string[]): Promise<CliResult> {
   const timeout = args.includes("--timeout") ? [] : ["--timeout", "30"];
   return runCli(["request", "--config", stack.paths.core, ...timeout, ...args], { timeoutMs: 60_000 });
-}
-
-/** The stanzas `request --raw` printed on stderr. */
-function raw(stderr: string): { sent: Stanza[]; received: Stanza[] } {
-  const sent: Stanza[] = [];
-  const received: Stanza[] = [];
-  for (const line of stderr.split("\n")) {
-    if (line.startsWith(">> ")) sent.push(parseStanza(line.slice(3)));
-    else if (line.startsWith("<< ")) received.push(parseStanza(line.slice(3)));
-  }
-  return { sent, received };
 }
 
 /**
