@@ -173,13 +173,12 @@ export class OsrfRouter {
   /** A message to a class whose connection is closing: the class has no listener left. */
   private onLateClassMessage(className: string, s: BusMessage): void {
     if (s.error || !this.main || !this.trustedClients.has(jidDomain(s.from))) return;
-    this.replyStatus(
-      this.main,
-      s,
-      s.from,
-      StatusCode.SERVICEUNAVAILABLE,
-      `Service ${className} has no registered listener`,
-    );
+    this.replyNoListener(this.main, s, s.from, className);
+  }
+
+  /** The 503 a caller gets when its class has no listener to forward to. */
+  private replyNoListener(conn: BusConnection, s: BusMessage, caller: string, className: string): void {
+    this.replyStatus(conn, s, caller, StatusCode.SERVICEUNAVAILABLE, `Service ${className} has no registered listener`);
   }
 
   private onClassMessage(className: string, conn: BusConnection, s: BusMessage): void {
@@ -241,13 +240,7 @@ export class OsrfRouter {
   private forward(className: string, conn: BusConnection, s: BusMessage, caller: string): void {
     const node = this.registry.nextNode(className);
     if (!node) {
-      this.replyStatus(
-        conn,
-        s,
-        caller,
-        StatusCode.SERVICEUNAVAILABLE,
-        `Service ${className} has no registered listener`,
-      );
+      this.replyNoListener(conn, s, caller, className);
       return;
     }
     this.log.debug(`routing message from ${caller} to ${node.jid}`, s.xid);
