@@ -70,6 +70,8 @@ export class XmppConnection implements BusConnection {
   /** Written this turn of the event loop, not yet handed to the socket. */
   private pending: string[] = [];
   private online = false;
+  /** What {@link answerProbes} was given: every new client answers probes with it. */
+  private probeAnswers: ((from: string, service: string) => boolean) | undefined;
   private everOnline = false;
   private closing = false;
   /** From a lost connection until back online: the one reconnect loop owns the client. */
@@ -81,7 +83,22 @@ export class XmppConnection implements BusConnection {
     this.domain = opts.domain;
     this.fullJid = `${opts.username}@${opts.domain}/${opts.resource}`;
     this.inlet = new MessageInlet(opts.logger, () => this.fullJid);
-    this.xmpp = client({
+    this.xmpp = this.makeClient();
+  }
+
+  /**
+   * One @xmpp/client client, for one stream: the first login, and a new one for each
+   * reconnect attempt. @xmpp/connection 0.14 answers a stream error with a `disconnect()` it
+   * does not wait for, which waits `timeout` ms for the dead stream's end and then detaches
+   * the parser and ends the socket the client holds *by then* — a reconnected stream's
+   * (measured: every connection dropped again 10 s after an ejabberd restart, and what
+   * arrived meanwhile was read by no parser). A client of its own per stream leaves such
+   * leftovers nothing but their own dead stream; events from a client that is no longer
+   * {@link xmpp} are ignored.
+   */
+  private makeClient(): XmppClient {
+    const opts = this.opts;
+    const x = client({
       service: `xmpp://${opts.host}:${opts.port}`,
       domain: opts.domain,
       resource: opts.resource,
@@ -93,28 +110,41 @@ export class XmppConnection implements BusConnection {
           mechanisms.includes("PLAIN") ? "PLAIN" : (mechanisms[0] ?? "PLAIN"),
         ),
     });
-    this.xmpp.timeout = opts.connectTimeoutMs ?? 10_000;
+    const current = (): boolean => x === this.xmpp;
+    x.timeout = opts.connectTimeoutMs ?? 10_000;
     // Our tokenizer, not ltx's (quadratic in the length of a text run: a 1 MB body took
     // ~35 s). Messages are read straight into Stanzas: no element tree, no trip through
     // @xmpp/client's middleware (which parses both JIDs of every stanza).
-    const deliver = (stanza: Stanza): void => this.deliver(stanza);
+    const deliver = (stanza: Stanza): void => {
+      if (current()) this.deliver(stanza);
+    };
     const readerOptions = { lazyBody: opts.lazyBodies === true };
     class ConnectionParser extends StreamParser {
       constructor() {
         super({ childReader: (name) => (name === "message" ? new StanzaReader(deliver, readerOptions) : undefined) });
       }
     }
-    useStreamParser(this.xmpp, ConnectionParser);
-    this.decodeUtf8AcrossChunks();
-    this.disableStreamManagement();
-    this.xmpp.reconnect.stop(); // we reconnect ourselves, with backoff
-    this.xmpp.on("stanza", (el) => this.onElement(el));
-    this.xmpp.on("error", (err) => {
-      // Socket errors precede a disconnect; the reconnect path reports those.
-      if (!this.closing) opts.logger.debug(`xmpp ${this.fullJid}: ${err.message}`);
+    useStreamParser(x, ConnectionParser);
+    decodeUtf8AcrossChunks(x);
+    disableStreamManagement(x);
+    x.reconnect.stop(); // we reconnect ourselves, with backoff
+    x.on("stanza", (el) => {
+      if (current()) this.onElement(el);
     });
-    this.xmpp.on("disconnect", () => this.onDisconnect());
-    this.xmpp.on("online", (jid) => {
+    // Kept on every client, current or not: an "error" with no listener would throw.
+    x.on("error", (err) => {
+      // Socket errors precede a disconnect; the reconnect path reports those.
+      if (current() && !this.closing) opts.logger.debug(`xmpp ${this.fullJid}: ${err.message}`);
+    });
+    x.on("disconnect", () => {
+      if (current()) this.onDisconnect();
+    });
+    x.on("online", (jid) => {
+      if (!current()) {
+        // A login given up on (timed out) that finished after all: it must not hold our resource.
+        abandon(x);
+        return;
+      }
       this.fullJid = jid.toString();
       const reconnected = this.everOnline;
       this.online = true;
@@ -124,6 +154,8 @@ export class XmppConnection implements BusConnection {
       for (const s of this.backlog.splice(0)) this.write(s);
       for (const h of this.onlineHandlers) h(reconnected);
     });
+    if (this.probeAnswers) answerProbesOn(x, this.probeAnswers);
+    return x;
   }
 
   /**
@@ -211,12 +243,8 @@ export class XmppConnection implements BusConnection {
   }
 
   answerProbes(isNode: (from: string, service: string) => boolean): void {
-    this.xmpp.iqCallee.get(REGISTRATION_PROBE_NS, "query", (ctx) => {
-      const from = ctx.stanza.attrs.from ?? "";
-      const service = ctx.element?.attrs.class ?? "";
-      const registered = from !== "" && isNode(from, service);
-      return xml("query", { xmlns: REGISTRATION_PROBE_NS, class: service, registered: String(registered) });
-    });
+    this.probeAnswers = isNode;
+    answerProbesOn(this.xmpp, isNode);
   }
 
   async close(): Promise<void> {
@@ -304,19 +332,20 @@ export class XmppConnection implements BusConnection {
 
   private async reconnect(): Promise<void> {
     if (this.closing) return;
+    // A new client for this attempt (see makeClient); the last stream's, or a failed
+    // attempt's, is done with — current no more before it is told to stop.
+    const old = this.xmpp;
+    const x = this.makeClient();
+    this.xmpp = x;
+    abandon(old);
     try {
-      await this.xmpp.stop().catch(() => {});
-      if (this.closing) return;
       // start() can wait forever for "online" if the socket closes mid-login without an error.
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(Object.assign(new Error("timed out"), { name: "TimeoutError" })),
-          this.xmpp.timeout,
-        );
+        timer = setTimeout(() => reject(Object.assign(new Error("timed out"), { name: "TimeoutError" })), x.timeout);
       });
       try {
-        await Promise.race([this.xmpp.start(), timeout]);
+        await Promise.race([x.start(), timeout]);
       } finally {
         clearTimeout(timer);
       }
@@ -329,41 +358,61 @@ export class XmppConnection implements BusConnection {
       this.scheduleReconnect();
     }
   }
+}
 
-  /**
-   * @xmpp/connection decodes each socket chunk on its own (`data.toString("utf8")`), so a
-   * multi-byte character split between two chunks became U+FFFD garbage in large stanzas.
-   * Decode with one StringDecoder per socket instead.
-   */
-  private decodeUtf8AcrossChunks(): void {
-    const x = this.xmpp as unknown as {
-      _onData(data: Buffer): void;
-      socket: unknown;
-      parser: { write(s: string): void } | null;
-    };
-    let socket: unknown;
-    let decoder = new StringDecoder("utf8");
-    x._onData = (data: Buffer) => {
-      if (x.socket !== socket) {
-        socket = x.socket;
-        decoder = new StringDecoder("utf8");
-      }
-      const text = typeof data === "string" ? data : decoder.write(data);
-      if (text) x.parser?.write(text);
-    };
-  }
+/**
+ * Done with a client: its socket destroyed (a login in progress can then never finish and
+ * take our resource), its stream stopped in the background. What it does after this only
+ * touches its own dead stream, and the connection ignores its events.
+ */
+function abandon(x: XmppClient): void {
+  x.socket?.destroy();
+  void x.stop().catch(() => {});
+}
 
-  /** Hide `<sm/>` from stream features so the client never enables XEP-0198. */
-  private disableStreamManagement(): void {
-    const x = this.xmpp as unknown as { _onElement(el: XmlElement): void };
-    const original = x._onElement.bind(this.xmpp);
-    x._onElement = (el: XmlElement) => {
-      if (el.name === "stream:features") {
-        el.children = el.children.filter((c) => typeof c === "string" || c.name !== "sm");
-      }
-      original(el);
-    };
-  }
+/** Answers registration probes (probe.ts) on one client with `isNode`. */
+function answerProbesOn(x: XmppClient, isNode: (from: string, service: string) => boolean): void {
+  x.iqCallee.get(REGISTRATION_PROBE_NS, "query", (ctx) => {
+    const from = ctx.stanza.attrs.from ?? "";
+    const service = ctx.element?.attrs.class ?? "";
+    const registered = from !== "" && isNode(from, service);
+    return xml("query", { xmlns: REGISTRATION_PROBE_NS, class: service, registered: String(registered) });
+  });
+}
+
+/**
+ * @xmpp/connection decodes each socket chunk on its own (`data.toString("utf8")`), so a
+ * multi-byte character split between two chunks became U+FFFD garbage in large stanzas.
+ * Decode with one StringDecoder per socket instead.
+ */
+function decodeUtf8AcrossChunks(xmpp: XmppClient): void {
+  const x = xmpp as unknown as {
+    _onData(data: Buffer): void;
+    socket: unknown;
+    parser: { write(s: string): void } | null;
+  };
+  let socket: unknown;
+  let decoder = new StringDecoder("utf8");
+  x._onData = (data: Buffer) => {
+    if (x.socket !== socket) {
+      socket = x.socket;
+      decoder = new StringDecoder("utf8");
+    }
+    const text = typeof data === "string" ? data : decoder.write(data);
+    if (text) x.parser?.write(text);
+  };
+}
+
+/** Hide `<sm/>` from stream features so the client never enables XEP-0198. */
+function disableStreamManagement(xmpp: XmppClient): void {
+  const x = xmpp as unknown as { _onElement(el: XmlElement): void };
+  const original = x._onElement.bind(xmpp);
+  x._onElement = (el: XmlElement) => {
+    if (el.name === "stream:features") {
+      el.children = el.children.filter((c) => typeof c === "string" || c.name !== "sm");
+    }
+    original(el);
+  };
 }
 
 function describeConnectFailure(opts: ConnectionOptions, e: Error & { condition?: string; code?: string }): string {

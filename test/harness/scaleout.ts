@@ -99,6 +99,15 @@ export async function listenerOn(s: ScaleOutStack, hostname: string): Promise<st
   return (await s.listenerNodes()).find((j) => hostOf(j) === hostname);
 }
 
+/** Whether each serving host has at least `n` idle drones and none still logging in (its `status`). */
+export async function dronesIdle(s: ScaleOutStack, n: number): Promise<boolean> {
+  for (const h of SERVING_HOSTS) {
+    const [pool] = JSON.parse((await s.status(h, ["--all", "--json"])).stdout) as PoolStatus[];
+    if (!pool || pool.drones.starting > 0 || pool.drones.idle < n) return false;
+  }
+  return true;
+}
+
 /** Each serving host's re-registrations with the router (bounce, probe, reconnect), from its `status`. */
 export async function reregistrations(s: ScaleOutStack): Promise<Record<string, Record<string, number>>> {
   const out: Record<string, Record<string, number>> = {};

@@ -5,6 +5,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { TEST_USERS } from "../../devkit/osrf-config.ts";
 import { freePort } from "../../devkit/ports.ts";
 import { startXmppServer, type XmppServer } from "../../devkit/xmpp-server.ts";
@@ -230,7 +231,104 @@ describe("reconnect", () => {
     expect((await inB.next((s) => s.thread === "after-a")).body).toBe("[1]");
     expect((await inA.next((s) => s.thread === "after-b")).body).toBe("[2]");
   });
+
+  test("a stream error's leftover close does not end the stream that replaced it", async () => {
+    // @xmpp/connection answers a stream error with a close that waits `timeout` ms (here the
+    // login timeout) for the end of the stream, which came in the same chunk and was missed;
+    // it then ended whatever stream the client held by then. Without a client per stream, the
+    // reconnected one went down again that long after the error, and what reached it
+    // meanwhile was read by no parser (seen 10 s after an ejabberd node restart).
+    const timeoutMs = 1500;
+    const relay = await StreamRelay.start(xmpp.host, xmpp.port);
+    try {
+      const logA = new RecordingLogger();
+      const a = await connect({
+        port: relay.port,
+        reconnect: true,
+        maxBackoffMs: 400,
+        connectTimeoutMs: timeoutMs,
+        logger: logA,
+      });
+      const c = await connect();
+      const inA = new Inbox(a);
+      const offline: number[] = [];
+      const online: number[] = [];
+      a.onOffline(() => offline.push(performance.now()));
+      a.onOnline(() => online.push(performance.now()));
+      // A server shutting down, as seen from A; A logs in again through the relay at once.
+      relay.shutdownStreams();
+      const deadline = performance.now() + 20_000;
+      while (online.length === 0 && performance.now() < deadline) await Bun.sleep(25);
+      expect(online).toHaveLength(1);
+      // Past the leftover close's time: still the one loss, still online, still receiving.
+      await Bun.sleep(timeoutMs * 2);
+      expect(offline).toHaveLength(1);
+      expect(a.isOnline).toBe(true);
+      c.send({ to: a.jid, thread: "after-shutdown", body: "[3]" });
+      expect((await inA.next((s) => s.thread === "after-shutdown")).body).toBe("[3]");
+      expect(logA.lines.filter(({ msg }) => msg.startsWith("lost XMPP connection"))).toHaveLength(1);
+    } finally {
+      relay.close();
+    }
+  });
 });
+
+/**
+ * A TCP relay on loopback to the real server, which can end every stream it carries the way a
+ * server shutting down does.
+ */
+class StreamRelay {
+  private readonly pairs = new Set<{ client: Socket; server: Socket }>();
+
+  private constructor(private readonly listener: Server) {}
+
+  static async start(host: string, port: number): Promise<StreamRelay> {
+    let relay: StreamRelay | undefined;
+    const listener = createServer((client) => {
+      const server = netConnect({ host, port });
+      const pair = { client, server };
+      relay!.pairs.add(pair);
+      client.pipe(server);
+      server.pipe(client);
+      const drop = () => {
+        relay!.pairs.delete(pair);
+        client.destroy();
+        server.destroy();
+      };
+      client.on("close", drop).on("error", drop);
+      server.on("close", drop).on("error", drop);
+    });
+    relay = new StreamRelay(listener);
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    return relay;
+  }
+
+  get port(): number {
+    return (this.listener.address() as AddressInfo).port;
+  }
+
+  /**
+   * To each client a system-shutdown stream error, as prosody and ejabberd send when they
+   * stop; the socket closes a moment later, before the stream's end was read (as after an
+   * ejabberd node's SIGTERM, where it was seen).
+   */
+  shutdownStreams(): void {
+    for (const { client, server } of this.pairs) {
+      server.unpipe(client);
+      server.destroy();
+      client.write("<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
+      setTimeout(() => client.destroy(), 50);
+    }
+  }
+
+  close(): void {
+    this.listener.close();
+    for (const { client, server } of this.pairs) {
+      client.destroy();
+      server.destroy();
+    }
+  }
+}
 
 describe("login errors", () => {
   test("wrong password: a one-line ConnectError naming account and server; no reconnect loop left behind", async () => {
