@@ -32,6 +32,16 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
+ * CPU seconds so far of a single-threaded process (the C router), 0 when it is gone: the
+ * scheduler's own count in ns (`schedstat`), not `stat`'s 10 ms ticks, which in a window of
+ * under a second are ±10 ms on a figure of tens of ms.
+ */
+export function runtimeSeconds(pid: number): number {
+  const s = readProc(pid, "schedstat");
+  return s ? Number(s.split(" ")[0]) / 1e9 : 0;
+}
+
+/**
  * Memory of one process in kB (from smaps_rollup): RSS, PSS and private, and anonymous memory
  * (heap, JIT code, stacks: what the process made itself, however many others map the binary).
  */

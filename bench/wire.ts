@@ -33,6 +33,7 @@ import { startOpenSrfStack } from "../devkit/opensrf/stack.ts";
 import type { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import { type Calls, callsTo } from "./calls.ts";
+import { portOwners, runCalls, startCapture, startPerf } from "./capture.ts";
 import { childPids, childrenCpuSeconds, cpuSeconds, ioCounters } from "./costs.ts";
 import { say } from "./report.ts";
 import { compileBinary, connectCaller, ROOT } from "./stack.ts";
@@ -71,21 +72,6 @@ const ERL_NO_BUSY_WAIT = "+sbwt none +sbwtdcpu none +sbwtdio none";
 /** Who holds each local port connected to ejabberd. */
 type Role = "caller" | "router" | "listener" | "drone" | "other";
 
-/** Every process holding each local port connected to ejabberd (a C drone inherits its listener's socket). */
-function portOwners(xmppPort: number): Map<number, number[]> {
-  const out = spawnSync("ss", ["-tnpH", "state", "established", `( dport = :${xmppPort} )`], { encoding: "utf8" });
-  const owners = new Map<number, number[]>();
-  for (const line of out.stdout.split("\n")) {
-    const m = /127\.0\.0\.1:(\d+)\s+\S+\s+users:(.*)$/.exec(line);
-    if (m)
-      owners.set(
-        Number(m[1]),
-        [...m[2]!.matchAll(/pid=(\d+)/g)].map((x) => Number(x[1])),
-      );
-  }
-  return owners;
-}
-
 interface Segments {
   /** Segments with data, and pure ACKs, and payload bytes, each way. */
   toServer: { data: number; acks: number; bytes: number };
@@ -117,29 +103,6 @@ function readCapture(file: string, xmppPort: number): Map<number, Segments> {
   return byPort;
 }
 
-function startCapture(file: string, xmppPort: number, snaplen: number) {
-  // Immediate mode: otherwise libpcap hands packets over per filled block or per second,
-  // and what is still in the ring when tcpdump is stopped is lost.
-  const args = ["-i", "lo", "--immediate-mode", "-B", "65536", "-s", String(snaplen), "-U", "-w", file];
-  const p = spawn("tcpdump", [...args, `tcp port ${xmppPort}`], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let err = "";
-  p.stderr.on("data", (d) => (err += d));
-  return {
-    ready: async () => {
-      for (let i = 0; i < 100 && !err.includes("listening"); i++) await Bun.sleep(20);
-    },
-    stop: async () => {
-      await Bun.sleep(300); // the last ACKs
-      p.kill("SIGINT");
-      await new Promise((r) => p.once("exit", r));
-      const dropped = /(\d+) packets? dropped by kernel/.exec(err)?.[1];
-      if (dropped && dropped !== "0") say(`    (tcpdump: ${dropped} packets dropped by the kernel)`);
-    },
-  };
-}
-
 function startStrace(pids: number[], file: string, log = false) {
   const how = log ? ["-tt", "-e", "trace=sendto,sendmsg,recvfrom,recvmsg,read,write,writev"] : ["-c"];
   const args = [...how, "-f", "-o", file, ...pids.flatMap((p) => ["-p", String(p)])];
@@ -153,19 +116,6 @@ function startStrace(pids: number[], file: string, log = false) {
   };
 }
 
-/** `perf record -g` of one process (kernel and user stacks), stopped by SIGINT. */
-function startPerf(pid: number, file: string) {
-  const p = spawn("perf", ["record", "-g", "-F", "2000", "-o", file, "-p", String(pid)], {
-    stdio: ["ignore", "ignore", "ignore"],
-  });
-  return {
-    stop: async () => {
-      p.kill("SIGINT");
-      await new Promise((r) => p.once("exit", r));
-    },
-  };
-}
-
 /** `strace -c` table → calls per syscall name. */
 function parseStraceSummary(text: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -175,22 +125,6 @@ function parseStraceSummary(text: string): Map<string, number> {
     if (f.length >= 5 && /^\d/.test(f[0]!) && /^\d+$/.test(f[3]!)) out.set(f[f.length - 1]!, Number(f[3]));
   }
   return out;
-}
-
-/** Runs exactly `n` calls in `c` closed loops. */
-async function runCalls(call: () => Promise<unknown>, n: number, c: number): Promise<number> {
-  let started = 0;
-  let failed = 0;
-  const loop = async () => {
-    while (started < n) {
-      started++;
-      await call().catch(() => void failed++);
-    }
-  };
-  const t = performance.now();
-  await Promise.all(Array.from({ length: c }, loop));
-  if (failed) say(`    (${failed} calls failed)`);
-  return (performance.now() - t) / 1000;
 }
 
 /** Starts `n` calls at `rate` a second, at most `c` in flight (a call due while `c` are in flight waits). */
