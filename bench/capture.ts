@@ -23,6 +23,9 @@ export function portOwners(xmppPort: number): Map<number, number[]> {
 
 /** tcpdump of `tcp port xmppPort` on lo to `file`, `snaplen` bytes of each packet (0: all). */
 export function startCapture(file: string, xmppPort: number, snaplen: number) {
+  if (!Bun.which("tcpdump")) {
+    throw new Error("tcpdump not found: install it with `bash scripts/install-deps.sh --bench` (Debian's tcpdump)");
+  }
   // Immediate mode: otherwise libpcap hands packets over per filled block or per second,
   // and what is still in the ring when tcpdump is stopped is lost.
   const args = ["-i", "lo", "--immediate-mode", "-B", "65536", "-s", String(snaplen), "-U", "-w", file];

@@ -2,6 +2,7 @@
 # Installs what the test suite and the demo need: the bus servers integration tests start
 # privately (prosody, ejabberd; redis-server and redis-cli for OpenSRF main's Redis bus),
 # procps, and the npm dependencies including a real bun binary.
+# With --bench, also what the benchmarks need beyond that (tcpdump).
 # Idempotent: does nothing that is already done. Debian/Ubuntu; run as root for apt.
 set -euo pipefail
 
@@ -58,6 +59,14 @@ if [ "$installed_servers" -eq 1 ]; then
     log "stopping epmd started by the erlang packages"
     $SUDO systemctl stop epmd.service epmd.socket 2>/dev/null || epmd -kill >/dev/null 2>&1 || true
   fi
+fi
+
+# `--bench`: also the capture tool the wire benchmarks read packets with (bench/wire.ts,
+# bench/router-stanzas.ts); the test suite does not need it.
+if [ "${1:-}" = "--bench" ] && ! have tcpdump; then
+  log "installing tcpdump (bench)"
+  $SUDO apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tcpdump
 fi
 
 # The npm package `bun` downloads the real binary in its postinstall; a placeholder stays
