@@ -224,10 +224,9 @@ export class DroneRuntime {
         settings,
         logger: log,
         logProtect: init.logProtect,
-        onRequestDone: (method, status, ms) => {
-          this.board?.countRequest();
-          this.done.push([method, status, ms]);
-        },
+        onRequestDone: (method, status, ms) => void this.done.push([method, status, ms]),
+        // Counted before the reply can reach the caller, who may read the count next.
+        onFinalReply: () => this.board?.countRequest(),
       });
       this.host.onSessionEnd((thread, reason) => this.onSessionEnd(thread, reason));
       this.transport.onMessage((s) => this.onDirect(s));
