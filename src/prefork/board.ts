@@ -18,7 +18,7 @@
  * overlooked. The pool re-reads the board on a short timer while the flag is set as well:
  * a lost wake-up could then only delay a request, never lose it.
  */
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BoardError } from "./errors.ts";
@@ -73,12 +73,14 @@ export class ListenerBoard {
   /**
    * Creates a board in a new private directory (mode 0700) under `parent`: /dev/shm when
    * there is one (never written back to a disk), else the system's temporary directory.
+   * Boards left there by listeners that no longer run (killed with SIGKILL) are removed.
    * @throws BoardError when the file cannot be made or mapped.
    */
   static create(parent = defaultParent()): ListenerBoard {
     let dir: string;
     try {
-      dir = mkdtempSync(join(parent, "osrf-prefork-board-"));
+      removeOrphans(parent);
+      dir = mkdtempSync(join(parent, `${DIR_PREFIX}${process.pid}-`));
       const path = join(dir, "board");
       const fd = openSync(path, "wx", 0o600);
       try {
@@ -158,6 +160,38 @@ export class DroneBoard {
   finish(served: number): boolean {
     Atomics.store(this.words, finishedWord(this.slot), served);
     return Atomics.load(this.words, WANTED) !== 0;
+  }
+}
+
+/** Board directories are named `<prefix><listener pid>-<random>`. */
+const DIR_PREFIX = "osrf-prefork-board-";
+
+/** Removes the board directories under `parent` whose listener is gone; never fails. */
+function removeOrphans(parent: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name);
+    if (!m || processExists(Number(m[1]))) continue;
+    try {
+      rmSync(join(parent, name), { recursive: true, force: true });
+    } catch {
+      // Another user's, or going away anyway.
+    }
+  }
+}
+
+/** Whether a process with this pid exists (ours or another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

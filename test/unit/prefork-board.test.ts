@@ -3,7 +3,7 @@
  * and the store→load ordering the hand-off relies on (board.ts).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BOARD_BYTES, BOARD_SLOTS, DroneBoard, ListenerBoard } from "../../src/prefork/board.ts";
@@ -67,6 +67,19 @@ describe("free-drone board", () => {
     expect(existsSync(listener.path)).toBe(true);
     listener.remove();
     expect(existsSync(listener.path)).toBe(false);
+  });
+
+  test("boards of listeners that are gone are removed when a new one is made; a live listener's stays", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "board-test-"));
+    dirs.push(parent);
+    const gone = Bun.spawn({ cmd: ["true"] });
+    await gone.exited;
+    const orphan = join(parent, `osrf-prefork-board-${gone.pid}-abc`);
+    const live = join(parent, `osrf-prefork-board-${process.pid}-def`);
+    const other = join(parent, "unrelated");
+    for (const d of [orphan, live, other]) mkdirSync(d);
+    boards.push(ListenerBoard.create(parent));
+    expect([existsSync(orphan), existsSync(live), existsSync(other)]).toEqual([false, true, true]);
   });
 
   test("a slot out of range or a file too small is a BoardError naming the file", () => {
