@@ -80,6 +80,7 @@ class Host implements ServiceHost {
       limits: { maxBundleSize: opts.settings.maxBundleSize, maxChunkSize: opts.settings.maxChunkSize },
       logger: opts.logger,
       logProtect: opts.logProtect,
+      ...(opts.onFinalReply ? { onFinalReply: opts.onFinalReply } : {}),
     };
     this.sessions = new SessionTable(
       opts.settings.keepalive * 1000,

@@ -44,6 +44,8 @@ export class ReplyWriter {
     private readonly header: HeaderOptions,
     private readonly limits: ReplyLimits,
     private readonly log: Logger,
+    /** Runs once, just before the final STATUS is queued (so before it can be sent). */
+    private readonly onFinal?: () => void,
   ) {
     this.bundler = new Bundler(limits.maxBundleSize);
   }
@@ -71,6 +73,7 @@ export class ReplyWriter {
   /** Ends the request: STATUS osrfConnectStatus 205 "Request Complete", then flushes. */
   complete(): void {
     if (this.finished) return;
+    this.onFinal?.();
     this.queue(complete(this.threadTrace, this.header));
     this.finish();
   }
@@ -81,6 +84,7 @@ export class ReplyWriter {
    */
   exception(code: number, text: string): void {
     if (this.finished) return;
+    this.onFinal?.();
     this.queue(methodException(this.threadTrace, code, text, this.header));
     this.finish();
   }

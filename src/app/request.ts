@@ -37,6 +37,8 @@ export interface RequestEnv {
   limits: ReplyLimits;
   logger: Logger;
   logProtect: readonly string[];
+  /** See ServiceHostOptions.onFinalReply. */
+  onFinalReply?: () => void;
 }
 
 /** One REQUEST and where it came from. */
@@ -101,6 +103,7 @@ export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promi
     header,
     env.limits,
     log,
+    env.onFinalReply,
   );
 
   log.activity(`Running ${env.service} ${apiName} [ ${formatParams(apiName, params, env.logProtect)} ]`);

@@ -252,6 +252,11 @@ export interface ServiceHostOptions {
   logProtect: readonly string[];
   /** Called after each REQUEST with its method, final status code and duration (metrics). */
   onRequestDone?: (method: string, status: number, ms: number) => void;
+  /**
+   * Called as each REQUEST's final reply is handed to the transport, before it can reach
+   * the caller: a count kept here is current for anyone who has the answer.
+   */
+  onFinalReply?: () => void;
   /** Timers of the keepalive (stateful session idle) timeout and of the close grace; default the real ones. */
   clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
 }

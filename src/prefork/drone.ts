@@ -11,7 +11,8 @@
  *   outgoing calls (`ctx.call`): the client gets first look at every stanza.
  * - After each listener message (and the session it opened): exit after max_requests
  *   (counted as C does: messages from the listener), or when private memory is above
- *   max_memory_mb; otherwise report `available`.
+ *   max_memory_mb; otherwise report `available` — with a slot on the free-drone board
+ *   (board.ts), there instead, and by IPC only while the listener waits for a drone.
  * - SIGTERM or `shutdown{graceful}`: finish the current work, run childExit, exit.
  *   SIGINT or `shutdown{graceful:false}`: exit now. The IPC channel closing (listener
  *   gone): like SIGTERM — the caller being served still gets its answer.
@@ -26,6 +27,7 @@ import { MIN_CHUNK_SIZE } from "../protocol/chunking.ts";
 import { decodeBody } from "../protocol/codec.ts";
 import { makeResource } from "../protocol/ids.ts";
 import { loadServiceModule } from "./app-loader.ts";
+import { DroneBoard } from "./board.ts";
 import {
   type CallerRef,
   type DroneExitReason,
@@ -74,6 +76,8 @@ export function processChannel(): DroneChannel | undefined {
 const INIT_TIMEOUT_MS = 30_000;
 /** Grace for in-flight requests when a drone closes its host on exit. */
 const CLOSE_GRACE_MS = 5_000;
+/** With a board, finished requests (metrics) wait at most this long for a message to ride on. */
+const REPORT_AFTER_MS = 1_000;
 
 /** One drone process. */
 export class DroneRuntime {
@@ -100,6 +104,9 @@ export class DroneRuntime {
   private done: RequestDone[] = [];
   /** The start-up JIT scale has been undone. */
   private bootJitOver = false;
+  /** Where finished messages are published instead of `available` (board.ts). */
+  private board: DroneBoard | undefined;
+  private reportTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param bootJitScale JIT thresholds were scaled by this at process start (jit.ts): back
@@ -180,6 +187,13 @@ export class DroneRuntime {
     setCommName(CommName.drone);
     const log = preforkLogger(init.service, "drone", init.client, init.log);
     this.log = log;
+    if (init.board) {
+      try {
+        this.board = new DroneBoard(init.board);
+      } catch (e) {
+        log.warn(`${(e as Error).message}; reporting every request by IPC`);
+      }
+    }
     let connecting: Promise<BusConnection> | undefined;
     try {
       const resource = makeResource(`${init.service}_drone`, init.hostname);
@@ -211,6 +225,8 @@ export class DroneRuntime {
         logger: log,
         logProtect: init.logProtect,
         onRequestDone: (method, status, ms) => void this.done.push([method, status, ms]),
+        // Counted before the reply can reach the caller, who may read the count next.
+        onFinalReply: () => this.board?.countRequest(),
       });
       this.host.onSessionEnd((thread, reason) => this.onSessionEnd(thread, reason));
       this.transport.onMessage((s) => this.onDirect(s));
@@ -285,7 +301,7 @@ export class DroneRuntime {
     clearImmediate(report);
     if (outcome.session === "open") {
       this.pinned = stanza.thread;
-      this.send({ type: "waiting", thread: stanza.thread });
+      this.send({ type: "waiting", thread: stanza.thread, unit: this.served });
       await new Promise<void>((resolve) => (this.sessionOver = resolve));
     }
     this.pinned = undefined;
@@ -310,7 +326,7 @@ export class DroneRuntime {
       threadTraces: calls.map((m) => m.threadTrace),
     };
     const method = req?.type === "REQUEST" ? req.payload.method : "CONNECT";
-    this.send({ type: "busy", method, since, caller });
+    this.send({ type: "busy", method, since, caller, unit: this.served });
   }
 
   /** A stanza on the drone's own connection: a reply to its own call, or session traffic. */
@@ -337,7 +353,7 @@ export class DroneRuntime {
       clearImmediate(report);
       if (!inSession || this.pinned !== s.thread) return;
       if (outcome.session !== "open") this.endSession();
-      else if (reported) this.send({ type: "waiting", thread: s.thread });
+      else if (reported) this.send({ type: "waiting", thread: s.thread, unit: this.served });
     });
   }
 
@@ -370,8 +386,30 @@ export class DroneRuntime {
       return;
     }
     this.busy = false;
-    this.send({ type: "available", served: this.served, rssBytes: rss });
+    this.reportAvailable(rss);
     this.next();
+  }
+
+  /**
+   * `available` by IPC, or on the board: then by IPC too only while the listener waits for
+   * a drone, and the finished requests' metrics ride on a `report` within a second.
+   */
+  private reportAvailable(rss: number): void {
+    const msg: DroneToListener = { type: "available", served: this.served, rssBytes: rss };
+    if (!this.board) {
+      this.send(msg);
+      return;
+    }
+    // Replies first, as in send(): "finished" on the board means "answered" to the pool.
+    this.transport?.flush?.();
+    if (this.board.finish(this.served)) this.send(msg);
+    else if (this.done.length > 0 && this.reportTimer === undefined) {
+      this.reportTimer = setTimeout(() => {
+        this.reportTimer = undefined;
+        if (this.done.length > 0 && !this.leaving) this.send({ type: "report" });
+      }, REPORT_AFTER_MS);
+      this.reportTimer.unref?.();
+    }
   }
 
   /**

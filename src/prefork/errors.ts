@@ -8,6 +8,8 @@ export interface PreforkErrorContext {
   /** The app module path, when the error is about it. */
   app?: string;
   pid?: number;
+  /** The free-drone board file (or the directory it was to be made in). */
+  path?: string;
 }
 
 /** Base of prefork failures. */
@@ -42,5 +44,13 @@ export class SettingsError extends PreforkError {
   constructor(message: string, context: PreforkErrorContext) {
     super(message, context);
     this.name = "SettingsError";
+  }
+}
+
+/** The shared free-drone board (board.ts) cannot be made or mapped; the pool then works by IPC alone. */
+export class BoardError extends PreforkError {
+  constructor(message: string, context: PreforkErrorContext) {
+    super(message, context);
+    this.name = "BoardError";
   }
 }

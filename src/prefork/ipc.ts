@@ -14,6 +14,7 @@ import type { ClientConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat } from "../log/logger.ts";
 import { RETIRE_CAUSES, type RetireCause } from "../metrics/types.ts";
 import { decodeXmlBody } from "../xmpp/stanza.ts";
+import type { BoardSlotRef } from "./board.ts";
 
 /** A caller waiting on one stanza: where an error status must go. */
 export interface CallerRef {
@@ -48,6 +49,12 @@ export interface DroneInit {
   maxRequests: number;
   /** Log destination, level and line format after command-line overrides. */
   log: { logfile: string; loglevel: number; format?: LogFormat };
+  /**
+   * This drone's slot on the free-drone board (board.ts): it then reports a finished
+   * message there, and by `available` only while the listener's "wanted" flag is set.
+   * Absent: `available` after every message.
+   */
+  board?: BoardSlotRef;
 }
 
 /** Listener → drone. */
@@ -78,6 +85,12 @@ export type DroneExitReason =
   /** Told to stop (shutdown message or SIGTERM). */
   | "shutdown";
 
+/**
+ * `unit` on `busy` and `waiting`: the drone's count of the listener's messages when it
+ * sent it (as `served` on `available`), so that the pool can tell a message about one it
+ * has since seen finished on the board (pool.ts).
+ */
+
 /** One request a drone finished: method, final status code, milliseconds (for metrics). */
 export type RequestDone = [method: string, status: number, ms: number];
 
@@ -95,11 +108,19 @@ export type DroneToListener = {
    * reach the drone directly and never pass the listener. For a message the listener
    * handed over, sent only once the request outlasts a turn of the drone's event loop.
    */
-  | { type: "busy"; method: string; since: number; caller?: CallerRef }
+  | { type: "busy"; method: string; since: number; caller?: CallerRef; unit?: number }
   /** In a stateful session, between requests: not running anything, not available either. */
-  | { type: "waiting"; thread: string }
-  /** Done with the listener's last message (and any session it opened). */
+  | { type: "waiting"; thread: string; unit?: number }
+  /**
+   * Done with the listener's last message (and any session it opened); `served` counts the
+   * listener's messages so far. With a board, sent only while the listener wants it.
+   */
   | { type: "available"; served: number; rssBytes: number }
+  /**
+   * Only carries `done` (metrics), from a drone with a board that has sent nothing else for
+   * a while; says nothing about the drone's state.
+   */
+  | { type: "report" }
   /** Leaving now; no `available` follows. */
   | { type: "exiting"; reason: DroneExitReason; served: number; detail?: string }
 );
@@ -152,6 +173,11 @@ function checkCaller(v: unknown, msg: unknown): CallerRef {
   return { to: v.to, thread: v.thread, xid: v.xid, threadTraces: v.threadTraces as number[] };
 }
 
+function checkUnit(v: unknown, msg: unknown): number {
+  need(isNum(v), "unit must be a number", msg);
+  return v;
+}
+
 /**
  * Checks a message received from a drone.
  * @throws IpcMessageError naming what is wrong.
@@ -166,14 +192,20 @@ export function parseDroneMessage(m: unknown): DroneToListener {
       need(isStr(m.method) && isNum(m.since), "busy needs method (string) and since (number)", m);
       const out: DroneToListener = { type: "busy", method: m.method, since: m.since };
       if (m.caller !== undefined) out.caller = checkCaller(m.caller, m);
+      if (m.unit !== undefined) out.unit = checkUnit(m.unit, m);
       return out;
     }
-    case "waiting":
+    case "waiting": {
       need(isStr(m.thread), "waiting.thread must be a string", m);
-      return { type: "waiting", thread: m.thread };
+      const out: DroneToListener = { type: "waiting", thread: m.thread };
+      if (m.unit !== undefined) out.unit = checkUnit(m.unit, m);
+      return out;
+    }
     case "available":
       need(isNum(m.served) && isNum(m.rssBytes), "available needs served and rssBytes numbers", m);
       return { type: "available", served: m.served, rssBytes: m.rssBytes };
+    case "report":
+      return { type: "report" };
     case "exiting": {
       need(isStr(m.reason) && EXIT_REASONS.has(m.reason), "exiting.reason is not a known reason", m);
       need(isNum(m.served), "exiting.served must be a number", m);

@@ -40,8 +40,8 @@ export class PoolMetrics implements PoolReadings {
   readonly spawnCauses = Object.fromEntries(SPAWN_CAUSES.map((c) => [c, 0])) as Record<SpawnCause, number>;
   readonly retires = Object.fromEntries(RETIRE_CAUSES.map((c) => [c, 0])) as Record<RetireCause, number>;
   accepted = 0;
-  /** Requests finished, all methods. */
-  requests = 0;
+  /** Requests finished, all methods, as reported in `done` (plus those a board counted for drones gone). */
+  private reported = 0;
   overloadRejections = 0;
   /** The bus the listener's connection speaks (serve sets it); says which counter {@link online} bumps. */
   bus: BusKind = "xmpp";
@@ -54,6 +54,13 @@ export class PoolMetrics implements PoolReadings {
   private readonly duration = new Histogram();
   private readonly live = new Set<DroneRecord>();
   private readonly byPid = new Map<number, DroneRecord>();
+  /** Live drones on the free-drone board, and what it says of them. */
+  private readonly boards = new Map<DroneRecord, BoardView>();
+  /**
+   * Drones gone whose requests the board counted before their `done` arrived: that many
+   * late `done` entries are not counted again.
+   */
+  private readonly credits = new WeakMap<DroneRecord, number>();
 
   /**
    * @param service Service name, for the reports.
@@ -68,7 +75,19 @@ export class PoolMetrics implements PoolReadings {
 
   /** A spawner that reports to these metrics and otherwise behaves as `inner`. */
   observeSpawner(inner: DroneSpawner): DroneSpawner {
-    return { spawn: (events, cause) => this.spawn(inner, events, cause) };
+    const out: DroneSpawner = { spawn: (events, cause) => this.spawn(inner, events, cause) };
+    if (inner.wantAvailable) out.wantAvailable = (on) => inner.wantAvailable?.(on);
+    return out;
+  }
+
+  /**
+   * Requests finished, all methods: current for drones on a board (it counts each before
+   * its reply leaves), whose `done` details arrive later.
+   */
+  get requests(): number {
+    let n = this.reported;
+    for (const b of this.boards.values()) n += Math.max(0, servedOf(b) - b.recorded);
+    return n;
   }
 
   /** The listener answered a caller with an error (its pool-failure hook). */
@@ -97,14 +116,25 @@ export class PoolMetrics implements PoolReadings {
 
   /** Live drones, oldest first. */
   drones(): readonly DroneRecord[] {
+    this.readBoard();
     return [...this.live];
   }
 
   /** Drones by state. */
   stateCounts(): Record<DroneState, number> {
+    this.readBoard();
     const out: Record<DroneState, number> = { starting: 0, idle: 0, busy: 0, retiring: 0 };
     for (const d of this.live) out[stateOf(d)]++;
     return out;
+  }
+
+  /** Drones that finished on the board since their last `available` are idle; their counts are the board's. */
+  private readBoard(): void {
+    for (const [d, b] of this.boards) {
+      const n = b.finished();
+      if (d.busy && n !== undefined && n >= b.handed) setIdle(d);
+      d.requests = Math.max(d.requests, servedOf(b));
+    }
   }
 
   /** The request duration histogram (seconds). */
@@ -150,12 +180,17 @@ export class PoolMetrics implements PoolReadings {
     this.spawns++;
     this.spawnCauses[cause]++;
     if (this.live.has(d)) this.byPid.set(d.pid, d);
-    return {
+    const finished = handle.finished?.bind(handle);
+    const served = handle.requestsServed?.bind(handle);
+    const board: BoardView | undefined = finished ? { handed: 0, recorded: 0, finished, served } : undefined;
+    if (board && this.live.has(d)) this.boards.set(d, board);
+    const out: DroneHandle = {
       pid: handle.pid,
       send: (msg) => {
         const ok = handle.send(msg);
         if (ok && msg.type === "request") {
           this.accepted++;
+          if (board) board.handed++;
           d.busy = true;
         } else if (msg.type === "shutdown" && !d.retiring) {
           d.retiring = true;
@@ -171,6 +206,9 @@ export class PoolMetrics implements PoolReadings {
         handle.kill(signal);
       },
     };
+    if (finished) out.finished = finished;
+    if (served) out.requestsServed = served;
+    return out;
   }
 
   private onMessage(d: DroneRecord, m: unknown): void {
@@ -183,6 +221,8 @@ export class PoolMetrics implements PoolReadings {
         d.ready = true;
         return;
       case "busy":
+        // About a message the board has since shown finished (pool.ts): nothing runs.
+        if (this.staleUnit(d, fields.unit)) return;
         if (typeof fields.method === "string") d.method = fields.method;
         if (typeof fields.since === "number") d.since = fields.since;
         return;
@@ -191,10 +231,8 @@ export class PoolMetrics implements PoolReadings {
         d.since = undefined;
         return;
       case "available":
-        d.busy = false;
-        d.method = undefined;
-        d.since = undefined;
         if (typeof fields.rssBytes === "number") d.rssBytes = fields.rssBytes;
+        if (!this.staleUnit(d, fields.served)) setIdle(d);
         return;
       case "exiting":
         d.retiring = true;
@@ -209,8 +247,12 @@ export class PoolMetrics implements PoolReadings {
       if (!Array.isArray(r)) continue;
       const [method, status, ms] = r as RequestDone;
       if (typeof method !== "string" || typeof status !== "number" || typeof ms !== "number") continue;
-      d.requests++;
-      this.requests++;
+      const b = this.boards.get(d);
+      if (b) b.recorded++;
+      d.requests = b ? Math.max(d.requests, b.recorded) : d.requests + 1;
+      const credit = this.credits.get(d) ?? 0;
+      if (credit > 0) this.credits.set(d, credit - 1);
+      else this.reported++;
       this.duration.observe(ms / 1000);
       let codes = this.byMethod.get(method);
       if (!codes) {
@@ -222,11 +264,45 @@ export class PoolMetrics implements PoolReadings {
     }
   }
 
+  private staleUnit(d: DroneRecord, unit: unknown): boolean {
+    const b = this.boards.get(d);
+    return b !== undefined && typeof unit === "number" && unit < b.handed;
+  }
+
   private onExit(d: DroneRecord, signal: string | null): void {
+    const b = this.boards.get(d);
+    if (b) {
+      // Counted by the board, not (yet) by a `done`: counted now, once.
+      const unreported = Math.max(0, servedOf(b) - b.recorded);
+      this.reported += unreported;
+      if (unreported > 0) this.credits.set(d, unreported);
+      this.boards.delete(d);
+    }
     if (!this.live.delete(d)) return;
     if (this.byPid.get(d.pid) === d) this.byPid.delete(d.pid);
     this.exits[d.cause ?? (signal !== null ? "killed" : "crash")]++;
   }
+}
+
+/** A drone on the free-drone board, as the metrics see it. */
+interface BoardView {
+  /** Messages handed to it. */
+  handed: number;
+  /** Its requests counted from `done`. */
+  recorded: number;
+  finished: () => number | undefined;
+  served: (() => number | undefined) | undefined;
+}
+
+/** Requests the board says the drone served (what `done` said, without a count there). */
+function servedOf(b: BoardView): number {
+  return b.served?.() ?? b.recorded;
+}
+
+function setIdle(d: DroneRecord): void {
+  d.busy = false;
+  d.method = undefined;
+  d.since = undefined;
 }
 
 function exitingCause(reason: unknown): ExitCause | undefined {

@@ -30,6 +30,14 @@
  *   (then it is killed), has its caller answered through {@link PoolHooks.fail} at once.
  * - Seed bug fixed: when handing a message to a *new* drone fails, C kills `cur_child`
  *   (another drone, or NULL); here the new drone is killed and the message re-dispatched.
+ * - A drone with a slot on the free-drone board (board.ts, {@link DroneHandle.finished})
+ *   is not heard from when it finishes a message: the pool reads the board whenever it
+ *   places work or looks at its drones (as C reads its children's pipes only then), and
+ *   asks for `available` messages ({@link DroneSpawner.wantAvailable}) only while it waits
+ *   for a drone — a backlog, a drain, a rolled drone still busy — re-reading the board
+ *   after raising the flag and every {@link RECHECK_MS} ms while it is up. Messages about a
+ *   message the drone finished before the pool handed it the next one (they can arrive
+ *   after the board told) are recognized by their count and ignored.
  */
 
 import type { BusMessage } from "../bus/types.ts";
@@ -84,6 +92,8 @@ class Drone {
   served = 0;
   /** Clock time it last became idle: spawned, or done with the listener's message. */
   idleSince = 0;
+  /** Messages handed to it so far (the drone's own count of them is `served`). */
+  handed = 0;
 
   constructor(
     readonly id: number,
@@ -120,6 +130,11 @@ const RETIRE_WHY: Readonly<Record<RetireCause, string>> = {
 const OVERLOAD_LOG_INTERVAL_MS = 1000;
 /** Minimum interval between "queueing in the backlog" warnings, which flap under sustained load, ms. */
 const QUEUE_LOG_INTERVAL_MS = 10_000;
+/**
+ * While the pool waits for a drone, it re-reads the board this often (ms): should a drone
+ * miss the "wanted" flag, the request waits this long rather than forever.
+ */
+export const RECHECK_MS = 10;
 
 /** The listener's pool of drones. See the file comment for the rules. */
 export class Pool {
@@ -148,6 +163,9 @@ export class Pool {
   private owed = 0;
   private readonly spareRamp = new SpareRamp();
   private readonly idleWindow: IdleWindow;
+  /** The "wanted" flag is up (drones with a board send `available` too). */
+  private wanting = false;
+  private recheckTimer: unknown;
 
   constructor(private readonly opts: PoolOptions) {
     this.limits = { ...opts.limits };
@@ -213,6 +231,8 @@ export class Pool {
       this.drainDone = resolve;
       this.drainTimer = this.clock.setTimeout(() => this.drainTimedOut(), timeoutMs);
       this.checkDrained();
+      // Busy drones must say when they finish now.
+      this.syncWanted();
     });
   }
 
@@ -245,6 +265,7 @@ export class Pool {
 
   /** Counts and pids, for logs and tests. */
   stats(): PoolStats {
+    if (this.collect() > 0) this.maintain();
     const pids = [...this.idle, ...this.active, ...this.retiring].map((d) => d.pid);
     return {
       idle: this.idle.length,
@@ -260,6 +281,7 @@ export class Pool {
   // Placing work
 
   private place(stanza: BusMessage): boolean {
+    this.collect();
     for (let d = this.idle.pop(); d; d = this.idle.pop()) {
       if (this.handTo(d, stanza)) return true;
       this.log.warn(
@@ -324,6 +346,7 @@ export class Pool {
     if (!d.handle.send(requestMessage(stanza))) return false;
     d.place = "active";
     this.active.add(d);
+    d.handed++;
     d.work = stanza;
     d.caller = undefined;
     d.method = undefined;
@@ -471,6 +494,7 @@ export class Pool {
    */
   private maintain(): void {
     if (this.mode === "stopped" || !this.started) return;
+    this.collect();
     this.pump();
     // After the backlog took its drones and before spares are added: the low point.
     this.idleWindow.note(this.idle.length);
@@ -493,6 +517,76 @@ export class Pool {
       this.owed = 0;
     }
     this.checkDrained();
+    this.syncWanted();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The free-drone board
+
+  /** The drone has finished every message handed to it, by the board (false without one). */
+  private finishedAll(d: Drone): boolean {
+    const n = d.handle.finished?.();
+    return n !== undefined && n >= d.handed;
+  }
+
+  /**
+   * A message from the drone counting `unit` messages is about one it finished before it
+   * was handed the next (`unit` below `handed`): possible only with a board, where the pool
+   * may learn of a finished message, and hand out another, before that drone's IPC arrives.
+   */
+  private stale(d: Drone, unit: number | undefined): boolean {
+    return unit !== undefined && unit < d.handed && d.handle.finished?.() !== undefined;
+  }
+
+  /** Releases the active drones the board shows done with their work; how many. */
+  private collect(): number {
+    let n = 0;
+    for (const d of this.active) {
+      if (!this.finishedAll(d)) continue;
+      d.served = d.handed;
+      this.release(d);
+      n++;
+    }
+    return n;
+  }
+
+  /** Waiting for a drone to come free: then drones must say so at once. */
+  private needsAvailable(): boolean {
+    if (this.mode === "stopped") return false;
+    if (this.backlog.length > 0 || this.drainDone !== undefined) return true;
+    for (const d of this.active) if (d.generation < this.generation) return true;
+    return false;
+  }
+
+  /** Raises or lowers the "wanted" flag to match {@link needsAvailable}. */
+  private syncWanted(): void {
+    const spawner = this.opts.spawner;
+    if (!spawner.wantAvailable) return;
+    const want = this.needsAvailable();
+    if (want === this.wanting) return;
+    this.wanting = want;
+    spawner.wantAvailable(want);
+    if (!want) {
+      this.clearRecheck();
+      return;
+    }
+    this.scheduleRecheck();
+    // After the flag is up: a drone that finished before it could see it has told the board.
+    this.maintain();
+  }
+
+  private scheduleRecheck(): void {
+    this.recheckTimer = this.clock.setTimeout(() => {
+      this.recheckTimer = undefined;
+      if (!this.wanting) return;
+      this.scheduleRecheck();
+      this.maintain();
+    }, RECHECK_MS);
+  }
+
+  private clearRecheck(): void {
+    if (this.recheckTimer !== undefined) this.clock.clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
   }
 
   /**
@@ -554,11 +648,13 @@ export class Pool {
         this.log.debug(`drone ${d.pid} of ${this.opts.service} ready as ${msg.address}`);
         break;
       case "busy":
+        if (this.stale(d, msg.unit)) return;
         d.method = msg.method;
         if (msg.caller) d.caller = msg.caller;
         if (d.place === "active") this.armTimer(d);
         return;
       case "waiting":
+        if (this.stale(d, msg.unit)) return;
         // Session open, nothing running: nobody to answer if it dies now, no time limit.
         d.work = undefined;
         d.caller = undefined;
@@ -566,15 +662,21 @@ export class Pool {
         this.clearTimer(d);
         return;
       case "available":
+        if (this.stale(d, msg.served)) return;
         d.served = msg.served;
         this.release(d);
         break;
+      case "report":
+        return;
       case "exiting":
         d.exitNote = `${msg.reason}${msg.detail ? `: ${msg.detail}` : ""}`;
         // Sent instead of `available`: the work it held is done. After init_failed it never
         // ran what it was handed: onExit answers that caller and counts the failure.
         if (msg.reason === "init_failed") {
           d.failing = true;
+        } else if (this.stale(d, msg.served)) {
+          // Handed another message it will not run: its exit answers that caller.
+          d.stopRequested = true;
         } else {
           d.stopRequested = true;
           d.work = undefined;
@@ -614,6 +716,12 @@ export class Pool {
 
   private onExit(d: Drone, code: number | null, signal: string | null): void {
     if (d.place === "gone") return;
+    // Finished on the board before it died: its caller has the answer.
+    if (d.place === "active" && this.finishedAll(d)) {
+      d.work = undefined;
+      d.caller = undefined;
+      d.method = undefined;
+    }
     const target = d.lost ? undefined : d.target();
     const wasStopping = d.stopRequested;
     this.unlink(d);
@@ -658,6 +766,10 @@ export class Pool {
   private timedOut(d: Drone, seconds: number): void {
     d.timer = undefined;
     if (d.place === "gone" || d.lost) return;
+    if (this.finishedAll(d)) {
+      this.maintain();
+      return;
+    }
     const target = d.target();
     const method = methodOf(d);
     this.log.warn(
@@ -716,6 +828,11 @@ export class Pool {
   private enterStopped(): void {
     if (this.drainDone) this.finishDrain(false);
     this.mode = "stopped";
+    if (this.wanting) {
+      this.wanting = false;
+      this.opts.spawner.wantAvailable?.(false);
+    }
+    this.clearRecheck();
     for (const t of [this.tickTimer, this.backoffTimer]) if (t !== undefined) this.clock.clearTimeout(t);
     this.tickTimer = undefined;
     this.backoffTimer = undefined;

@@ -24,7 +24,8 @@ import {
 } from "../metrics/index.ts";
 import { makeResource } from "../protocol/ids.ts";
 import { loadServiceModule, resolveAppPath } from "./app-loader.ts";
-import { AppLoadError } from "./errors.ts";
+import { ListenerBoard } from "./board.ts";
+import { AppLoadError, BoardError } from "./errors.ts";
 import type { DroneInit } from "./ipc.ts";
 import { droneJitEnv } from "./jit.ts";
 import { Listener } from "./listener.ts";
@@ -122,10 +123,12 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
     throw e;
   }
 
+  const board = freeDroneBoard(logger);
   const spawner = new BunDroneSpawner({
     init: droneInit(core, o, appPath, settings),
     jitter: settings.maxRequestsJitter,
     env: droneJitEnv(settings.droneJit),
+    ...(board ? { board } : {}),
   });
   const metrics = new PoolMetrics(o.service);
   metrics.bus = transport.kind;
@@ -193,6 +196,22 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
   logger.info(`Launching osrf_forker for app ${o.service} as ${transport.address}`);
   for (const s of status) logger.info(`${o.service}: status and metrics on ${describeEndpoint(s.endpoint)}`);
   return { listener, logger, settings, metrics, status, uninstallSignals };
+}
+
+/**
+ * The free-drone board of this listener's pool (board.ts), removed when the process exits;
+ * without one (it could not be made) drones report every request by IPC, as before.
+ */
+function freeDroneBoard(logger: OsrfLogger): ListenerBoard | undefined {
+  try {
+    const board = ListenerBoard.create();
+    process.once("exit", () => board.remove());
+    return board;
+  } catch (e) {
+    if (!(e instanceof BoardError)) throw e;
+    logger.warn(`${e.message}; drones report every request by IPC`);
+    return undefined;
+  }
 }
 
 /**

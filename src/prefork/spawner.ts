@@ -6,6 +6,7 @@
  * (BENCHMARKS.md); for a megabyte request the two take the same time.
  */
 
+import type { ListenerBoard } from "./board.ts";
 import { SpawnError } from "./errors.ts";
 import type { DroneInit, ListenerToDrone } from "./ipc.ts";
 import { jitteredMaxRequests } from "./max-requests.ts";
@@ -26,6 +27,11 @@ export interface BunSpawnerOptions {
    * environment is inherited.
    */
   env?: Record<string, string>;
+  /**
+   * The free-drone board: each drone gets a slot while there are any and publishes its
+   * finished messages there (board.ts). Without one drones report every message by IPC.
+   */
+  board?: ListenerBoard;
 }
 
 /** Spawns drones as child processes of the listener. */
@@ -34,8 +40,10 @@ export class BunDroneSpawner implements DroneSpawner {
   private jitter: number;
   private env: Record<string, string>;
   private readonly command: string[];
+  private readonly board: ListenerBoard | undefined;
 
   constructor(opts: BunSpawnerOptions) {
+    this.board = opts.board;
     this.init = opts.init;
     this.jitter = opts.jitter;
     this.env = opts.env ?? {};
@@ -49,8 +57,19 @@ export class BunDroneSpawner implements DroneSpawner {
     if (env) this.env = env;
   }
 
+  wantAvailable(on: boolean): void {
+    this.board?.want(on);
+  }
+
   spawn(events: DroneEvents): DroneHandle {
     const init: DroneInit = { ...this.init, maxRequests: jitteredMaxRequests(this.init.maxRequests, this.jitter) };
+    const board = this.board;
+    const slot = board?.take();
+    if (board && slot !== undefined) init.board = { path: board.path, slot };
+    // The slot is given back once the process is gone (after the pool read it one last time).
+    const giveBack = () => {
+      if (board && slot !== undefined) board.give(slot);
+    };
     let proc: ReturnType<typeof Bun.spawn>;
     try {
       proc = Bun.spawn({
@@ -63,9 +82,13 @@ export class BunDroneSpawner implements DroneSpawner {
         env: { ...process.env, ...this.env },
         serialization: "json",
         ipc: (msg) => events.message(msg),
-        onExit: (_p, code, signal) => events.exit(code, signal === null ? null : String(signal)),
+        onExit: (_p, code, signal) => {
+          events.exit(code, signal === null ? null : String(signal));
+          giveBack();
+        },
       });
     } catch (e) {
+      giveBack();
       throw new SpawnError(`cannot start ${this.command.join(" ")}: ${(e as Error).message}`, {
         service: init.service,
       });
@@ -88,6 +111,10 @@ export class BunDroneSpawner implements DroneSpawner {
         }
       },
     };
+    if (board && slot !== undefined) {
+      handle.finished = () => board.finished(slot);
+      handle.requestsServed = () => board.requests(slot);
+    }
     if (!handle.send({ type: "init", init })) {
       handle.kill("SIGKILL");
       throw new SpawnError(`drone ${proc.pid} closed its IPC channel before its init message`, {

@@ -22,6 +22,14 @@ export interface DroneHandle {
   send(msg: ListenerToDrone): boolean;
   /** Sends a signal; never throws (the process may already be gone). */
   kill(signal: NodeJS.Signals): void;
+  /**
+   * How many of the listener's messages the drone has finished, read from the free-drone
+   * board without waiting (board.ts); still readable after the drone exited. Absent or
+   * undefined: no board, the drone reports each by `available`.
+   */
+  finished?(): number | undefined;
+  /** Requests it has served, from the same board (see {@link finished}). */
+  requestsServed?(): number | undefined;
 }
 
 /** Where a drone's IPC messages and its exit are reported. */
@@ -40,6 +48,11 @@ export interface DroneSpawner {
    * @throws SpawnError when the process cannot be started at all.
    */
   spawn(events: DroneEvents, cause: SpawnCause): DroneHandle;
+  /**
+   * Asks drones with a board slot to send `available` by IPC as well (the pool waits for
+   * a drone), or not. After turning it on the pool re-reads the board (board.ts).
+   */
+  wantAvailable?(on: boolean): void;
 }
 
 /** The settings the pool enforces (a subset of {@link PreforkSettings}; times in seconds). */

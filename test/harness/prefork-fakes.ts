@@ -26,6 +26,8 @@ export class FakeDrone implements DroneHandle {
   exited = false;
   /** Called after each message the pool sent it was accepted. */
   onSent: (msg: ListenerToDrone) => void = () => {};
+  /** Its counter on the free-drone board; undefined: no board (it reports by `available`). */
+  board: number | undefined;
   constructor(
     readonly events: DroneEvents,
     readonly cause: SpawnCause,
@@ -38,6 +40,13 @@ export class FakeDrone implements DroneHandle {
   }
   kill(signal: NodeJS.Signals): void {
     this.kills.push(signal);
+  }
+  finished(): number | undefined {
+    return this.board;
+  }
+  /** Finishes its current message as a drone with a board does: the counter, no IPC. */
+  finishOnBoard(): void {
+    this.board = this.requests.length;
   }
   /** Threads of the stanzas handed to this drone. */
   get requests(): string[] {
@@ -66,9 +75,20 @@ export class FakeSpawner {
   /** Called on each new drone before it is returned (e.g. to make its send fail). */
   onSpawn: (d: FakeDrone) => void = () => {};
   failSpawn = false;
+  /** Drones get a board slot (counter 0), and the pool's "wanted" flag is recorded. */
+  boards = false;
+  /** The "wanted" flag as the pool last set it. */
+  wanted = false;
+  /** Called each time the pool sets the flag (e.g. to finish a drone at that instant). */
+  onWant: (on: boolean) => void = () => {};
+  wantAvailable(on: boolean): void {
+    this.wanted = on;
+    this.onWant(on);
+  }
   spawn(events: DroneEvents, cause: SpawnCause): DroneHandle {
     if (this.failSpawn) throw new Error("spawn refused");
     const d = new FakeDrone(events, cause);
+    if (this.boards) d.board = 0;
     this.onSpawn(d);
     this.drones.push(d);
     return d;
@@ -142,10 +162,11 @@ export function stanza(
   };
 }
 
-/** A pool on fakes; failures it reports are collected. */
-export function fakePool(limits: PoolLimits) {
+/** A pool on fakes; failures it reports are collected. `boards`: drones on a free-drone board. */
+export function fakePool(limits: PoolLimits, opts: { boards?: boolean } = {}) {
   const clock = new ManualClock();
   const spawner = new FakeSpawner();
+  spawner.boards = opts.boards ?? false;
   const logger = new RecordingLogger();
   const failures: Array<{ target: ErrorTarget; failure: PoolFailure }> = [];
   const pool = new Pool({

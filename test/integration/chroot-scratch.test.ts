@@ -2,7 +2,7 @@
  * The container image, without Docker: the files the Dockerfile's final (FROM scratch)
  * stage copies — read from its COPY lines, nothing added — go into an empty directory,
  * what every container runtime provides is mounted there (/proc, and a /dev holding the
- * OCI default devices: spawning drones needs /dev/null), and the image's ENTRYPOINT runs
+ * OCI default devices — spawning drones needs /dev/null — and /dev/shm), and the image's ENTRYPOINT runs
  * under chroot as the image's USER: `version`, then a served request (XMPP server and
  * router outside, reached on 127.0.0.1; the app module and configs copied in, as volumes).
  */
@@ -152,6 +152,10 @@ describe.skipIf(!CAN_RUN)(
       mounted.push(join(jail, "dev"));
       for (const [name, major, minor] of OCI_DEVICES)
         run(["mknod", "-m", "666", join(jail, "dev", name), "c", String(major), String(minor)]);
+      // The runtime spec's default mounts include /dev/shm (where the listener's free-drone board goes).
+      mkdirSync(join(jail, "dev/shm"), { mode: 0o1777 });
+      run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=1m", "shm", join(jail, "dev/shm")]);
+      mounted.push(join(jail, "dev/shm"));
 
       bus = await startBus();
       // What a container would get as volumes: the app and the configs.

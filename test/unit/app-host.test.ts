@@ -833,3 +833,26 @@ describe("createServiceHost", () => {
     expect(() => createServiceHost({ ...base, settings: { ...DEFAULTS, maxBundleSize: -1 } })).toThrow(RangeError);
   });
 });
+
+describe("onFinalReply", () => {
+  test("runs once per REQUEST, before its final STATUS reaches the transport, for results and exceptions alike", async () => {
+    const sentAtCall: number[] = [];
+    const transport = new MemoryTransport(DRONE);
+    const host = createServiceHost({
+      service: "opensrf.math",
+      definition: math,
+      transport,
+      client: new TableClient(() => []),
+      settings: DEFAULTS,
+      logger: new RecordingLogger(),
+      logProtect: [],
+      onFinalReply: () => void sentAtCall.push(transport.sent.length),
+    });
+    hosts.push(host);
+    await host.handle(stanza(newThread(), [req("add", [2, 2])]));
+    await host.handle(stanza(newThread(), [req("no.such.method", [])]));
+    // Each time, nothing of that request had been sent yet (its RESULT and STATUS share one body).
+    expect(sentAtCall).toEqual([0, 1]);
+    expect(transport.sent.length).toBe(2);
+  });
+});

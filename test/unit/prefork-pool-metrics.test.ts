@@ -385,3 +385,93 @@ describe("spawn failures", () => {
     expect(m.exits.crash).toBe(1);
   });
 });
+
+describe("PoolMetrics with drones on the free-drone board", () => {
+  /** A drone whose board counters the test sets. */
+  function boardDrone(m: PoolMetrics, pid: number) {
+    const board = { finished: 0, requests: 0 };
+    let events!: DroneEvents;
+    const handle = m
+      .observeSpawner({
+        spawn(e) {
+          events = e;
+          return {
+            pid,
+            send: () => true,
+            kill: () => {},
+            finished: () => board.finished,
+            requestsServed: () => board.requests,
+          };
+        },
+        wantAvailable: () => {},
+      })
+      .spawn({ message: () => {}, exit: () => {} }, "demand");
+    return {
+      board,
+      handle,
+      request: () => handle.send({ type: "request", stanza: {} as never }),
+      say: (msg: unknown) => events.message(msg),
+      exit: (code: number | null, sig: string | null = null) => events.exit(code, sig),
+    };
+  }
+
+  test("the wrapped spawner and handles keep the board's readers and the flag", () => {
+    const m = new PoolMetrics("svc");
+    let wanted: boolean | undefined;
+    const spawner = m.observeSpawner({
+      spawn: () => ({ pid: 1, send: () => true, kill: () => {}, finished: () => 4, requestsServed: () => 6 }),
+      wantAvailable: (on) => {
+        wanted = on;
+      },
+    });
+    spawner.wantAvailable?.(true);
+    expect(wanted).toBe(true);
+    const h = spawner.spawn({ message: () => {}, exit: () => {} }, "demand");
+    expect([h.finished?.(), h.requestsServed?.()]).toEqual([4, 6]);
+  });
+
+  test("a drone finished on the board is idle, and its requests count at once, before their `done` arrives", () => {
+    const m = new PoolMetrics("svc");
+    const d = boardDrone(m, 20);
+    d.say({ type: "ready", address: "x" });
+    d.request();
+    expect(m.stateCounts().busy).toBe(1);
+    d.board.requests = 1;
+    d.board.finished = 1;
+    expect(m.stateCounts()).toMatchObject({ idle: 1, busy: 0 });
+    expect(m.requests).toBe(1);
+    expect(m.drones()[0]!.requests).toBe(1);
+    // The details come later and are not counted twice.
+    d.say({ type: "report", done: [["add", 205, 1]] });
+    expect(m.requests).toBe(1);
+    expect(m.drones()[0]!.requests).toBe(1);
+    expect(m.byMethod.get("add")?.get(205)).toBe(1);
+  });
+
+  test("a stale `available` or `busy` (about a message before the one handed since) leaves the drone busy", () => {
+    const m = new PoolMetrics("svc");
+    const d = boardDrone(m, 21);
+    d.say({ type: "ready", address: "x" });
+    d.request();
+    d.board.finished = 1;
+    d.request();
+    d.say({ type: "available", served: 1, rssBytes: 1 });
+    d.say({ type: "busy", method: "old", since: 1, unit: 1 });
+    expect(m.stateCounts().busy).toBe(1);
+    expect(m.drones()[0]!.method).toBeUndefined();
+  });
+
+  test("a drone killed before its `done` was sent: its requests are counted once, late details too", () => {
+    const m = new PoolMetrics("svc");
+    const d = boardDrone(m, 22);
+    d.say({ type: "ready", address: "x" });
+    d.request();
+    d.board.requests = 2;
+    d.board.finished = 1;
+    d.exit(null, "SIGKILL");
+    expect(m.requests).toBe(2);
+    d.say({ type: "report", done: [["add", 205, 1]] });
+    expect(m.requests).toBe(2);
+    expect(m.byMethod.get("add")?.get(205)).toBe(1);
+  });
+});
