@@ -3,7 +3,8 @@
  * What one request's pieces cost, each timed on its own in a loop: XML decode and encode of
  * a stanza, JSON decode and encode of a body, the service host with and without its
  * activity log line, a log line by itself, and an IPC round trip with Bun's "json" and
- * "advanced" serialization (CPU of both processes, from /proc). Plus the megabyte fast paths
+ * "advanced" serialization (CPU of both processes, from /proc); what the listener does with a
+ * request, on XMPP and on Redis. Plus the megabyte fast paths
  * of the protocol layer: cutting a large result into partials, escaping accented text.
  *
  *   bun bench/components.ts [--quick]
@@ -19,6 +20,8 @@ import { requestMessage } from "../src/prefork/ipc.ts";
 import { chunkText, OSRF_MSG_CHUNK_SIZE } from "../src/protocol/chunking.ts";
 import { decodeBody, encodeBody, encodeJson } from "../src/protocol/codec.ts";
 import { complete, request, result } from "../src/protocol/messages.ts";
+import { decodeEnvelope } from "../src/redis/envelope.ts";
+import { RespReader } from "../src/redis/resp.ts";
 import { MemoryTransport } from "../src/testing/doubles.ts";
 import { completeStanza, encodeStanza, StanzaReader } from "../src/xmpp/stanza.ts";
 import { StreamParser } from "../src/xmpp/stream-parser.ts";
@@ -135,6 +138,33 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
         micros: await timeEach(ms, () => {
           p.write(delivered);
           return JSON.stringify(requestMessage(got!)).length;
+        }),
+      });
+    }
+    // The same on Redis: the BLPOP reply off the socket, the element decoded, the IPC message.
+    for (const [what, params] of [
+      ["echo request", ECHO_PARAMS],
+      ["60 KB echo request", ["x".repeat(60_000)]],
+    ] as const) {
+      const queue = "opensrf:service:opensrf:localhost:opensrf.math";
+      const element = JSON.stringify({
+        to: "opensrf:service:_:_:opensrf.math",
+        from: "opensrf:client:opensrf:localhost:benchhost:28979:1b910cb6",
+        thread: stanza.thread,
+        osrf_xid: stanza.xid,
+        body: JSON.parse(encodeBody([request(1, "opensrf.system.echo", [...params], HEADER)])),
+      });
+      const wire = Buffer.from(
+        `*2\r\n$${queue.length}\r\n${queue}\r\n$${Buffer.byteLength(element)}\r\n${element}\r\n`,
+      );
+      const reader = new RespReader();
+      out.push({
+        piece: `listener (Redis): read a popped ${what} (${wire.length} B) and serialize it for the drone`,
+        micros: await timeEach(ms, () => {
+          const [reply] = reader.push(wire) as [[string, string]];
+          const m = decodeEnvelope(reply[1]);
+          m.fromQueue = "opensrf.math";
+          return JSON.stringify(requestMessage(m)).length;
         }),
       });
     }

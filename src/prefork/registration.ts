@@ -224,6 +224,8 @@ export class Registration {
    * trouble with it is over.
    */
   heard(from: string): void {
+    // Called for every request: with no outage there is nothing to look up.
+    if (this.outages.size === 0) return;
     const r = this.targetOf(from);
     if (r && this.outages.has(r)) {
       this.logger.info(`${this.service}: router ${this.addressOf(r)} forwards to us again`);

@@ -5,8 +5,8 @@
  * key order; read in any order (Perl's are random), with `null` for absent values (C sends
  * `"osrf_xid":null` in router messages). Pure: no I/O.
  */
-import { emptyBusMessage } from "../bus/message.ts";
 import type { BusMessage, OutgoingBusMessage } from "../bus/types.ts";
+import { RawJson, type ScannedEnvelope, scanEnvelope } from "./envelope-scan.ts";
 
 /** A list element that is not an OpenSRF transport message; `reason` says why, in one line. */
 export class EnvelopeError extends Error {
@@ -35,25 +35,41 @@ export function encodeEnvelope(m: OutgoingBusMessage, from: string): string {
   return `${out}}`;
 }
 
-const FIELDS = [
-  ["to", "to"],
-  ["from", "from"],
-  ["thread", "thread"],
-  ["osrf_xid", "xid"],
-  ["router_to", "routerTo"],
-  ["router_class", "routerClass"],
-  ["router_command", "routerCommand"],
-] as const;
-
 /**
  * The {@link BusMessage} in a list element. The body comes back as JSON text (a string body,
- * as registrations have, as that string). `routerFrom` is always "" (Redis has no such field).
+ * as registrations have, as that string): for an array, the element's own text of it, never
+ * parsed nor written again (envelope-scan.ts), so a body whose inner syntax is broken is
+ * found by whoever decodes it. `routerFrom` is always "" (Redis has no such field).
  * @param withBody False: leave `body` "" (a router that forwards the element as it was
- *   need not re-encode it).
+ *   need not read it).
  * @throws EnvelopeError for text that is not a JSON object, a field of the wrong type, or a
  *   message without `from` (nobody could be answered).
  */
 export function decodeEnvelope(text: string, withBody = true): BusMessage {
+  // What the scanner does not take on itself, JSON.parse reads, or says what is wrong with.
+  const o = scanEnvelope(text) ?? parseObject(text);
+  const m: BusMessage = {
+    to: scalar(o.to, "to"),
+    from: scalar(o.from, "from"),
+    thread: scalar(o.thread, "thread"),
+    body: "",
+    routerFrom: "",
+    routerTo: scalar(o.router_to, "router_to"),
+    routerClass: scalar(o.router_class, "router_class"),
+    routerCommand: scalar(o.router_command, "router_command"),
+    xid: scalar(o.osrf_xid, "osrf_xid"),
+  };
+  if (!m.from) throw new EnvelopeError(`no "from" (thread "${m.thread}"): nobody to answer`);
+  if (!withBody) return m;
+  const body = o.body;
+  if (typeof body === "string") m.body = body;
+  else if (body instanceof RawJson && body.kind === "array") m.body = body.text;
+  else if (Array.isArray(body)) m.body = JSON.stringify(body);
+  else if (body !== undefined && body !== null) throw new EnvelopeError(`"body" is a ${typeOf(body)}, not an array`);
+  return m;
+}
+
+function parseObject(text: string): Partial<ScannedEnvelope> {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -63,22 +79,18 @@ export function decodeEnvelope(text: string, withBody = true): BusMessage {
   if (v === null || typeof v !== "object" || Array.isArray(v)) {
     throw new EnvelopeError(`a JSON ${Array.isArray(v) ? "array" : v === null ? "null" : typeof v}, not an object`);
   }
-  const o = v as Record<string, unknown>;
-  const m = emptyBusMessage();
-  for (const [key, field] of FIELDS) m[field] = scalar(o, key);
-  if (!m.from) throw new EnvelopeError(`no "from" (thread "${m.thread}"): nobody to answer`);
-  if (!withBody) return m;
-  const body = o.body;
-  if (typeof body === "string") m.body = body;
-  else if (Array.isArray(body)) m.body = JSON.stringify(body);
-  else if (body !== undefined && body !== null) throw new EnvelopeError(`"body" is a ${typeof body}, not an array`);
-  return m;
+  return v as Partial<ScannedEnvelope>;
 }
 
-function scalar(o: Record<string, unknown>, key: string): string {
-  const v = o[key];
+function scalar(v: unknown, key: string): string {
   if (v === undefined || v === null) return "";
   if (typeof v === "string") return v;
   if (typeof v === "number") return String(v);
-  throw new EnvelopeError(`"${key}" is a ${Array.isArray(v) ? "array" : typeof v}, not a string`);
+  throw new EnvelopeError(`"${key}" is a ${typeOf(v)}, not a string`);
+}
+
+/** A value's JSON type as the errors name it (`typeof`, with arrays told apart). */
+function typeOf(v: unknown): string {
+  if (v instanceof RawJson) return v.kind;
+  return Array.isArray(v) ? "array" : typeof v;
 }

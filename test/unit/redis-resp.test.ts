@@ -83,6 +83,14 @@ describe("RespReader", () => {
     expect(got[1]).toBe(1);
   });
 
+  test("integers of every sign and size RESP sends", () => {
+    expect(new RespReader().push(enc(":0\r\n:-7\r\n:123456789012345\r\n"))).toEqual([0, -7, 123456789012345]);
+  });
+
+  test("a bad integer is named in the error", () => {
+    expect(() => new RespReader().push(enc(":12a\r\n"))).toThrow('bad integer "12a"');
+  });
+
   test("an error reply's code is its first word", () => {
     expect(new RespErrorReply("NOPERM this user has no permissions").code).toBe("NOPERM");
   });
@@ -90,6 +98,11 @@ describe("RespReader", () => {
   test.each([
     ["an unknown type byte", "?what\r\n"],
     ["a bad bulk length", "$x\r\n"],
+    ["an empty integer", ":\r\n"],
+    ["a lone minus sign", ":-\r\n"],
+    ["a plus sign before an integer", ":+5\r\n"],
+    ["an integer with a letter in it", ":12a\r\n"],
+    ["an array length of 16 digits", "*1000000000000000\r\n"],
     ["a bulk string without its CRLF", "$2\r\nabXY"],
     ["a line ended by CR alone", "+OK\rX"],
   ])("%s is a protocol error", (_what, text) => {
