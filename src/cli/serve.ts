@@ -87,7 +87,7 @@ export default defineCommand({
       });
       // Written only once serving, so `osrf-prefork start` can wait for it.
       if (args["pid-file"]) claimPidFile(args["pid-file"]);
-      releaseStartupMemory();
+      releaseStartupMemory(200);
     } catch (e) {
       failStartup(args.service, e);
     }
