@@ -7,6 +7,7 @@ import { defineCommand } from "citty";
 import { claimPidFile } from "../control/pidfile.ts";
 import { CommName, listenerTitle, reexecWithTitle, setCommName } from "../prefork/proc-title.ts";
 import { startService } from "../prefork/serve.ts";
+import { releaseStartupMemory } from "../prefork/startup-memory.ts";
 import { busArg } from "./bus-arg.ts";
 import { coreConfigArg, SETTINGS_FILE_DEFAULT, statusSocketArg } from "./config-args.ts";
 import { ExitCode, fail } from "./exit-codes.ts";
@@ -86,6 +87,7 @@ export default defineCommand({
       });
       // Written only once serving, so `osrf-prefork start` can wait for it.
       if (args["pid-file"]) claimPidFile(args["pid-file"]);
+      releaseStartupMemory(200);
     } catch (e) {
       failStartup(args.service, e);
     }

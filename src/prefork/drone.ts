@@ -41,6 +41,7 @@ import { bootJitScale, setJitPolicy } from "./jit.ts";
 import { preforkLogger } from "./logging.ts";
 import { memoryOverLimit, rssBytes } from "./memory.ts";
 import { CommName, setCommName } from "./proc-title.ts";
+import { releaseStartupMemory } from "./startup-memory.ts";
 import { warmRequestPath } from "./warmup.ts";
 
 /** The drone's end of the IPC channel. */
@@ -244,6 +245,7 @@ export class DroneRuntime {
     this.endBootJit(log);
     log.debug(`drone ready as ${this.transport.address} (max_requests ${init.maxRequests})`);
     this.send({ type: "ready", address: this.transport.address });
+    releaseStartupMemory(0);
     if (this.stopRequested) void this.leave("shutdown");
     else this.next();
   }
