@@ -8,5 +8,16 @@
  */
 import { isDroneArgv } from "./prefork/self-exec.ts";
 
-if (isDroneArgv(process.argv)) void import("./prefork/drone.ts").then((m) => m.runDrone());
-else void import("./cli/run.ts").then((m) => m.runCli());
+/** Last resort for an error before a command's own handling is in place: one line, exit 1. */
+function fatal(what: string): (err: unknown) => never {
+  return (err) => {
+    process.stderr.write(`osrf-prefork ${what}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  };
+}
+
+if (isDroneArgv(process.argv)) {
+  import("./prefork/drone.ts").then((m) => m.runDrone()).catch(fatal("drone"));
+} else {
+  import("./cli/run.ts").then((m) => m.runCli()).catch(fatal("start-up"));
+}
