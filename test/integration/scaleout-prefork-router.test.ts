@@ -43,6 +43,22 @@ const TCP_RETRIES2 = 3;
 let s: ScaleOutStack;
 
 /** `osrf_prefork_requests_total{method="add",status="205"}` summed over the scrapes of hosts B and C. */
+/**
+ * {@link addsServedOnAllHosts} once it has stopped moving: drones that share a free-drone board
+ * send a request's method and status in a report up to a second after it finished, so a
+ * reading is final only when two readings further apart than that agree.
+ */
+async function settledAddsServed(): Promise<number> {
+  let last = await addsServedOnAllHosts();
+  for (let i = 0; i < 20; i++) {
+    await Bun.sleep(1_500);
+    const now = await addsServedOnAllHosts();
+    if (now === last) return now;
+    last = now;
+  }
+  throw new Error(`add counts in /metrics still moving after 30 s (last ${last})`);
+}
+
 async function addsServedOnAllHosts(): Promise<number> {
   let sum = 0;
   for (const h of ["b", "c"]) {
@@ -110,10 +126,10 @@ describe.skipIf(!HAVE_NETNS)(WHAT, () => {
       expect(text).toContain(`osrf_prefork_router_registered{host="host${h}",router="${ROUTER}"} 1\n`);
     }
     // What a Prometheus scraping both hosts sums: every request counted once, on one host.
-    const before = await addsServedOnAllHosts();
+    const before = await settledAddsServed();
     const records = await addBatch(s, "summed", 100);
     expect(records.filter((r) => !correct(r))).toEqual([]);
-    expect((await addsServedOnAllHosts()) - before).toBe(100);
+    expect((await settledAddsServed()) - before).toBe(100);
   }, 90_000);
 
   test("losing host C under load (kill -9 of everything on it): only what was inside C goes unanswered", async () => {
