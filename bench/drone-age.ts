@@ -14,7 +14,7 @@
  *   bun bench/drone-age.ts [--drones=4] [--requests=1000] [--bucket=100] [--method=echo|add]
  *                          [--parallel=1] [--loglevel=1] [--source | --bin=PATH] [--env=NAME=VALUE ...]
  *                          [--idle=MS] [--json=FILE] [--smaps=DIR] [--jit=eager|normal] [--warmup=N]
- *                          [--variant=LABEL;bin=PATH;jit=…;env=K=V,…;warmup=N …]
+ *                          [--variant=LABEL;bin=PATH;jit=…;env=K=V,…;warmup=N …] [--bus=xmpp|redis]
  *
  * --parallel=N runs N drones at once, each with its own closed loop (JIT threads of new drones
  * competing for the two cores, as in a pool at c ≥ 8); --env sets drone environment variables
@@ -22,16 +22,20 @@
  * built elsewhere (build options compared) instead of one compiled from src/cli.ts at the start;
  * --idle waits that long after the last request before reading memory (an idle drone, as
  * after a bench's load); --smaps keeps each drone's /proc/PID/smaps idle after ready and at
- * that second reading.
+ * that second reading; --bus=redis runs the drones and the caller on a private redis-server
+ * (requests as a Redis listener hands them on: the caller's address as `from`).
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
+import { startRedisServer } from "../devkit/redis-server.ts";
 import { startXmppServer } from "../devkit/xmpp-server.ts";
+import type { BusMessage } from "../src/bus/types.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import { PREFORK_DEFAULTS } from "../src/config/prefork-settings.ts";
 import type { DroneJit } from "../src/config/types.ts";
+import { connectBus } from "../src/connect/bus.ts";
 import { createLogger } from "../src/log/logger.ts";
 import { droneJitEnv } from "../src/prefork/jit.ts";
 import { BunDroneSpawner } from "../src/prefork/spawner.ts";
@@ -39,9 +43,6 @@ import type { DroneHandle } from "../src/prefork/types.ts";
 import { encodeBody } from "../src/protocol/codec.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { request } from "../src/protocol/messages.ts";
-import { XmppConnection } from "../src/xmpp/connection.ts";
-import { clientConnectionOptions } from "../src/xmpp/from-config.ts";
-import type { Stanza } from "../src/xmpp/types.ts";
 import { droneInit, type Memory, memory } from "./costs.ts";
 import { ADD_PARAMS, ECHO_PARAMS } from "./relay.ts";
 import { machineLine, mb, say } from "./report.ts";
@@ -59,6 +60,7 @@ const fromSource = process.argv.includes("--source");
 const json = opt("json", "");
 const smapsDir = opt("smaps", "");
 const idleMs = Number(opt("idle", "0"));
+const onRedis = opt("bus", "xmpp") === "redis";
 const defaultWarmup = PREFORK_DEFAULTS.warmupRequests;
 
 /** Drones started one way: a binary (or the one compiled here) and extra environment. */
@@ -167,27 +169,36 @@ interface DroneRun {
   bucketMs: number[];
 }
 
-const xmpp = await startXmppServer({
-  kind: "ejabberd",
-  users: TEST_USERS,
-  erlOptions: "+sbwt none +sbwtdcpu none +sbwtdio none",
-});
+const xmpp = onRedis
+  ? undefined
+  : await startXmppServer({
+      kind: "ejabberd",
+      users: TEST_USERS,
+      erlOptions: "+sbwt none +sbwtdcpu none +sbwtdio none",
+    });
+const redis = onRedis ? await startRedisServer() : undefined;
 const plan = variants();
 const compiled = fromSource || plan.every((v) => v.bin) ? undefined : compileBinary();
 const commandOf = (v: Variant): string[] | undefined =>
   v.bin ? [v.bin, "drone"] : compiled ? [compiled.bin, "drone"] : undefined;
-const coreFile = writeCoreConfig(xmpp, { loglevel });
+const coreFile = redis
+  ? writeCoreConfig(
+      { host: redis.host, port: redis.port, domain: "localhost" },
+      { loglevel, bus: "redis", accounts: { opensrf: redis.accounts.opensrf, router: redis.accounts.router } },
+    )
+  : writeCoreConfig(xmpp!, { loglevel });
 const core = readCoreConfig(coreFile);
 const dir = mkdtempSync(join(tmpdir(), "osrf-bench-age-"));
 const logfile = join(dir, "osrfsys.log");
 const init = { ...droneInit(core, "opensrf.math", "examples/math.ts", logfile), maxRequests: requests + 1 };
 const callerLog = createLogger({ service: "bench", logfile, loglevel: 1 });
-const caller = await XmppConnection.connect({
-  ...clientConnectionOptions(core.opensrf, makeResource("", BENCH_HOST), callerLog),
+const caller = await connectBus(core.opensrf, {
+  resource: makeResource("", BENCH_HOST),
+  logger: callerLog,
   reconnect: false,
 });
 const replies = new Map<string, () => void>();
-caller.onStanza((s) => {
+caller.onMessage((s) => {
   // echo and add answer in one stanza (results + STATUS complete in one bundle)
   replies.get(s.thread)?.();
 });
@@ -242,17 +253,31 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
     const thread = `age-${process.pid}-${++threadNo}`;
     const replied = new Promise<void>((r) => replies.set(thread, r));
     const available = new Promise<void>((r) => (onAvailable = r));
-    const stanza: Stanza = {
-      to: caller.jid.replace(/\/.*/, "/opensrf.math_listener"),
-      from: `router@${core.opensrf.domain}/router`,
-      thread,
-      body,
-      routerFrom: caller.jid,
-      routerTo: "",
-      routerClass: "",
-      routerCommand: "",
-      xid: "",
-    };
+    // XMPP: forwarded by the router to the listener's JID; Redis: popped from the service's queue.
+    const stanza: BusMessage = redis
+      ? {
+          to: "",
+          from: caller.address,
+          thread,
+          body,
+          routerFrom: "",
+          routerTo: "",
+          routerClass: "",
+          routerCommand: "",
+          xid: "",
+          fromQueue: "opensrf.math",
+        }
+      : {
+          to: caller.address.replace(/\/.*/, "/opensrf.math_listener"),
+          from: `router@${core.opensrf.domain}/router`,
+          thread,
+          body,
+          routerFrom: caller.address,
+          routerTo: "",
+          routerClass: "",
+          routerCommand: "",
+          xid: "",
+        };
     handle.send({ type: "request", stanza });
     await Promise.all([replied, available]);
     replies.delete(thread);
@@ -286,7 +311,8 @@ for (let round = 0; round < drones; round += parallel) {
   }
 }
 await caller.close();
-await xmpp.stop();
+await xmpp?.stop();
+await redis?.stop();
 compiled?.remove();
 rmSync(dir, { recursive: true, force: true });
 rmSync(dirname(coreFile), { recursive: true, force: true });

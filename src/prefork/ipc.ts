@@ -13,7 +13,8 @@ import type { BusMessage } from "../bus/types.ts";
 import type { ClientConfig, PreforkSettings } from "../config/types.ts";
 import type { LogFormat } from "../log/logger.ts";
 import { RETIRE_CAUSES, type RetireCause } from "../metrics/types.ts";
-import { decodeXmlBody } from "../xmpp/stanza.ts";
+// Not from stanza.ts: that would load ltx and the stanza code into every drone, Redis ones too.
+import { decodeXmlBody } from "../xmpp/xml-tokenizer.ts";
 import type { BoardSlotRef } from "./board.ts";
 
 /** A caller waiting on one stanza: where an error status must go. */

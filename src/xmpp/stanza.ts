@@ -8,7 +8,7 @@ import { completeBusMessage } from "../bus/message.ts";
 import { StanzaDecodeError } from "./errors.ts";
 import type { ChildReader } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza, StanzaError } from "./types.ts";
-import { unescapeXml, XmlTokenizer } from "./xml-tokenizer.ts";
+import { decodeXmlBody, unescapeXml, XmlTokenizer } from "./xml-tokenizer.ts";
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
@@ -285,18 +285,6 @@ function lazyBodyStanza(a: Record<string, string>, o: Record<string, string>, th
     xid: o.osrf_xid ?? "",
     xmlBody,
   };
-}
-
-/**
- * Decodes a body kept as XML text (`xmlBody`). `error` says what was wrong with one that
- * is not well-formed (an `&` starting no reference, an unknown entity); `body` is "" then.
- */
-export function decodeXmlBody(xmlBody: string): { body: string; error?: string } {
-  try {
-    return { body: unescapeXml(xmlBody) };
-  } catch (e) {
-    return { body: "", error: (e as Error).message };
-  }
 }
 
 /** Parse one stanza from XML text (tests, captured samples, raw peers). */

@@ -145,6 +145,18 @@ export function unescapeXml(raw: string): string {
   return s.indexOf("&") === -1 ? s : unescapeReferences(s);
 }
 
+/**
+ * Decodes a body kept as XML text (`xmlBody`). `error` says what was wrong with one that
+ * is not well-formed (an `&` starting no reference, an unknown entity); `body` is "" then.
+ */
+export function decodeXmlBody(xmlBody: string): { body: string; error?: string } {
+  try {
+    return { body: unescapeXml(xmlBody) };
+  } catch (e) {
+    return { body: "", error: (e as Error).message };
+  }
+}
+
 /** {@link unescapeXml} one reference at a time, checking each. */
 function unescapeReferences(raw: string): string {
   let amp = raw.indexOf("&");

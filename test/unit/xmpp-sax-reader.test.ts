@@ -8,9 +8,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type XmlElement, Parser as XmppParser } from "@xmpp/xml";
 import { parseListenerMessage, requestMessage } from "../../src/prefork/ipc.ts";
-import { decodeStanza, decodeXmlBody, StanzaReader } from "../../src/xmpp/stanza.ts";
+import { decodeStanza, StanzaReader } from "../../src/xmpp/stanza.ts";
 import { StreamParser } from "../../src/xmpp/stream-parser.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
+import { decodeXmlBody } from "../../src/xmpp/xml-tokenizer.ts";
 import { randomCuts } from "../harness/chunks.ts";
 
 const WIRE = readFileSync(join(import.meta.dir, "../fixtures/wire/opensrf-3.3-wire.txt"), "utf8");
