@@ -43,13 +43,12 @@ import type { DroneHandle } from "../src/prefork/types.ts";
 import { encodeBody } from "../src/protocol/codec.ts";
 import { makeResource } from "../src/protocol/ids.ts";
 import { request } from "../src/protocol/messages.ts";
+import { opt } from "./args.ts";
 import { droneInit, type Memory, memory } from "./costs.ts";
 import { ADD_PARAMS, ECHO_PARAMS } from "./relay.ts";
 import { machineLine, mb, say } from "./report.ts";
 import { BENCH_HOST, compileBinary } from "./stack.ts";
 
-const opt = (name: string, fallback: string) =>
-  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const drones = Number(opt("drones", "4"));
 const requests = Number(opt("requests", "1000"));
 const bucket = Number(opt("bucket", "100"));

@@ -27,10 +27,9 @@ import { encodeBody } from "../src/protocol/codec.ts";
 import { request } from "../src/protocol/messages.ts";
 import { completeStanza, encodeStanza } from "../src/xmpp/stanza.ts";
 import type { OutgoingStanza, Stanza } from "../src/xmpp/types.ts";
+import { opt } from "./args.ts";
 import { ADD_PARAMS, ECHO_PARAMS } from "./relay.ts";
 
-const opt = (name: string, fallback: string) =>
-  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const requests = Number(opt("requests", "1000"));
 const method = opt("method", "echo");
 const loglevel = Number(opt("loglevel", "1"));

@@ -12,12 +12,11 @@
  */
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { opt } from "./args.ts";
 import { cpuSeconds, type Memory, memory } from "./costs.ts";
 import { machineLine, mb, say } from "./report.ts";
 import { startServe, startStack } from "./stack.ts";
 
-const opt = (name: string, fallback: string) =>
-  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const rounds = Number(opt("rounds", "4"));
 const drones = Number(opt("drones", "5"));
 const requests = Number(opt("requests", "2000"));

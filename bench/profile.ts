@@ -23,14 +23,13 @@ import { startOpenSrfStack } from "../devkit/opensrf/stack.ts";
 import type { Client } from "../src/client/client.ts";
 import { withBus } from "../src/config/bus.ts";
 import { readCoreConfig } from "../src/config/core.ts";
+import { opt } from "./args.ts";
 import { childrenCpuSeconds, childrenOf, cpuBetween, cpuSnapshot, ioCounters } from "./costs.ts";
 import { runLoad } from "./load.ts";
 import { ADD_PARAMS, BIG_BYTES, ECHO_PARAMS, type Relay, SESSION_REQUESTS, startRelay } from "./relay.ts";
 import { connectCaller, ROOT, startServe, startStack } from "./stack.ts";
 import { threadCpu } from "./threads.ts";
 
-const opt = (name: string, fallback: string) =>
-  process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const dir = resolve(process.argv[2] ?? "profiles");
 const method = opt("method", "echo");
 const c = Number(opt("c", "8"));

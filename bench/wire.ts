@@ -32,6 +32,7 @@ import { ensurePeer } from "../devkit/opensrf/peer.ts";
 import { startOpenSrfStack } from "../devkit/opensrf/stack.ts";
 import type { Client } from "../src/client/client.ts";
 import { readCoreConfig } from "../src/config/core.ts";
+import { opt } from "./args.ts";
 import { type Calls, callsTo } from "./calls.ts";
 import { portOwners, runCalls, startCapture, startPerf } from "./capture.ts";
 import { childPids, childrenCpuSeconds, cpuSeconds, ioCounters } from "./costs.ts";
@@ -39,8 +40,6 @@ import { say } from "./report.ts";
 import { compileBinary, connectCaller, ROOT } from "./stack.ts";
 import { threadCpu } from "./threads.ts";
 
-const opt = (name: string, fallback: string) =>
-  process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const CALLS = Number(opt("calls", "3000"));
 const C = Number(opt("c", "8"));
 const ROUNDS = Number(opt("rounds", "2"));
