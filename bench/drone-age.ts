@@ -31,6 +31,7 @@ import { dirname, join } from "node:path";
 import { TEST_USERS, writeCoreConfig } from "../devkit/osrf-config.ts";
 import { startRedisServer } from "../devkit/redis-server.ts";
 import { startXmppServer } from "../devkit/xmpp-server.ts";
+import { EMPTY_MESSAGE_FIELDS } from "../src/bus/message.ts";
 import type { BusMessage } from "../src/bus/types.ts";
 import { readCoreConfig } from "../src/config/core.ts";
 import { PREFORK_DEFAULTS } from "../src/config/prefork-settings.ts";
@@ -254,28 +255,14 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
     const available = new Promise<void>((r) => (onAvailable = r));
     // XMPP: forwarded by the router to the listener's JID; Redis: popped from the service's queue.
     const stanza: BusMessage = redis
-      ? {
-          to: "",
-          from: caller.address,
-          thread,
-          body,
-          routerFrom: "",
-          routerTo: "",
-          routerClass: "",
-          routerCommand: "",
-          xid: "",
-          fromQueue: "opensrf.math",
-        }
+      ? { ...EMPTY_MESSAGE_FIELDS, to: "", from: caller.address, thread, body, fromQueue: "opensrf.math" }
       : {
+          ...EMPTY_MESSAGE_FIELDS,
           to: caller.address.replace(/\/.*/, "/opensrf.math_listener"),
           from: `router@${core.opensrf.domain}/router`,
           thread,
           body,
           routerFrom: caller.address,
-          routerTo: "",
-          routerClass: "",
-          routerCommand: "",
-          xid: "",
         };
     handle.send({ type: "request", stanza });
     await Promise.all([replied, available]);

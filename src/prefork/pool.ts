@@ -674,14 +674,14 @@ export class Pool {
         // ran what it was handed: onExit answers that caller and counts the failure.
         if (msg.reason === "init_failed") {
           d.failing = true;
-        } else if (this.stale(d, msg.served)) {
-          // Handed another message it will not run: its exit answers that caller.
-          d.stopRequested = true;
         } else {
           d.stopRequested = true;
-          d.work = undefined;
-          d.caller = undefined;
-          d.method = undefined;
+          // Unless it was handed another message it will not run: its exit answers that caller.
+          if (!this.stale(d, msg.served)) {
+            d.work = undefined;
+            d.caller = undefined;
+            d.method = undefined;
+          }
         }
         if (msg.reason === "memory") this.log.info(`drone ${d.pid} of ${this.opts.service} retires: ${d.exitNote}`);
         else
