@@ -18,7 +18,7 @@
 import type { BusConnection } from "../bus/types.ts";
 import type { OsrfClient } from "../client/types.ts";
 import { formatParams } from "../log/redact.ts";
-import type { Logger } from "../log/types.ts";
+import { type Logger, LogLevel } from "../log/types.ts";
 import { DEFAULT_LOCALE, type HeaderOptions } from "../protocol/messages.ts";
 import { StatusCode, Texts } from "../protocol/status.ts";
 import type { JsonValue, RequestMessage } from "../protocol/types.ts";
@@ -106,7 +106,10 @@ export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promi
     env.onFinalReply,
   );
 
-  log.activity(`Running ${env.service} ${apiName} [ ${formatParams(apiName, params, env.logProtect)} ]`);
+  // Formatting the parameters (JSON, log_protect) costs more than the rest of an echo request.
+  if (log.enabled?.(LogLevel.ACTIVITY) ?? true) {
+    log.activity(`Running ${env.service} ${apiName} [ ${formatParams(apiName, params, env.logProtect)} ]`);
+  }
 
   const method = env.registry.get(apiName);
   if (method === undefined) {

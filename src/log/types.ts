@@ -26,6 +26,11 @@ export interface Logger {
    * (see `formatCall` in redact.ts, which also applies log_protect).
    */
   activity(msg: string, xid?: string): void;
+  /**
+   * Whether lines of `level` are written. Optional: callers that build a costly line (the
+   * activity line formats every request's parameters) ask first; without it they assume yes.
+   */
+  enabled?(level: number): boolean;
   /** A logger writing to the same sink with another service tag. */
   child(service: string): Logger;
   /** Reopen a log file (after logrotate). */
