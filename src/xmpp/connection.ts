@@ -13,6 +13,7 @@ import type { Logger } from "../log/types.ts";
 import { xmppAddresses } from "./addresses.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
 import { type ProbeAnswer, REGISTRATION_PROBE_NS } from "./probe.ts";
+import { writeToSocket } from "./socket-write.ts";
 import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
 import { StreamParser, useStreamParser } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
@@ -292,7 +293,7 @@ export class XmppConnection implements BusConnection {
       this.backlog.push(data);
       return;
     }
-    socket.write(data);
+    writeToSocket(socket, data);
   };
 
   /** A message that reached us as an element (the parser normally reads them directly). */

@@ -60,7 +60,7 @@ declare module "@xmpp/client" {
     status: string;
     jid: XmppJid | null;
     timeout: number;
-    socket: { write(s: string, cb?: (err?: Error) => void): boolean; destroy(): void } | null;
+    socket: { write(s: string | Uint8Array, cb?: (err?: Error) => void): boolean; destroy(): void } | null;
     reconnect: { delay: number; stop(): void; start(): void; on(ev: string, fn: () => void): void };
     streamManagement?: { enabled?: boolean; allowResume?: boolean };
     on(event: "stanza", fn: (el: XmlElement) => void): this;
