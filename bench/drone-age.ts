@@ -15,6 +15,7 @@
  *                          [--parallel=1] [--loglevel=1] [--source | --bin=PATH] [--env=NAME=VALUE ...]
  *                          [--idle=MS] [--json=FILE] [--smaps=DIR] [--jit=eager|normal] [--warmup=N]
  *                          [--variant=LABEL;bin=PATH;jit=…;env=K=V,…;warmup=N …] [--bus=xmpp|redis]
+ *                          [--no-board]
  *
  * --parallel=N runs N drones at once, each with its own closed loop (JIT threads of new drones
  * competing for the two cores, as in a pool at c ≥ 8); --env sets drone environment variables
@@ -24,6 +25,10 @@
  * after a bench's load); --smaps keeps each drone's /proc/PID/smaps idle after ready and at
  * that second reading; --bus=redis runs the drones and the caller on a private redis-server
  * (requests as a Redis listener hands them on: the caller's address as `from`).
+ *
+ * Drones get a slot on a free-drone board (board.ts) as a listener's do, so that they report
+ * a finished request there and not by IPC; --no-board makes them send `available` by IPC
+ * after every request (a listener without /dev/shm or a writable temp dir).
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,6 +43,7 @@ import { PREFORK_DEFAULTS } from "../src/config/prefork-settings.ts";
 import type { DroneJit } from "../src/config/types.ts";
 import { connectBus } from "../src/connect/bus.ts";
 import { createLogger } from "../src/log/logger.ts";
+import { ListenerBoard } from "../src/prefork/board.ts";
 import { droneJitEnv } from "../src/prefork/jit.ts";
 import { BunDroneSpawner } from "../src/prefork/spawner.ts";
 import type { DroneHandle } from "../src/prefork/types.ts";
@@ -61,6 +67,8 @@ const json = opt("json", "");
 const smapsDir = opt("smaps", "");
 const idleMs = Number(opt("idle", "0"));
 const onRedis = opt("bus", "xmpp") === "redis";
+const board = process.argv.includes("--no-board") ? undefined : ListenerBoard.create();
+if (board) process.once("exit", () => board.remove());
 const defaultWarmup = PREFORK_DEFAULTS.warmupRequests;
 
 /** Drones started one way: a binary (or the one compiled here) and extra environment. */
@@ -226,6 +234,7 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
     jitter: 0,
     env: v.env,
     ...(command ? { command } : {}),
+    ...(board ? { board } : {}),
   });
   let onReady!: () => void;
   const ready = new Promise<void>((r) => (onReady = r));
@@ -265,7 +274,11 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
           routerFrom: caller.address,
         };
     handle.send({ type: "request", stanza });
-    await Promise.all([replied, available]);
+    if (handle.finished) {
+      // On the board, as the pool reads it: the drone publishes the count once its reply is out.
+      await replied;
+      while ((handle.finished() ?? i) < i) await Bun.sleep(0);
+    } else await Promise.all([replied, available]);
     replies.delete(thread);
     if (i % bucket === 0) {
       const now = threadNs(handle.pid);
@@ -286,7 +299,9 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
   return run;
 }
 
-say(`drone-age: ${drones} drones per variant, ${parallel} at a time, ${requests} ${method} requests each`);
+say(
+  `drone-age: ${drones} drones per variant, ${parallel} at a time, ${requests} ${method} requests each, ${board ? "finished requests on the free-drone board" : "`available` by IPC after each request"}`,
+);
 // Variants take turns (A B C A B C …), so that the shared machine's drift hits each alike.
 const runs = new Map<Variant, DroneRun[]>(plan.map((v) => [v, []]));
 for (let round = 0; round < drones; round += parallel) {
