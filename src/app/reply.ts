@@ -6,8 +6,8 @@
 
 import type { BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
-import { Bundler, splitResult } from "../protocol/chunking.ts";
-import { encodeBody } from "../protocol/codec.ts";
+import { Bundler, splitEncodedResult } from "../protocol/chunking.ts";
+import { encodeBody, encodeJson } from "../protocol/codec.ts";
 import { complete, type HeaderOptions, methodException, result } from "../protocol/messages.ts";
 import type { JsonValue, OsrfMessage } from "../protocol/types.ts";
 
@@ -61,9 +61,11 @@ export class ReplyWriter {
    */
   result(content: JsonValue): void {
     if (this.finished) return;
-    const partials = splitResult(this.threadTrace, content, this.header, this.limits.maxChunkSize);
+    // Encoded once: to measure it against the chunk size, and as the RESULT's content.
+    const json = encodeJson(content);
+    const partials = splitEncodedResult(this.threadTrace, json, this.header, this.limits.maxChunkSize);
     if (partials === null) {
-      this.queue(result(this.threadTrace, content, this.header));
+      this.queue(result(this.threadTrace, content, this.header), json);
       return;
     }
     this.flushNow();
@@ -94,8 +96,8 @@ export class ReplyWriter {
     this.flushNow();
   }
 
-  private queue(msg: OsrfMessage): void {
-    for (const body of this.bundler.add(msg)) this.send(body);
+  private queue(msg: OsrfMessage, contentJson?: string): void {
+    for (const body of this.bundler.add(msg, contentJson)) this.send(body);
     if (this.bundler.count > 0 && this.pendingFlush === undefined && !this.finished) {
       this.pendingFlush = setImmediate(() => {
         this.pendingFlush = undefined;

@@ -125,7 +125,20 @@ export function splitResult(
   header: HeaderOptions = {},
   chunkSize: number = OSRF_MSG_CHUNK_SIZE,
 ): ResultMessage[] | null {
-  const text = encodeJson(content);
+  return splitEncodedResult(threadTrace, encodeJson(content), header, chunkSize);
+}
+
+/**
+ * {@link splitResult} for a result whose JSON text (`encodeJson`) the caller already has:
+ * a RESULT that fits is then sent with that text (`encodeMessage`'s `contentJson`), not
+ * encoded a second time.
+ */
+export function splitEncodedResult(
+  threadTrace: number,
+  text: string,
+  header: HeaderOptions = {},
+  chunkSize: number = OSRF_MSG_CHUNK_SIZE,
+): ResultMessage[] | null {
   // No character costs more than 12: short texts fit without counting.
   if (text.length * 12 <= chunkSize || escapedSize(text) <= chunkSize) return null;
   const h = makeHeader(threadTrace, header);
@@ -252,10 +265,11 @@ export class Bundler {
    *
    * @returns Bodies to send now, in order: the pending bundle when this message would make
    *   it reach `bundleSize`, and this message alone when it reaches the limit by itself.
+   * @param contentJson A RESULT's content already encoded (see {@link splitEncodedResult}).
    * @throws ProtocolError if the message cannot be encoded.
    */
-  add(msg: OsrfMessage): string[] {
-    const json = encodeMessage(msg, `body[${this.parts.length}]`);
+  add(msg: OsrfMessage, contentJson?: string): string[] {
+    const json = encodeMessage(msg, `body[${this.parts.length}]`, contentJson);
     const out: string[] = [];
     if (this.parts.length > 0 && this.length + 1 + json.length + 1 >= this.bundleSize) {
       out.push(this.flush() as string);

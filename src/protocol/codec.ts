@@ -8,7 +8,7 @@
  * non-ASCII character as a lowercase `\uxxxx`), so bodies are pure ASCII.
  */
 import { describeValue, ProtocolError } from "./errors.ts";
-import type { JsonValue, MessageHeader, MessageType, OsrfMessage, ResultClass } from "./types.ts";
+import type { JsonValue, MessageHeader, MessageType, OsrfMessage, ResultClass, ResultMessage } from "./types.ts";
 
 const MESSAGE_TYPES: readonly MessageType[] = ["CONNECT", "DISCONNECT", "REQUEST", "RESULT", "STATUS"];
 
@@ -342,10 +342,12 @@ function checkInt(n: number, field: string): void {
  *
  * @param m The message.
  * @param path Where the message will sit in the body, for error fields.
+ * @param contentJson A RESULT's content already encoded ({@link encodeJson}), so that a reply
+ *   whose size was measured is not encoded twice; ignored for other types.
  * @throws ProtocolError if the message cannot be represented (e.g. a fractional threadTrace).
  * @throws TypeError if params/content are cyclic.
  */
-export function encodeMessage(m: OsrfMessage, path = "body[0]"): string {
+export function encodeMessage(m: OsrfMessage, path = "body[0]", contentJson?: string): string {
   const at = `${path}.__p`;
   checkInt(m.threadTrace, `${at}.threadTrace`);
   let s = `{"__c":"osrfMessage","__p":{"threadTrace":"${m.threadTrace}"`;
@@ -368,18 +370,9 @@ export function encodeMessage(m: OsrfMessage, path = "body[0]"): string {
         `,"payload":{"__c":"osrfMethod","__p":{"method":${encodeString(m.payload.method)}` +
         `,"params":${encodeJson(m.payload.params)}}}`;
       break;
-    case "RESULT": {
-      const r = m.payload;
-      if (!RESULT_CLASSES.includes(r.className)) {
-        fail(`${at}.payload.__c`, `one of ${RESULT_CLASSES.join(", ")}`, r.className);
-      }
-      checkInt(r.statusCode, `${pp}.statusCode`);
-      const status = r.status === null ? "null" : encodeString(r.status);
-      s +=
-        `,"payload":{"__c":"${r.className}","__p":{"status":${status}` +
-        `,"statusCode":"${r.statusCode}","content":${encodeJson(r.content)}}}`;
+    case "RESULT":
+      s += resultPayload(m, at, contentJson ?? encodeJson(m.payload.content));
       break;
-    }
     case "STATUS": {
       const st = m.payload;
       if (typeof st.className !== "string" || st.className === "") {
@@ -395,6 +388,21 @@ export function encodeMessage(m: OsrfMessage, path = "body[0]"): string {
       fail(`${at}.type`, `one of ${MESSAGE_TYPES.join(", ")}`, (m as { type: unknown }).type);
   }
   return `${s}}}`;
+}
+
+/** A RESULT's `,"payload":…` with its content's JSON text given. */
+function resultPayload(m: ResultMessage, at: string, contentJson: string): string {
+  const r = m.payload;
+  const pp = `${at}.payload.__p`;
+  if (!RESULT_CLASSES.includes(r.className)) {
+    fail(`${at}.payload.__c`, `one of ${RESULT_CLASSES.join(", ")}`, r.className);
+  }
+  checkInt(r.statusCode, `${pp}.statusCode`);
+  const status = r.status === null ? "null" : encodeString(r.status);
+  return (
+    `,"payload":{"__c":"${r.className}","__p":{"status":${status}` +
+    `,"statusCode":"${r.statusCode}","content":${contentJson}}}`
+  );
 }
 
 /**
