@@ -55,6 +55,7 @@ function kindProblem(v: unknown): string | null {
  * @returns e.g. `a BigInt at items[2].price`, or null.
  */
 export function findJsonProblem(value: unknown): string | null {
+  if (isPlainJson(value, 0)) return null;
   const onPath = new Set<object>();
   const stack: Frame[] = [{ value, step: null }];
   while (stack.length > 0) {
@@ -94,4 +95,40 @@ export function findJsonProblem(value: unknown): string | null {
     }
   }
   return null;
+}
+
+/** Deeper than this, {@link isPlainJson} leaves the value to the full walk (cycles end there). */
+const QUICK_DEPTH = 32;
+
+/**
+ * The common case, without the walk's bookkeeping: strings, booleans, null, finite numbers,
+ * arrays and plain objects (no `toJSON`) within {@link QUICK_DEPTH} levels. False does not mean
+ * a problem, only that the full walk must decide. A handler's result passes through here before
+ * every reply, mostly in drones whose JIT is not warm yet.
+ */
+function isPlainJson(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(v);
+    case "object": {
+      if (v === null) return true;
+      if (depth >= QUICK_DEPTH || typeof (v as { toJSON?: unknown }).toJSON === "function") return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!isPlainJson(v[i], depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in v) {
+        const item = (v as Record<string, unknown>)[key];
+        if (item !== undefined && !isPlainJson(item, depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
 }

@@ -4,7 +4,7 @@
  * - chunking: one large result is cut into `osrfResultPartial` pieces that the client
  *   concatenates back (C's `osrfSendChunkedResult` / `_osrf_app_request_push_queue`).
  */
-import { encodeJson, encodeMessage } from "./codec.ts";
+import { bodyPath, encodeJson, encodeMessage } from "./codec.ts";
 import { describeValue, ProtocolError } from "./errors.ts";
 import { type HeaderOptions, makeHeader } from "./messages.ts";
 import { StatusCode, Texts } from "./status.ts";
@@ -269,7 +269,7 @@ export class Bundler {
    * @throws ProtocolError if the message cannot be encoded.
    */
   add(msg: OsrfMessage, contentJson?: string): string[] {
-    const json = encodeMessage(msg, `body[${this.parts.length}]`, contentJson);
+    const json = encodeMessage(msg, bodyPath(this.parts.length), contentJson);
     const out: string[] = [];
     if (this.parts.length > 0 && this.length + 1 + json.length + 1 >= this.bundleSize) {
       out.push(this.flush() as string);

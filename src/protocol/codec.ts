@@ -32,46 +32,54 @@ function fail(field: string, expected: string, got: unknown): never {
   throw new ProtocolError(field, `expected ${expected}, got ${describeValue(got)}`);
 }
 
-function nonNegativeInt(v: JsonValue | undefined, field: string): number {
+// Error fields are `path + suffix`, joined only when something is wrong: building them for
+// every field of every message cost more than the checks themselves (drones decode a body
+// per request, mostly before their JIT is warm).
+
+function nonNegativeInt(v: JsonValue | undefined, path: string, suffix: string): number {
   if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
   if (typeof v === "string" && DIGITS.test(v)) {
     const n = Number(v);
     if (Number.isSafeInteger(n)) return n;
   }
-  return fail(field, "a non-negative integer (digit string or number)", v);
+  return fail(path + suffix, "a non-negative integer (digit string or number)", v);
 }
 
 // locale, tz and ingress: absent or null (Perl) both mean "not set".
-function optionalString(v: JsonValue | undefined, field: string): string | undefined {
+function optionalString(v: JsonValue | undefined, path: string, suffix: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === "string") return v;
-  return fail(field, "a string or null", v);
+  return fail(path + suffix, "a string or null", v);
 }
 
-function requireObject(v: JsonValue | undefined, field: string): JsonObject {
+function requireObject(v: JsonValue | undefined, path: string, suffix: string): JsonObject {
   if (isObject(v)) return v;
-  return fail(field, "an object", v);
+  return fail(path + suffix, "an object", v);
 }
 
-function requireString(v: JsonValue | undefined, field: string): string {
+function requireString(v: JsonValue | undefined, path: string, suffix: string): string {
   if (typeof v === "string") return v;
-  return fail(field, "a string", v);
+  return fail(path + suffix, "a string", v);
 }
 
-/** Unwraps `{"__c": <class>, "__p": {...}}`, checking the class against `accept`. */
+const MESSAGE_CLASS = ["osrfMessage"] as const;
+const METHOD_CLASS = ["osrfMethod"] as const;
+
+/** Unwraps `{"__c": <class>, "__p": {...}}` at `path + suffix`, checking the class against `accept`. */
 function unwrapClass(
   v: JsonValue | undefined,
   path: string,
+  suffix: string,
   accept: readonly string[] | null,
 ): { className: string; body: JsonObject } {
-  const obj = requireObject(v, path);
+  const obj = requireObject(v, path, suffix);
   const c = get(obj, "__c");
   if (accept === null) {
-    if (typeof c !== "string" || c === "") fail(`${path}.__c`, "a class name", c);
+    if (typeof c !== "string" || c === "") fail(`${path}${suffix}.__c`, "a class name", c);
   } else if (typeof c !== "string" || !accept.includes(c)) {
-    fail(`${path}.__c`, accept.length === 1 ? `"${accept[0]}"` : `one of ${accept.join(", ")}`, c);
+    fail(`${path}${suffix}.__c`, accept.length === 1 ? `"${accept[0]}"` : `one of ${accept.join(", ")}`, c);
   }
-  return { className: c, body: requireObject(get(obj, "__p"), `${path}.__p`) };
+  return { className: c, body: requireObject(get(obj, "__p"), path, `${suffix}.__p`) };
 }
 
 /**
@@ -82,57 +90,55 @@ function unwrapClass(
  * @throws ProtocolError naming the first offending field.
  */
 export function decodeMessage(obj: unknown, path: string): OsrfMessage {
-  const { body: p } = unwrapClass(obj as JsonValue, path, ["osrfMessage"]);
-  const at = `${path}.__p`;
+  const { body: p } = unwrapClass(obj as JsonValue, path, "", MESSAGE_CLASS);
 
   const type = get(p, "type");
   if (typeof type !== "string" || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
-    fail(`${at}.type`, `one of ${MESSAGE_TYPES.join(", ")}`, type);
+    fail(`${path}.__p.type`, `one of ${MESSAGE_TYPES.join(", ")}`, type);
   }
 
   const header: MessageHeader = {
-    threadTrace: nonNegativeInt(get(p, "threadTrace"), `${at}.threadTrace`),
+    threadTrace: nonNegativeInt(get(p, "threadTrace"), path, ".__p.threadTrace"),
     apiLevel: 1,
   };
-  const locale = optionalString(get(p, "locale"), `${at}.locale`);
+  const locale = optionalString(get(p, "locale"), path, ".__p.locale");
   if (locale !== undefined) header.locale = locale;
-  const tz = optionalString(get(p, "tz"), `${at}.tz`);
+  const tz = optionalString(get(p, "tz"), path, ".__p.tz");
   if (tz !== undefined) header.tz = tz;
-  const ingress = optionalString(get(p, "ingress"), `${at}.ingress`);
+  const ingress = optionalString(get(p, "ingress"), path, ".__p.ingress");
   if (ingress !== undefined) header.ingress = ingress;
   // Perl peers send no api_level; every 3.x peer speaks level 1.
   const apiLevel = get(p, "api_level");
   if (apiLevel !== undefined && apiLevel !== null) {
-    header.apiLevel = nonNegativeInt(apiLevel, `${at}.api_level`);
+    header.apiLevel = nonNegativeInt(apiLevel, path, ".__p.api_level");
   }
 
-  const payloadPath = `${at}.payload`;
   switch (type as MessageType) {
     case "CONNECT":
       return { ...header, type: "CONNECT" };
     case "DISCONNECT":
       return { ...header, type: "DISCONNECT" };
     case "REQUEST": {
-      const { body } = unwrapClass(get(p, "payload"), payloadPath, ["osrfMethod"]);
-      const method = requireString(get(body, "method"), `${payloadPath}.__p.method`);
+      const { body } = unwrapClass(get(p, "payload"), path, ".__p.payload", METHOD_CLASS);
+      const method = requireString(get(body, "method"), path, ".__p.payload.__p.method");
       // C turns a null params into an empty array; do the same for absent.
       const rawParams = get(body, "params");
       let params: JsonValue[] = [];
       if (rawParams !== undefined && rawParams !== null) {
-        if (!Array.isArray(rawParams)) fail(`${payloadPath}.__p.params`, "an array", rawParams);
+        if (!Array.isArray(rawParams)) fail(`${path}.__p.payload.__p.params`, "an array", rawParams);
         params = rawParams;
       }
       return { ...header, type: "REQUEST", payload: { method, params } };
     }
     case "RESULT": {
-      const { className, body } = unwrapClass(get(p, "payload"), payloadPath, RESULT_CLASSES);
+      const { className, body } = unwrapClass(get(p, "payload"), path, ".__p.payload", RESULT_CLASSES);
       // The router answers with "status": null (sample E); treat absent the same way.
       const rawStatus = get(body, "status");
       let status: string | null = null;
       if (rawStatus !== undefined && rawStatus !== null) {
-        status = requireString(rawStatus, `${payloadPath}.__p.status`);
+        status = requireString(rawStatus, path, ".__p.payload.__p.status");
       }
-      const statusCode = nonNegativeInt(get(body, "statusCode"), `${payloadPath}.__p.statusCode`);
+      const statusCode = nonNegativeInt(get(body, "statusCode"), path, ".__p.payload.__p.statusCode");
       const content = get(body, "content") ?? null;
       return {
         ...header,
@@ -141,12 +147,23 @@ export function decodeMessage(obj: unknown, path: string): OsrfMessage {
       };
     }
     case "STATUS": {
-      const { className, body } = unwrapClass(get(p, "payload"), payloadPath, null);
-      const status = requireString(get(body, "status"), `${payloadPath}.__p.status`);
-      const statusCode = nonNegativeInt(get(body, "statusCode"), `${payloadPath}.__p.statusCode`);
+      const { className, body } = unwrapClass(get(p, "payload"), path, ".__p.payload", null);
+      const status = requireString(get(body, "status"), path, ".__p.payload.__p.status");
+      const statusCode = nonNegativeInt(get(body, "statusCode"), path, ".__p.payload.__p.statusCode");
       return { ...header, type: "STATUS", payload: { className, status, statusCode } };
     }
   }
+}
+
+/** `body[i]`, the error path of a body's i-th message; made once per index. */
+const BODY_PATHS: string[] = [];
+export function bodyPath(i: number): string {
+  let p = BODY_PATHS[i];
+  if (p === undefined) {
+    p = `body[${i}]`;
+    if (i < 64) BODY_PATHS[i] = p;
+  }
+  return p;
 }
 
 /**
@@ -171,7 +188,7 @@ export function decodeBody(body: string): OsrfMessage[] {
       throw new ProtocolError("body", `not valid JSON (${(e as Error).message})`, { cause: e });
     }
     if (!Array.isArray(parsed)) fail("body", "a JSON array of osrfMessage objects", parsed);
-    return parsed.map((m, i) => decodeMessage(m, `body[${i}]`));
+    return parsed.map((m, i) => decodeMessage(m, bodyPath(i)));
   } catch (e) {
     if (e instanceof ProtocolError) throw e;
     // Anything else (a stack overflow on some pathological input) is still a bad body.
@@ -327,12 +344,18 @@ export function encodeJson(value: JsonValue): string {
   return escapeNonAscii(text ?? "null");
 }
 
+/** Printable ASCII with no `"` or `\\`: JSON.stringify would only add the quotes. */
+const PLAIN_STRING = /^[ !#-[\]-~]*$/;
+
 function encodeString(s: string): string {
+  // Locales, class names, status texts and method names are nearly always plain.
+  if (PLAIN_STRING.test(s)) return `"${s}"`;
   return escapeNonAscii(JSON.stringify(s));
 }
 
-function checkInt(n: number, field: string): void {
-  if (!Number.isSafeInteger(n) || n < 0) fail(field, "a non-negative integer", n);
+/** As the decoders: the error field is `path + suffix`, joined only on failure. */
+function checkInt(n: number, path: string, suffix: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) fail(path + suffix, "a non-negative integer", n);
 }
 
 /**
@@ -348,56 +371,53 @@ function checkInt(n: number, field: string): void {
  * @throws TypeError if params/content are cyclic.
  */
 export function encodeMessage(m: OsrfMessage, path = "body[0]", contentJson?: string): string {
-  const at = `${path}.__p`;
-  checkInt(m.threadTrace, `${at}.threadTrace`);
+  checkInt(m.threadTrace, path, ".__p.threadTrace");
   let s = `{"__c":"osrfMessage","__p":{"threadTrace":"${m.threadTrace}"`;
   s += `,"locale":${encodeString(m.locale ?? "en-US")}`;
   if (m.tz !== undefined) s += `,"tz":${encodeString(m.tz)}`;
   if (m.ingress !== undefined) s += `,"ingress":${encodeString(m.ingress)}`;
   if (m.apiLevel > 0) {
-    checkInt(m.apiLevel, `${at}.api_level`);
+    checkInt(m.apiLevel, path, ".__p.api_level");
     s += `,"api_level":${m.apiLevel}`;
   }
   s += `,"type":"${m.type}"`;
-  const pp = `${at}.payload.__p`;
   switch (m.type) {
     case "CONNECT":
     case "DISCONNECT":
       break;
     case "REQUEST":
-      if (!Array.isArray(m.payload.params)) fail(`${pp}.params`, "an array", m.payload.params);
+      if (!Array.isArray(m.payload.params)) fail(`${path}.__p.payload.__p.params`, "an array", m.payload.params);
       s +=
         `,"payload":{"__c":"osrfMethod","__p":{"method":${encodeString(m.payload.method)}` +
         `,"params":${encodeJson(m.payload.params)}}}`;
       break;
     case "RESULT":
-      s += resultPayload(m, at, contentJson ?? encodeJson(m.payload.content));
+      s += resultPayload(m, path, contentJson ?? encodeJson(m.payload.content));
       break;
     case "STATUS": {
       const st = m.payload;
       if (typeof st.className !== "string" || st.className === "") {
-        fail(`${at}.payload.__c`, "a class name", st.className);
+        fail(`${path}.__p.payload.__c`, "a class name", st.className);
       }
-      checkInt(st.statusCode, `${pp}.statusCode`);
+      checkInt(st.statusCode, path, ".__p.payload.__p.statusCode");
       s +=
         `,"payload":{"__c":${encodeString(st.className)},"__p":{"status":${encodeString(st.status)}` +
         `,"statusCode":"${st.statusCode}"}}`;
       break;
     }
     default:
-      fail(`${at}.type`, `one of ${MESSAGE_TYPES.join(", ")}`, (m as { type: unknown }).type);
+      fail(`${path}.__p.type`, `one of ${MESSAGE_TYPES.join(", ")}`, (m as { type: unknown }).type);
   }
   return `${s}}}`;
 }
 
-/** A RESULT's `,"payload":…` with its content's JSON text given. */
-function resultPayload(m: ResultMessage, at: string, contentJson: string): string {
+/** A RESULT's `,"payload":…` with its content's JSON text given; `path` as for encodeMessage. */
+function resultPayload(m: ResultMessage, path: string, contentJson: string): string {
   const r = m.payload;
-  const pp = `${at}.payload.__p`;
   if (!RESULT_CLASSES.includes(r.className)) {
-    fail(`${at}.payload.__c`, `one of ${RESULT_CLASSES.join(", ")}`, r.className);
+    fail(`${path}.__p.payload.__c`, `one of ${RESULT_CLASSES.join(", ")}`, r.className);
   }
-  checkInt(r.statusCode, `${pp}.statusCode`);
+  checkInt(r.statusCode, path, ".__p.payload.__p.statusCode");
   const status = r.status === null ? "null" : encodeString(r.status);
   return (
     `,"payload":{"__c":"${r.className}","__p":{"status":${status}` +
@@ -412,5 +432,5 @@ function resultPayload(m: ResultMessage, at: string, contentJson: string): strin
  * @throws ProtocolError if a message cannot be represented; TypeError for cyclic content.
  */
 export function encodeBody(msgs: readonly OsrfMessage[]): string {
-  return `[${msgs.map((m, i) => encodeMessage(m, `body[${i}]`)).join(",")}]`;
+  return `[${msgs.map((m, i) => encodeMessage(m, bodyPath(i))).join(",")}]`;
 }

@@ -10,7 +10,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { chunkText, escapedSize, MIN_CHUNK_SIZE, xmlEscapingExtra } from "../../src/protocol/chunking.ts";
-import { encodeJson } from "../../src/protocol/codec.ts";
+import { encodeJson, encodeMessage } from "../../src/protocol/codec.ts";
+import { status } from "../../src/protocol/messages.ts";
 import { prng } from "../harness/prng.ts";
 import { countStringWork } from "../harness/string-work.ts";
 
@@ -112,5 +113,29 @@ describe("encodeJson writes every non-ASCII character (and DEL) as lowercase \\u
     expect(large.chars).toBeLessThan(10 * small.chars);
     expect(large.chars).toBeLessThan(4 * v.length);
     expect(large.value).toBe(reference(v));
+  });
+});
+
+describe("encodeMessage writes header and status strings as encodeJson does", () => {
+  // Plain printable ASCII is written between quotes without JSON.stringify; anything else
+  // (quotes, backslashes, controls, DEL, non-ASCII) takes the full way. Both must agree.
+  const rand = prng(11).next;
+  const pieces = ["en-US", " ", "!", "#", "[", "]", "~", '"', "\\", "\t", "\u0000", "\u001f", "\u007f", "é", "😀", "/"];
+  test("every kind of character, alone and mixed", () => {
+    const strings = [...pieces, ""];
+    for (let i = 0; i < 400; i++) {
+      let s = "";
+      for (let k = Math.floor(rand() * 12); k > 0; k--) s += pieces[Math.floor(rand() * pieces.length)]!;
+      strings.push(s);
+    }
+    for (const s of strings) {
+      const msg = status(1, s, 200, s, { locale: s, tz: s, ingress: s });
+      const want =
+        `{"__c":"osrfMessage","__p":{"threadTrace":"1","locale":${encodeJson(s)},"tz":${encodeJson(s)}` +
+        `,"ingress":${encodeJson(s)},"api_level":1,"type":"STATUS","payload":{"__c":${encodeJson(s)}` +
+        `,"__p":{"status":${encodeJson(s)},"statusCode":"200"}}}}`;
+      if (s === "") continue; // an empty class name is refused, as it should be
+      expect(encodeMessage(msg)).toBe(want);
+    }
   });
 });
