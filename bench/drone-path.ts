@@ -11,7 +11,10 @@
  *   valgrind --tool=callgrind --callgrind-out-file=/dev/null bun bench/drone-path.ts --requests=0
  *   valgrind --tool=callgrind --callgrind-out-file=/dev/null bun bench/drone-path.ts --requests=1000
  *
- * The difference of the two instruction counts, over 1000, is instructions per request.
+ * The difference of the two instruction counts, over 1000, is instructions per request. They
+ * repeat within ~0.3% with the environment of bench/request-parts.ts (the interpreter alone, a
+ * collector without concurrent marking) and `--separate-threads=yes`, reading the JavaScript
+ * thread's totals; with the defaults GC threads move them by ±10% between runs.
  * Without valgrind it prints CPU µs per request by bucket of 100. --warmup=N first runs the
  * drone's own warm-up (src/prefork/warmup.ts) of N requests, as a drone does before `ready`.
  */
