@@ -3,7 +3,7 @@
  * One part of a drone's request path, N times in a loop, to count its machine instructions
  * under valgrind: what a new drone interprets per request before its JIT tiers are warm.
  *
- *   bun bench/request-parts.ts PART [N]     # PART: none ipc-json ipc decode encode stanza check
+ *   bun bench/request-parts.ts PART [N]     # PART: none ipc-json ipc decode-json decode encode stanza check
  *
  * Counted with JavaScriptCore's interpreter only and a deterministic collector (counts then
  * repeat within ~0.3%; with concurrent marking they move by ±10% between runs):
@@ -14,10 +14,10 @@
  *
  * then the `totals:` line of /tmp/cg-01 (the JavaScript thread); minus PART `none`, over N, is
  * instructions per call. The parts: the listener's IPC message parsed from its JSON text as
- * Bun's IPC does (`ipc-json`) and checked (`ipc`, both together), the request body decoded
- * (`decode`), an echo's replies encoded (`encode`: two RESULTs and the STATUS, as a body), their
- * stanza's XML (`stanza`), the result's JSON check (`check`). bench/drone-path.ts counts the
- * whole path the same way.
+ * Bun's IPC does (`ipc-json`) and checked (`ipc`, both together), the request body's JSON
+ * parsed (`decode-json`) and decoded (`decode`, the parse and the checks), an echo's replies
+ * encoded (`encode`: two RESULTs and the STATUS, as a body), their stanza's XML (`stanza`),
+ * the result's JSON check (`check`). bench/drone-path.ts counts the whole path the same way.
  */
 import { findJsonProblem } from "../src/app/serializable.ts";
 import { parseListenerMessage } from "../src/prefork/ipc.ts";
@@ -50,6 +50,7 @@ const parts: Record<string, () => number> = {
   "ipc-json": () => (JSON.parse(ipcText) as { type: string }).type.length,
   ipc: () => parseListenerMessage(JSON.parse(ipcText)).type.length,
   decode: () => decodeBody(body).length,
+  "decode-json": () => (JSON.parse(body) as unknown[]).length,
   encode: () => encodeBody(replies()).length,
   stanza: () =>
     encodeStanza(
