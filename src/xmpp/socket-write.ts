@@ -15,6 +15,7 @@ export interface StreamSocket {
   readonly writableLength?: number;
   readonly connecting?: boolean;
   readonly destroyed?: boolean;
+  readonly writableEnded?: boolean;
 }
 
 /** The part of Bun's native socket (node:net's `_handle`) used here. */
@@ -25,9 +26,10 @@ interface NativeSocket {
 
 function nativeOf(socket: StreamSocket): NativeSocket | undefined {
   const s = socket as StreamSocket & { _handle?: unknown; encrypted?: boolean };
-  // TLS (a server that forced STARTTLS) and a socket still connecting or closing take the
-  // stream's way, as does any runtime whose socket has no such handle.
-  if (s.encrypted || s.connecting || s.destroyed || s.writableLength !== 0) return undefined;
+  // TLS (a server that forced STARTTLS) and a socket still connecting, ended or closed take
+  // the stream's way (which reports a write after the end as it always did), as does any
+  // runtime whose socket has no such handle.
+  if (s.encrypted || s.connecting || s.destroyed || s.writableEnded || s.writableLength !== 0) return undefined;
   const h = s._handle as NativeSocket | null | undefined;
   return h && typeof h.write === "function" ? h : undefined;
 }

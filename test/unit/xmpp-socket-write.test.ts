@@ -63,6 +63,21 @@ describe("writeToSocket", () => {
     expect(got.toString("utf8")).toBe(parts.join(""));
   });
 
+  test("after end() a write takes the stream's way, which refuses it, and nothing more is sent", async () => {
+    const reader = await slowReader(0);
+    const socket = await connect(reader.port);
+    const errors: string[] = [];
+    socket.on("error", (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+    writeToSocket(socket, "<a/>");
+    socket.end();
+    writeToSocket(socket, "<late/>");
+    const got = await reader.received;
+    reader.close();
+    expect(got.toString()).toBe("<a/>");
+    await Bun.sleep(10);
+    expect(errors).toEqual(["ERR_STREAM_WRITE_AFTER_END"]);
+  });
+
   test("a write to a destroyed socket does not throw", async () => {
     const reader = await slowReader(0);
     const socket = await connect(reader.port);
