@@ -7,9 +7,13 @@
 import type { BusConnection } from "../bus/types.ts";
 import type { Logger } from "../log/types.ts";
 import { Bundler, splitEncodedResult } from "../protocol/chunking.ts";
-import { encodeBody, encodeJson } from "../protocol/codec.ts";
-import { complete, type HeaderOptions, methodException, result } from "../protocol/messages.ts";
-import type { JsonValue, OsrfMessage } from "../protocol/types.ts";
+import { encodeBody, encodeHeaderPrefix, encodeJson, encodeMessageTail } from "../protocol/codec.ts";
+import { complete, type HeaderOptions, makeHeader, methodException, result } from "../protocol/messages.ts";
+import type { JsonValue } from "../protocol/types.ts";
+
+// The parts of every reply that depend neither on the request nor on the result, encoded once.
+const RESULT_TEMPLATE = result(0, null);
+const COMPLETE_TAIL = encodeMessageTail(complete(0));
 
 /** Where replies go. */
 export interface ReplyTarget {
@@ -50,6 +54,13 @@ export class ReplyWriter {
     this.bundler = new Bundler(limits.maxBundleSize);
   }
 
+  /** The encoded header every reply of this request starts with, made on first use. */
+  private prefix: string | undefined;
+  private headerPrefix(): string {
+    this.prefix ??= encodeHeaderPrefix(makeHeader(this.threadTrace, this.header));
+    return this.prefix;
+  }
+
   /** True once `complete` or `exception` was sent: nothing more may follow. */
   get done(): boolean {
     return this.finished;
@@ -65,7 +76,7 @@ export class ReplyWriter {
     const json = encodeJson(content);
     const partials = splitEncodedResult(this.threadTrace, json, this.header, this.limits.maxChunkSize);
     if (partials === null) {
-      this.queue(result(this.threadTrace, content, this.header), json);
+      this.queue(this.headerPrefix() + encodeMessageTail(RESULT_TEMPLATE, "body[0]", json));
       return;
     }
     this.flushNow();
@@ -76,7 +87,7 @@ export class ReplyWriter {
   complete(): void {
     if (this.finished) return;
     this.onFinal?.();
-    this.queue(complete(this.threadTrace, this.header));
+    this.queue(this.headerPrefix() + COMPLETE_TAIL);
     this.finish();
   }
 
@@ -87,7 +98,7 @@ export class ReplyWriter {
   exception(code: number, text: string): void {
     if (this.finished) return;
     this.onFinal?.();
-    this.queue(methodException(this.threadTrace, code, text, this.header));
+    this.queue(this.headerPrefix() + encodeMessageTail(methodException(0, code, text)));
     this.finish();
   }
 
@@ -96,8 +107,9 @@ export class ReplyWriter {
     this.flushNow();
   }
 
-  private queue(msg: OsrfMessage, contentJson?: string): void {
-    for (const body of this.bundler.add(msg, contentJson)) this.send(body);
+  /** Queues one encoded message (a header prefix and a tail). */
+  private queue(json: string): void {
+    for (const body of this.bundler.addEncoded(json)) this.send(body);
     if (this.bundler.count > 0 && this.pendingFlush === undefined && !this.finished) {
       this.pendingFlush = setImmediate(() => {
         this.pendingFlush = undefined;

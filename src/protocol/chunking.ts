@@ -269,7 +269,11 @@ export class Bundler {
    * @throws ProtocolError if the message cannot be encoded.
    */
   add(msg: OsrfMessage, contentJson?: string): string[] {
-    const json = encodeMessage(msg, bodyPath(this.parts.length), contentJson);
+    return this.addEncoded(encodeMessage(msg, bodyPath(this.parts.length), contentJson));
+  }
+
+  /** {@link add} for a message already encoded (`encodeMessage`'s text). */
+  addEncoded(json: string): string[] {
     const out: string[] = [];
     if (this.parts.length > 0 && this.length + 1 + json.length + 1 >= this.bundleSize) {
       out.push(this.flush() as string);

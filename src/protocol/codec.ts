@@ -371,44 +371,57 @@ function checkInt(n: number, path: string, suffix: string): void {
  * @throws TypeError if params/content are cyclic.
  */
 export function encodeMessage(m: OsrfMessage, path = "body[0]", contentJson?: string): string {
-  checkInt(m.threadTrace, path, ".__p.threadTrace");
-  let s = `{"__c":"osrfMessage","__p":{"threadTrace":"${m.threadTrace}"`;
-  s += `,"locale":${encodeString(m.locale ?? "en-US")}`;
-  if (m.tz !== undefined) s += `,"tz":${encodeString(m.tz)}`;
-  if (m.ingress !== undefined) s += `,"ingress":${encodeString(m.ingress)}`;
-  if (m.apiLevel > 0) {
-    checkInt(m.apiLevel, path, ".__p.api_level");
-    s += `,"api_level":${m.apiLevel}`;
+  return encodeHeaderPrefix(m, path) + encodeMessageTail(m, path, contentJson);
+}
+
+/**
+ * The first part of {@link encodeMessage}'s text, from the header alone: everything up to
+ * and including `"type":`. The replies of one request share it: encode it once, then each
+ * message's {@link encodeMessageTail}.
+ */
+export function encodeHeaderPrefix(h: MessageHeader, path = "body[0]"): string {
+  checkInt(h.threadTrace, path, ".__p.threadTrace");
+  let s = `{"__c":"osrfMessage","__p":{"threadTrace":"${h.threadTrace}","locale":${encodeString(h.locale ?? "en-US")}`;
+  if (h.tz !== undefined) s += `,"tz":${encodeString(h.tz)}`;
+  if (h.ingress !== undefined) s += `,"ingress":${encodeString(h.ingress)}`;
+  if (h.apiLevel > 0) {
+    checkInt(h.apiLevel, path, ".__p.api_level");
+    s += `,"api_level":${h.apiLevel}`;
   }
-  s += `,"type":"${m.type}"`;
+  return `${s},"type":`;
+}
+
+/**
+ * The rest of {@link encodeMessage}'s text after {@link encodeHeaderPrefix}: the type, the
+ * payload, the closing braces. The header fields of `m` are not read.
+ */
+export function encodeMessageTail(m: OsrfMessage, path = "body[0]", contentJson?: string): string {
   switch (m.type) {
     case "CONNECT":
     case "DISCONNECT":
-      break;
+      return `"${m.type}"}}`;
     case "REQUEST":
       if (!Array.isArray(m.payload.params)) fail(`${path}.__p.payload.__p.params`, "an array", m.payload.params);
-      s +=
-        `,"payload":{"__c":"osrfMethod","__p":{"method":${encodeString(m.payload.method)}` +
-        `,"params":${encodeJson(m.payload.params)}}}`;
-      break;
+      return (
+        `"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":${encodeString(m.payload.method)}` +
+        `,"params":${encodeJson(m.payload.params)}}}}}`
+      );
     case "RESULT":
-      s += resultPayload(m, path, contentJson ?? encodeJson(m.payload.content));
-      break;
+      return `"RESULT"${resultPayload(m, path, contentJson ?? encodeJson(m.payload.content))}}}`;
     case "STATUS": {
       const st = m.payload;
       if (typeof st.className !== "string" || st.className === "") {
         fail(`${path}.__p.payload.__c`, "a class name", st.className);
       }
       checkInt(st.statusCode, path, ".__p.payload.__p.statusCode");
-      s +=
-        `,"payload":{"__c":${encodeString(st.className)},"__p":{"status":${encodeString(st.status)}` +
-        `,"statusCode":"${st.statusCode}"}}`;
-      break;
+      return (
+        `"STATUS","payload":{"__c":${encodeString(st.className)},"__p":{"status":${encodeString(st.status)}` +
+        `,"statusCode":"${st.statusCode}"}}}}`
+      );
     }
     default:
-      fail(`${path}.__p.type`, `one of ${MESSAGE_TYPES.join(", ")}`, (m as { type: unknown }).type);
+      return fail(`${path}.__p.type`, `one of ${MESSAGE_TYPES.join(", ")}`, (m as { type: unknown }).type);
   }
-  return `${s}}}`;
 }
 
 /** A RESULT's `,"payload":…` with its content's JSON text given; `path` as for encodeMessage. */
