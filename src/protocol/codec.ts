@@ -24,9 +24,7 @@ function isObject(v: unknown): v is JsonObject {
 }
 
 // Own properties only: a body must not reach Object.prototype through a field name.
-function get(obj: JsonObject, key: string): JsonValue | undefined {
-  return Object.hasOwn(obj, key) ? obj[key] : undefined;
-}
+const hasOwn = Object.hasOwn;
 
 function fail(field: string, expected: string, got: unknown): never {
   throw new ProtocolError(field, `expected ${expected}, got ${describeValue(got)}`);
@@ -73,13 +71,13 @@ function unwrapClass(
   accept: readonly string[] | null,
 ): { className: string; body: JsonObject } {
   const obj = requireObject(v, path, suffix);
-  const c = get(obj, "__c");
+  const c = hasOwn(obj, "__c") ? obj.__c : undefined;
   if (accept === null) {
     if (typeof c !== "string" || c === "") fail(`${path}${suffix}.__c`, "a class name", c);
   } else if (typeof c !== "string" || !accept.includes(c)) {
     fail(`${path}${suffix}.__c`, accept.length === 1 ? `"${accept[0]}"` : `one of ${accept.join(", ")}`, c);
   }
-  return { className: c, body: requireObject(get(obj, "__p"), path, `${suffix}.__p`) };
+  return { className: c, body: requireObject(hasOwn(obj, "__p") ? obj.__p : undefined, path, `${suffix}.__p`) };
 }
 
 /**
@@ -92,23 +90,23 @@ function unwrapClass(
 export function decodeMessage(obj: unknown, path: string): OsrfMessage {
   const { body: p } = unwrapClass(obj as JsonValue, path, "", MESSAGE_CLASS);
 
-  const type = get(p, "type");
+  const type = hasOwn(p, "type") ? p.type : undefined;
   if (typeof type !== "string" || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
     fail(`${path}.__p.type`, `one of ${MESSAGE_TYPES.join(", ")}`, type);
   }
 
   const header: MessageHeader = {
-    threadTrace: nonNegativeInt(get(p, "threadTrace"), path, ".__p.threadTrace"),
+    threadTrace: nonNegativeInt(hasOwn(p, "threadTrace") ? p.threadTrace : undefined, path, ".__p.threadTrace"),
     apiLevel: 1,
   };
-  const locale = optionalString(get(p, "locale"), path, ".__p.locale");
+  const locale = optionalString(hasOwn(p, "locale") ? p.locale : undefined, path, ".__p.locale");
   if (locale !== undefined) header.locale = locale;
-  const tz = optionalString(get(p, "tz"), path, ".__p.tz");
+  const tz = optionalString(hasOwn(p, "tz") ? p.tz : undefined, path, ".__p.tz");
   if (tz !== undefined) header.tz = tz;
-  const ingress = optionalString(get(p, "ingress"), path, ".__p.ingress");
+  const ingress = optionalString(hasOwn(p, "ingress") ? p.ingress : undefined, path, ".__p.ingress");
   if (ingress !== undefined) header.ingress = ingress;
   // Perl peers send no api_level; every 3.x peer speaks level 1.
-  const apiLevel = get(p, "api_level");
+  const apiLevel = hasOwn(p, "api_level") ? p.api_level : undefined;
   if (apiLevel !== undefined && apiLevel !== null) {
     header.apiLevel = nonNegativeInt(apiLevel, path, ".__p.api_level");
   }
@@ -119,10 +117,10 @@ export function decodeMessage(obj: unknown, path: string): OsrfMessage {
     case "DISCONNECT":
       return { ...header, type: "DISCONNECT" };
     case "REQUEST": {
-      const { body } = unwrapClass(get(p, "payload"), path, ".__p.payload", METHOD_CLASS);
-      const method = requireString(get(body, "method"), path, ".__p.payload.__p.method");
+      const { body } = unwrapClass(hasOwn(p, "payload") ? p.payload : undefined, path, ".__p.payload", METHOD_CLASS);
+      const method = requireString(hasOwn(body, "method") ? body.method : undefined, path, ".__p.payload.__p.method");
       // C turns a null params into an empty array; do the same for absent.
-      const rawParams = get(body, "params");
+      const rawParams = hasOwn(body, "params") ? body.params : undefined;
       let params: JsonValue[] = [];
       if (rawParams !== undefined && rawParams !== null) {
         if (!Array.isArray(rawParams)) fail(`${path}.__p.payload.__p.params`, "an array", rawParams);
@@ -131,15 +129,24 @@ export function decodeMessage(obj: unknown, path: string): OsrfMessage {
       return { ...header, type: "REQUEST", payload: { method, params } };
     }
     case "RESULT": {
-      const { className, body } = unwrapClass(get(p, "payload"), path, ".__p.payload", RESULT_CLASSES);
+      const { className, body } = unwrapClass(
+        hasOwn(p, "payload") ? p.payload : undefined,
+        path,
+        ".__p.payload",
+        RESULT_CLASSES,
+      );
       // The router answers with "status": null (sample E); treat absent the same way.
-      const rawStatus = get(body, "status");
+      const rawStatus = hasOwn(body, "status") ? body.status : undefined;
       let status: string | null = null;
       if (rawStatus !== undefined && rawStatus !== null) {
         status = requireString(rawStatus, path, ".__p.payload.__p.status");
       }
-      const statusCode = nonNegativeInt(get(body, "statusCode"), path, ".__p.payload.__p.statusCode");
-      const content = get(body, "content") ?? null;
+      const statusCode = nonNegativeInt(
+        hasOwn(body, "statusCode") ? body.statusCode : undefined,
+        path,
+        ".__p.payload.__p.statusCode",
+      );
+      const content = (hasOwn(body, "content") ? body.content : undefined) ?? null;
       return {
         ...header,
         type: "RESULT",
@@ -147,9 +154,13 @@ export function decodeMessage(obj: unknown, path: string): OsrfMessage {
       };
     }
     case "STATUS": {
-      const { className, body } = unwrapClass(get(p, "payload"), path, ".__p.payload", null);
-      const status = requireString(get(body, "status"), path, ".__p.payload.__p.status");
-      const statusCode = nonNegativeInt(get(body, "statusCode"), path, ".__p.payload.__p.statusCode");
+      const { className, body } = unwrapClass(hasOwn(p, "payload") ? p.payload : undefined, path, ".__p.payload", null);
+      const status = requireString(hasOwn(body, "status") ? body.status : undefined, path, ".__p.payload.__p.status");
+      const statusCode = nonNegativeInt(
+        hasOwn(body, "statusCode") ? body.statusCode : undefined,
+        path,
+        ".__p.payload.__p.statusCode",
+      );
       return { ...header, type: "STATUS", payload: { className, status, statusCode } };
     }
   }

@@ -527,3 +527,25 @@ describe("round trip of random messages", () => {
     }
   });
 });
+
+describe("decodeBody reads own fields only", () => {
+  test("fields on a polluted Object.prototype are not read as the message's", () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    const polluted = { tz: "Mars/Olympus", ingress: "evil", api_level: 9, status: "forged" };
+    Object.assign(proto, polluted);
+    try {
+      const [m] = decodeBody(
+        '[{"__c":"osrfMessage","__p":{"threadTrace":"1","type":"RESULT","payload":{"__c":"osrfResult","__p":{"statusCode":"200","content":1}}}}]',
+      );
+      // Read as own properties: through the polluted prototype every object "has" them.
+      expect(Object.hasOwn(m!, "tz")).toBe(false);
+      expect(Object.hasOwn(m!, "ingress")).toBe(false);
+      expect(m?.apiLevel).toBe(1);
+      expect(m?.type === "RESULT" && m.payload.status).toBeNull();
+      proto.type = "REQUEST";
+      expect(() => decodeBody('[{"__c":"osrfMessage","__p":{"threadTrace":"1"}}]')).toThrow(ProtocolError);
+    } finally {
+      for (const k of [...Object.keys(polluted), "type"]) delete proto[k];
+    }
+  });
+});
