@@ -38,6 +38,8 @@ export class ReplyWriter {
   private readonly bundler: Bundler;
   private pendingFlush: ReturnType<typeof setImmediate> | undefined;
   private finished = false;
+  /** See {@link headerPrefix}. */
+  private prefix: string | undefined;
   /** The first send failure, if any (e.g. a stanza over the server's size limit). */
   sendError: Error | undefined;
 
@@ -55,7 +57,6 @@ export class ReplyWriter {
   }
 
   /** The encoded header every reply of this request starts with, made on first use. */
-  private prefix: string | undefined;
   private headerPrefix(): string {
     this.prefix ??= encodeHeaderPrefix(makeHeader(this.threadTrace, this.header));
     return this.prefix;

@@ -130,7 +130,7 @@ export function splitResult(
 
 /**
  * {@link splitResult} for a result whose JSON text (`encodeJson`) the caller already has:
- * a RESULT that fits is then sent with that text (`encodeMessage`'s `contentJson`), not
+ * a RESULT that fits is then sent with that text (`encodeMessageTail`'s `contentJson`), not
  * encoded a second time.
  */
 export function splitEncodedResult(
@@ -265,11 +265,10 @@ export class Bundler {
    *
    * @returns Bodies to send now, in order: the pending bundle when this message would make
    *   it reach `bundleSize`, and this message alone when it reaches the limit by itself.
-   * @param contentJson A RESULT's content already encoded (see {@link splitEncodedResult}).
    * @throws ProtocolError if the message cannot be encoded.
    */
-  add(msg: OsrfMessage, contentJson?: string): string[] {
-    return this.addEncoded(encodeMessage(msg, bodyPath(this.parts.length), contentJson));
+  add(msg: OsrfMessage): string[] {
+    return this.addEncoded(encodeMessage(msg, bodyPath(this.parts.length)));
   }
 
   /** {@link add} for a message already encoded (`encodeMessage`'s text). */

@@ -376,13 +376,11 @@ function checkInt(n: number, path: string, suffix: string): void {
  *
  * @param m The message.
  * @param path Where the message will sit in the body, for error fields.
- * @param contentJson A RESULT's content already encoded ({@link encodeJson}), so that a reply
- *   whose size was measured is not encoded twice; ignored for other types.
  * @throws ProtocolError if the message cannot be represented (e.g. a fractional threadTrace).
  * @throws TypeError if params/content are cyclic.
  */
-export function encodeMessage(m: OsrfMessage, path = "body[0]", contentJson?: string): string {
-  return encodeHeaderPrefix(m, path) + encodeMessageTail(m, path, contentJson);
+export function encodeMessage(m: OsrfMessage, path = "body[0]"): string {
+  return encodeHeaderPrefix(m, path) + encodeMessageTail(m, path);
 }
 
 /**
@@ -405,6 +403,9 @@ export function encodeHeaderPrefix(h: MessageHeader, path = "body[0]"): string {
 /**
  * The rest of {@link encodeMessage}'s text after {@link encodeHeaderPrefix}: the type, the
  * payload, the closing braces. The header fields of `m` are not read.
+ *
+ * @param contentJson A RESULT's content already encoded ({@link encodeJson}), so that a reply
+ *   whose size was measured is not encoded twice; ignored for other types.
  */
 export function encodeMessageTail(m: OsrfMessage, path = "body[0]", contentJson?: string): string {
   switch (m.type) {
