@@ -261,7 +261,6 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
   for (let i = 1; i <= requests; i++) {
     const thread = `age-${process.pid}-${++threadNo}`;
     const replied = new Promise<void>((r) => replies.set(thread, r));
-    const available = new Promise<void>((r) => (onAvailable = r));
     // XMPP: forwarded by the router to the listener's JID; Redis: popped from the service's queue.
     const stanza: BusMessage = redis
       ? { ...EMPTY_MESSAGE_FIELDS, to: "", from: caller.address, thread, body, fromQueue: "opensrf.math" }
@@ -273,12 +272,15 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
           body,
           routerFrom: caller.address,
         };
+    // Without a board the drone says `available` by IPC; with one it only publishes a count.
+    const available = handle.finished ? undefined : new Promise<void>((r) => (onAvailable = r));
     handle.send({ type: "request", stanza });
-    if (handle.finished) {
+    if (available) await Promise.all([replied, available]);
+    else {
       // On the board, as the pool reads it: the drone publishes the count once its reply is out.
       await replied;
-      while ((handle.finished() ?? i) < i) await Bun.sleep(0);
-    } else await Promise.all([replied, available]);
+      while ((handle.finished?.() ?? i) < i) await Bun.sleep(0);
+    }
     replies.delete(thread);
     if (i % bucket === 0) {
       const now = threadNs(handle.pid);

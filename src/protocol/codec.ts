@@ -8,7 +8,7 @@
  * non-ASCII character as a lowercase `\uxxxx`), so bodies are pure ASCII.
  */
 import { describeValue, ProtocolError } from "./errors.ts";
-import type { JsonValue, MessageHeader, MessageType, OsrfMessage, ResultClass, ResultMessage } from "./types.ts";
+import type { JsonValue, MessageHeader, MessageType, OsrfMessage, ResultClass } from "./types.ts";
 
 const MESSAGE_TYPES: readonly MessageType[] = ["CONNECT", "DISCONNECT", "REQUEST", "RESULT", "STATUS"];
 
@@ -418,8 +418,18 @@ export function encodeMessageTail(m: OsrfMessage, path = "body[0]", contentJson?
         `"REQUEST","payload":{"__c":"osrfMethod","__p":{"method":${encodeString(m.payload.method)}` +
         `,"params":${encodeJson(m.payload.params)}}}}}`
       );
-    case "RESULT":
-      return `"RESULT"${resultPayload(m, path, contentJson ?? encodeJson(m.payload.content))}}}`;
+    case "RESULT": {
+      const r = m.payload;
+      if (!RESULT_CLASSES.includes(r.className)) {
+        fail(`${path}.__p.payload.__c`, `one of ${RESULT_CLASSES.join(", ")}`, r.className);
+      }
+      checkInt(r.statusCode, path, ".__p.payload.__p.statusCode");
+      const status = r.status === null ? "null" : encodeString(r.status);
+      return (
+        `"RESULT","payload":{"__c":"${r.className}","__p":{"status":${status}` +
+        `,"statusCode":"${r.statusCode}","content":${contentJson ?? encodeJson(r.content)}}}}}`
+      );
+    }
     case "STATUS": {
       const st = m.payload;
       if (typeof st.className !== "string" || st.className === "") {
@@ -434,20 +444,6 @@ export function encodeMessageTail(m: OsrfMessage, path = "body[0]", contentJson?
     default:
       return fail(`${path}.__p.type`, `one of ${MESSAGE_TYPES.join(", ")}`, (m as { type: unknown }).type);
   }
-}
-
-/** A RESULT's `,"payload":…` with its content's JSON text given; `path` as for encodeMessage. */
-function resultPayload(m: ResultMessage, path: string, contentJson: string): string {
-  const r = m.payload;
-  if (!RESULT_CLASSES.includes(r.className)) {
-    fail(`${path}.__p.payload.__c`, `one of ${RESULT_CLASSES.join(", ")}`, r.className);
-  }
-  checkInt(r.statusCode, path, ".__p.payload.__p.statusCode");
-  const status = r.status === null ? "null" : encodeString(r.status);
-  return (
-    `,"payload":{"__c":"${r.className}","__p":{"status":${status}` +
-    `,"statusCode":"${r.statusCode}","content":${contentJson}}}`
-  );
 }
 
 /**

@@ -9,6 +9,7 @@
  * written directly; whatever it did not take, and every write while the stream still holds
  * data, goes through the stream, which keeps the order and waits for `drain`.
  */
+
 /** What is used of a node:net Socket (the one @xmpp/client holds). */
 export interface StreamSocket {
   write(data: string | Uint8Array): boolean;
