@@ -215,7 +215,7 @@ export async function runComponents(ms: number): Promise<ComponentResult[]> {
       out.push({
         piece: label,
         micros: await timeEach(ms, async () => {
-          await host.handle(stanza);
+          await host.serve(stanza);
           transport.sent.length = 0;
         }),
       });

@@ -122,7 +122,7 @@ for (let i = 1; i <= requests; i++) {
   // Bun's IPC hands the drone a freshly parsed object per message.
   const msg = parseListenerMessage(JSON.parse(JSON.stringify({ type: "request", stanza: stanza(i) })));
   if (msg.type !== "request") throw new Error("not a request");
-  await host.handle(msg.stanza);
+  await host.serve(msg.stanza);
   JSON.stringify({ type: "available", served: i, rssBytes: 1, done: [[method, 205, 0.1]] });
   if (i % 100 === 0) {
     const c = process.cpuUsage(t0);

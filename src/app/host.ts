@@ -94,6 +94,10 @@ class Host implements ServiceHost {
   }
 
   async handle(stanza: BusMessage): Promise<HandleOutcome> {
+    return this.serve(stanza);
+  }
+
+  serve(stanza: BusMessage): HandleOutcome | Promise<HandleOutcome> {
     const thread = stanza.thread;
     try {
       if (this.closed) {
@@ -105,12 +109,17 @@ class Host implements ServiceHost {
         this.opts.logger.warn(`Received a non-error message with no thread from ${stanza.from}; dropping`, stanza.xid);
         return this.outcome(thread, false);
       }
-      return await this.lanes.run(thread, () => this.process(stanza));
+      const done = this.lanes.run(thread, () => this.process(stanza));
+      return done instanceof Promise ? done.catch((err) => this.unexpected(stanza, err)) : done;
     } catch (err) {
-      // process() handles its own failures; this is a last resort so handle() never rejects.
-      this.opts.logger.error(`${this.service}: unexpected failure handling a stanza: ${String(err)}`, stanza.xid);
-      return this.outcome(thread, false);
+      return this.unexpected(stanza, err);
     }
+  }
+
+  // process() handles its own failures; this is a last resort so serve() never throws.
+  private unexpected(stanza: BusMessage, err: unknown): HandleOutcome {
+    this.opts.logger.error(`${this.service}: unexpected failure handling a stanza: ${String(err)}`, stanza.xid);
+    return this.outcome(stanza.thread, false);
   }
 
   onSessionEnd(cb: (thread: string, reason: SessionEndReason) => void): void {
@@ -139,20 +148,39 @@ class Host implements ServiceHost {
     return { session: endedHere ? "closed" : "none", thread };
   }
 
-  private async process(stanza: BusMessage): Promise<HandleOutcome> {
+  private process(stanza: BusMessage): HandleOutcome | Promise<HandleOutcome> {
     const { thread } = stanza;
     const replyTo = stanza.routerFrom || stanza.from;
-    let endedHere = false;
     this.sessions.pause(thread);
+    let msgs: OsrfMessage[];
     try {
-      let msgs: OsrfMessage[];
-      try {
-        msgs = decodeBody(stanza.body);
-      } catch (err) {
-        this.badBody(stanza, replyTo, err);
-        return this.outcome(thread, false);
-      }
-      for (const msg of msgs) {
+      msgs = decodeBody(stanza.body);
+    } catch (err) {
+      this.badBody(stanza, replyTo, err);
+      this.rearm(thread);
+      return this.outcome(thread, false);
+    }
+    return this.processFrom(stanza, replyTo, msgs, 0, false);
+  }
+
+  /**
+   * The stanza's messages from `first` on, in order. Returns at once while each request is
+   * answered without waiting; at the first one that waits, the rest follows it.
+   */
+  private processFrom(
+    stanza: BusMessage,
+    replyTo: string,
+    msgs: readonly OsrfMessage[],
+    first: number,
+    endedBefore: boolean,
+  ): HandleOutcome | Promise<HandleOutcome> {
+    const { thread } = stanza;
+    let endedHere = endedBefore;
+    // The keepalive restarts once the whole stanza is dealt with, not when a request waits.
+    let waiting = false;
+    try {
+      for (let i = first; i < msgs.length; i++) {
+        const msg = msgs[i] as OsrfMessage;
         const locale = msg.locale ?? DEFAULT_LOCALE;
         const open = this.sessions.get(thread);
         if (open !== undefined) this.sessions.open(thread, replyTo, stanza.xid, locale);
@@ -175,9 +203,23 @@ class Host implements ServiceHost {
                 ? { thread, stateful: true, state: open.state }
                 : { thread, stateful: false, state: {} };
             const t0 = performance.now();
-            const code = await serveRequest(this.env, { msg, replyTo, thread, xid: stanza.xid, session });
-            this.opts.onRequestDone?.(msg.payload.method, code, performance.now() - t0);
-            break;
+            const code = serveRequest(this.env, { msg, replyTo, thread, xid: stanza.xid, session });
+            if (typeof code === "number") {
+              this.opts.onRequestDone?.(msg.payload.method, code, performance.now() - t0);
+              break;
+            }
+            waiting = true;
+            const ended = endedHere;
+            return code.then(
+              (c) => {
+                this.opts.onRequestDone?.(msg.payload.method, c, performance.now() - t0);
+                return this.processFrom(stanza, replyTo, msgs, i + 1, ended);
+              },
+              (err: unknown) => {
+                this.rearm(thread);
+                throw err;
+              },
+            );
           }
           default:
             // C's server side ignores STATUS and RESULT messages sent to it.
@@ -186,8 +228,13 @@ class Host implements ServiceHost {
       }
       return this.outcome(thread, endedHere);
     } finally {
-      if (!this.closed) this.sessions.arm(thread);
+      if (!waiting) this.rearm(thread);
     }
+  }
+
+  /** The session's keepalive starts again (unless the host is closed). */
+  private rearm(thread: string): void {
+    if (!this.closed) this.sessions.arm(thread);
   }
 
   private bounced(stanza: BusMessage): HandleOutcome {

@@ -7,21 +7,19 @@ export class Lanes {
   private readonly tails = new Map<string, Promise<void>>();
 
   /**
-   * Runs `work` after every earlier `run` of the same key; resolves with its result. A key
-   * with nothing queued (every stateless request: a new thread each) starts at once, with
-   * no promise hop before it — what a drone does for most requests, before its JIT is warm.
+   * Runs `work` after every earlier `run` of the same key and returns its result. A key
+   * with nothing queued (every stateless request: a new thread each) starts at once, and
+   * work that finishes without waiting returns its value as it is, with no promise made:
+   * nothing can have queued behind it, and a drone serves most requests that way, mostly
+   * before its JIT is warm. A synchronous throw of such work is thrown to the caller.
    */
-  run<T>(key: string, work: () => Promise<T>): Promise<T> {
+  run<T>(key: string, work: () => T | Promise<T>): T | Promise<T> {
     const prev = this.tails.get(key);
-    const result = prev === undefined ? start(work) : prev.then(work);
-    // Settled either way: the next run of the key waits for this one; idle keys are
-    // forgotten so stateless threads do not pile up.
-    const settled = (): void => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    };
-    const tail: Promise<void> = result.then(settled, settled);
-    this.tails.set(key, tail);
-    return result;
+    if (prev === undefined) {
+      const now = work();
+      return now instanceof Promise ? this.track(key, now) : now;
+    }
+    return this.track(key, prev.then(work));
   }
 
   /** Number of keys with work queued or running. */
@@ -33,13 +31,16 @@ export class Lanes {
   async drained(): Promise<void> {
     while (this.tails.size > 0) await Promise.all([...this.tails.values()]);
   }
-}
 
-/** `work()`, a synchronous throw turned into a rejection (as `then` would have done). */
-function start<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return work();
-  } catch (e) {
-    return Promise.reject(e);
+  /** Makes `result` the key's tail until it settles; idle keys are forgotten. */
+  private track<T>(key: string, result: Promise<T>): Promise<T> {
+    // Settled either way: the next run of the key waits for this one; forgetting idle keys
+    // keeps stateless threads from piling up.
+    const settled = (): void => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    };
+    const tail: Promise<void> = result.then(settled, settled);
+    this.tails.set(key, tail);
+    return result;
   }
 }

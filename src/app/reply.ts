@@ -38,6 +38,8 @@ export class ReplyWriter {
   private readonly bundler: Bundler;
   private pendingFlush: ReturnType<typeof setImmediate> | undefined;
   private finished = false;
+  /** While set, queued results wait for the caller's next step instead of a scheduled flush. */
+  private holding = false;
   /** See {@link headerPrefix}. */
   private prefix: string | undefined;
   /** The first send failure, if any (e.g. a stanza over the server's size limit). */
@@ -60,6 +62,22 @@ export class ReplyWriter {
   private headerPrefix(): string {
     this.prefix ??= encodeHeaderPrefix(makeHeader(this.threadTrace, this.header));
     return this.prefix;
+  }
+
+  /**
+   * Results queued from now on are not flushed on the next turn of the event loop, but with
+   * whatever follows them: for the synchronous part of a handler, after which the request
+   * either ends at once (its 205 then shares their body) or calls {@link release}. Saves
+   * scheduling and cancelling a flush for every request that is answered without waiting.
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Ends {@link hold}: what was queued meanwhile is flushed on the next turn, as usual. */
+  release(): void {
+    this.holding = false;
+    this.scheduleFlush();
   }
 
   /** True once `complete` or `exception` was sent: nothing more may follow. */
@@ -111,6 +129,10 @@ export class ReplyWriter {
   /** Queues one encoded message (a header prefix and a tail). */
   private queue(json: string): void {
     for (const body of this.bundler.addEncoded(json)) this.send(body);
+    if (!this.holding) this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (this.bundler.count > 0 && this.pendingFlush === undefined && !this.finished) {
       this.pendingFlush = setImmediate(() => {
         this.pendingFlush = undefined;

@@ -84,11 +84,13 @@ function exceptionFor(err: unknown, apiName: string, req: IncomingRequest): { co
 }
 
 /**
- * Serves one REQUEST and resolves when its last reply is sent (or the handler fails),
- * with the final status code sent (205 Request Complete, or the exception's code).
- * Never rejects: every failure becomes an exception status for the caller.
+ * Serves one REQUEST, with the final status code sent (205 Request Complete, or the
+ * exception's code) once its last reply is sent (or the handler failed). A handler that
+ * returns a plain value (or nothing) is served without waiting: the code comes back as a
+ * number, not a promise — most requests, and a drone's JIT is cold for most of them. Never
+ * throws or rejects: every failure becomes an exception status for the caller.
  */
-export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promise<number> {
+export function serveRequest(env: RequestEnv, req: IncomingRequest): number | Promise<number> {
   const { msg } = req;
   const apiName = msg.payload.method;
   const params = msg.payload.params;
@@ -124,46 +126,96 @@ export async function serveRequest(env: RequestEnv, req: IncomingRequest): Promi
     writer.exception(StatusCode.NOTFOUND, text);
     return StatusCode.NOTFOUND;
   }
+  return new RequestRun(env, req, method, writer, log).start();
+}
 
-  const collected: unknown[] = [];
-  const ctx = buildContext(env, req, method, log, (value) => {
+/** One request from its handler's call to its final reply. */
+class RequestRun {
+  private readonly collected: unknown[] = [];
+  private readonly ctx: MethodContext;
+
+  constructor(
+    private readonly env: RequestEnv,
+    private readonly req: IncomingRequest,
+    private readonly method: RegisteredMethod,
+    private readonly writer: ReplyWriter,
+    private readonly log: Logger,
+  ) {
+    this.ctx = buildContext(env, req, method, log, (value) => this.respond(value));
+  }
+
+  /** Calls the handler; what it returns decides whether anything is waited for. */
+  start(): number | Promise<number> {
+    const { writer } = this;
+    // Results of the synchronous part share a body with what follows them (the 205 at
+    // once when nothing is waited for): no flush is scheduled for them until then.
+    writer.hold();
+    let ret: unknown;
+    try {
+      ret = this.method.definition.handler(this.ctx, ...this.req.msg.payload.params);
+      if (isThenable(ret) || isStream(ret)) {
+        writer.release();
+        return this.wait(ret);
+      }
+      if (ret !== undefined) this.ctx.respond(ret);
+      return this.finish();
+    } catch (err) {
+      return this.fail(err);
+    }
+  }
+
+  private async wait(ret: unknown): Promise<number> {
+    try {
+      if (isThenable(ret)) ret = await ret;
+      if (isStream(ret)) {
+        for await (const item of ret) this.ctx.respond(item);
+      } else if (ret !== undefined) {
+        this.ctx.respond(ret);
+      }
+      return this.finish();
+    } catch (err) {
+      return this.fail(err);
+    }
+  }
+
+  private respond(value: unknown): void {
+    const { writer } = this;
     if (writer.done) {
-      log.warn(`${env.service} ${apiName}: result sent after the request ended was dropped`);
+      this.log.warn(
+        `${this.env.service} ${this.req.msg.payload.method}: result sent after the request ended was dropped`,
+      );
       return;
     }
     const v = value === undefined ? null : value;
     const problem = findJsonProblem(v);
-    if (problem !== null) throw new ResultNotSerializableError(apiName, problem);
-    if (method.atomic) collected.push(v);
+    if (problem !== null) throw new ResultNotSerializableError(this.req.msg.payload.method, problem);
+    if (this.method.atomic) this.collected.push(v);
     else writer.result(v as JsonValue);
-  });
+  }
 
-  try {
-    let ret = method.definition.handler(ctx, ...params);
-    if (isThenable(ret)) ret = await ret;
-    if (isStream(ret)) {
-      for await (const item of ret) ctx.respond(item);
-    } else if (ret !== undefined) {
-      ctx.respond(ret);
-    }
-    if (method.atomic) writer.result(collected as JsonValue[]);
+  /** The handler is done: the atomic array, then 205 (throws on a failed send, for fail()). */
+  private finish(): number {
+    const { writer } = this;
+    if (this.method.atomic) writer.result(this.collected as JsonValue[]);
     if (writer.sendError !== undefined) {
       throw new MethodException(
         StatusCode.INTERNALSERVERERROR,
-        `Unable to send the results of [${apiName}]: ${writer.sendError.message}`,
+        `Unable to send the results of [${this.req.msg.payload.method}]: ${writer.sendError.message}`,
       );
     }
     writer.complete();
     return StatusCode.COMPLETE;
-  } catch (err) {
-    const { code, text } = exceptionFor(err, apiName, req);
+  }
+
+  private fail(err: unknown): number {
+    const { code, text } = exceptionFor(err, this.req.msg.payload.method, this.req);
     if (err instanceof MethodException) {
-      log.warn(`Returning method exception with message: ${text}`);
+      this.log.warn(`Returning method exception with message: ${text}`);
     } else {
       const detail = err instanceof Error && err.stack ? err.stack : messageOf(err);
-      log.error(`${env.service} ${apiName} failed: ${detail}`);
+      this.log.error(`${this.env.service} ${this.req.msg.payload.method} failed: ${detail}`);
     }
-    writer.exception(code, text);
+    this.writer.exception(code, text);
     return code;
   }
 }

@@ -296,6 +296,14 @@ export interface ServiceHost {
    * Stanzas of one thread are handled in arrival order, one at a time.
    */
   handle(stanza: BusMessage): Promise<HandleOutcome>;
+  /**
+   * {@link handle} without a promise when none is needed: the outcome itself when every
+   * message of the stanza was dealt with before this returns (handlers that return a plain
+   * value), else a promise of it. For callers that serve one stanza after another and
+   * would otherwise wait a turn of the event loop per stanza (a drone). Never throws or
+   * rejects.
+   */
+  serve(stanza: BusMessage): HandleOutcome | Promise<HandleOutcome>;
   /** Registers a callback run whenever a stateful session ends, with the reason. */
   onSessionEnd(cb: (thread: string, reason: SessionEndReason) => void): void;
   /** Number of open stateful sessions. */

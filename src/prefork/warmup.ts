@@ -113,11 +113,11 @@ export async function warmRequestPath(o: WarmupOptions): Promise<WarmupReport | 
       const params = ["warm-up", i];
       if (i % 10 === 0) {
         // A session as a drone serves one: CONNECT from the listener, then the caller's own.
-        await host.handle(checked(stanza(encodeBody([connect(1)]))));
-        await host.handle(stanza(encodeBody([request(2, "opensrf.system.echo", params)])));
-        await host.handle(stanza(encodeBody([disconnect(3)])));
+        await host.serve(checked(stanza(encodeBody([connect(1)]))));
+        await host.serve(stanza(encodeBody([request(2, "opensrf.system.echo", params)])));
+        await host.serve(stanza(encodeBody([disconnect(3)])));
       } else {
-        await host.handle(checked(stanza(encodeBody([request(1, "opensrf.system.echo", params)]))));
+        await host.serve(checked(stanza(encodeBody([request(1, "opensrf.system.echo", params)]))));
       }
       report.messages++;
       if (i % batch === 0) await new Promise<void>((r) => setImmediate(r));

@@ -168,6 +168,115 @@ describe("REQUEST", () => {
     ]);
   });
 
+  test("serve() answers a plain-value handler before it returns; a waiting one gets a promise", async () => {
+    const svc = defineService({
+      name: "opensrf.mixed",
+      methods: [
+        { name: "now", handler: () => 1 },
+        {
+          name: "later",
+          handler: async () => {
+            await sleep(5);
+            return 2;
+          },
+        },
+      ],
+    });
+    const r = rig(svc);
+    const now = r.host.serve(stanza(newThread(), [req("now", [])]));
+    expect(now).not.toBeInstanceOf(Promise);
+    expect(now).toMatchObject({ session: "none" });
+    expect(r.transport.sent).toHaveLength(1); // RESULT and 205, already written
+    const later = r.host.serve(stanza(newThread(), [req("later", [])]));
+    expect(later).toBeInstanceOf(Promise);
+    expect(r.transport.sent).toHaveLength(1);
+    expect(await later).toMatchObject({ session: "none" });
+    expect(r.messages().map((m) => (m.type === "RESULT" ? m.payload.content : m.type))).toEqual([
+      1,
+      "STATUS",
+      2,
+      "STATUS",
+    ]);
+  });
+
+  test("a body of requests, one of them waiting: all answered in order, each timed once", async () => {
+    const done: [string, number][] = [];
+    const svc = defineService({
+      name: "opensrf.mixed",
+      methods: [
+        { name: "now", handler: (_ctx, n: number) => n },
+        {
+          name: "later",
+          handler: async (_ctx, n: number) => {
+            await sleep(5);
+            return n;
+          },
+        },
+      ],
+    });
+    const transport = new MemoryTransport(DRONE);
+    const host = createServiceHost({
+      service: "opensrf.mixed",
+      definition: svc,
+      transport,
+      client: new TableClient(() => []),
+      settings: DEFAULTS,
+      logger: new RecordingLogger(),
+      logProtect: [],
+      onRequestDone: (method, status) => void done.push([method, status]),
+    });
+    hosts.push(host);
+    const outcome = host.serve(
+      stanza(newThread(), [req("now", [1], 1), req("later", [2], 2), req("now", [3], 3), req("later", [4], 4)]),
+    );
+    expect(outcome).toBeInstanceOf(Promise);
+    expect(done).toEqual([["now", 205]]); // the first is answered before serve() returns
+    await outcome;
+    const got = transport.sent.flatMap((s) => decodeBody(s.body ?? ""));
+    expect(got.map((m) => [m.type, m.threadTrace])).toEqual([
+      ["RESULT", 1],
+      ["STATUS", 1],
+      ["RESULT", 2],
+      ["STATUS", 2],
+      ["RESULT", 3],
+      ["STATUS", 3],
+      ["RESULT", 4],
+      ["STATUS", 4],
+    ]);
+    expect(done).toEqual([
+      ["now", 205],
+      ["later", 205],
+      ["now", 205],
+      ["later", 205],
+    ]);
+  });
+
+  test("a result responded before the handler's first wait is sent while it waits", async () => {
+    const svc = defineService({
+      name: "opensrf.slow",
+      methods: [
+        {
+          name: "first.then.wait",
+          handler: async (ctx) => {
+            ctx.respond("first");
+            await sleep(80);
+            return "second";
+          },
+        },
+      ],
+    });
+    const r = rig(svc);
+    const done = r.host.handle(stanza(newThread(), [req("first.then.wait", [])]));
+    await sleep(30);
+    expect(r.messages().map((m) => (m.type === "RESULT" ? m.payload.content : m.type))).toEqual(["first"]);
+    await done;
+    expect(r.messages().map((m) => (m.type === "RESULT" ? m.payload.content : m.type))).toEqual([
+      "first",
+      "second",
+      "STATUS",
+    ]);
+  });
+
   test("a method returning undefined sends only the 205", async () => {
     const svc = defineService({ name: "opensrf.void", methods: [{ name: "nothing", handler: () => undefined }] });
     const r = rig(svc);
