@@ -28,7 +28,7 @@ import { parseListenerMessage } from "../src/prefork/ipc.ts";
 import { warmRequestPath } from "../src/prefork/warmup.ts";
 import { encodeBody } from "../src/protocol/codec.ts";
 import { request } from "../src/protocol/messages.ts";
-import { completeStanza, encodeStanza } from "../src/xmpp/stanza.ts";
+import { encodeOutgoing } from "../src/xmpp/stanza.ts";
 import type { OutgoingStanza, Stanza } from "../src/xmpp/types.ts";
 import { opt } from "./args.ts";
 import { ADD_PARAMS, ECHO_PARAMS } from "./relay.ts";
@@ -66,9 +66,9 @@ const transport: BusConnection = {
     domainOf: () => "localhost",
   },
   send(out: OutgoingStanza) {
-    written += encodeStanza(completeStanza(out, JID)).length;
+    written += encodeOutgoing(out, JID).length;
   },
-  wireText: (out: OutgoingStanza) => encodeStanza(completeStanza(out, JID)),
+  wireText: (out: OutgoingStanza) => encodeOutgoing(out, JID),
   onMessage() {},
   onOnline() {},
   async close() {},
@@ -109,7 +109,7 @@ if (warmup > 0) {
     log: { loglevel },
     settings: settingsOf,
     logProtect: [],
-    encode: (m, from) => encodeStanza(completeStanza(m, from)),
+    encode: encodeOutgoing,
     busKind: "xmpp",
     requests: warmup,
   });

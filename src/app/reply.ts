@@ -11,9 +11,15 @@ import { encodeBody, encodeHeaderPrefix, encodeJson, encodeMessageTail } from ".
 import { complete, type HeaderOptions, makeHeader, methodException, result } from "../protocol/messages.ts";
 import type { JsonValue } from "../protocol/types.ts";
 
-// The parts of every reply that depend neither on the request nor on the result, encoded once.
-const RESULT_TEMPLATE = result(0, null);
+// The parts of every reply that depend neither on the request nor on the result, encoded once:
+// the 205's tail, and a RESULT's tail around its content (encodeMessageTail's own text, cut
+// where the content goes).
 const COMPLETE_TAIL = encodeMessageTail(complete(0));
+const CONTENT_MARK = "\u0000";
+const [RESULT_HEAD, RESULT_END] = encodeMessageTail(result(0, null), "body[0]", CONTENT_MARK).split(CONTENT_MARK) as [
+  string,
+  string,
+];
 
 /** Where replies go. */
 export interface ReplyTarget {
@@ -95,7 +101,7 @@ export class ReplyWriter {
     const json = encodeJson(content);
     const partials = splitEncodedResult(this.threadTrace, json, this.header, this.limits.maxChunkSize);
     if (partials === null) {
-      this.queue(this.headerPrefix() + encodeMessageTail(RESULT_TEMPLATE, "body[0]", json));
+      this.queue(this.headerPrefix() + RESULT_HEAD + json + RESULT_END);
       return;
     }
     this.flushNow();
@@ -128,7 +134,8 @@ export class ReplyWriter {
 
   /** Queues one encoded message (a header prefix and a tail). */
   private queue(json: string): void {
-    for (const body of this.bundler.addEncoded(json)) this.send(body);
+    const ready = this.bundler.addEncoded(json);
+    for (let i = 0; i < ready.length; i++) this.send(ready[i] as string);
     if (!this.holding) this.scheduleFlush();
   }
 

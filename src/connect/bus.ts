@@ -50,6 +50,6 @@ export async function connectBus(cfg: ClientConfig, opts: ConnectBusOptions): Pr
  */
 export async function wireEncoder(cfg: ClientConfig): Promise<(message: OutgoingBusMessage, from: string) => string> {
   if (cfg.bus === "redis") return (await import("../redis/envelope.ts")).encodeEnvelope;
-  const { completeStanza, encodeStanza } = await import("../xmpp/stanza.ts");
-  return (m, from) => encodeStanza(completeStanza(m, from));
+  const { encodeOutgoing } = await import("../xmpp/stanza.ts");
+  return encodeOutgoing;
 }

@@ -10,6 +10,9 @@ import { type HeaderOptions, makeHeader } from "./messages.ts";
 import { StatusCode, Texts } from "./status.ts";
 import type { JsonValue, OsrfMessage, ResultMessage } from "./types.ts";
 
+/** What {@link Bundler.addEncoded} returns when nothing is to be sent yet. */
+const NOTHING: readonly string[] = Object.freeze([]);
+
 /** C's default limit for one bundled `<body>` array, in bytes (osrf_app_session.h). */
 export const OSRF_MSG_BUNDLE_SIZE = 25600;
 
@@ -253,9 +256,11 @@ export class PartialAssembler {
  * so characters are bytes.
  */
 export class Bundler {
-  private parts: string[] = [];
-  // Length of "[" + parts joined by ",": the body minus its closing "]".
-  private length = 0;
+  // "[" + the messages joined by ",": the body minus its closing "]"; "" when empty. One
+  // string grown in place, not an array joined at the end: a drone bundles the replies of
+  // every request, mostly before its JIT is warm.
+  private text = "";
+  private n = 0;
 
   /** @param bundleSize Upper bound of a bundled body in bytes (C's `max_bundle_size`). */
   constructor(readonly bundleSize: number = OSRF_MSG_BUNDLE_SIZE) {}
@@ -267,36 +272,38 @@ export class Bundler {
    *   it reach `bundleSize`, and this message alone when it reaches the limit by itself.
    * @throws ProtocolError if the message cannot be encoded.
    */
-  add(msg: OsrfMessage): string[] {
-    return this.addEncoded(encodeMessage(msg, bodyPath(this.parts.length)));
+  add(msg: OsrfMessage): readonly string[] {
+    return this.addEncoded(encodeMessage(msg, bodyPath(this.n)));
   }
 
   /** {@link add} for a message already encoded (`encodeMessage`'s text). */
-  addEncoded(json: string): string[] {
-    const out: string[] = [];
-    if (this.parts.length > 0 && this.length + 1 + json.length + 1 >= this.bundleSize) {
-      out.push(this.flush() as string);
+  addEncoded(json: string): readonly string[] {
+    let out: string[] | undefined;
+    if (this.n > 0 && this.text.length + 1 + json.length + 1 >= this.bundleSize) {
+      out = [this.flush() as string];
     }
     if (json.length + 2 >= this.bundleSize) {
-      out.push(`[${json}]`);
+      const alone = `[${json}]`;
+      if (out === undefined) return [alone];
+      out.push(alone);
       return out;
     }
-    this.parts.push(json);
-    this.length += 1 + json.length;
-    return out;
+    this.text = this.n === 0 ? `[${json}` : `${this.text},${json}`;
+    this.n++;
+    return out ?? NOTHING;
   }
 
   /** Returns the pending messages as one body and empties the bundle; null when empty. */
   flush(): string | null {
-    if (this.parts.length === 0) return null;
-    const body = `[${this.parts.join(",")}]`;
-    this.parts = [];
-    this.length = 0;
+    if (this.n === 0) return null;
+    const body = `${this.text}]`;
+    this.text = "";
+    this.n = 0;
     return body;
   }
 
   /** Number of messages waiting. */
   get count(): number {
-    return this.parts.length;
+    return this.n;
   }
 }

@@ -14,7 +14,7 @@ import { xmppAddresses } from "./addresses.ts";
 import { ConnectError, StanzaTooLargeError } from "./errors.ts";
 import { type ProbeAnswer, REGISTRATION_PROBE_NS } from "./probe.ts";
 import { writeToSocket } from "./socket-write.ts";
-import { completeStanza, decodeStanza, encodeStanza, StanzaReader } from "./stanza.ts";
+import { decodeStanza, encodeOutgoing, StanzaReader } from "./stanza.ts";
 import { StreamParser, useStreamParser } from "./stream-parser.ts";
 import type { OutgoingStanza, Stanza } from "./types.ts";
 
@@ -200,7 +200,7 @@ export class XmppConnection implements BusConnection {
   }
 
   wireText(out: OutgoingStanza): string {
-    return encodeStanza(completeStanza(out, this.fullJid));
+    return encodeOutgoing(out, this.fullJid);
   }
 
   onOnline(handler: (reconnected: boolean) => void): void {
@@ -212,7 +212,7 @@ export class XmppConnection implements BusConnection {
   }
 
   send(out: OutgoingStanza): void {
-    const xml = encodeStanza(completeStanza(out, this.fullJid));
+    const xml = encodeOutgoing(out, this.fullJid);
     // Byte length only matters near the limit; string length is a cheap lower bound.
     if (xml.length * 3 > this.opts.maxStanzaSize || (this.opts.msgSizeWarn && xml.length > this.opts.msgSizeWarn / 3)) {
       const bytes = Buffer.byteLength(xml);

@@ -15,13 +15,22 @@ const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const TEXT_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
 const ATTR_ESCAPES: Record<string, string> = { ...TEXT_ESCAPES, '"': "&quot;" };
 
+// Made once: a regex literal inside a function is a new RegExp object at every call, and a
+// drone writes eight of these checks per reply stanza.
+const TEXT_SPECIAL = /[&<>]/;
+const TEXT_SPECIALS = /[&<>]/g;
+const ATTR_SPECIAL = /[&<>"]/;
+const ATTR_SPECIALS = /[&<>"]/g;
+
 /** Escape element text. Fast path: most bodies only need `&`, `<`, `>` checks. */
 export function escapeText(s: string): string {
-  return /[&<>]/.test(s) ? s.replace(/[&<>]/g, (c) => TEXT_ESCAPES[c]!) : s;
+  return TEXT_SPECIAL.test(s) ? s.replace(TEXT_SPECIALS, (c) => TEXT_ESCAPES[c]!) : s;
 }
 
 function escapeAttr(s: string): string {
-  return /[&<>"]/.test(s) ? s.replace(/[&<>"]/g, (c) => ATTR_ESCAPES[c]!) : s;
+  // Replies leave the four router attributes empty.
+  if (s === "" || !ATTR_SPECIAL.test(s)) return s;
+  return s.replace(ATTR_SPECIALS, (c) => ATTR_ESCAPES[c]!);
 }
 
 /** Fill in the defaults of an outgoing stanza: empty router fields and xid, `from` as given. */
@@ -34,13 +43,22 @@ export function completeStanza(out: OutgoingStanza, from: string): Stanza {
  * `<opensrf>` with all five attributes, then `<thread>`, then `<body>`.
  */
 export function encodeStanza(s: Stanza): string {
+  return encodeOutgoing(s, s.from);
+}
+
+/**
+ * {@link encodeStanza} of `completeStanza(out, from)`, without making the completed
+ * object: what a connection writes for every message it sends.
+ */
+export function encodeOutgoing(out: OutgoingStanza, from: string): string {
+  const thread = out.thread ?? "";
   return (
-    `<message to="${escapeAttr(s.to)}" from="${escapeAttr(s.from)}">` +
-    `<opensrf router_from="${escapeAttr(s.routerFrom)}" router_to="${escapeAttr(s.routerTo)}"` +
-    ` router_class="${escapeAttr(s.routerClass)}" router_command="${escapeAttr(s.routerCommand)}"` +
-    ` osrf_xid="${escapeAttr(s.xid)}"/>` +
-    (s.thread ? `<thread>${escapeText(s.thread)}</thread>` : "") +
-    `<body>${escapeText(s.body)}</body></message>`
+    `<message to="${escapeAttr(out.to)}" from="${escapeAttr(out.from ?? from)}">` +
+    `<opensrf router_from="${escapeAttr(out.routerFrom ?? "")}" router_to="${escapeAttr(out.routerTo ?? "")}"` +
+    ` router_class="${escapeAttr(out.routerClass ?? "")}" router_command="${escapeAttr(out.routerCommand ?? "")}"` +
+    ` osrf_xid="${escapeAttr(out.xid ?? "")}"/>` +
+    (thread ? `<thread>${escapeText(thread)}</thread>` : "") +
+    `<body>${escapeText(out.body ?? "")}</body></message>`
   );
 }
 

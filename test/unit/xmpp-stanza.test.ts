@@ -12,8 +12,8 @@ import { BUS_MESSAGE_FIELDS } from "../../src/bus/message.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { StanzaDecodeError } from "../../src/xmpp/errors.ts";
-import { completeStanza, encodeStanza, parseStanza } from "../../src/xmpp/stanza.ts";
-import type { Stanza } from "../../src/xmpp/types.ts";
+import { completeStanza, encodeOutgoing, encodeStanza, parseStanza } from "../../src/xmpp/stanza.ts";
+import type { OutgoingStanza, Stanza } from "../../src/xmpp/types.ts";
 import { prng } from "../harness/prng.ts";
 
 const FIXTURE = join(import.meta.dir, "../fixtures/wire/opensrf-3.3-wire.txt");
@@ -290,6 +290,27 @@ describe("encodeStanza writes what C writes", () => {
       MATH_LISTENER,
     );
     expect(encodeStanza(out)).toBe(d);
+  });
+
+  test("encodeOutgoing writes what encodeStanza writes of the completed stanza, whatever is left out", () => {
+    const d = line("D", "c1", "C->S").xml;
+    const register = {
+      to: "router@localhost/router",
+      routerClass: "opensrf.math",
+      routerCommand: "register",
+      body: "registering",
+    };
+    expect(encodeOutgoing(register, MATH_LISTENER)).toBe(d);
+    const full = parseStanza(line("H", "c26", "C->S").xml);
+    const fields = ["from", "thread", "body", "routerFrom", "routerTo", "routerClass", "routerCommand", "xid"] as const;
+    // Every subset of the optional fields, with characters to escape.
+    for (let mask = 0; mask < 1 << fields.length; mask++) {
+      const out: OutgoingStanza = { to: full.to };
+      fields.forEach((f, i) => {
+        if (mask & (1 << i)) out[f] = `${full[f]}<&">`;
+      });
+      expect(encodeOutgoing(out, "me@localhost/x&y")).toBe(encodeStanza(completeStanza(out, "me@localhost/x&y")));
+    }
   });
 
   test("escaping round-trips: quotes, <, >, & in attributes and text", () => {
