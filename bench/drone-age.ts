@@ -240,6 +240,7 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
   const ready = new Promise<void>((r) => (onReady = r));
   let onAvailable: (() => void) | undefined;
   let onExit!: () => void;
+  let exitedWith = "";
   const exited = new Promise<void>((r) => (onExit = r));
   const t0 = performance.now();
   const handle: DroneHandle = spawner.spawn({
@@ -248,9 +249,17 @@ async function runDrone(v: Variant, together: () => Promise<void>): Promise<Dron
       if (type === "ready") onReady();
       else if (type === "available") onAvailable?.();
     },
-    exit: () => onExit(),
+    exit: (code, signal) => {
+      exitedWith = signal ?? `code ${code}`;
+      onExit();
+    },
   });
-  await ready;
+  // A drone that dies before ready (e.g. a JSC option this Bun does not know) ends the run.
+  await Promise.race([ready, exited]);
+  if (exitedWith !== "") {
+    say(`drone-age: variant ${v.label}: the drone exited before ready (${exitedWith}); see its stderr above`);
+    process.exit(1);
+  }
   const readyMs = performance.now() - t0;
   const run: DroneRun = { readyMs, startNs: threadNs(handle.pid), buckets: [], bucketMs: [] };
   await Bun.sleep(300);
