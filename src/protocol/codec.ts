@@ -389,6 +389,34 @@ export function encodeMessage(m: OsrfMessage, path = "body[0]"): string {
  * message's {@link encodeMessageTail}.
  */
 export function encodeHeaderPrefix(h: MessageHeader, path = "body[0]"): string {
+  const last = lastPrefix;
+  if (
+    last !== undefined &&
+    h.threadTrace === last.threadTrace &&
+    h.locale === last.locale &&
+    h.tz === last.tz &&
+    h.ingress === last.ingress &&
+    h.apiLevel === last.apiLevel
+  ) {
+    return last.text;
+  }
+  const text = headerPrefixText(h, path);
+  lastPrefix = {
+    threadTrace: h.threadTrace,
+    locale: h.locale,
+    tz: h.tz,
+    ingress: h.ingress,
+    apiLevel: h.apiLevel,
+    text,
+  };
+  return text;
+}
+
+// The last header prefix made: consecutive requests to a drone mostly share every header field
+// (a stateless call is threadTrace 1 in the en-US locale from C and Perl clients alike).
+let lastPrefix: (Record<keyof MessageHeader, unknown> & { text: string }) | undefined;
+
+function headerPrefixText(h: MessageHeader, path: string): string {
   checkInt(h.threadTrace, path, ".__p.threadTrace");
   let s = `{"__c":"osrfMessage","__p":{"threadTrace":"${h.threadTrace}","locale":${encodeString(h.locale ?? "en-US")}`;
   if (h.tz !== undefined) s += `,"tz":${encodeString(h.tz)}`;

@@ -1,5 +1,12 @@
 import { describe, expect, spyOn, test } from "bun:test";
-import { decodeBody, decodeMessage, encodeBody, encodeJson, encodeMessage } from "../../src/protocol/codec.ts";
+import {
+  decodeBody,
+  decodeMessage,
+  encodeBody,
+  encodeHeaderPrefix,
+  encodeJson,
+  encodeMessage,
+} from "../../src/protocol/codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import {
   complete,
@@ -12,7 +19,7 @@ import {
   status,
 } from "../../src/protocol/messages.ts";
 import { StatusCode, Texts } from "../../src/protocol/status.ts";
-import type { JsonValue, OsrfMessage } from "../../src/protocol/types.ts";
+import type { JsonValue, MessageHeader, OsrfMessage } from "../../src/protocol/types.ts";
 import { prng } from "../harness/prng.ts";
 
 /**
@@ -547,5 +554,41 @@ describe("decodeBody reads own fields only", () => {
     } finally {
       for (const k of [...Object.keys(polluted), "type"]) delete proto[k];
     }
+  });
+});
+
+describe("encodeHeaderPrefix", () => {
+  test("repeats and changes of every header field, in a random order: always the header given", () => {
+    const headers: MessageHeader[] = [];
+    for (const threadTrace of [1, 2])
+      for (const locale of [undefined, "en-US", "fr-CA"])
+        for (const tz of [undefined, "America/Toronto"])
+          for (const ingress of [undefined, "srfsh"])
+            for (const apiLevel of [0, 1]) {
+              const h: MessageHeader = { threadTrace, apiLevel };
+              if (locale !== undefined) h.locale = locale;
+              if (tz !== undefined) h.tz = tz;
+              if (ingress !== undefined) h.ingress = ingress;
+              headers.push(h);
+            }
+    const expected = (h: MessageHeader) =>
+      `{"__c":"osrfMessage","__p":{"threadTrace":"${h.threadTrace}","locale":"${h.locale ?? "en-US"}"` +
+      (h.tz !== undefined ? `,"tz":"${h.tz}"` : "") +
+      (h.ingress !== undefined ? `,"ingress":"${h.ingress}"` : "") +
+      (h.apiLevel > 0 ? `,"api_level":${h.apiLevel}` : "") +
+      `,"type":`;
+    const { next: rand } = prng(13);
+    for (let i = 0; i < 2000; i++) {
+      // Runs of the same header as well as changes: half the time the previous one again.
+      const h = headers[Math.floor(rand() * headers.length)] as MessageHeader;
+      expect(encodeHeaderPrefix(h)).toBe(expected(h));
+      expect(encodeHeaderPrefix({ ...h })).toBe(expected(h));
+    }
+  });
+
+  test("a bad threadTrace is refused even right after a good header", () => {
+    expect(encodeHeaderPrefix({ threadTrace: 1, apiLevel: 1 })).toContain('"threadTrace":"1"');
+    expect(() => encodeHeaderPrefix({ threadTrace: 1.5, apiLevel: 1 })).toThrow(ProtocolError);
+    expect(() => encodeHeaderPrefix({ threadTrace: Number.NaN, apiLevel: 1 })).toThrow(ProtocolError);
   });
 });
