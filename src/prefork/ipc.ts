@@ -246,6 +246,17 @@ export function requestMessage(stanza: BusMessage): ListenerToDrone {
   return { type: "request", stanza: plain, xmlBody };
 }
 
+/**
+ * Whether a drone's IPC message counting `unit` of the listener's messages (`busy`,
+ * `waiting`, `available`) is about one it finished before it was handed the next, i.e.
+ * `unit` below the messages `handed` to it so far. Only a drone on the free-drone board (board.ts) can send one: the
+ * pool learns from the board that a message is finished, and hands out another, before
+ * that drone's IPC arrives. The pool and its metrics both ignore such a message.
+ */
+export function isStaleReport(unit: unknown, handed: number): boolean {
+  return typeof unit === "number" && unit < handed;
+}
+
 /** Whether a message's body is empty, without decoding one kept as XML text. */
 export function hasEmptyBody(s: BusMessage): boolean {
   return (s.xmlBody ?? s.body) === "";

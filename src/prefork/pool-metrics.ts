@@ -21,7 +21,7 @@ import {
   SPAWN_CAUSES,
   type SpawnCause,
 } from "../metrics/types.ts";
-import type { RequestDone } from "./ipc.ts";
+import { isStaleReport, type RequestDone } from "./ipc.ts";
 import type { DroneEvents, DroneHandle, DroneSpawner, PoolFailure } from "./types.ts";
 
 /**
@@ -264,9 +264,10 @@ export class PoolMetrics implements PoolReadings {
     }
   }
 
+  /** {@link isStaleReport}, for a drone on the board. */
   private staleUnit(d: DroneRecord, unit: unknown): boolean {
     const b = this.boards.get(d);
-    return b !== undefined && typeof unit === "number" && unit < b.handed;
+    return b !== undefined && isStaleReport(unit, b.handed);
   }
 
   private onExit(d: DroneRecord, signal: string | null): void {

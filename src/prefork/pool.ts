@@ -45,7 +45,14 @@ import { type Clock, realClock } from "../clock/clock.ts";
 import type { Logger } from "../log/types.ts";
 import type { RetireCause, SpawnCause } from "../metrics/types.ts";
 import { crashBackoffSeconds } from "./backoff.ts";
-import { type CallerRef, type DroneToListener, IpcMessageError, parseDroneMessage, requestMessage } from "./ipc.ts";
+import {
+  type CallerRef,
+  type DroneToListener,
+  IpcMessageError,
+  isStaleReport,
+  parseDroneMessage,
+  requestMessage,
+} from "./ipc.ts";
 import { requestedMethod } from "./replies.ts";
 import { IdleWindow, SpareRamp, SURPLUS_RETIRES_PER_TICK } from "./spare-bounds.ts";
 import type { DroneHandle, DroneSpawner, ErrorTarget, PoolFailure, PoolHooks, PoolLimits, PoolStats } from "./types.ts";
@@ -529,13 +536,9 @@ export class Pool {
     return n !== undefined && n >= d.handed;
   }
 
-  /**
-   * A message from the drone counting `unit` messages is about one it finished before it
-   * was handed the next (`unit` below `handed`): possible only with a board, where the pool
-   * may learn of a finished message, and hand out another, before that drone's IPC arrives.
-   */
+  /** {@link isStaleReport}, for a drone on the board. */
   private stale(d: Drone, unit: number | undefined): boolean {
-    return unit !== undefined && unit < d.handed && d.handle.finished?.() !== undefined;
+    return d.handle.finished?.() !== undefined && isStaleReport(unit, d.handed);
   }
 
   /** Releases the active drones the board shows done with their work; how many. */

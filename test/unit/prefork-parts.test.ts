@@ -5,7 +5,7 @@ import { emptyBusMessage } from "../../src/bus/message.ts";
 import { readCoreConfig } from "../../src/config/core.ts";
 import { readPreforkSettings } from "../../src/config/prefork-settings.ts";
 import { crashBackoffSeconds } from "../../src/prefork/backoff.ts";
-import { IpcMessageError, parseDroneMessage, parseListenerMessage } from "../../src/prefork/ipc.ts";
+import { IpcMessageError, isStaleReport, parseDroneMessage, parseListenerMessage } from "../../src/prefork/ipc.ts";
 import { jitteredMaxRequests } from "../../src/prefork/max-requests.ts";
 import { memoryOverLimit, privateBytes } from "../../src/prefork/memory.ts";
 import { bareJid, routersFor } from "../../src/prefork/registration.ts";
@@ -21,6 +21,15 @@ import type { Stanza } from "../../src/xmpp/types.ts";
 const log = new RecordingLogger();
 
 describe("IPC message checks", () => {
+  test("a report counting fewer messages than were handed to the drone is stale; a count that is not a number is not", () => {
+    expect(isStaleReport(2, 3)).toBe(true);
+    expect(isStaleReport(0, 1)).toBe(true);
+    expect(isStaleReport(3, 3)).toBe(false);
+    expect(isStaleReport(4, 3)).toBe(false);
+    expect(isStaleReport(undefined, 3)).toBe(false);
+    expect(isStaleReport("2", 3)).toBe(false);
+  });
+
   test("accepts every drone message shape", () => {
     const msgs = [
       { type: "ready", address: "a@b/c" },
