@@ -65,7 +65,7 @@ class Host implements ServiceHost {
   private readonly env: RequestEnv;
   private readonly lanes = new Lanes();
   private readonly sessions: SessionTable;
-  private readonly clock: Pick<Clock, "setTimeout" | "clearTimeout">;
+  private readonly clock: Clock;
   private closed = false;
 
   constructor(private readonly opts: ServiceHostOptions) {

@@ -19,6 +19,10 @@ export interface SessionRecord {
   /** The author-visible per-session storage. */
   readonly state: Record<string, unknown>;
   timer: unknown;
+  /** Clock time its idle time began. */
+  idleSince: number;
+  /** One of its stanzas is being handled: it is not idle. */
+  paused: boolean;
 }
 
 /** Open sessions by thread. */
@@ -36,7 +40,7 @@ export class SessionTable {
     private readonly keepaliveMs: number,
     private readonly onIdle: (s: SessionRecord) => void,
     private readonly onListenerError: (err: unknown) => void,
-    private readonly clock: Pick<Clock, "setTimeout" | "clearTimeout">,
+    private readonly clock: Clock,
   ) {}
 
   get(thread: string): SessionRecord | undefined {
@@ -51,7 +55,7 @@ export class SessionTable {
   open(thread: string, replyTo: string, xid: string, locale: string): SessionRecord {
     let s = this.sessions.get(thread);
     if (s === undefined) {
-      s = { thread, replyTo, xid, locale, state: {}, timer: undefined };
+      s = { thread, replyTo, xid, locale, state: {}, timer: undefined, idleSince: 0, paused: false };
       this.sessions.set(thread, s);
     } else {
       s.replyTo = replyTo;
@@ -61,24 +65,34 @@ export class SessionTable {
     return s;
   }
 
-  /** Stops the idle timer of `thread`'s session while one of its stanzas is handled. */
+  /**
+   * `thread`'s session is busy with one of its stanzas: its idle time stops. The timer is
+   * left running, to find the session busy (or idle for less than the keepalive) when it
+   * fires, instead of being cancelled and set again for every request of the session.
+   */
   pause(thread: string): void {
     const s = this.sessions.get(thread);
-    if (s?.timer !== undefined) {
-      this.clock.clearTimeout(s.timer);
-      s.timer = undefined;
-    }
+    if (s !== undefined) s.paused = true;
   }
 
-  /** (Re)starts the idle timer of `thread`'s session, if it is open. */
+  /** `thread`'s session, if open, is idle from now on; after the keepalive, `onIdle`. */
   arm(thread: string): void {
     const s = this.sessions.get(thread);
     if (s === undefined) return;
-    if (s.timer !== undefined) this.clock.clearTimeout(s.timer);
+    s.paused = false;
+    s.idleSince = this.clock.now();
+    if (s.timer === undefined) this.wake(s, this.keepaliveMs);
+  }
+
+  /** Checks `s` after `ms`, and again while it has not been idle for the keepalive. */
+  private wake(s: SessionRecord, ms: number): void {
     s.timer = this.clock.setTimeout(() => {
       s.timer = undefined;
-      if (this.sessions.get(thread) === s) this.onIdle(s);
-    }, this.keepaliveMs);
+      if (this.sessions.get(s.thread) !== s || s.paused) return; // arm() sets the next one
+      const idle = this.clock.now() - s.idleSince;
+      if (idle >= this.keepaliveMs) this.onIdle(s);
+      else this.wake(s, this.keepaliveMs - idle);
+    }, ms);
   }
 
   /**

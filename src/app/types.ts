@@ -257,8 +257,11 @@ export interface ServiceHostOptions {
    * the caller: a count kept here is current for anyone who has the answer.
    */
   onFinalReply?: () => void;
-  /** Timers of the keepalive (stateful session idle) timeout and of the close grace; default the real ones. */
-  clock?: Pick<Clock, "setTimeout" | "clearTimeout">;
+  /**
+   * Time and timers of the keepalive (stateful session idle) timeout and of the close grace;
+   * default the real ones.
+   */
+  clock?: Clock;
 }
 
 /** Why a stateful session ended. */

@@ -686,6 +686,24 @@ describe("stateful sessions", () => {
     expect(r.messages().at(-1)).toMatchObject({ type: "STATUS", payload: { statusCode: 400 } });
   });
 
+  test("keepalive counts from the session's last stanza: the timer finds it idle too briefly, and waits the rest", async () => {
+    const clock = new ManualClock();
+    const r = rig(cart, { settings: { keepalive: 0.2 }, clock });
+    const timedOut = () => r.messages().some((m) => m.type === "STATUS" && m.payload.statusCode === 408);
+    const thread = newThread();
+    await r.host.handle(stanza(thread, [connect(0)]));
+    clock.advance(150);
+    await r.host.handle(stanza(thread, [req("list", [], 1)], { direct: true }));
+    clock.advance(150); // 300: the first timer has fired and found the session idle for 150 ms only
+    expect(timedOut()).toBe(false);
+    clock.advance(49); // 349
+    expect(timedOut()).toBe(false);
+    clock.advance(1); // 350: 200 ms after the last stanza
+    expect(timedOut()).toBe(true);
+    expect(r.host.activeSessions()).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
   test("keepalive counts idle time only: a long request does not time the session out", async () => {
     const clock = new ManualClock();
     let started!: () => void;
