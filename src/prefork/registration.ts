@@ -60,6 +60,14 @@ export const DEFAULT_PROBE_INTERVAL = 1;
  */
 export const SILENT_ROUTER_WAIT = 1.5;
 /**
+ * Share of the probe interval a probe waits for its answer: less than all of it, so that a
+ * silent router's unanswered probe is over before the next one is due. Otherwise that one is
+ * skipped (one probe in flight per router), a listener probes every other interval, and it can
+ * miss the gap a restarted silent router leaves before another listener's registration closes
+ * it (seen with the C router: one listener of two stayed unregistered).
+ */
+export const PROBE_ANSWER_SHARE = 0.75;
+/**
  * Probes answered with an error in a row, each after a registration that went through, before
  * a router is no longer probed: its class JID answers errors itself (a router of an older
  * version, say), and re-registering every interval would change nothing.
@@ -320,8 +328,8 @@ export class Registration {
     const st = this.state.get(r)!;
     if (st.probing || st.probeless || st.delayed !== undefined || this.outages.has(r)) return;
     st.probing = true;
-    // Answered within the interval or not at all: at most one probe per router in flight.
-    this.transport.probe!(this.classAddress(r), this.service, this.probeMs).then(
+    // Answered within most of the interval or not at all: at most one probe per router in flight.
+    this.transport.probe!(this.classAddress(r), this.service, Math.floor(this.probeMs * PROBE_ANSWER_SHARE)).then(
       (answer) => {
         st.probing = false;
         this.onProbeAnswer(r, st, answer);

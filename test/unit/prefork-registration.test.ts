@@ -205,8 +205,8 @@ describe("Registration probes", () => {
     expect(transport.probes).toHaveLength(0);
     clock.advance(1);
     expect(transport.probes.map((p) => [p.to, p.service, p.timeoutMs])).toEqual([
-      ["router@a.localhost/svc", "svc", 1500],
-      ["router@b.localhost/svc", "svc", 1500],
+      ["router@a.localhost/svc", "svc", 1125],
+      ["router@b.localhost/svc", "svc", 1125],
     ]);
     await answerA({ kind: "registered" });
     // Router b has not answered yet: no second probe to it while the first is on its way.
@@ -215,6 +215,34 @@ describe("Registration probes", () => {
     expect(transport.probes.filter((p) => p.to === "router@a.localhost/svc")).toHaveLength(2);
     expect(registers()).toBe(2);
     expect(reg.states().map((s) => s.registered)).toEqual([true, true]);
+  });
+
+  test("a silent router is probed every interval: an unanswered probe times out before the next is due", async () => {
+    const clock = new ManualClock();
+    // As the XMPP connection does: the probe's own timer starts after a turn of the promise
+    // queue, i.e. after the registration has set its next tick.
+    class SilentTransport extends ProbingTransport {
+      override probe(to: string, service: string, timeoutMs: number): Promise<ProbeAnswer> {
+        this.probes.push({ to, service, timeoutMs, answer: () => {} });
+        return Promise.resolve().then(
+          () => new Promise((answer) => clock.setTimeout(() => answer({ kind: "no-answer" }), timeoutMs)),
+        );
+      }
+    }
+    const transport = new SilentTransport();
+    const reg = new Registration(transport, "svc", ROUTERS, new RecordingLogger(), {
+      intervalSeconds: 30,
+      probeSeconds: 1,
+      clock,
+    });
+    reg.register();
+    await settle();
+    // In quarter intervals, the promise callbacks running between them as they would.
+    for (let i = 0; i < 40; i++) {
+      clock.advance(250);
+      await settle();
+    }
+    expect(transport.probes.filter((p) => p.to === "router@a.localhost/svc")).toHaveLength(10);
   });
 
   test("a router that answers 'not one of my nodes' gets our registration at once", async () => {
