@@ -278,6 +278,8 @@ function safeReaddir(dir: string): string[] {
 
 /** A running {@link startKiller}: `stop()` ends it and resolves with the pids it killed. */
 export interface Killer {
+  /** Drones killed so far. */
+  killed(): number;
   stop(): Promise<number[]>;
 }
 
@@ -306,6 +308,7 @@ export function startKiller(o: { pids: () => number[]; max: number; everyMs?: nu
     }
   })();
   return {
+    killed: () => kills.length,
     async stop() {
       running = false;
       await loop;

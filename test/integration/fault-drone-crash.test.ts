@@ -54,26 +54,33 @@ function crashSuite(bus: "xmpp" | "redis"): void {
       // Bounded: at most 40 kills, one every 150 ms, only while the load runs.
       const killer = startKiller({ pids: () => stack.dronePids(SERVICE), max: 40 });
 
+      // At least 2,000 requests, and on until 10 drones were killed under them: how many kills
+      // fit into 2,000 requests depends on the machine's speed, which no test may assume.
+      let started = 0;
       const r = await runLoad({
-        total: 2000,
+        total: 20_000,
         concurrency: 16,
         deadlineMs: 60_000,
-        run: (i) => stack.client.request(SERVICE, "work", [i, i % 7]).first(),
+        stop: () => started >= 2000 && killer.killed() >= 10,
+        run: (i) => {
+          started++;
+          return stack.client.request(SERVICE, "work", [i, i % 7]).first();
+        },
         check: (i, v) => Array.isArray(v) && v[0] === i,
       });
       const kills = await killer.stop();
       console.log(`fault-drone-crash: ${describeLoad(r)}; ${kills.length} drones killed`);
-      if (r.lost || r.wrong || r.unsent) console.log(JSON.stringify(r.samples, null, 1));
+      if (r.lost || r.wrong) console.log(JSON.stringify(r.samples, null, 1));
 
       expect(kills.length).toBeGreaterThanOrEqual(10);
-      expect(r.sent).toBe(2000);
+      expect(r.sent).toBeGreaterThanOrEqual(2000);
       expect(r.lost).toBe(0);
       expect(r.wrong).toBe(0);
-      expect(r.answered).toBe(2000);
+      expect(r.answered).toBe(r.sent);
       // Errors are the drones' deaths, each reported as such (500), and nothing else.
       expect(Object.keys(r.errors).filter((k) => k !== "status 500")).toEqual([]);
       expect(errorCount(r)).toBeLessThanOrEqual(kills.length);
-      expect(r.ok).toBeGreaterThanOrEqual(2000 - kills.length);
+      expect(r.ok).toBeGreaterThanOrEqual(r.sent - kills.length);
 
       // The pool returns to its bounds and serves normally.
       expect(isAlive(listener)).toBe(true);

@@ -77,23 +77,30 @@ describe.skipIf(!HAVE_PEER)("drones killed under load on Redis, behind the real 
     const listener = stack.listenerPid(SERVICE);
     // Bounded: at most 25 kills, one every 150 ms, only while the load runs.
     const killer = startKiller({ pids: drones, max: 25 });
+    // At least 1,000 requests, and on until 5 drones were killed under them (how many kills fit
+    // into 1,000 requests depends on the machine's speed).
+    let started = 0;
     const r = await runLoad({
-      total: 1000,
+      total: 10_000,
       concurrency: 8,
       deadlineMs: 90_000,
+      stop: () => started >= 1000 && killer.killed() >= 5,
       // Each request keeps its drone busy a few ms, so kills land on work in progress.
-      run: (i) => client.request(SERVICE, "work", [i, 5 + (i % 7)]).first(),
+      run: (i) => {
+        started++;
+        return client.request(SERVICE, "work", [i, 5 + (i % 7)]).first();
+      },
       check: (i, v) => Array.isArray(v) && v[0] === i,
     });
     const kills = await killer.stop();
     console.log(`drone-crash-vs-main-redis: ${describeLoad(r)}; ${kills.length} drones killed`);
-    if (r.lost || r.wrong || r.unsent) console.log(JSON.stringify(r.samples, null, 1));
+    if (r.lost || r.wrong) console.log(JSON.stringify(r.samples, null, 1));
 
     expect(kills.length).toBeGreaterThanOrEqual(5);
-    expect(r.sent).toBe(1000);
+    expect(r.sent).toBeGreaterThanOrEqual(1000);
     expect(r.lost).toBe(0);
     expect(r.wrong).toBe(0);
-    expect(r.answered).toBe(1000);
+    expect(r.answered).toBe(r.sent);
     // Errors are the drones' deaths, each reported as such (500), and nothing else.
     expect(Object.keys(r.errors).filter((k) => k !== "status 500")).toEqual([]);
     expect(errorCount(r)).toBeLessThanOrEqual(kills.length);
