@@ -133,6 +133,7 @@ export function serveRequest(env: RequestEnv, req: IncomingRequest): number | Pr
 class RequestRun {
   private readonly collected: unknown[] = [];
   private readonly ctx: MethodContext;
+  private readonly apiName: string;
 
   constructor(
     private readonly env: RequestEnv,
@@ -141,6 +142,7 @@ class RequestRun {
     private readonly writer: ReplyWriter,
     private readonly log: Logger,
   ) {
+    this.apiName = req.msg.payload.method;
     this.ctx = buildContext(env, req, method, log, (value) => this.respond(value));
   }
 
@@ -181,14 +183,12 @@ class RequestRun {
   private respond(value: unknown): void {
     const { writer } = this;
     if (writer.done) {
-      this.log.warn(
-        `${this.env.service} ${this.req.msg.payload.method}: result sent after the request ended was dropped`,
-      );
+      this.log.warn(`${this.env.service} ${this.apiName}: result sent after the request ended was dropped`);
       return;
     }
     const v = value === undefined ? null : value;
     const problem = findJsonProblem(v);
-    if (problem !== null) throw new ResultNotSerializableError(this.req.msg.payload.method, problem);
+    if (problem !== null) throw new ResultNotSerializableError(this.apiName, problem);
     if (this.method.atomic) this.collected.push(v);
     else writer.result(v as JsonValue);
   }
@@ -200,7 +200,7 @@ class RequestRun {
     if (writer.sendError !== undefined) {
       throw new MethodException(
         StatusCode.INTERNALSERVERERROR,
-        `Unable to send the results of [${this.req.msg.payload.method}]: ${writer.sendError.message}`,
+        `Unable to send the results of [${this.apiName}]: ${writer.sendError.message}`,
       );
     }
     writer.complete();
@@ -208,12 +208,12 @@ class RequestRun {
   }
 
   private fail(err: unknown): number {
-    const { code, text } = exceptionFor(err, this.req.msg.payload.method, this.req);
+    const { code, text } = exceptionFor(err, this.apiName, this.req);
     if (err instanceof MethodException) {
       this.log.warn(`Returning method exception with message: ${text}`);
     } else {
       const detail = err instanceof Error && err.stack ? err.stack : messageOf(err);
-      this.log.error(`${this.env.service} ${this.req.msg.payload.method} failed: ${detail}`);
+      this.log.error(`${this.env.service} ${this.apiName} failed: ${detail}`);
     }
     this.writer.exception(code, text);
     return code;

@@ -9,6 +9,7 @@ import {
   MethodException,
   type ServiceDefinition,
   type ServiceHost,
+  type ServiceHostOptions,
   type SessionEndReason,
 } from "../../src/app/index.ts";
 import { PartialAssembler } from "../../src/protocol/chunking.ts";
@@ -72,7 +73,12 @@ afterEach(async () => {
 
 function rig(
   definition: ServiceDefinition,
-  opts: { service?: string; settings?: Partial<HostSettings>; logProtect?: string[]; clock?: ManualClock } = {},
+  opts: {
+    service?: string;
+    settings?: Partial<HostSettings>;
+    logProtect?: string[];
+    clock?: ManualClock;
+  } & Pick<ServiceHostOptions, "onRequestDone" | "onFinalReply"> = {},
 ): Rig {
   const transport = new MemoryTransport(DRONE);
   const logger = new RecordingLogger();
@@ -86,6 +92,8 @@ function rig(
     logger,
     logProtect: opts.logProtect ?? [],
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.onRequestDone ? { onRequestDone: opts.onRequestDone } : {}),
+    ...(opts.onFinalReply ? { onFinalReply: opts.onFinalReply } : {}),
   });
   hosts.push(host);
   const ended: [string, SessionEndReason][] = [];
@@ -214,18 +222,7 @@ describe("REQUEST", () => {
         },
       ],
     });
-    const transport = new MemoryTransport(DRONE);
-    const host = createServiceHost({
-      service: "opensrf.mixed",
-      definition: svc,
-      transport,
-      client: new TableClient(() => []),
-      settings: DEFAULTS,
-      logger: new RecordingLogger(),
-      logProtect: [],
-      onRequestDone: (method, status) => void done.push([method, status]),
-    });
-    hosts.push(host);
+    const { host, transport } = rig(svc, { onRequestDone: (method, status) => void done.push([method, status]) });
     const outcome = host.serve(
       stanza(newThread(), [req("now", [1], 1), req("later", [2], 2), req("now", [3], 3), req("later", [4], 4)]),
     );
@@ -964,18 +961,7 @@ describe("createServiceHost", () => {
 describe("onFinalReply", () => {
   test("runs once per REQUEST, before its final STATUS reaches the transport, for results and exceptions alike", async () => {
     const sentAtCall: number[] = [];
-    const transport = new MemoryTransport(DRONE);
-    const host = createServiceHost({
-      service: "opensrf.math",
-      definition: math,
-      transport,
-      client: new TableClient(() => []),
-      settings: DEFAULTS,
-      logger: new RecordingLogger(),
-      logProtect: [],
-      onFinalReply: () => void sentAtCall.push(transport.sent.length),
-    });
-    hosts.push(host);
+    const { host, transport } = rig(math, { onFinalReply: () => void sentAtCall.push(transport.sent.length) });
     await host.handle(stanza(newThread(), [req("add", [2, 2])]));
     await host.handle(stanza(newThread(), [req("no.such.method", [])]));
     // Each time, nothing of that request had been sent yet (its RESULT and STATUS share one body).
