@@ -400,13 +400,7 @@ export class XmlTokenizer {
             this.parts.push(data.slice(pos));
             return;
           }
-          const raw = this.take(data, pos, q);
-          if (raw.includes("<")) throw new XmlSyntaxError(`<${this.tagName}>: '<' in the value of ${this.attrName}`);
-          if (Object.hasOwn(this.attrs, this.attrName)) {
-            throw new XmlSyntaxError(`<${this.tagName}>: attribute ${this.attrName} given twice`);
-          }
-          this.attrs[this.attrName] = unescapeXml(raw);
-          this.spaced = false;
+          this.setAttribute(this.attrName, this.take(data, pos, q));
           this.state = IN_TAG;
           pos = q + 1;
           break;
@@ -489,10 +483,11 @@ export class XmlTokenizer {
 
   /**
    * An attribute starting at `pos`: one written `name='value'` (or with double quotes)
-   * entirely in this chunk is read here at once, with the checks of the states it would
-   * pass through; any other (spaces around `=`, cut between chunks, malformed) is left to
-   * those states. Five turns of the state loop per attribute were most of what a process
-   * still on the interpreter paid to read a stanza (a new drone, its session's requests).
+   * entirely in this chunk is read here at once, with the same checks as in the states it
+   * would pass through ({@link setAttribute}); any other (spaces around `=`, cut between
+   * chunks) is left to those states. Five turns of the state loop per attribute were most of
+   * what a process still on the interpreter paid to read a stanza (a new drone, its
+   * session's requests).
    * @returns where reading goes on.
    */
   private attribute(data: string, pos: number): number {
@@ -502,17 +497,20 @@ export class XmlTokenizer {
     if (data.charCodeAt(eq) === EQ && (quote === DQUOTE || quote === SQUOTE)) {
       const close = data.indexOf(quote === DQUOTE ? '"' : "'", open + 1);
       if (close !== -1) {
-        const name = data.slice(pos, eq);
-        const raw = data.slice(open + 1, close);
-        if (!raw.includes("<") && !Object.hasOwn(this.attrs, name)) {
-          this.attrs[name] = unescapeXml(raw);
-          this.spaced = false;
-          return close + 1;
-        }
+        this.setAttribute(data.slice(pos, eq), data.slice(open + 1, close));
+        return close + 1;
       }
     }
     this.state = ATTR_NAME;
     return pos;
+  }
+
+  /** Stores an attribute of the tag being read, its value unescaped; refuses `<` in it and a repeated name. */
+  private setAttribute(name: string, raw: string): void {
+    if (raw.includes("<")) throw new XmlSyntaxError(`<${this.tagName}>: '<' in the value of ${name}`);
+    if (Object.hasOwn(this.attrs, name)) throw new XmlSyntaxError(`<${this.tagName}>: attribute ${name} given twice`);
+    this.attrs[name] = unescapeXml(raw);
+    this.spaced = false;
   }
 
   /** The recorded slices plus `data[start, end)`, as one string; clears the record. */
