@@ -36,8 +36,8 @@ export interface LoadOptions {
   progressEvery?: number;
   /** Pause between two sends of one worker, ms (default 0): a gentler, longer run. */
   pauseMs?: number;
-  /** Nothing new is sent once this returns true (e.g. "the fault is over"). */
-  stop?: () => boolean;
+  /** Nothing new is sent once this returns true (e.g. "the fault is over"), given the requests sent so far. */
+  stop?: (sent: number) => boolean;
 }
 
 /** Counts of one load run. */
@@ -117,7 +117,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   async function worker(): Promise<void> {
     // Bounded by `total` (each pass takes one index) and by the deadline.
     while (next < o.total) {
-      if (performance.now() > deadline || o.stop?.()) return;
+      if (performance.now() > deadline || o.stop?.(r.sent)) return;
       const i = next++;
       r.sent++;
       const started = performance.now();
