@@ -58,6 +58,9 @@ import { type Case, cellOrder } from "./vs-c-order.ts";
 
 export type VsCMode = "full" | "quick" | "smoke";
 
+/** Concurrencies whose echo cells get a table of CPU per call by process. */
+const CPU_LEVELS = [8, 32] as const;
+
 export interface VsCOptions {
   mode: VsCMode;
   /** Which bus, and so which OpenSRF (default xmpp: 3.3; redis: main). */
@@ -76,6 +79,14 @@ interface Profile {
   bigMeasureMs: number;
   /** Traffic through both freshly started pools before the first window. */
   poolWarmupMs: number;
+  /**
+   * The cell's own load, run before each side's first window of the cells in `steadyCases`
+   * at c >= 8 (not counted): long enough for a pool at that concurrency to replace its
+   * drones once, so that the windows see drones of every age, as a site's pool has after
+   * minutes of load, and not only the young drones a pool has just grown.
+   */
+  steadyMs: number;
+  steadyCases: readonly Case[];
   maxCalls?: number;
   /** Concurrencies of each case (bigEcho: ours alone; C cannot take a 1 MB request, it is probed at the end). */
   cases: Record<Case, number[]>;
@@ -92,6 +103,8 @@ const PROFILES: Record<VsCMode, Profile> = {
     measureMs: 4000,
     bigMeasureMs: 4000,
     poolWarmupMs: 4000,
+    steadyMs: 8000,
+    steadyCases: ["echo", "add"],
     cases: { echo: [1, 8, 32], add: [1, 8, 32], session: [1, 8, 32], midEcho: [1, 8], bigEcho: [1] },
     relayEachSet: true,
     sequentialSpawns: 10,
@@ -102,6 +115,8 @@ const PROFILES: Record<VsCMode, Profile> = {
     measureMs: 800,
     bigMeasureMs: 800,
     poolWarmupMs: 1500,
+    steadyMs: 4000,
+    steadyCases: ["echo"],
     cases: { echo: [1, 8, 32], add: [8], session: [1, 8], midEcho: [1], bigEcho: [1] },
     relayEachSet: false,
     sequentialSpawns: 5,
@@ -112,6 +127,8 @@ const PROFILES: Record<VsCMode, Profile> = {
     measureMs: 200,
     bigMeasureMs: 200,
     poolWarmupMs: 100,
+    steadyMs: 0,
+    steadyCases: [],
     maxCalls: 20,
     cases: { echo: [1, 8], add: [1], session: [1], midEcho: [1], bigEcho: [1] },
     relayEachSet: false,
@@ -426,7 +443,17 @@ export async function runVsC(opts: VsCOptions): Promise<number> {
               ? ["c", "ours", "ours", "c"]
               : ["ours", "c", "c", "ours"];
         const crowded = c > (set.unix.maxChildren ?? 15);
+        const steady = new Set<Side>(c >= 8 && P.steadyMs > 0 && P.steadyCases.includes(kase) ? ["c", "ours"] : []);
+        // C's listener is restarted for each of its windows where callers outnumber drones
+        // (below): its drones are forks, with nothing to warm, and a warm-up would leave it a
+        // queue that drains at one request a second.
+        if (crowded && bus.cListenerQueues) steady.delete("c");
         for (const side of order) {
+          if (steady.delete(side)) {
+            const t = performance.now();
+            const w = await runLoad({ concurrency: c, warmupMs: 0, measureMs: P.steadyMs }, calls[side][kase]);
+            say(`    ${side.padEnd(5)} steady load ${w.calls} calls in ${ms(performance.now() - t)} ms (not counted)`);
+          }
           // C's listener must not still hold requests of an earlier window (see cellOrder).
           if (side === "c") await drainC(cl, drains);
           cell.windows[side].push(await measure(side, c, windowMs, calls[side][kase]));
@@ -626,7 +653,13 @@ function report(
       `C: ${bus.cName} ${SERVICE.c}; both behind ${bus.serverConditions} and the real ` +
       `C router, settings from the real Perl opensrf.settings; log level ${LOGLEVEL} everywhere; one caller (our Client, ` +
       `one ${bus.label} connection, c closed loops). Windows: ${P.warmupMs} ms warm-up + ${P.measureMs} ms, two per side per cell ` +
-      `(C, ours, ours, C, then the other way round), relay ceiling once per cell${P.relayEachSet ? " and pool set" : ""}.`,
+      `(C, ours, ours, C, then the other way round), relay ceiling once per cell${P.relayEachSet ? " and pool set" : ""}.` +
+      (P.steadyMs > 0
+        ? ` Before each side's first window of ${P.steadyCases.join(" and ")} at c ≥ 8, ${P.steadyMs / 1000} s of the ` +
+          "cell's own load, not counted: the pool replaces its drones once, so windows see drones of every age as " +
+          "a site's pool does, not only the young ones of a pool just grown (C's listener is restarted for each window " +
+          "where callers outnumber drones, so it gets none there)."
+        : ""),
   );
   out.push("");
   out.push(
@@ -701,12 +734,13 @@ function report(
     );
   }
 
-  // CPU per call: echo at c=8, for each pool set.
-  const cpuCells = cells.filter((c) => c.case === "echo" && c.c === 8);
-  if (cpuCells.length) {
+  // CPU per call: echo at c=8 and at c=32 (requests waiting for a drone), for each pool set.
+  for (const level of CPU_LEVELS) {
+    const cpuCells = cells.filter((c) => c.case === "echo" && c.c === level);
+    if (cpuCells.length === 0) continue;
     out.push("");
     out.push(
-      `CPU per echo call at c=8 (µs; utime+stime from /proc over the measured windows of that cell, each side's own windows; ` +
+      `CPU per echo call at c=${level} (µs; utime+stime from /proc over the measured windows of that cell, each side's own windows; ` +
         "drones include those that exited in the window, through the listener's cutime+cstime; the C router's from its " +
         "schedstat, as its tens of ms per window are too few for /proc's 10 ms ticks):",
     );

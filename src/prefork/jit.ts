@@ -18,14 +18,20 @@ import type { DroneJit } from "../config/types.ts";
 export const BOOT_JIT_SCALE_ENV = "OSRF_PREFORK_BOOT_JIT_SCALE";
 
 /**
- * Thresholds of `eager` (JSC's defaults: 500 / 1000 / 100 / 1000). Measured with
- * bench/drone-age.ts; see BENCHMARKS.md "Drones from their first request".
+ * Thresholds of `eager` (JSC's defaults: 500 / 1000 / 100 / 1000), and no FTL, JSC's top
+ * tier. Measured with bench/drone-age.ts; see BENCHMARKS.md "Drones from their first
+ * request" and "No FTL in drones".
  */
 export const EAGER_JIT_ENV: Readonly<Record<string, string>> = {
   BUN_JSC_thresholdForJITAfterWarmUp: "50",
   BUN_JSC_thresholdForOptimizeAfterWarmUp: "200",
   BUN_JSC_thresholdForJITSoon: "10",
   BUN_JSC_thresholdForOptimizeSoon: "50",
+  // A drone reaches FTL after some 2,000 requests, and compiling it there cost 140 ms of
+  // JIT-thread CPU over the next 7,000 with no gain on the JavaScript thread (its request
+  // path is mostly runtime and kernel): pure cost for a drone that lives for sessions of a
+  // dozen messages each or a max_requests above the stock 1000. DFG code stays.
+  BUN_JSC_useFTLJIT: "0",
   // 20 × the lowered thresholds is about JSC's defaults: start-up code tiers as it always did.
   [BOOT_JIT_SCALE_ENV]: "20",
 };
