@@ -13,6 +13,7 @@ import type { Clock } from "../clock/clock.ts";
 import type { RouterTarget } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { hasEmptyBody } from "./ipc.ts";
+import { LargeMessageRelease } from "./large-messages.ts";
 import { Pool } from "./pool.ts";
 import { Registration } from "./registration.ts";
 import { errorReply, failureStatus } from "./replies.ts";
@@ -79,9 +80,12 @@ export class Listener {
   private shutdownTimeout: number;
   private readonly log: Logger;
   private readonly service: string;
+  /** Gives back what large messages leave in this long-lived process (large-messages.ts). */
+  private readonly largeMessages: LargeMessageRelease;
 
   constructor(private readonly opts: ListenerOptions) {
     this.service = opts.service;
+    this.largeMessages = new LargeMessageRelease(opts.clock ? { clock: opts.clock } : {});
     this.log = opts.logger;
     this.shutdownTimeout = opts.shutdownTimeout;
     this.registration = new Registration(opts.transport, opts.service, opts.routers, opts.logger, {
@@ -167,6 +171,7 @@ export class Listener {
     if (finished) this.log.info(`${this.service}: all drones idle; stopping them`);
     await this.pool.stop(5000);
     this.phase = "stopped";
+    this.largeMessages.stop();
     await this.opts.transport.close();
   }
 
@@ -174,6 +179,7 @@ export class Listener {
   async stopNow(): Promise<void> {
     if (this.phase === "stopped") return;
     this.phase = "stopped";
+    this.largeMessages.stop();
     this.log.info(`${this.service}: immediate shutdown: killing drones`);
     this.registration.unregister();
     this.pool.killAll();
@@ -208,6 +214,7 @@ export class Listener {
       );
       return;
     }
+    this.largeMessages.note((s.xmlBody ?? s.body).length);
     this.pool.dispatch(s);
   }
 

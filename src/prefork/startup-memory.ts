@@ -13,8 +13,11 @@
  * @param afterMs delay: a listener waits for its first drones' `ready`, a drone for none.
  */
 export function releaseStartupMemory(afterMs: number): void {
-  setTimeout(() => {
-    Bun.gc(true);
-    Bun.shrink();
-  }, afterMs).unref();
+  setTimeout(releaseMemoryNow, afterMs).unref();
+}
+
+/** A full collection, then JavaScriptCore's shrink (which drops compiled code as well). */
+export function releaseMemoryNow(): void {
+  Bun.gc(true);
+  Bun.shrink();
 }

@@ -1,10 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import type { RouterTarget } from "../../src/config/types.ts";
+import { LARGE_MESSAGE_CHARS, RELEASE_AFTER_MS } from "../../src/prefork/large-messages.ts";
 import { Listener, type ListenerOptions } from "../../src/prefork/listener.ts";
 import { decodeBody, encodeBody } from "../../src/protocol/codec.ts";
 import { connect, request } from "../../src/protocol/messages.ts";
 import { Texts } from "../../src/protocol/status.ts";
 import { RecordingLogger } from "../../src/testing/doubles.ts";
+import { ManualClock } from "../../src/testing/manual-clock.ts";
 import type { Stanza } from "../../src/xmpp/types.ts";
 import { FakeSpawner, FakeTransport, ONE_DRONE_LIMITS } from "../harness/prefork-fakes.ts";
 
@@ -188,5 +190,20 @@ describe("Listener", () => {
     expect(
       logger.messages().some((m) => m.includes("reload failed, keeping the current drones: opensrf.xml: bad value")),
     ).toBe(true);
+  });
+  test("a large message schedules one memory release after it; an ordinary one none", () => {
+    const body = encodeBody([request(1, "m", [])]);
+    const pendingAfter = (xmlBody: string) => {
+      const clock = new ManualClock();
+      const { transport } = setup({ clock });
+      const before = clock.pending;
+      transport.handler({ ...fromRouter(""), xmlBody });
+      return { clock, added: clock.pending - before };
+    };
+    const small = pendingAfter(body);
+    const large = pendingAfter(body + " ".repeat(LARGE_MESSAGE_CHARS));
+    expect(large.added).toBe(small.added + 1);
+    large.clock.advance(RELEASE_AFTER_MS);
+    expect(large.clock.pending).toBe(small.clock.pending);
   });
 });
