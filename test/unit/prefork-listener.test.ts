@@ -191,6 +191,7 @@ describe("Listener", () => {
       logger.messages().some((m) => m.includes("reload failed, keeping the current drones: opensrf.xml: bad value")),
     ).toBe(true);
   });
+
   test("a large message schedules one memory release after it; an ordinary one none", () => {
     const body = encodeBody([request(1, "m", [])]);
     const pendingAfter = (xmlBody: string) => {
